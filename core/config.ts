@@ -1,0 +1,72 @@
+// Reads configuration from environment variables (passed in, so this stays pure). Defaults run the
+// embedded stack; every variable here is listed in the README.
+import { ConfigError } from './errors';
+
+export interface Config {
+  port: number;
+  dataDir: string;
+  /** PostgreSQL when set; otherwise SQLite at `sqlitePath`. */
+  databaseUrl: string | null;
+  sqlitePath: string;
+  /** An existing Temporal server; when null, `microflows start` runs the embedded dev server. */
+  temporalAddress: string | null;
+  temporalNamespace: string;
+  taskQueue: string;
+  temporalUiPort: number;
+  /** Set the CustomerId/FlowId/FlowVersion search attributes on runs (off for servers without them). */
+  searchAttributes: boolean;
+  writeKey: string;
+  /** nodemailer SMTP URL; when null, email goes to the outbox table. */
+  smtpUrl: string | null;
+  fromAddress: string;
+  flowsDir: string;
+  templatesDir: string;
+  segmentsDir: string;
+  /** Base URL of the HTTP server as customers reach it (links in emails). */
+  publicUrl: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+function intFrom(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0 || value > 65535) {
+    throw new ConfigError(`${name}=${raw} is not a valid port number (0-65535)`);
+  }
+  return value;
+}
+
+function boolFrom(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false;
+  throw new ConfigError(`${name}=${raw}: use true or false`);
+}
+
+export const DEFAULT_WRITE_KEY = 'dev-write-key';
+
+export function readConfig(env: Env, cwd: string): Config {
+  const dataDir = env.MICROFLOWS_DATA_DIR || `${cwd}/.data`;
+  const port = intFrom(env, 'PORT', 3000);
+  return {
+    port,
+    dataDir,
+    databaseUrl: env.DATABASE_URL || null,
+    sqlitePath: env.MICROFLOWS_SQLITE_PATH || `${dataDir}/microflows.sqlite`,
+    temporalAddress: env.TEMPORAL_ADDRESS || null,
+    temporalNamespace: env.TEMPORAL_NAMESPACE || 'default',
+    taskQueue: env.TEMPORAL_TASK_QUEUE || 'microflows',
+    temporalUiPort: intFrom(env, 'TEMPORAL_UI_PORT', 8233),
+    searchAttributes: boolFrom(env, 'MICROFLOWS_SEARCH_ATTRIBUTES', true),
+    writeKey: env.MICROFLOWS_WRITE_KEY || DEFAULT_WRITE_KEY,
+    smtpUrl: env.SMTP_URL || null,
+    fromAddress: env.MICROFLOWS_FROM || 'microflows <no-reply@localhost>',
+    flowsDir: env.MICROFLOWS_FLOWS_DIR || `${cwd}/flows`,
+    templatesDir: env.MICROFLOWS_TEMPLATES_DIR || `${cwd}/templates`,
+    segmentsDir: env.MICROFLOWS_SEGMENTS_DIR || `${cwd}/segments`,
+    publicUrl: env.MICROFLOWS_PUBLIC_URL || `http://localhost:${port}`,
+  };
+}

@@ -1,0 +1,113 @@
+// The compiled shape of a flow file: plain, JSON-serialisable data that the store keeps per version,
+// the arbiter reads policy from, and the flow-run workflow walks node by node.
+import type { Condition } from './conditions';
+
+/** Stable id of a step: its path in the file, e.g. `steps[3]`, `steps[3].then[0]`. Part of the delivery key. */
+export type NodeId = string;
+
+/** Which events a trigger, exit or wait_for listens to: an event name and an optional filter on it. */
+export interface EventMatcher {
+  event: string;
+  /** Condition over { event: { name, properties, ... } } */
+  where?: Condition;
+}
+
+export type Trigger =
+  /** Fires on every matching event. */
+  | ({ kind: 'event' } & EventMatcher)
+  /** Fires when the customer has at least `atLeast` matching events within `withinMs` (counting this one),
+   *  optionally all with the same value of `sameProperty` (e.g. `properties.category`). */
+  | ({ kind: 'event_count'; atLeast: number; withinMs: number; sameProperty?: string } & EventMatcher)
+  /** Fires, from the scheduled sweep, when the customer has had no `event` for `forMs`. */
+  | { kind: 'inactivity'; event: string; forMs: number };
+
+export type ReentryRule =
+  | { kind: 'always' }
+  /** At most one entry ever. */
+  | { kind: 'once' }
+  /** No new entry until `ms` after the previous entry. */
+  | { kind: 'cooldown'; ms: number };
+
+/** What happens to a newcomer when an equal-or-higher-priority run of the same group is active. */
+export type ConflictPolicy = 'suppress' | 'queue';
+
+interface NodeBase {
+  id: NodeId;
+  /** 1-based line in the flow file, for errors and diagrams. */
+  line?: number;
+}
+
+export type FlowNode =
+  | (NodeBase & { kind: 'wait'; ms: number; next: NodeId | null })
+  /** Wait until the next HH:MM in the customer's time zone (profile `timezone`, else the flow's default). */
+  | (NodeBase & { kind: 'wait_until'; hour: number; minute: number; next: NodeId | null })
+  | (NodeBase & {
+      kind: 'wait_for';
+      match: EventMatcher;
+      timeoutMs: number;
+      onEvent: NodeId | null;
+      onTimeout: NodeId | null;
+    })
+  | (NodeBase & { kind: 'split'; when: Condition; then: NodeId | null; else: NodeId | null })
+  | (NodeBase & { kind: 'send'; template: string; data: Record<string, unknown>; next: NodeId | null })
+  | (NodeBase & {
+      kind: 'update_profile';
+      set: Record<string, unknown>;
+      addTags: string[];
+      removeTags: string[];
+      next: NodeId | null;
+    })
+  | (NodeBase & { kind: 'exit'; reason: string });
+
+export type FlowNodeKind = FlowNode['kind'];
+
+export interface FlowDefinition {
+  id: string;
+  version: number;
+  /** Higher wins when flows of one group compete for a customer. */
+  priority: number;
+  /** One run at a time per customer within a group. */
+  group: string;
+  description?: string;
+  trigger: Trigger;
+  entry: {
+    when?: Condition;
+    reentry: ReentryRule;
+    onConflict: ConflictPolicy;
+  };
+  /** Any of these events ends every active run of this flow at once and counts as a conversion. */
+  exit: { onEvents: EventMatcher[] };
+  /** First node, or null for a flow with no steps. */
+  start: NodeId | null;
+  nodes: Record<NodeId, FlowNode>;
+  /** Time zone used by `wait: { until }` when the profile has none. */
+  defaultTimezone: string;
+  /** Where it came from, and a hash of the source so a changed file cannot reuse a version number. */
+  source: { file: string; sha256: string };
+}
+
+/** Everything the arbiter needs to decide about a flow, without its steps. */
+export interface FlowPolicy {
+  flowId: string;
+  version: number;
+  priority: number;
+  group: string;
+  reentry: ReentryRule;
+  onConflict: ConflictPolicy;
+  /** Event names that any run of this flow reacts to (exit events and wait_for events). */
+  listensTo: string[];
+}
+
+export function policyOf(flow: FlowDefinition): FlowPolicy {
+  const listens = new Set<string>(flow.exit.onEvents.map((e) => e.event));
+  for (const node of Object.values(flow.nodes)) if (node.kind === 'wait_for') listens.add(node.match.event);
+  return {
+    flowId: flow.id,
+    version: flow.version,
+    priority: flow.priority,
+    group: flow.group,
+    reentry: flow.entry.reentry,
+    onConflict: flow.entry.onConflict,
+    listensTo: [...listens].sort(),
+  };
+}

@@ -1,0 +1,146 @@
+// The persistence contract: one interface, implemented once over Kysely for SQLite (default) and
+// PostgreSQL (DATABASE_URL). Every method is atomic; ids and keys make retries harmless.
+import type { FlowDefinition } from '../core/flow-types';
+import type { Profile } from '../core/profile';
+
+export type EventType = 'track' | 'identify';
+
+/** A validated event as the ingest path hands it to the store. Times are epoch ms. */
+export interface NewEvent {
+  messageId: string;
+  type: EventType;
+  /** userId ?? anonymousId: whose profile the event belongs to. */
+  customerId: string;
+  userId: string | null;
+  anonymousId: string | null;
+  /** track: the event name; identify: null */
+  name: string | null;
+  properties: Record<string, unknown>;
+  traits: Record<string, unknown>;
+  context: Record<string, unknown>;
+  timestamp: number;
+  receivedAt: number;
+}
+
+export interface StoredEvent extends NewEvent {
+  /** Monotonic per store: orders events by arrival. */
+  id: number;
+  /** false while a trigger/exit dispatch to Temporal is owed for this event. */
+  dispatched: boolean;
+}
+
+export interface RecordEventResult {
+  /** true when an event with this messageId was already stored: nothing was written. */
+  duplicate: boolean;
+  event: StoredEvent;
+  /** The customer's profile after this event (or as it is, for a duplicate). */
+  profile: Profile;
+}
+
+export interface FlowEntry {
+  customerId: string;
+  flowId: string;
+  flowVersion: number;
+  /** n in flow/<flowId>/<customerId>/<n>, 1-based per customer and flow */
+  runNumber: number;
+  workflowId: string;
+  enteredAt: number;
+  endedAt: number | null;
+  /** completed | converted | preempted | exited | failed; null while running */
+  outcome: string | null;
+  /** messageId of the goal event, when converted */
+  conversionMessageId: string | null;
+}
+
+export interface DecisionRecord {
+  /** Idempotency key: the same decision recorded twice (a retried activity) is stored once. */
+  key: string;
+  customerId: string;
+  at: number;
+  flowId: string;
+  flowVersion: number | null;
+  /** started | skipped | suppressed | queued | preempted | exited | dequeued | ... */
+  outcome: string;
+  reason: string;
+  eventMessageId: string | null;
+  workflowId: string | null;
+}
+
+export interface SendRecord {
+  deliveryKey: string;
+  customerId: string;
+  flowId: string;
+  flowVersion: number;
+  workflowId: string;
+  nodeId: string;
+  template: string;
+  to: string;
+  subject: string;
+  /** pending: claimed, not yet confirmed delivered; sent: delivered (SMTP accepted or written to the outbox) */
+  status: 'pending' | 'sent';
+  transport: 'smtp' | 'outbox';
+  /** The flow's (workflow) time at which the send step ran, epoch ms: under time skipping this is the skipped time. */
+  scheduledAt: number;
+  sentAt: number | null;
+  messageId: string | null;
+}
+
+export interface OutboxMessage {
+  deliveryKey: string;
+  to: string;
+  from: string;
+  subject: string;
+  html: string;
+  text: string;
+  headers: Record<string, string>;
+  createdAt: number;
+}
+
+export interface Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Creates or upgrades the schema; safe to call on every start. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  // --- events and profiles ---------------------------------------------------------------
+  /** In one transaction: insert the event unless its messageId exists, fold it into the profile
+   *  (core/profile applyEventToProfile), and mark it as owing a dispatch when `needsDispatch`. */
+  recordEvent(event: NewEvent, options: { needsDispatch: boolean }): Promise<RecordEventResult>;
+  markDispatched(eventIds: number[]): Promise<void>;
+  /** Events still owing a dispatch (after a crash between commit and signal), oldest first. */
+  listUndispatched(limit: number): Promise<StoredEvent[]>;
+  /** A customer's track events, newest first, optionally filtered by names and a lower time bound (inclusive). */
+  eventsOf(customerId: string, filter?: { names?: string[]; since?: number; limit?: number }): Promise<StoredEvent[]>;
+  getProfile(customerId: string): Promise<Profile | undefined>;
+  /** update_profile step: set traits, add and remove tags. Creates the profile if absent. */
+  updateProfile(customerId: string, update: { set: Record<string, unknown>; addTags: string[]; removeTags: string[] }): Promise<Profile>;
+  /** Row counts per table, so tests can prove that bad input changed nothing. */
+  tableCounts(): Promise<Record<string, number>>;
+
+  // --- flows and arbitration -------------------------------------------------------------
+  /** Records a flow version. Same id+version with a different source hash throws: bump `version`. */
+  registerFlowVersion(flow: FlowDefinition): Promise<'registered' | 'unchanged'>;
+  getFlowVersion(flowId: string, version: number): Promise<FlowDefinition | undefined>;
+  /** The newest registered version of each flow. */
+  latestFlowVersions(): Promise<FlowDefinition[]>;
+  /** Idempotent by workflowId. */
+  recordFlowEntry(entry: Omit<FlowEntry, 'endedAt' | 'outcome' | 'conversionMessageId'>): Promise<void>;
+  /** Idempotent: the first outcome recorded for a run wins. */
+  recordRunOutcome(workflowId: string, outcome: string, at: number, conversionMessageId?: string | null): Promise<void>;
+  flowEntriesOf(customerId: string): Promise<FlowEntry[]>;
+  getFlowEntry(workflowId: string): Promise<FlowEntry | undefined>;
+  /** Idempotent by `key`. */
+  recordDecisions(decisions: DecisionRecord[]): Promise<void>;
+  /** Oldest first. */
+  decisionsOf(customerId: string): Promise<DecisionRecord[]>;
+
+  // --- delivery ledger -------------------------------------------------------------------
+  /** Claims a delivery key. Returns the existing record if the key was claimed before (a retry). */
+  claimSend(send: Omit<SendRecord, 'status' | 'sentAt' | 'messageId'>): Promise<{ claimed: boolean; record: SendRecord }>;
+  /** Marks a claimed send as delivered by SMTP. */
+  completeSend(deliveryKey: string, messageId: string, sentAt: number): Promise<void>;
+  /** In one transaction: writes the message to the outbox and marks the send delivered. Exactly once per key. */
+  deliverToOutbox(message: OutboxMessage, messageId: string): Promise<void>;
+  listOutbox(filter?: { to?: string; limit?: number }): Promise<OutboxMessage[]>;
+  listSends(filter?: { customerId?: string; workflowId?: string }): Promise<SendRecord[]>;
+}
