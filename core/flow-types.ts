@@ -94,12 +94,14 @@ export interface FlowPolicy {
   group: string;
   reentry: ReentryRule;
   onConflict: ConflictPolicy;
-  /** Event names that any run of this flow reacts to (exit events and wait_for events). */
+  /** Events that end a run of this flow at once, as a conversion; the arbiter applies them. */
+  exitOn: EventMatcher[];
+  /** Event names that a run of this flow waits for (wait_for steps); the arbiter forwards these. */
   listensTo: string[];
 }
 
 export function policyOf(flow: FlowDefinition): FlowPolicy {
-  const listens = new Set<string>(flow.exit.onEvents.map((e) => e.event));
+  const listens = new Set<string>();
   for (const node of Object.values(flow.nodes)) if (node.kind === 'wait_for') listens.add(node.match.event);
   return {
     flowId: flow.id,
@@ -108,6 +110,7 @@ export function policyOf(flow: FlowDefinition): FlowPolicy {
     group: flow.group,
     reentry: flow.entry.reentry,
     onConflict: flow.entry.onConflict,
+    exitOn: flow.exit.onEvents,
     listensTo: [...listens].sort(),
   };
 }

@@ -1,26 +1,11 @@
 // The persistence contract: one interface, implemented once over Kysely for SQLite (default) and
 // PostgreSQL (DATABASE_URL). Every method is atomic; ids and keys make retries harmless.
 import type { FlowDefinition } from '../core/flow-types';
+import type { NewEvent } from '../core/event';
 import type { Profile } from '../core/profile';
 
-export type EventType = 'track' | 'identify';
-
-/** A validated event as the ingest path hands it to the store. Times are epoch ms. */
-export interface NewEvent {
-  messageId: string;
-  type: EventType;
-  /** userId ?? anonymousId: whose profile the event belongs to. */
-  customerId: string;
-  userId: string | null;
-  anonymousId: string | null;
-  /** track: the event name; identify: null */
-  name: string | null;
-  properties: Record<string, unknown>;
-  traits: Record<string, unknown>;
-  context: Record<string, unknown>;
-  timestamp: number;
-  receivedAt: number;
-}
+// Defined in core so ingest validation (core/segment-spec) can build them without importing store/.
+export type { EventType, NewEvent } from '../core/event';
 
 export interface StoredEvent extends NewEvent {
   /** Monotonic per store: orders events by arrival. */
@@ -109,7 +94,8 @@ export interface Store {
   markDispatched(eventIds: number[]): Promise<void>;
   /** Events still owing a dispatch (after a crash between commit and signal), oldest first. */
   listUndispatched(limit: number): Promise<StoredEvent[]>;
-  /** A customer's track events, newest first, optionally filtered by names and a lower time bound (inclusive). */
+  /** A customer's track events, newest first, optionally filtered by names and a lower time bound (inclusive).
+   *  An empty `names` list matches nothing. */
   eventsOf(customerId: string, filter?: { names?: string[]; since?: number; limit?: number }): Promise<StoredEvent[]>;
   getProfile(customerId: string): Promise<Profile | undefined>;
   /** update_profile step: set traits, add and remove tags. Creates the profile if absent. */
@@ -134,13 +120,26 @@ export interface Store {
   /** Oldest first. */
   decisionsOf(customerId: string): Promise<DecisionRecord[]>;
 
+  /**
+   * The inactivity sweep: for each trigger, customers who did `event` at least once, whose latest
+   * such event is before `before`, and who have not entered `flowId` since that event. Paged by
+   * an opaque cursor (null when done); the work is one grouped query per trigger page.
+   */
+  inactiveCustomers(query: {
+    triggers: Array<{ flowId: string; event: string; before: number }>;
+    cursor: string | null;
+    limit: number;
+  }): Promise<{ customers: Array<{ customerId: string; flowId: string; lastEventAt: number }>; nextCursor: string | null }>;
+
   // --- delivery ledger -------------------------------------------------------------------
   /** Claims a delivery key. Returns the existing record if the key was claimed before (a retry). */
   claimSend(send: Omit<SendRecord, 'status' | 'sentAt' | 'messageId'>): Promise<{ claimed: boolean; record: SendRecord }>;
-  /** Marks a claimed send as delivered by SMTP. */
+  /** Marks a claimed send as delivered by SMTP; the first completion wins. Throws if the key was never claimed. */
   completeSend(deliveryKey: string, messageId: string, sentAt: number): Promise<void>;
-  /** In one transaction: writes the message to the outbox and marks the send delivered. Exactly once per key. */
+  /** In one transaction: writes the message to the outbox and marks the send delivered. Exactly once per key.
+   *  Throws (writing nothing) if the key was never claimed with claimSend. */
   deliverToOutbox(message: OutboxMessage, messageId: string): Promise<void>;
+  /** Oldest first (newest last); with `limit`, the newest `limit` messages. */
   listOutbox(filter?: { to?: string; limit?: number }): Promise<OutboxMessage[]>;
   listSends(filter?: { customerId?: string; workflowId?: string }): Promise<SendRecord[]>;
 }

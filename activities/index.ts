@@ -1,0 +1,207 @@
+// Every side effect a workflow needs: store reads and writes, rendering, delivery, signalling.
+// Built from explicit dependencies so the worker, tests and benchmarks wire real parts the same way.
+import crypto from 'node:crypto';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { CustomerEventSignalInput, DecisionLogEntry } from '../core/arbiter-state';
+import { compileCondition, type Condition } from '../core/conditions';
+import { policyOf, type FlowDefinition, type FlowPolicy } from '../core/flow-types';
+import { profileContext } from '../core/profile';
+import type { EventFacts } from '../core/triggers';
+import { eventContext } from '../core/triggers';
+import type { Store } from '../store/store';
+import { signalCustomerEvent, type SignalTarget } from '../client/customer-signals';
+import type { SmtpMailer } from './mailer';
+import type { TemplateLibrary } from './templates';
+
+export interface ActivityDeps {
+  store: Store;
+  templates: TemplateLibrary;
+  /** null: deliver to the outbox table */
+  smtp: SmtpMailer | null;
+  fromAddress: string;
+  /** For the sweep, which signals customers. */
+  signals: SignalTarget | null;
+  /** The flows currently loaded (latest versions), for the sweep's inactivity triggers. */
+  currentFlows: () => FlowDefinition[];
+}
+
+export interface SendEmailInput {
+  deliveryKey: string;
+  customerId: string;
+  flowId: string;
+  flowVersion: number;
+  workflowId: string;
+  nodeId: string;
+  template: string;
+  data: Record<string, unknown>;
+  trigger: EventFacts;
+  /** workflow time of the send step, epoch ms */
+  scheduledAt: number;
+}
+
+export type SendEmailResult =
+  | { status: 'sent'; messageId: string; transport: 'smtp' | 'outbox' }
+  | { status: 'already_sent'; messageId: string | null }
+  | { status: 'skipped'; reason: string };
+
+function messageIdFor(deliveryKey: string): string {
+  return `<${crypto.createHash('sha256').update(deliveryKey).digest('hex').slice(0, 32)}@microflows>`;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  const { store } = deps;
+  // Flow versions are immutable once registered, so they are cached forever per worker.
+  const flowCache = new Map<string, FlowDefinition>();
+
+  async function flowVersion(flowId: string, version: number): Promise<FlowDefinition> {
+    const key = `${flowId}@${version}`;
+    let flow = flowCache.get(key);
+    if (!flow) {
+      flow = await store.getFlowVersion(flowId, version);
+      if (!flow) throw ApplicationFailure.nonRetryable(`flow ${flowId} version ${version} is not registered in the store`, 'UnknownFlowVersion');
+      flowCache.set(key, flow);
+    }
+    return flow;
+  }
+
+  return {
+    async loadFlow(input: { flowId: string; version: number }): Promise<FlowDefinition> {
+      return flowVersion(input.flowId, input.version);
+    },
+
+    async loadEntryHistory(customerId: string): Promise<Array<{ flowId: string; enteredAt: number; workflowId: string }>> {
+      return (await store.flowEntriesOf(customerId)).map((e) => ({ flowId: e.flowId, enteredAt: e.enteredAt, workflowId: e.workflowId }));
+    },
+
+    /** Evaluates a flow's entry condition for the customer now, and returns the flow's arbitration policy. */
+    async checkEntry(input: { customerId: string; flowId: string; version: number; event: EventFacts }): Promise<{ matched: boolean; reason: string; policy: FlowPolicy }> {
+      const flow = await flowVersion(input.flowId, input.version);
+      const policy = policyOf(flow);
+      if (!flow.entry.when) return { matched: true, reason: 'no entry condition', policy };
+      const profile = await store.getProfile(input.customerId);
+      const matched = compileCondition(flow.entry.when, 'entry.when')({ ...profileContext(profile), ...eventContext(input.event) });
+      return { matched, reason: `entry.when ${JSON.stringify(flow.entry.when)} is ${matched}`, policy };
+    },
+
+    async recordFlowEntry(entry: { customerId: string; flowId: string; flowVersion: number; runNumber: number; workflowId: string; enteredAt: number }): Promise<void> {
+      await store.recordFlowEntry(entry);
+    },
+
+    async recordDecisions(customerId: string, decisions: Array<DecisionLogEntry & { key: string }>): Promise<void> {
+      await store.recordDecisions(
+        decisions.map((d) => ({
+          key: d.key,
+          customerId,
+          at: d.at,
+          flowId: d.flowId,
+          flowVersion: d.flowVersion,
+          outcome: d.outcome,
+          reason: d.reason,
+          eventMessageId: d.eventMessageId,
+          workflowId: d.workflowId,
+        })),
+      );
+      // A conversion is the run's outcome too; recording it here makes it visible even before the run stops.
+      for (const d of decisions) {
+        if (d.outcome === 'converted' && d.workflowId) await store.recordRunOutcome(d.workflowId, 'converted', d.at, d.eventMessageId);
+      }
+    },
+
+    async finishRun(input: { workflowId: string; outcome: string; at: number; conversionMessageId: string | null }): Promise<void> {
+      await store.recordRunOutcome(input.workflowId, input.outcome, input.at, input.conversionMessageId);
+    },
+
+    async customerTimezone(customerId: string): Promise<string | null> {
+      return (await store.getProfile(customerId))?.timezone ?? null;
+    },
+
+    async evaluateForCustomer(input: { customerId: string; condition: Condition; event: EventFacts }): Promise<boolean> {
+      const profile = await store.getProfile(input.customerId);
+      return compileCondition(input.condition)({ ...profileContext(profile), ...eventContext(input.event) });
+    },
+
+    async updateProfile(input: { customerId: string; set: Record<string, unknown>; addTags: string[]; removeTags: string[] }): Promise<void> {
+      await store.updateProfile(input.customerId, { set: input.set, addTags: input.addTags, removeTags: input.removeTags });
+    },
+
+    /**
+     * Renders and delivers one email, at most once per delivery key (workflow id + step). The outbox
+     * write is atomic with the ledger; over SMTP a crash between hand-off and ledger update resends
+     * with the same Message-ID, so the receiver sees one message.
+     */
+    async sendEmail(input: SendEmailInput): Promise<SendEmailResult> {
+      const profile = await store.getProfile(input.customerId);
+      const to = profile?.email;
+      if (!to) return { status: 'skipped', reason: `customer ${input.customerId} has no email address` };
+      const context = profileContext(profile);
+      const rendered = await deps.templates.render(input.template, {
+        ...context,
+        event: { name: input.trigger.name, properties: input.trigger.properties },
+        data: input.data,
+        flow: { id: input.flowId, version: input.flowVersion },
+      });
+      if (rendered.category === 'marketing' && context.consent.email_marketing !== true) {
+        return { status: 'skipped', reason: `customer ${input.customerId} has no email marketing consent` };
+      }
+      const messageId = messageIdFor(input.deliveryKey);
+      const transport = deps.smtp ? 'smtp' : 'outbox';
+      const { claimed, record } = await store.claimSend({
+        deliveryKey: input.deliveryKey,
+        customerId: input.customerId,
+        flowId: input.flowId,
+        flowVersion: input.flowVersion,
+        workflowId: input.workflowId,
+        nodeId: input.nodeId,
+        template: input.template,
+        to,
+        subject: rendered.subject,
+        transport,
+        scheduledAt: input.scheduledAt,
+      });
+      if (!claimed && record.status === 'sent') return { status: 'already_sent', messageId: record.messageId };
+      const headers = { 'X-Microflows-Delivery-Key': input.deliveryKey, 'X-Microflows-Flow': `${input.flowId}@${input.flowVersion}` };
+      const from = rendered.from ?? deps.fromAddress;
+      if (deps.smtp) {
+        Context.current().heartbeat();
+        await deps.smtp.send({ from, to, subject: rendered.subject, html: rendered.html, text: rendered.text, messageId, date: new Date(input.scheduledAt), headers });
+        await store.completeSend(input.deliveryKey, messageId, Date.now());
+      } else {
+        await store.deliverToOutbox(
+          { deliveryKey: input.deliveryKey, to, from, subject: rendered.subject, html: rendered.html, text: rendered.text, headers, createdAt: input.scheduledAt },
+          messageId,
+        );
+      }
+      return { status: 'sent', messageId, transport };
+    },
+
+    /** One page of the inactivity sweep: signals customers whose "no X for N days" came true. */
+    async sweepInactivity(input: { now: number; cursor: string | null; pageSize: number; sweepId: string }): Promise<{ signalled: number; nextCursor: string | null }> {
+      if (!deps.signals) throw ApplicationFailure.nonRetryable('the sweep needs a Temporal client: the worker was built without one', 'SweepMisconfigured');
+      let signalled = 0;
+      const page = await store.inactiveCustomers({
+        triggers: deps.currentFlows().flatMap((f) => (f.trigger.kind === 'inactivity' ? [{ flowId: f.id, event: f.trigger.event, before: input.now - f.trigger.forMs }] : [])),
+        cursor: input.cursor,
+        limit: input.pageSize,
+      });
+      const versions = new Map(deps.currentFlows().map((f) => [f.id, f.version]));
+      for (const hit of page.customers) {
+        const version = versions.get(hit.flowId);
+        if (version === undefined) continue;
+        const event: CustomerEventSignalInput = {
+          messageId: `inactivity:${hit.flowId}:${hit.customerId}:${hit.lastEventAt}`,
+          name: null,
+          type: 'track',
+          properties: { inactive_since: hit.lastEventAt, sweep: input.sweepId },
+          timestamp: input.now,
+          triggers: [{ flowId: hit.flowId, version }],
+        };
+        await signalCustomerEvent(deps.signals, hit.customerId, event);
+        signalled += 1;
+        Context.current().heartbeat(hit.customerId);
+      }
+      return { signalled, nextCursor: page.nextCursor };
+    },
+  };
+}
+
+export type MicroflowsActivities = ReturnType<typeof createActivities>;

@@ -1,0 +1,174 @@
+// Wires the real parts together — store, flows, templates, Temporal client and worker, HTTP server —
+// the same way for `microflows start`, the integration tests and the benchmarks.
+import type http from 'node:http';
+import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
+import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { createSmtpMailer, type SmtpMailer } from '../activities/mailer';
+import { TemplateLibrary } from '../activities/templates';
+import type { Config } from '../core/config';
+import { InvalidFileError } from '../core/errors';
+import type { FlowDefinition } from '../core/flow-types';
+import { createApp } from '../server/app';
+import { TemporalDispatcher } from '../server/temporal-dispatcher';
+import { openStore } from '../store/open-store';
+import type { Store } from '../store/store';
+import { loadFlowFiles } from './project-files';
+
+export interface RuntimeOptions {
+  config: Config;
+  /** Use these instead of connecting to config.temporalAddress (tests pass a TestWorkflowEnvironment's). */
+  temporal?: { client: Client; nativeConnection: NativeConnection };
+  /** A pre-built workflow bundle (tests bundle once per file); otherwise the worker bundles workflows/. */
+  workflowBundle?: WorkflowBundleWithSourceMap;
+  /** Run a worker in this process (default true). */
+  worker?: boolean;
+  /** Run the HTTP server in this process (default true). */
+  server?: boolean;
+  /** Create or update the sweep Schedule (needs a server with Schedules; default true). */
+  schedule?: boolean;
+  sweepEvery?: Duration;
+  log?: (message: string) => void;
+}
+
+export interface Runtime {
+  config: Config;
+  store: Store;
+  client: Client;
+  dispatcher: TemporalDispatcher;
+  templates: TemplateLibrary;
+  worker: Worker | null;
+  /** Base URL of the HTTP server, when running one. */
+  url: string | null;
+  /** Reload flow files: registers new versions; new entries take them, running customers keep theirs. */
+  reloadFlows(): Promise<FlowDefinition[]>;
+  stop(): Promise<void>;
+}
+
+export const SWEEP_SCHEDULE_ID = 'microflows-sweep';
+
+/** Loads and validates flows/ and templates/, and records each flow version in the store. Refuses invalid files. */
+export async function loadAndRegisterFlows(config: Config, store: Store): Promise<FlowDefinition[]> {
+  const { flows, problems } = loadFlowFiles(config.flowsDir, config.templatesDir);
+  if (problems.some((p) => p.severity === 'error')) throw new InvalidFileError(problems);
+  for (const flow of flows) await store.registerFlowVersion(flow);
+  return flows;
+}
+
+export async function ensureSweepSchedule(client: Client, taskQueue: string, every: Duration): Promise<void> {
+  const options = {
+    scheduleId: SWEEP_SCHEDULE_ID,
+    spec: { intervals: [{ every }] },
+    action: { type: 'startWorkflow' as const, workflowType: 'sweepWorkflow', taskQueue, workflowId: 'microflows-sweep-run' },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP },
+  };
+  try {
+    await client.schedule.create(options);
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    await client.schedule.getHandle(SWEEP_SCHEDULE_ID).update((previous) => ({ ...previous, spec: options.spec, action: options.action }));
+  }
+}
+
+export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
+  const { config } = options;
+  const log = options.log ?? ((m: string) => console.log(m));
+  const store = await openStore(config);
+  const cleanups: Array<() => Promise<void> | void> = [() => store.close()];
+  const stopAll = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  };
+  try {
+    await store.migrate();
+    const flows = await loadAndRegisterFlows(config, store);
+    const templates = new TemplateLibrary(config.templatesDir);
+
+    let client: Client;
+    let nativeConnection: NativeConnection;
+    if (options.temporal) {
+      ({ client, nativeConnection } = options.temporal);
+    } else {
+      if (!config.temporalAddress) throw new Error('startRuntime needs config.temporalAddress or options.temporal');
+      const connection = await Connection.connect({ address: config.temporalAddress });
+      cleanups.push(() => connection.close());
+      client = new Client({ connection, namespace: config.temporalNamespace });
+      nativeConnection = await NativeConnection.connect({ address: config.temporalAddress });
+      cleanups.push(() => nativeConnection.close());
+    }
+
+    const signals = { client, taskQueue: config.taskQueue, searchAttributes: config.searchAttributes };
+    const dispatcher = new TemporalDispatcher(store, signals, flows, log);
+
+    let worker: Worker | null = null;
+    if (options.worker !== false) {
+      const smtp: SmtpMailer | null = config.smtpUrl ? createSmtpMailer(config.smtpUrl) : null;
+      if (smtp) cleanups.push(() => smtp.close());
+      worker = await Worker.create({
+        connection: nativeConnection,
+        namespace: config.temporalNamespace,
+        taskQueue: config.taskQueue,
+        ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+        activities: createActivities({
+          store,
+          templates,
+          smtp,
+          fromAddress: config.fromAddress,
+          signals,
+          currentFlows: () => dispatcher.currentFlows(),
+        }),
+      });
+      const running = worker.run();
+      const theWorker = worker;
+      cleanups.push(async () => {
+        if (theWorker.getState() === 'RUNNING') theWorker.shutdown();
+        await running;
+      });
+    }
+
+    if (options.schedule !== false) await ensureSweepSchedule(client, config.taskQueue, options.sweepEvery ?? '1h');
+
+    let url: string | null = null;
+    if (options.server !== false) {
+      const app = createApp({ store, config, dispatcher });
+      const server: http.Server = await new Promise((resolve) => {
+        const s = app.listen(config.port, '127.0.0.1', () => resolve(s));
+      });
+      server.keepAliveTimeout = 65_000;
+      const { port } = server.address() as { port: number };
+      url = `http://127.0.0.1:${port}`;
+      cleanups.push(
+        () =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      );
+    }
+    // Let in-flight dispatches finish before the client closes.
+    cleanups.push(() => dispatcher.idle());
+
+    // Events committed before a crash but never signalled are delivered now, in order.
+    const recovered = await dispatcher.recoverPending();
+    if (recovered > 0) log(`[microflows] delivered ${recovered} event(s) left undispatched by the previous run`);
+
+    return {
+      config,
+      store,
+      client,
+      dispatcher,
+      templates,
+      worker,
+      url,
+      async reloadFlows() {
+        const reloaded = await loadAndRegisterFlows(config, store);
+        dispatcher.setFlows(reloaded);
+        return reloaded;
+      },
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

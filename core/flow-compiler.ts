@@ -1,0 +1,703 @@
+// Compiles a flow file (YAML text) into a FlowDefinition, collecting every problem with its line, column and path.
+import { isMap, isScalar, isSeq } from 'yaml';
+import { InvalidFileError } from './errors';
+import type { FileProblem } from './errors';
+import type {
+  ConflictPolicy,
+  EventMatcher,
+  FlowDefinition,
+  FlowNode,
+  NodeId,
+  ReentryRule,
+  Trigger,
+} from './flow-types';
+import { describe, readYaml, suggest } from './yaml-reader';
+import type { Entry, Spot, YamlNode, YamlReader } from './yaml-reader';
+
+export const STEP_KINDS = ['wait', 'wait_for', 'split', 'send', 'update_profile', 'exit', 'goto'] as const;
+export type StepKind = (typeof STEP_KINDS)[number];
+
+const TOP_LEVEL_KEYS = ['id', 'version', 'priority', 'group', 'description', 'timezone', 'trigger', 'entry', 'exit', 'steps'];
+
+export interface CompileOptions {
+  /** Whether a template of that name exists; the caller does the file-system check. */
+  templateExists: (name: string) => boolean;
+  /** Hex SHA-256 of `source`, computed by the caller so this module stays free of I/O and crypto. */
+  sha256: string;
+}
+
+export interface FlowCheck {
+  /** Present only when there is no error (warnings allowed). */
+  flow?: FlowDefinition;
+  problems: FileProblem[];
+  /** Where each top-level key sits, so callers can point at e.g. `version` in problems that span files. */
+  positions: Record<string, { line: number; column: number }>;
+}
+
+/** Compiles a flow file; throws InvalidFileError listing every error found. Warnings do not fail. */
+export function compileFlow(source: string, file: string, options: CompileOptions): FlowDefinition {
+  const result = checkFlow(source, file, options);
+  if (!result.flow) throw new InvalidFileError(result.problems);
+  return result.flow;
+}
+
+/** Like compileFlow, but returns the problems instead of throwing. */
+export function checkFlow(source: string, file: string, options: CompileOptions): FlowCheck {
+  const { reader, contents, parsed } = readYaml(source, file);
+  // A file that is not even YAML would only produce confusing follow-on errors, so stop here.
+  if (!parsed) return { problems: reader.sortedProblems(), positions: {} };
+  const compiler = new FlowCompiler(reader, options);
+  let flow: FlowDefinition | undefined;
+  try {
+    flow = compiler.compile(contents, file, options.sha256);
+  } catch (err) {
+    // The yaml library refuses alias bombs (and similar) by throwing while converting a node; that is still
+    // a problem with this file, and the caller asked for problems, not exceptions.
+    reader.problemAt(undefined, '', `could not read the file: ${err instanceof Error ? err.message : String(err)}`, 'error');
+  }
+  const failed = reader.problems.some((p) => p.severity === 'error');
+  return { flow: failed ? undefined : flow, problems: reader.sortedProblems(), positions: compiler.positions };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Steps: parsed into a tree first (labels can be referenced before they appear), then linked into a graph.
+
+type NodeBody = FlowNode extends infer N ? (N extends FlowNode ? Omit<N, 'id' | 'line'> : never) : never;
+
+type Branch = { name: 'then' | 'else' | 'on_event' | 'on_timeout'; steps: ParsedStep[] };
+
+type StepBody =
+  | { shape: 'linear'; waits: boolean; build: (next: NodeId | null) => NodeBody }
+  | { shape: 'branch'; waits: boolean; branches: [Branch, Branch]; build: (first: NodeId | null, second: NodeId | null) => NodeBody }
+  | { shape: 'exit'; build: () => NodeBody }
+  | { shape: 'goto'; target: string | undefined; targetSpot: Spot }
+  /** The step could not be read (problem already reported); linked as a pass-through that counts as waiting, so
+   *  one bad step does not also produce "unreachable" or "loop without wait" noise. */
+  | { shape: 'invalid' };
+
+interface ParsedStep {
+  nodeId: NodeId;
+  docPath: string;
+  spot: YamlNode | null;
+  line?: number;
+  label?: string;
+  body: StepBody;
+}
+
+const LABEL = /^[A-Za-z][A-Za-z0-9_-]*$/;
+const TIME_OF_DAY = /^([01]?\d|2[0-3]):([0-5]\d)$/;
+const FLOW_ID = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+const TEMPLATE_NAME = /^[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*$/;
+const PROPERTY_PATH = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+/** Profile fields that `update_profile.set` cannot write: they are derived, or owned by identify calls and tags. */
+const RESERVED_PROFILE_FIELDS: Record<string, string> = {
+  customer_id: 'the customer id cannot be changed by a flow',
+  email: 'email comes from identify calls',
+  timezone: 'timezone comes from identify calls',
+  tags: 'use add_tags / remove_tags',
+};
+
+class FlowCompiler {
+  readonly positions: Record<string, { line: number; column: number }> = {};
+  private readonly labels = new Map<string, ParsedStep>();
+
+  constructor(
+    private readonly r: YamlReader,
+    private readonly options: CompileOptions,
+  ) {}
+
+  compile(contents: unknown, file: string, sha256: string): FlowDefinition | undefined {
+    const r = this.r;
+    const root = r.resolve(contents);
+    if (r.isEmpty(root)) {
+      r.problemAt(0, '', 'empty file: a flow file is a map with id, version, priority, trigger and steps', 'error');
+      return undefined;
+    }
+    const top = r.map(root, '', 'a flow file', TOP_LEVEL_KEYS);
+    if (!top) return undefined;
+    for (const entry of top.values()) {
+      const pos = r.position(entry.keySpot);
+      if (pos) this.positions[entry.key] = pos;
+    }
+
+    const id = r.text(r.require(top, 'id', root, '', 'the flow id, kebab-case, e.g. "id: cart-abandonment"'), 'id');
+    if (id !== undefined && !FLOW_ID.test(id)) {
+      r.error(top.get('id')?.value, 'id', `id "${id}" must be kebab-case: lowercase letters, digits and single dashes, e.g. cart-abandonment`);
+    }
+    const version = r.integer(r.require(top, 'version', root, '', 'a positive whole number, e.g. "version: 1"; bump it when you change the flow'), 'version', 1);
+    const priority = r.integer(r.require(top, 'priority', root, '', 'a whole number, higher wins when flows compete, e.g. "priority: 50"'), 'priority');
+    const group = top.has('group') ? r.text(top.get('group'), 'group') : 'default';
+    const description = top.has('description') ? r.text(top.get('description'), 'description') : undefined;
+    const timezone = this.timezone(top.get('timezone'));
+
+    const triggerEntry = r.require(top, 'trigger', root, '', 'what starts the flow, e.g. "trigger: { event: Product Added }"');
+    const trigger = triggerEntry ? this.trigger(triggerEntry) : undefined;
+    const entry = this.entry(top.get('entry'));
+    const exit = this.exitRule(top.get('exit'));
+
+    const stepsEntry = r.require(top, 'steps', root, '', 'the list of steps, e.g. "steps: [ { send: { template: welcome } } ]"');
+    const steps = stepsEntry ? this.stepList(stepsEntry.value, 'steps', 'steps', stepsEntry.keySpot) : [];
+    if (stepsEntry && steps.length === 0 && isSeq(stepsEntry.value)) r.warn(stepsEntry.keySpot, 'steps', 'the flow has no steps, so it does nothing');
+    const graph = this.link(steps);
+
+    if (id === undefined || version === undefined || priority === undefined || group === undefined) return undefined;
+    if (!trigger || !entry || !exit || !graph) return undefined;
+    return {
+      id,
+      version,
+      priority,
+      group,
+      ...(description !== undefined ? { description } : {}),
+      trigger,
+      entry,
+      exit,
+      start: graph.start,
+      nodes: graph.nodes,
+      defaultTimezone: timezone ?? 'UTC',
+      source: { file, sha256 },
+    };
+  }
+
+  private timezone(entry: Entry | undefined): string | undefined {
+    const zone = this.r.text(entry, 'timezone');
+    if (zone === undefined || !entry) return undefined;
+    try {
+      // Throws RangeError for a zone the runtime's tz database does not know, which is what the workflow will use.
+      new Intl.DateTimeFormat('en-US', { timeZone: zone });
+      return zone;
+    } catch {
+      this.r.error(entry.value, entry.path, `unknown time zone "${zone}": use an IANA name such as America/New_York, Europe/Paris or UTC`);
+      return undefined;
+    }
+  }
+
+  // --- trigger, entry, exit ------------------------------------------------------------------------------------
+
+  private trigger(entry: Entry): Trigger | undefined {
+    const r = this.r;
+    const m = r.map(entry.value, 'trigger', 'trigger', ['event', 'where', 'count', 'inactivity'], entry.keySpot);
+    if (!m) return undefined;
+    const inactivity = m.get('inactivity');
+    if (inactivity) {
+      for (const other of ['event', 'where', 'count']) {
+        const e = m.get(other);
+        if (e) r.error(e.keySpot, e.path, `an inactivity trigger stands alone: remove "${other}" or drop "inactivity"`);
+      }
+      const im = r.map(inactivity.value, inactivity.path, 'trigger.inactivity', ['event', 'for'], inactivity.keySpot);
+      if (!im) return undefined;
+      const event = r.text(r.require(im, 'event', inactivity.value, inactivity.path, 'the event whose absence fires the trigger, e.g. Order Completed'), 'event');
+      const forMs = r.duration(r.require(im, 'for', inactivity.value, inactivity.path, 'how long without the event, e.g. "for: 60d"'), 'for');
+      if (event === undefined || forMs === undefined || m.size > 1) return undefined;
+      return { kind: 'inactivity', event, forMs };
+    }
+    if (!m.has('event')) {
+      r.error(entry.value ?? entry.keySpot, 'trigger', 'trigger needs "event: <event name>" (optionally with where/count) or "inactivity: { event, for }"');
+      return undefined;
+    }
+    const event = r.text(m.get('event'), 'trigger.event');
+    const where = m.has('where') ? r.condition(m.get('where'), true) : undefined;
+    const countEntry = m.get('count');
+    if (!countEntry) {
+      if (event === undefined || (m.has('where') && !where)) return undefined;
+      return { kind: 'event', event, ...(where ? { where } : {}) };
+    }
+    const cm = r.map(countEntry.value, countEntry.path, 'trigger.count', ['at_least', 'within', 'same'], countEntry.keySpot);
+    if (!cm) return undefined;
+    const atLeast = r.integer(r.require(cm, 'at_least', countEntry.value, countEntry.path, 'how many matching events, e.g. "at_least: 3"'), 'at_least', 1);
+    const withinMs = r.duration(r.require(cm, 'within', countEntry.value, countEntry.path, 'the time window, e.g. "within: 7d"'), 'within');
+    let sameProperty: string | undefined;
+    const same = cm.get('same');
+    if (same) {
+      sameProperty = r.text(same, 'same');
+      if (sameProperty !== undefined && (!PROPERTY_PATH.test(sameProperty) || sameProperty.startsWith('event.'))) {
+        r.error(same.value, same.path, `"same" is a path inside the event such as properties.category (without "event."), got "${sameProperty}"`);
+        sameProperty = undefined;
+      }
+    }
+    if (atLeast === 1) r.warn(cm.get('at_least')?.value, `${countEntry.path}.at_least`, 'at_least: 1 is the same as a plain event trigger; remove "count"');
+    if (event === undefined || atLeast === undefined || withinMs === undefined || (m.has('where') && !where)) return undefined;
+    if (same && sameProperty === undefined) return undefined;
+    return {
+      kind: 'event_count',
+      event,
+      ...(where ? { where } : {}),
+      atLeast,
+      withinMs,
+      ...(sameProperty !== undefined ? { sameProperty } : {}),
+    };
+  }
+
+  private entry(entry: Entry | undefined): FlowDefinition['entry'] | undefined {
+    const r = this.r;
+    const fallback: FlowDefinition['entry'] = { reentry: { kind: 'always' }, onConflict: 'suppress' };
+    if (!entry) return fallback;
+    const m = r.map(entry.value, 'entry', 'entry', ['when', 'reentry', 'on_conflict'], entry.keySpot);
+    if (!m) return undefined;
+    let ok = true;
+    const whenEntry = m.get('when');
+    const when = whenEntry ? r.condition(whenEntry, false) : undefined;
+    if (whenEntry && !when) ok = false;
+
+    let reentry: ReentryRule = { kind: 'always' };
+    const re = m.get('reentry');
+    if (re) {
+      const v = re.value;
+      if (isScalar(v) && (v.value === 'always' || v.value === 'once')) reentry = { kind: v.value };
+      else if (isMap(v)) {
+        const rm = r.map(v, re.path, 'entry.reentry', ['cooldown']);
+        const ms = rm ? r.duration(r.require(rm, 'cooldown', v, re.path, 'how long before a customer may enter again, e.g. "cooldown: 7d"'), 'cooldown') : undefined;
+        if (ms === undefined) ok = false;
+        else reentry = { kind: 'cooldown', ms };
+      } else {
+        r.error(v ?? re.keySpot, re.path, `reentry must be "always", "once" or { cooldown: <duration> }, got ${describe(v)}`);
+        ok = false;
+      }
+    }
+
+    let onConflict: ConflictPolicy = 'suppress';
+    const oc = m.get('on_conflict');
+    if (oc) {
+      const v = oc.value;
+      if (isScalar(v) && (v.value === 'suppress' || v.value === 'queue')) onConflict = v.value;
+      else {
+        r.error(v ?? oc.keySpot, oc.path, `on_conflict must be "suppress" or "queue", got ${describe(v)}`);
+        ok = false;
+      }
+    }
+    return ok ? { ...(when ? { when } : {}), reentry, onConflict } : undefined;
+  }
+
+  private exitRule(entry: Entry | undefined): FlowDefinition['exit'] | undefined {
+    const r = this.r;
+    if (!entry) return { onEvents: [] };
+    const m = r.map(entry.value, 'exit', 'exit', ['on_event'], entry.keySpot);
+    if (!m) return undefined;
+    const on = m.get('on_event');
+    if (!on) return { onEvents: [] };
+    const items: Array<{ node: YamlNode | null; path: string }> = isSeq(on.value)
+      ? on.value.items.map((item, i) => ({ node: r.resolve(item), path: `${on.path}[${i}]` }))
+      : [{ node: on.value, path: on.path }];
+    const onEvents: EventMatcher[] = [];
+    let ok = true;
+    for (const item of items) {
+      const matcher = this.eventMatcher(item.node, item.path, on.keySpot);
+      if (matcher) onEvents.push(matcher);
+      else ok = false;
+    }
+    return ok ? { onEvents } : undefined;
+  }
+
+  /** `Event Name` or `{ event: Event Name, where: {...} }`. */
+  private eventMatcher(node: YamlNode | null, path: string, fallback: Spot): EventMatcher | undefined {
+    const r = this.r;
+    if (isScalar(node) && typeof node.value === 'string' && node.value.trim() !== '') return { event: node.value };
+    if (!isMap(node)) {
+      r.error(node ?? fallback, path, `expected an event name or { event: <name>, where: <condition> }, got ${describe(node)}`);
+      return undefined;
+    }
+    const m = r.map(node, path, 'an event matcher', ['event', 'where']);
+    if (!m) return undefined;
+    const event = r.text(r.require(m, 'event', node, path, 'the event name'), 'event');
+    const where = m.has('where') ? r.condition(m.get('where'), true) : undefined;
+    if (event === undefined || (m.has('where') && !where)) return undefined;
+    return { event, ...(where ? { where } : {}) };
+  }
+
+  // --- steps -----------------------------------------------------------------------------------------------------
+
+  private stepList(node: YamlNode | null, docPath: string, idPrefix: string, fallback: Spot): ParsedStep[] {
+    const r = this.r;
+    if (r.isEmpty(node)) return [];
+    if (!isSeq(node)) {
+      r.error(node ?? fallback, docPath, `${docPath} must be a list of steps ("- wait: 1h"), got ${describe(node)}`);
+      return [];
+    }
+    return node.items.map((item, i) => this.step(r.resolve(item), `${docPath}[${i}]`, `${idPrefix}[${i}]`));
+  }
+
+  private step(node: YamlNode | null, docPath: string, nodeId: NodeId): ParsedStep {
+    const r = this.r;
+    const step: ParsedStep = { nodeId, docPath, spot: node, line: r.position(node)?.line, body: { shape: 'invalid' } };
+    if (!isMap(node)) {
+      const hint = isScalar(node) && typeof node.value === 'string' && /^\w+\s/.test(node.value) ? ` (write "${node.value.replace(/\s+/, ': ')}")` : '';
+      r.error(node, docPath, `a step is a map with one kind, e.g. "wait: 1h" or "send: { template: welcome }", got ${describe(node)}${hint}`);
+      return step;
+    }
+    const kinds: Entry[] = [];
+    let unknown = false;
+    for (const pair of node.items) {
+      const keyNode = r.resolve(pair.key);
+      if (!isScalar(keyNode)) {
+        r.error(keyNode ?? node, docPath, 'step keys must be plain names');
+        unknown = true;
+        continue;
+      }
+      const key = String(keyNode.value);
+      const entry: Entry = { key, keySpot: keyNode, value: r.resolve(pair.value), path: `${docPath}.${key}` };
+      if (key === 'id') this.label(step, entry);
+      else if ((STEP_KINDS as readonly string[]).includes(key)) kinds.push(entry);
+      else {
+        unknown = true;
+        const why = key === 'ab_split' ? ' (ab_split is not supported yet; use split on a profile field instead)' : suggest(key, STEP_KINDS);
+        r.error(keyNode, entry.path, `unknown step kind "${key}"${why}; use one of: ${STEP_KINDS.join(', ')} (plus an optional "id:" label)`);
+      }
+    }
+    const [kind, extra] = kinds;
+    if (extra && kind) {
+      r.error(extra.keySpot, extra.path, `a step has exactly one kind, found "${kind.key}" and "${extra.key}": put them in separate list items`);
+      return step;
+    }
+    if (!kind) {
+      if (!unknown) r.error(node, docPath, `the step has no kind; add one of: ${STEP_KINDS.join(', ')}`);
+      return step;
+    }
+    step.body = this.stepBody(kind as Entry & { key: StepKind }, nodeId);
+    return step;
+  }
+
+  private label(step: ParsedStep, entry: Entry): void {
+    const r = this.r;
+    const label = r.text(entry, 'id');
+    if (label === undefined) return;
+    if (!LABEL.test(label)) {
+      r.error(entry.value, entry.path, `step id "${label}" must start with a letter and use only letters, digits, "-" and "_"`);
+      return;
+    }
+    const first = this.labels.get(label);
+    if (first) {
+      r.error(entry.value, entry.path, `duplicate step id "${label}": already used at line ${first.line ?? '?'} (${first.docPath}); ids must be unique in a flow`);
+      return;
+    }
+    step.label = label;
+    this.labels.set(label, step);
+  }
+
+  private stepBody(kind: Entry & { key: StepKind }, nodeId: NodeId): StepBody {
+    switch (kind.key) {
+      case 'wait':
+        return this.waitStep(kind);
+      case 'send':
+        return this.sendStep(kind);
+      case 'wait_for':
+        return this.waitForStep(kind, nodeId);
+      case 'split':
+        return this.splitStep(kind, nodeId);
+      case 'update_profile':
+        return this.updateProfileStep(kind);
+      case 'exit':
+        return this.exitStep(kind);
+      case 'goto': {
+        const target = this.r.text(kind, 'goto');
+        if (target === undefined) return { shape: 'goto', target: undefined, targetSpot: kind.value };
+        return { shape: 'goto', target, targetSpot: kind.value };
+      }
+    }
+  }
+
+  private waitStep(kind: Entry): StepBody {
+    const r = this.r;
+    if (isMap(kind.value)) {
+      const m = r.map(kind.value, kind.path, 'wait', ['until']);
+      const until = m ? r.text(r.require(m, 'until', kind.value, kind.path, 'a time of day, e.g. "wait: { until: \\"09:00\\" }"'), 'until') : undefined;
+      let hour = 0;
+      let minute = 0;
+      if (until !== undefined) {
+        const match = TIME_OF_DAY.exec(until.trim());
+        if (match) {
+          hour = Number(match[1]);
+          minute = Number(match[2]);
+        } else {
+          r.error(m?.get('until')?.value, `${kind.path}.until`, `"${until}" is not a time of day: write HH:MM on a 24-hour clock, e.g. "09:00" or "18:30"`);
+        }
+      }
+      return { shape: 'linear', waits: true, build: (next) => ({ kind: 'wait_until', hour, minute, next }) };
+    }
+    const ms = r.duration(kind, 'wait') ?? 0;
+    return { shape: 'linear', waits: true, build: (next) => ({ kind: 'wait', ms, next }) };
+  }
+
+  private sendStep(kind: Entry): StepBody {
+    const r = this.r;
+    const m = r.map(kind.value, kind.path, 'send', ['template', 'data'], kind.keySpot);
+    let template = '';
+    let data: Record<string, unknown> = {};
+    if (m) {
+      const entry = r.require(m, 'template', kind.value, kind.path, 'the template name, e.g. "send: { template: cart-reminder }"');
+      const name = r.text(entry, 'template');
+      if (entry && name !== undefined) {
+        if (!TEMPLATE_NAME.test(name)) {
+          r.error(entry.value, entry.path, `template name "${name}" may use letters, digits, "-", "_" and "/" only (no extension, no "..")`);
+        } else if (!this.options.templateExists(name)) {
+          r.error(entry.value, entry.path, `template "${name}" does not exist: create templates/${name}.mjml or fix the name`);
+        }
+        template = name;
+      }
+      const dataEntry = m.get('data');
+      if (dataEntry) {
+        if (isMap(dataEntry.value)) data = r.js(dataEntry.value) as Record<string, unknown>;
+        else r.error(dataEntry.value ?? dataEntry.keySpot, dataEntry.path, `data must be a map of template variables, got ${describe(dataEntry.value)}`);
+      }
+    }
+    return { shape: 'linear', waits: false, build: (next) => ({ kind: 'send', template, data, next }) };
+  }
+
+  private waitForStep(kind: Entry, nodeId: NodeId): StepBody {
+    const r = this.r;
+    const m = r.map(kind.value, kind.path, 'wait_for', ['event', 'where', 'timeout', 'on_event', 'on_timeout'], kind.keySpot);
+    const event = m ? r.text(r.require(m, 'event', kind.value, kind.path, 'the event to wait for, e.g. Order Completed'), 'event') : undefined;
+    const where = m?.has('where') ? r.condition(m.get('where'), true) : undefined;
+    const timeoutMs = m ? r.duration(r.require(m, 'timeout', kind.value, kind.path, 'how long to wait, e.g. "timeout: 2d"'), 'timeout') : undefined;
+    const onEvent = m?.get('on_event');
+    const onTimeout = m?.get('on_timeout');
+    const match: EventMatcher = { event: event ?? '', ...(where ? { where } : {}) };
+    return {
+      shape: 'branch',
+      waits: true,
+      branches: [
+        { name: 'on_event', steps: onEvent ? this.stepList(onEvent.value, onEvent.path, `${nodeId}.on_event`, onEvent.keySpot) : [] },
+        { name: 'on_timeout', steps: onTimeout ? this.stepList(onTimeout.value, onTimeout.path, `${nodeId}.on_timeout`, onTimeout.keySpot) : [] },
+      ],
+      build: (first, second) => ({ kind: 'wait_for', match, timeoutMs: timeoutMs ?? 0, onEvent: first, onTimeout: second }),
+    };
+  }
+
+  private splitStep(kind: Entry, nodeId: NodeId): StepBody {
+    const r = this.r;
+    const m = r.map(kind.value, kind.path, 'split', ['when', 'then', 'else'], kind.keySpot);
+    const when = m ? r.condition(r.require(m, 'when', kind.value, kind.path, 'the condition, e.g. "when: { profile.orders_count: { gte: 1 } }"'), false) : undefined;
+    const thenEntry = m?.get('then');
+    const elseEntry = m?.get('else');
+    return {
+      shape: 'branch',
+      waits: false,
+      branches: [
+        { name: 'then', steps: thenEntry ? this.stepList(thenEntry.value, thenEntry.path, `${nodeId}.then`, thenEntry.keySpot) : [] },
+        { name: 'else', steps: elseEntry ? this.stepList(elseEntry.value, elseEntry.path, `${nodeId}.else`, elseEntry.keySpot) : [] },
+      ],
+      build: (first, second) => ({ kind: 'split', when: when ?? {}, then: first, else: second }),
+    };
+  }
+
+  private updateProfileStep(kind: Entry): StepBody {
+    const r = this.r;
+    const m = r.map(kind.value, kind.path, 'update_profile', ['set', 'add_tags', 'remove_tags'], kind.keySpot);
+    const set: Record<string, unknown> = {};
+    const setEntry = m?.get('set');
+    if (setEntry) {
+      // Keys here are profile field names chosen by the author, so they are checked by rule, not against a list.
+      if (!isMap(setEntry.value)) {
+        r.error(setEntry.value ?? setEntry.keySpot, setEntry.path, `set must be a map of field: value, got ${describe(setEntry.value)}`);
+      } else {
+        for (const pair of setEntry.value.items) {
+          const keyNode = r.resolve(pair.key);
+          const key = isScalar(keyNode) ? String(keyNode.value) : '';
+          const path = `${setEntry.path}.${key}`;
+          if (!PROPERTY_PATH.test(key) || key.includes('.')) {
+            const hint = key.startsWith('profile.') ? `; write "${key.slice('profile.'.length)}" (fields are set on the profile)` : '';
+            r.error(keyNode ?? setEntry.value, path, `"${key}" is not a profile field name: use letters, digits and "_"${hint}`);
+          } else if (RESERVED_PROFILE_FIELDS[key]) {
+            r.error(keyNode, path, `"${key}" cannot be set by a flow: ${RESERVED_PROFILE_FIELDS[key]}`);
+          } else {
+            set[key] = r.js(r.resolve(pair.value));
+          }
+        }
+      }
+    }
+    const addTags = r.textList(m?.get('add_tags'), 'add_tags') ?? [];
+    const removeTags = r.textList(m?.get('remove_tags'), 'remove_tags') ?? [];
+    if (m && !setEntry && !m.has('add_tags') && !m.has('remove_tags')) {
+      r.error(kind.value ?? kind.keySpot, kind.path, 'update_profile needs at least one of: set, add_tags, remove_tags');
+    }
+    return { shape: 'linear', waits: false, build: (next) => ({ kind: 'update_profile', set, addTags, removeTags, next }) };
+  }
+
+  private exitStep(kind: Entry): StepBody {
+    const r = this.r;
+    const v = kind.value;
+    let reason = 'exit step';
+    if (isScalar(v) && typeof v.value === 'string' && v.value.trim() !== '') reason = v.value;
+    else if (isMap(v)) {
+      const m = r.map(v, kind.path, 'exit', ['reason']);
+      const given = m ? r.text(m.get('reason'), 'reason') : undefined;
+      if (given !== undefined) reason = given;
+    } else if (!r.isEmpty(v)) {
+      r.error(v, kind.path, `exit takes a reason text, {} or nothing, got ${describe(v)}`);
+    }
+    return { shape: 'exit', build: () => ({ kind: 'exit', reason }) };
+  }
+
+  // --- linking and graph checks ------------------------------------------------------------------------------------
+
+  /**
+   * Turns the step tree into next pointers. Every step, gotos included, is a vertex of an analysis graph whose
+   * edges are "may run next"; gotos are then compiled away by pointing their predecessors at the goto's target.
+   */
+  private link(top: ParsedStep[]): { start: NodeId | null; nodes: Record<NodeId, FlowNode> } | undefined {
+    const r = this.r;
+    const vertices = new Map<NodeId, ParsedStep>();
+    const successors = new Map<NodeId, Array<NodeId | null>>();
+    const parentOf = new Map<NodeId, ParsedStep>();
+    const lists: ParsedStep[][] = [];
+
+    const linkList = (list: ParsedStep[], cont: NodeId | null, parent?: ParsedStep): NodeId | null => {
+      lists.push(list);
+      list.forEach((step, i) => {
+        vertices.set(step.nodeId, step);
+        if (parent) parentOf.set(step.nodeId, parent);
+        const next = list[i + 1]?.nodeId ?? cont;
+        const body = step.body;
+        switch (body.shape) {
+          case 'linear':
+          case 'invalid':
+            successors.set(step.nodeId, [next]);
+            break;
+          case 'branch':
+            successors.set(step.nodeId, body.branches.map((b) => linkList(b.steps, next, step)));
+            break;
+          case 'exit':
+            successors.set(step.nodeId, []);
+            break;
+          case 'goto': {
+            const target = body.target === undefined ? undefined : this.labels.get(body.target);
+            if (body.target !== undefined && !target) {
+              const known = [...this.labels.keys()];
+              r.error(
+                body.targetSpot,
+                `${step.docPath}.goto`,
+                `goto "${body.target}": no step has "id: ${body.target}"` +
+                  (known.length ? `${suggest(body.target, known)}; labels in this flow: ${known.join(', ')}` : '; add "id: <label>" to the step to jump to'),
+              );
+            }
+            successors.set(step.nodeId, [target?.nodeId ?? null]);
+            break;
+          }
+        }
+      });
+      return list[0]?.nodeId ?? cont;
+    };
+    const rawStart = linkList(top, null);
+
+    // Reachability from the first step.
+    const reachable = new Set<NodeId>();
+    const stack = rawStart ? [rawStart] : [];
+    while (stack.length) {
+      const id = stack.pop()!;
+      if (reachable.has(id)) continue;
+      reachable.add(id);
+      for (const next of successors.get(id) ?? []) if (next) stack.push(next);
+    }
+    for (const list of lists) {
+      list.forEach((step, i) => {
+        if (reachable.has(step.nodeId)) return;
+        const parent = parentOf.get(step.nodeId);
+        const previous = list[i - 1];
+        // Report the first step of an unreachable run only; the ones after it (and inside it) follow from it.
+        if ((parent && !reachable.has(parent.nodeId)) || (previous && !reachable.has(previous.nodeId))) return;
+        const why =
+          previous?.body.shape === 'exit'
+            ? `it follows "exit" (line ${previous.line ?? '?'})`
+            : previous?.body.shape === 'goto'
+              ? `it follows "goto" (line ${previous.line ?? '?'})`
+              : previous?.body.shape === 'branch'
+                ? `every branch of the step before (line ${previous.line ?? '?'}) ends in exit or goto`
+                : 'nothing leads to it';
+        r.error(step.spot, step.docPath, `unreachable step: ${why}; remove it, or give it "id: <label>" and jump to it with goto`);
+      });
+    }
+
+    this.reportLoopsWithoutWait(vertices, successors);
+
+    // Compile gotos away: a pointer to a goto becomes a pointer to what the goto (chain) leads to.
+    const resolve = (raw: NodeId | null): NodeId | null => {
+      const seen = new Set<NodeId>();
+      let id = raw;
+      while (id !== null && vertices.get(id)?.body.shape === 'goto') {
+        if (seen.has(id)) return null; // a cycle of gotos; reported as a loop without wait
+        seen.add(id);
+        id = successors.get(id)?.[0] ?? null;
+      }
+      return id;
+    };
+    const nodes: Record<NodeId, FlowNode> = {};
+    for (const step of vertices.values()) {
+      const body = step.body;
+      const base = { id: step.nodeId, ...(step.line !== undefined ? { line: step.line } : {}) };
+      const next = (successors.get(step.nodeId) ?? []).map(resolve);
+      if (body.shape === 'linear') nodes[step.nodeId] = { ...base, ...body.build(next[0] ?? null) } as FlowNode;
+      else if (body.shape === 'branch') nodes[step.nodeId] = { ...base, ...body.build(next[0] ?? null, next[1] ?? null) } as FlowNode;
+      else if (body.shape === 'exit') nodes[step.nodeId] = { ...base, ...body.build() } as FlowNode;
+    }
+    // Keep document order (the vertex map is filled branch-first), which diagrams and stored JSON read better in.
+    const ordered: Record<NodeId, FlowNode> = {};
+    const visit = (list: ParsedStep[]): void => {
+      for (const step of list) {
+        const node = nodes[step.nodeId];
+        if (node) ordered[step.nodeId] = node;
+        if (step.body.shape === 'branch') step.body.branches.forEach((b) => visit(b.steps));
+      }
+    };
+    visit(top);
+    return { start: resolve(rawStart), nodes: ordered };
+  }
+
+  /** Any cycle through steps that never wait would send (or spin) without pause: Tarjan's SCCs over non-waiting steps. */
+  private reportLoopsWithoutWait(vertices: Map<NodeId, ParsedStep>, successors: Map<NodeId, Array<NodeId | null>>): void {
+    const waits = (step: ParsedStep): boolean => {
+      const b = step.body;
+      return b.shape === 'invalid' || ((b.shape === 'linear' || b.shape === 'branch') && b.waits);
+    };
+    const candidates = [...vertices.values()].filter((s) => !waits(s));
+    const inGraph = new Set(candidates.map((s) => s.nodeId));
+    const index = new Map<NodeId, number>();
+    const low = new Map<NodeId, number>();
+    const onStack = new Set<NodeId>();
+    const stack: NodeId[] = [];
+    let counter = 0;
+    const components: NodeId[][] = [];
+    const strongConnect = (v: NodeId): void => {
+      index.set(v, counter);
+      low.set(v, counter);
+      counter++;
+      stack.push(v);
+      onStack.add(v);
+      for (const w of successors.get(v) ?? []) {
+        if (w === null || !inGraph.has(w)) continue;
+        if (!index.has(w)) {
+          strongConnect(w);
+          low.set(v, Math.min(low.get(v)!, low.get(w)!));
+        } else if (onStack.has(w)) {
+          low.set(v, Math.min(low.get(v)!, index.get(w)!));
+        }
+      }
+      if (low.get(v) === index.get(v)) {
+        const component: NodeId[] = [];
+        let w: NodeId;
+        do {
+          w = stack.pop()!;
+          onStack.delete(w);
+          component.push(w);
+        } while (w !== v);
+        components.push(component);
+      }
+    };
+    for (const s of candidates) if (!index.has(s.nodeId)) strongConnect(s.nodeId);
+
+    for (const component of components) {
+      const first = component[0]!;
+      const isCycle = component.length > 1 || (successors.get(first) ?? []).includes(first);
+      if (!isCycle) continue;
+      const steps = component.map((id) => vertices.get(id)!).sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+      // Every cycle contains a goto (lists only run forward); blame the goto, it is where the fix goes.
+      const gotoStep = steps.find((s) => s.body.shape === 'goto') ?? steps[0]!;
+      const target = gotoStep.body.shape === 'goto' && gotoStep.body.target !== undefined ? this.labels.get(gotoStep.body.target) : undefined;
+      const lines = steps.map((s) => s.line ?? '?').join(', ');
+      this.r.error(
+        gotoStep.spot,
+        gotoStep.docPath,
+        `loop without a wait: ${target ? `goto "${target.label}" jumps back to line ${target.line ?? '?'} and ` : ''}` +
+          `the steps in the loop (lines ${lines}) never wait, so it would repeat instantly; ` +
+          'add a wait, wait: { until } or wait_for step inside the loop',
+      );
+    }
+  }
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command (`npm test`): typecheck, lint (workflows may not import Node built-ins or I/O),
+# then every jest suite in one process (2 cores: --runInBand). Extra args go to jest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npx tsc --noEmit -p .
+npx eslint --max-warnings 0 .
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+  echo "TEST_DATABASE_URL is unset: PostgreSQL suites run on SQLite only (set it, e.g. postgres://postgres@127.0.0.1:5432/test)"
+fi
+npx jest --runInBand "$@"

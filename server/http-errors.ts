@@ -1,0 +1,21 @@
+// Errors of the admin API's own requests (routes and query strings), shaped like core's so one handler answers all.
+import { MicroflowsError } from '../core/errors';
+
+/** A query parameter is malformed; `field` names it. */
+export class BadRequestError extends MicroflowsError {
+  override readonly status = 400;
+  override readonly code = 'bad_request';
+  override name = 'BadRequestError';
+  constructor(
+    message: string,
+    readonly field?: string,
+  ) {
+    super(field ? `${field}: ${message}` : message);
+  }
+}
+
+export class NotFoundError extends MicroflowsError {
+  override readonly status = 404;
+  override readonly code = 'not_found';
+  override name = 'NotFoundError';
+}

@@ -1,0 +1,557 @@
+// The one Store implementation: Kysely queries that run unchanged on SQLite and PostgreSQL, with the few
+// dialect differences (row locks, boolean columns) kept in small helpers at the top of the class.
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import type { FlowDefinition } from '../core/flow-types';
+import { applyEventToProfile, applyProfileUpdate, emptyProfile, type Profile } from '../core/profile';
+import { FlowVersionConflictError } from './errors';
+import { migrateToLatest, type StoreDialect } from './migrations';
+import { TABLES, type Database, type EventsTable, type FlowEntriesTable, type DecisionsTable, type ProfilesTable, type SendsTable, type OutboxTable } from './schema';
+import type {
+  DecisionRecord,
+  FlowEntry,
+  NewEvent,
+  OutboxMessage,
+  RecordEventResult,
+  SendRecord,
+  Store,
+  StoredEvent,
+} from './store';
+
+export interface KyselyStoreOptions {
+  /** Clock for times the store stamps itself (profile updates, flow registration); tests pin it. */
+  now?: () => number;
+}
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** Keeps multi-row statements under SQLite's bound-parameter limit and PostgreSQL's 65535. */
+const CHUNK = 500;
+
+function chunks<T>(items: T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
+  return out;
+}
+
+function parseJson<T>(text: string): T {
+  return JSON.parse(text) as T;
+}
+
+function toStoredEvent(row: Selectable<EventsTable>): StoredEvent {
+  return {
+    id: row.id,
+    messageId: row.message_id,
+    type: row.type as StoredEvent['type'],
+    customerId: row.customer_id,
+    userId: row.user_id,
+    anonymousId: row.anonymous_id,
+    name: row.name,
+    properties: parseJson(row.properties),
+    traits: parseJson(row.traits),
+    context: parseJson(row.context),
+    timestamp: row.timestamp,
+    receivedAt: row.received_at,
+    dispatched: Boolean(row.dispatched),
+  };
+}
+
+function toProfile(row: Selectable<ProfilesTable>): Profile {
+  return {
+    customerId: row.customer_id,
+    email: row.email,
+    timezone: row.timezone,
+    traits: parseJson(row.traits),
+    computed: parseJson(row.computed),
+    consent: parseJson(row.consent),
+    tags: parseJson(row.tags),
+    updatedAt: row.updated_at,
+  };
+}
+
+function profileRow(profile: Profile): ProfilesTable {
+  return {
+    customer_id: profile.customerId,
+    email: profile.email,
+    timezone: profile.timezone,
+    traits: JSON.stringify(profile.traits),
+    computed: JSON.stringify(profile.computed),
+    consent: JSON.stringify(profile.consent),
+    tags: JSON.stringify(profile.tags),
+    updated_at: profile.updatedAt,
+  };
+}
+
+function toFlowEntry(row: Selectable<FlowEntriesTable>): FlowEntry {
+  return {
+    customerId: row.customer_id,
+    flowId: row.flow_id,
+    flowVersion: row.flow_version,
+    runNumber: row.run_number,
+    workflowId: row.workflow_id,
+    enteredAt: row.entered_at,
+    endedAt: row.ended_at,
+    outcome: row.outcome,
+    conversionMessageId: row.conversion_message_id,
+  };
+}
+
+function toDecision(row: Selectable<DecisionsTable>): DecisionRecord {
+  return {
+    key: row.key,
+    customerId: row.customer_id,
+    at: row.at,
+    flowId: row.flow_id,
+    flowVersion: row.flow_version,
+    outcome: row.outcome,
+    reason: row.reason,
+    eventMessageId: row.event_message_id,
+    workflowId: row.workflow_id,
+  };
+}
+
+function toSend(row: Selectable<SendsTable>): SendRecord {
+  return {
+    deliveryKey: row.delivery_key,
+    customerId: row.customer_id,
+    flowId: row.flow_id,
+    flowVersion: row.flow_version,
+    workflowId: row.workflow_id,
+    nodeId: row.node_id,
+    template: row.template,
+    to: row.to_address,
+    subject: row.subject,
+    status: row.status as SendRecord['status'],
+    transport: row.transport as SendRecord['transport'],
+    scheduledAt: row.scheduled_at,
+    sentAt: row.sent_at,
+    messageId: row.message_id,
+  };
+}
+
+function toOutboxMessage(row: Selectable<OutboxTable>): OutboxMessage {
+  return {
+    deliveryKey: row.delivery_key,
+    to: row.to_address,
+    from: row.from_address,
+    subject: row.subject,
+    html: row.html,
+    text: row.text,
+    headers: parseJson(row.headers),
+    createdAt: row.created_at,
+  };
+}
+
+export class KyselyStore implements Store {
+  private readonly now: () => number;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    readonly dialect: StoreDialect,
+    options: KyselyStoreOptions = {},
+    /** Frees the connection; a store sharing its connection with others passes a reference-counted release. */
+    private readonly release: () => Promise<void> = () => db.destroy(),
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  // --- dialect differences ---------------------------------------------------------------
+
+  /** better-sqlite3 cannot bind booleans. */
+  private bool(value: boolean): number | boolean {
+    return this.dialect === 'sqlite' ? (value ? 1 : 0) : value;
+  }
+
+  /** A literal (not a parameter), so PostgreSQL's planner can match the partial undispatched index. */
+  private falseLiteral() {
+    return this.dialect === 'sqlite' ? sql.lit(0) : sql.lit(false);
+  }
+
+  /**
+   * Reads the profile for a read-modify-write inside `trx`. On PostgreSQL the row is locked (creating it first if
+   * absent, since FOR UPDATE cannot lock a row that does not exist yet) so concurrent events for one customer fold
+   * one after another; SQLite needs no lock because its transactions are already serialized.
+   */
+  private async profileForUpdate(trx: Transaction<Database>, customerId: string, now: number): Promise<Profile> {
+    if (this.dialect === 'sqlite') return (await this.readProfile(trx, customerId)) ?? emptyProfile(customerId, now);
+    const select = () => trx.selectFrom('profiles').selectAll().where('customer_id', '=', customerId).forUpdate().executeTakeFirst();
+    let row = await select();
+    if (!row) {
+      await trx
+        .insertInto('profiles')
+        .values(profileRow(emptyProfile(customerId, now)))
+        .onConflict((oc) => oc.column('customer_id').doNothing())
+        .execute();
+      row = await select();
+    }
+    if (!row) throw new Error(`profile ${customerId} vanished while locked`);
+    return toProfile(row);
+  }
+
+  private async readProfile(db: Db, customerId: string): Promise<Profile | undefined> {
+    const row = await db.selectFrom('profiles').selectAll().where('customer_id', '=', customerId).executeTakeFirst();
+    return row ? toProfile(row) : undefined;
+  }
+
+  private async writeProfile(db: Db, profile: Profile): Promise<void> {
+    const { customer_id: _key, ...changes } = profileRow(profile);
+    await db
+      .insertInto('profiles')
+      .values(profileRow(profile))
+      .onConflict((oc) => oc.column('customer_id').doUpdateSet(changes))
+      .execute();
+  }
+
+  // --- lifecycle -------------------------------------------------------------------------
+
+  migrate(): Promise<void> {
+    return migrateToLatest(this.db as Kysely<any>, this.dialect);
+  }
+
+  /** Safe to call more than once. */
+  close(): Promise<void> {
+    this.closing ??= this.release();
+    return this.closing;
+  }
+
+  // --- events and profiles ---------------------------------------------------------------
+
+  recordEvent(event: NewEvent, options: { needsDispatch: boolean }): Promise<RecordEventResult> {
+    return this.db.transaction().execute(async (trx) => {
+      // ON CONFLICT DO NOTHING makes a concurrent duplicate wait for the first insert to commit, then write nothing.
+      const inserted = await trx
+        .insertInto('events')
+        .values({
+          message_id: event.messageId,
+          type: event.type,
+          customer_id: event.customerId,
+          user_id: event.userId,
+          anonymous_id: event.anonymousId,
+          name: event.name,
+          properties: JSON.stringify(event.properties),
+          traits: JSON.stringify(event.traits),
+          context: JSON.stringify(event.context),
+          timestamp: event.timestamp,
+          received_at: event.receivedAt,
+          dispatched: this.bool(!options.needsDispatch),
+        })
+        .onConflict((oc) => oc.column('message_id').doNothing())
+        .returningAll()
+        .executeTakeFirst();
+
+      if (!inserted) {
+        const existing = await trx.selectFrom('events').selectAll().where('message_id', '=', event.messageId).executeTakeFirstOrThrow();
+        const profile = (await this.readProfile(trx, existing.customer_id)) ?? emptyProfile(existing.customer_id, existing.received_at);
+        return { duplicate: true, event: toStoredEvent(existing), profile };
+      }
+
+      // The event's arrival time, not the wall clock, stamps the profile: replays and tests stay deterministic.
+      const current = await this.profileForUpdate(trx, event.customerId, event.receivedAt);
+      const profile = applyEventToProfile(current, event, event.receivedAt);
+      await this.writeProfile(trx, profile);
+      return { duplicate: false, event: toStoredEvent(inserted), profile };
+    });
+  }
+
+  async markDispatched(eventIds: number[]): Promise<void> {
+    for (const ids of chunks(eventIds)) {
+      await this.db.updateTable('events').set({ dispatched: this.bool(true) }).where('id', 'in', ids).execute();
+    }
+  }
+
+  async listUndispatched(limit: number): Promise<StoredEvent[]> {
+    const rows = await this.db
+      .selectFrom('events')
+      .selectAll()
+      .where('dispatched', '=', this.falseLiteral())
+      .orderBy('id', 'asc')
+      .limit(limit)
+      .execute();
+    return rows.map(toStoredEvent);
+  }
+
+  /** An empty `names` list matches no event (it is a filter, not "any"). */
+  async eventsOf(customerId: string, filter: { names?: string[]; since?: number; limit?: number } = {}): Promise<StoredEvent[]> {
+    if (filter.names && filter.names.length === 0) return [];
+    let query = this.db.selectFrom('events').selectAll().where('customer_id', '=', customerId).where('type', '=', 'track');
+    if (filter.names) query = query.where('name', 'in', filter.names);
+    if (filter.since !== undefined) query = query.where('timestamp', '>=', filter.since);
+    query = query.orderBy('timestamp', 'desc').orderBy('id', 'desc');
+    if (filter.limit !== undefined) query = query.limit(filter.limit);
+    return (await query.execute()).map(toStoredEvent);
+  }
+
+  getProfile(customerId: string): Promise<Profile | undefined> {
+    return this.readProfile(this.db, customerId);
+  }
+
+  updateProfile(customerId: string, update: { set: Record<string, unknown>; addTags: string[]; removeTags: string[] }): Promise<Profile> {
+    return this.db.transaction().execute(async (trx) => {
+      const now = this.now();
+      const profile = applyProfileUpdate(await this.profileForUpdate(trx, customerId, now), update, now);
+      await this.writeProfile(trx, profile);
+      return profile;
+    });
+  }
+
+  async tableCounts(): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    for (const table of TABLES) {
+      const { rows } = await sql<{ n: number | string }>`select count(*) as n from ${sql.table(table)}`.execute(this.db);
+      counts[table] = Number(rows[0]?.n ?? 0);
+    }
+    return counts;
+  }
+
+  // --- flows and arbitration -------------------------------------------------------------
+
+  async registerFlowVersion(flow: FlowDefinition): Promise<'registered' | 'unchanged'> {
+    const inserted = await this.db
+      .insertInto('flow_versions')
+      .values({
+        flow_id: flow.id,
+        version: flow.version,
+        sha256: flow.source.sha256,
+        source_file: flow.source.file,
+        definition: JSON.stringify(flow),
+        registered_at: this.now(),
+      })
+      .onConflict((oc) => oc.columns(['flow_id', 'version']).doNothing())
+      .returning('flow_id')
+      .executeTakeFirst();
+    if (inserted) return 'registered';
+    const existing = await this.db
+      .selectFrom('flow_versions')
+      .select('sha256')
+      .where('flow_id', '=', flow.id)
+      .where('version', '=', flow.version)
+      .executeTakeFirstOrThrow();
+    if (existing.sha256 === flow.source.sha256) return 'unchanged';
+    throw new FlowVersionConflictError(flow.id, flow.version, flow.source.file, existing.sha256, flow.source.sha256);
+  }
+
+  async getFlowVersion(flowId: string, version: number): Promise<FlowDefinition | undefined> {
+    const row = await this.db
+      .selectFrom('flow_versions')
+      .select('definition')
+      .where('flow_id', '=', flowId)
+      .where('version', '=', version)
+      .executeTakeFirst();
+    return row ? parseJson<FlowDefinition>(row.definition) : undefined;
+  }
+
+  async latestFlowVersions(): Promise<FlowDefinition[]> {
+    const rows = await this.db
+      .selectFrom('flow_versions as fv')
+      .innerJoin(
+        (eb) => eb.selectFrom('flow_versions').select((e) => ['flow_id', e.fn.max('version').as('version')]).groupBy('flow_id').as('latest'),
+        (join) => join.onRef('latest.flow_id', '=', 'fv.flow_id').onRef('latest.version', '=', 'fv.version'),
+      )
+      .select('fv.definition')
+      .orderBy('fv.flow_id')
+      .execute();
+    return rows.map((r) => parseJson<FlowDefinition>(r.definition));
+  }
+
+  async recordFlowEntry(entry: Omit<FlowEntry, 'endedAt' | 'outcome' | 'conversionMessageId'>): Promise<void> {
+    await this.db
+      .insertInto('flow_entries')
+      .values({
+        workflow_id: entry.workflowId,
+        customer_id: entry.customerId,
+        flow_id: entry.flowId,
+        flow_version: entry.flowVersion,
+        run_number: entry.runNumber,
+        entered_at: entry.enteredAt,
+        ended_at: null,
+        outcome: null,
+        conversion_message_id: null,
+      })
+      .onConflict((oc) => oc.column('workflow_id').doNothing())
+      .execute();
+  }
+
+  /** A run never recorded with recordFlowEntry is ignored: there is nothing to end. */
+  async recordRunOutcome(workflowId: string, outcome: string, at: number, conversionMessageId: string | null = null): Promise<void> {
+    await this.db
+      .updateTable('flow_entries')
+      .set({ outcome, ended_at: at, conversion_message_id: conversionMessageId })
+      .where('workflow_id', '=', workflowId)
+      .where('outcome', 'is', null)
+      .execute();
+  }
+
+  async inactiveCustomers(query: {
+    triggers: Array<{ flowId: string; event: string; before: number }>;
+    cursor: string | null;
+    limit: number;
+  }): Promise<{ customers: Array<{ customerId: string; flowId: string; lastEventAt: number }>; nextCursor: string | null }> {
+    // cursor = "<trigger index>\u0000<last customer id>": walk triggers in order, customers by id.
+    const [indexText, afterCustomer] = query.cursor ? query.cursor.split('\u0000') : ['0', ''];
+    const customers: Array<{ customerId: string; flowId: string; lastEventAt: number }> = [];
+    for (let index = Number(indexText); index < query.triggers.length; index++) {
+      const trigger = query.triggers[index]!;
+      const after = index === Number(indexText) ? (afterCustomer ?? '') : '';
+      const rows = await this.db
+        .selectFrom('events as e')
+        .select(['e.customer_id as customerId', (eb) => eb.fn.max('e.timestamp').as('lastEventAt')])
+        .where('e.type', '=', 'track')
+        .where('e.name', '=', trigger.event)
+        .where('e.customer_id', '>', after)
+        .groupBy('e.customer_id')
+        .having((eb) => eb.fn.max('e.timestamp'), '<', trigger.before)
+        .orderBy('e.customer_id')
+        .limit(query.limit)
+        .execute();
+      const lastSeen = rows.at(-1)?.customerId;
+      const entered = rows.length
+        ? await this.db
+            .selectFrom('flow_entries')
+            .select(['customer_id', (eb) => eb.fn.max('entered_at').as('lastEntered')])
+            .where('flow_id', '=', trigger.flowId)
+            .where('customer_id', 'in', rows.map((r) => r.customerId))
+            .groupBy('customer_id')
+            .execute()
+        : [];
+      const lastEntered = new Map(entered.map((e) => [e.customer_id, Number(e.lastEntered)]));
+      for (const row of rows) {
+        const lastEventAt = Number(row.lastEventAt);
+        const enteredAt = lastEntered.get(row.customerId);
+        if (enteredAt === undefined || enteredAt < lastEventAt) customers.push({ customerId: row.customerId, flowId: trigger.flowId, lastEventAt });
+      }
+      if (rows.length === query.limit && lastSeen !== undefined) return { customers, nextCursor: `${index}\u0000${lastSeen}` };
+    }
+    return { customers, nextCursor: null };
+  }
+
+  async flowEntriesOf(customerId: string): Promise<FlowEntry[]> {
+    const rows = await this.db
+      .selectFrom('flow_entries')
+      .selectAll()
+      .where('customer_id', '=', customerId)
+      .orderBy('entered_at')
+      .orderBy('id')
+      .execute();
+    return rows.map(toFlowEntry);
+  }
+
+  async getFlowEntry(workflowId: string): Promise<FlowEntry | undefined> {
+    const row = await this.db.selectFrom('flow_entries').selectAll().where('workflow_id', '=', workflowId).executeTakeFirst();
+    return row ? toFlowEntry(row) : undefined;
+  }
+
+  async recordDecisions(decisions: DecisionRecord[]): Promise<void> {
+    if (decisions.length === 0) return;
+    await this.db.transaction().execute(async (trx) => {
+      for (const batch of chunks(decisions)) {
+        await trx
+          .insertInto('decisions')
+          .values(
+            batch.map((d) => ({
+              key: d.key,
+              customer_id: d.customerId,
+              at: d.at,
+              flow_id: d.flowId,
+              flow_version: d.flowVersion,
+              outcome: d.outcome,
+              reason: d.reason,
+              event_message_id: d.eventMessageId,
+              workflow_id: d.workflowId,
+            })),
+          )
+          .onConflict((oc) => oc.column('key').doNothing())
+          .execute();
+      }
+    });
+  }
+
+  async decisionsOf(customerId: string): Promise<DecisionRecord[]> {
+    const rows = await this.db.selectFrom('decisions').selectAll().where('customer_id', '=', customerId).orderBy('id').execute();
+    return rows.map(toDecision);
+  }
+
+  // --- delivery ledger -------------------------------------------------------------------
+
+  async claimSend(send: Omit<SendRecord, 'status' | 'sentAt' | 'messageId'>): Promise<{ claimed: boolean; record: SendRecord }> {
+    const inserted = await this.db
+      .insertInto('sends')
+      .values({
+        delivery_key: send.deliveryKey,
+        customer_id: send.customerId,
+        flow_id: send.flowId,
+        flow_version: send.flowVersion,
+        workflow_id: send.workflowId,
+        node_id: send.nodeId,
+        template: send.template,
+        to_address: send.to,
+        subject: send.subject,
+        status: 'pending',
+        transport: send.transport,
+        scheduled_at: send.scheduledAt,
+        sent_at: null,
+        message_id: null,
+      })
+      .onConflict((oc) => oc.column('delivery_key').doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (inserted) return { claimed: true, record: toSend(inserted) };
+    const existing = await this.db.selectFrom('sends').selectAll().where('delivery_key', '=', send.deliveryKey).executeTakeFirstOrThrow();
+    return { claimed: false, record: toSend(existing) };
+  }
+
+  /** Marks a pending send delivered; a send already delivered keeps its first messageId and time. */
+  private async markSent(db: Db, deliveryKey: string, messageId: string, sentAt: number): Promise<void> {
+    const result = await db
+      .updateTable('sends')
+      .set({ status: 'sent', message_id: messageId, sent_at: sentAt })
+      .where('delivery_key', '=', deliveryKey)
+      .where('status', '=', 'pending')
+      .executeTakeFirst();
+    if (result.numUpdatedRows > 0n) return;
+    const exists = await db.selectFrom('sends').select('delivery_key').where('delivery_key', '=', deliveryKey).executeTakeFirst();
+    // Delivering without a claim would bypass the ledger that makes sends exactly-once: a caller bug, not a retry.
+    if (!exists) throw new Error(`no send was claimed with delivery key ${deliveryKey}: call claimSend first`);
+  }
+
+  completeSend(deliveryKey: string, messageId: string, sentAt: number): Promise<void> {
+    return this.markSent(this.db, deliveryKey, messageId, sentAt);
+  }
+
+  deliverToOutbox(message: OutboxMessage, messageId: string): Promise<void> {
+    return this.db.transaction().execute(async (trx) => {
+      await this.markSent(trx, message.deliveryKey, messageId, message.createdAt);
+      await trx
+        .insertInto('outbox')
+        .values({
+          delivery_key: message.deliveryKey,
+          to_address: message.to,
+          from_address: message.from,
+          subject: message.subject,
+          html: message.html,
+          text: message.text,
+          headers: JSON.stringify(message.headers),
+          created_at: message.createdAt,
+        })
+        .onConflict((oc) => oc.column('delivery_key').doNothing())
+        .execute();
+    });
+  }
+
+  /** Oldest first (newest last); with `limit`, the newest `limit` messages. */
+  async listOutbox(filter: { to?: string; limit?: number } = {}): Promise<OutboxMessage[]> {
+    let query = this.db.selectFrom('outbox').selectAll();
+    if (filter.to !== undefined) query = query.where('to_address', '=', filter.to);
+    if (filter.limit === undefined) return (await query.orderBy('id', 'asc').execute()).map(toOutboxMessage);
+    const newest = await query.orderBy('id', 'desc').limit(filter.limit).execute();
+    return newest.reverse().map(toOutboxMessage);
+  }
+
+  /** Ordered by the flow time of the send step. */
+  async listSends(filter: { customerId?: string; workflowId?: string } = {}): Promise<SendRecord[]> {
+    let query = this.db.selectFrom('sends').selectAll();
+    if (filter.customerId !== undefined) query = query.where('customer_id', '=', filter.customerId);
+    if (filter.workflowId !== undefined) query = query.where('workflow_id', '=', filter.workflowId);
+    const rows = await query.orderBy('scheduled_at').orderBy('delivery_key').execute();
+    return rows.map(toSend);
+  }
+}

@@ -1,0 +1,153 @@
+// Schema migrations, kept in code (not files) so they ship inside the package and run under tsx and jest alike.
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+export type StoreDialect = 'sqlite' | 'postgres';
+
+/** Column types that differ by dialect; everything else is portable SQL. */
+function types(dialect: StoreDialect) {
+  return dialect === 'postgres'
+    ? ({ id: 'bigserial', time: 'bigint', bool: 'boolean', falseValue: sql`false` } as const)
+    : ({ id: 'integer', time: 'integer', bool: 'integer', falseValue: sql`0` } as const);
+}
+
+function initial(dialect: StoreDialect): Migration {
+  const t = types(dialect);
+  // SQLite: INTEGER PRIMARY KEY AUTOINCREMENT never reuses ids, so ids order rows by arrival.
+  const idColumn = (db: Kysely<any>, table: string) =>
+    db.schema
+      .createTable(table)
+      .addColumn('id', t.id, (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()));
+
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await idColumn(db, 'events')
+        .addColumn('message_id', 'text', (c) => c.notNull().unique())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('customer_id', 'text', (c) => c.notNull())
+        .addColumn('user_id', 'text')
+        .addColumn('anonymous_id', 'text')
+        .addColumn('name', 'text')
+        .addColumn('properties', 'text', (c) => c.notNull())
+        .addColumn('traits', 'text', (c) => c.notNull())
+        .addColumn('context', 'text', (c) => c.notNull())
+        .addColumn('timestamp', t.time, (c) => c.notNull())
+        .addColumn('received_at', t.time, (c) => c.notNull())
+        .addColumn('dispatched', t.bool, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('events_customer_name_time').on('events').columns(['customer_id', 'name', 'timestamp']).execute();
+      await db.schema.createIndex('events_customer_time').on('events').columns(['customer_id', 'timestamp']).execute();
+      // Partial: almost every event is dispatched, so the index stays tiny and the recovery scan cheap.
+      await db.schema
+        .createIndex('events_undispatched')
+        .on('events')
+        .column('id')
+        .where(sql.ref('dispatched'), '=', t.falseValue)
+        .execute();
+
+      await db.schema
+        .createTable('profiles')
+        .addColumn('customer_id', 'text', (c) => c.primaryKey())
+        .addColumn('email', 'text')
+        .addColumn('timezone', 'text')
+        .addColumn('traits', 'text', (c) => c.notNull())
+        .addColumn('computed', 'text', (c) => c.notNull())
+        .addColumn('consent', 'text', (c) => c.notNull())
+        .addColumn('tags', 'text', (c) => c.notNull())
+        .addColumn('updated_at', t.time, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('profiles_email').on('profiles').column('email').execute();
+
+      await db.schema
+        .createTable('flow_versions')
+        .addColumn('flow_id', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('source_file', 'text', (c) => c.notNull())
+        .addColumn('definition', 'text', (c) => c.notNull())
+        .addColumn('registered_at', t.time, (c) => c.notNull())
+        .addPrimaryKeyConstraint('flow_versions_pk', ['flow_id', 'version'])
+        .execute();
+
+      await idColumn(db, 'flow_entries')
+        .addColumn('workflow_id', 'text', (c) => c.notNull().unique())
+        .addColumn('customer_id', 'text', (c) => c.notNull())
+        .addColumn('flow_id', 'text', (c) => c.notNull())
+        .addColumn('flow_version', 'integer', (c) => c.notNull())
+        .addColumn('run_number', 'integer', (c) => c.notNull())
+        .addColumn('entered_at', t.time, (c) => c.notNull())
+        .addColumn('ended_at', t.time)
+        .addColumn('outcome', 'text')
+        .addColumn('conversion_message_id', 'text')
+        .execute();
+      await db.schema.createIndex('flow_entries_customer_flow').on('flow_entries').columns(['customer_id', 'flow_id']).execute();
+
+      await idColumn(db, 'decisions')
+        .addColumn('key', 'text', (c) => c.notNull().unique())
+        .addColumn('customer_id', 'text', (c) => c.notNull())
+        .addColumn('at', t.time, (c) => c.notNull())
+        .addColumn('flow_id', 'text', (c) => c.notNull())
+        .addColumn('flow_version', 'integer')
+        .addColumn('outcome', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('event_message_id', 'text')
+        .addColumn('workflow_id', 'text')
+        .execute();
+      await db.schema.createIndex('decisions_customer').on('decisions').columns(['customer_id', 'id']).execute();
+
+      await db.schema
+        .createTable('sends')
+        .addColumn('delivery_key', 'text', (c) => c.primaryKey())
+        .addColumn('customer_id', 'text', (c) => c.notNull())
+        .addColumn('flow_id', 'text', (c) => c.notNull())
+        .addColumn('flow_version', 'integer', (c) => c.notNull())
+        .addColumn('workflow_id', 'text', (c) => c.notNull())
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('template', 'text', (c) => c.notNull())
+        .addColumn('to_address', 'text', (c) => c.notNull())
+        .addColumn('subject', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('transport', 'text', (c) => c.notNull())
+        .addColumn('scheduled_at', t.time, (c) => c.notNull())
+        .addColumn('sent_at', t.time)
+        .addColumn('message_id', 'text')
+        .execute();
+      await db.schema.createIndex('sends_customer').on('sends').columns(['customer_id', 'scheduled_at']).execute();
+      await db.schema.createIndex('sends_workflow').on('sends').column('workflow_id').execute();
+
+      await idColumn(db, 'outbox')
+        .addColumn('delivery_key', 'text', (c) => c.notNull().unique())
+        .addColumn('to_address', 'text', (c) => c.notNull())
+        .addColumn('from_address', 'text', (c) => c.notNull())
+        .addColumn('subject', 'text', (c) => c.notNull())
+        .addColumn('html', 'text', (c) => c.notNull())
+        .addColumn('text', 'text', (c) => c.notNull())
+        .addColumn('headers', 'text', (c) => c.notNull())
+        .addColumn('created_at', t.time, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('outbox_to').on('outbox').columns(['to_address', 'id']).execute();
+    },
+
+    async down(db: Kysely<any>): Promise<void> {
+      for (const table of ['outbox', 'sends', 'decisions', 'flow_entries', 'flow_versions', 'profiles', 'events']) {
+        await db.schema.dropTable(table).ifExists().execute();
+      }
+    },
+  };
+}
+
+/** Names sort in the order they run; never rename or edit one that has shipped — add a new one. */
+export function migrationsFor(dialect: StoreDialect): Record<string, Migration> {
+  return { '0001_initial': initial(dialect) };
+}
+
+/** Brings the schema to the newest migration; Kysely's lock makes concurrent starts safe. */
+export async function migrateToLatest(db: Kysely<any>, dialect: StoreDialect): Promise<void> {
+  const provider: MigrationProvider = { getMigrations: async () => migrationsFor(dialect) };
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    const cause = error instanceof Error ? error.message : String(error);
+    throw new Error(`database migration ${failed ?? ''} failed: ${cause}`, { cause: error });
+  }
+}

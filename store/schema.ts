@@ -1,0 +1,111 @@
+// The table shapes Kysely type-checks queries against; the migrations in migrations.ts create them.
+import type { ColumnType, Generated } from 'kysely';
+
+/** SQLite stores booleans as 0/1 (better-sqlite3 cannot bind booleans); PostgreSQL as boolean. */
+export type DbBool = ColumnType<number | boolean, number | boolean, number | boolean>;
+
+/** JSON documents are stored as text in both dialects, so one serialisation path serves both. */
+type JsonText = string;
+
+export interface EventsTable {
+  id: Generated<number>;
+  message_id: string;
+  type: string;
+  customer_id: string;
+  user_id: string | null;
+  anonymous_id: string | null;
+  name: string | null;
+  properties: JsonText;
+  traits: JsonText;
+  context: JsonText;
+  timestamp: number;
+  received_at: number;
+  dispatched: DbBool;
+}
+
+export interface ProfilesTable {
+  customer_id: string;
+  email: string | null;
+  timezone: string | null;
+  traits: JsonText;
+  computed: JsonText;
+  consent: JsonText;
+  tags: JsonText;
+  updated_at: number;
+}
+
+export interface FlowVersionsTable {
+  flow_id: string;
+  version: number;
+  sha256: string;
+  source_file: string;
+  definition: JsonText;
+  registered_at: number;
+}
+
+export interface FlowEntriesTable {
+  id: Generated<number>;
+  workflow_id: string;
+  customer_id: string;
+  flow_id: string;
+  flow_version: number;
+  run_number: number;
+  entered_at: number;
+  ended_at: number | null;
+  outcome: string | null;
+  conversion_message_id: string | null;
+}
+
+export interface DecisionsTable {
+  id: Generated<number>;
+  key: string;
+  customer_id: string;
+  at: number;
+  flow_id: string;
+  flow_version: number | null;
+  outcome: string;
+  reason: string;
+  event_message_id: string | null;
+  workflow_id: string | null;
+}
+
+export interface SendsTable {
+  delivery_key: string;
+  customer_id: string;
+  flow_id: string;
+  flow_version: number;
+  workflow_id: string;
+  node_id: string;
+  template: string;
+  to_address: string;
+  subject: string;
+  status: string;
+  transport: string;
+  scheduled_at: number;
+  sent_at: number | null;
+  message_id: string | null;
+}
+
+export interface OutboxTable {
+  id: Generated<number>;
+  delivery_key: string;
+  to_address: string;
+  from_address: string;
+  subject: string;
+  html: string;
+  text: string;
+  headers: JsonText;
+  created_at: number;
+}
+
+export interface Database {
+  events: EventsTable;
+  profiles: ProfilesTable;
+  flow_versions: FlowVersionsTable;
+  flow_entries: FlowEntriesTable;
+  decisions: DecisionsTable;
+  sends: SendsTable;
+  outbox: OutboxTable;
+}
+
+export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'outbox'];

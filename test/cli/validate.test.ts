@@ -1,0 +1,169 @@
+// `microflows validate` and `microflows diagram` as users run them: the real CLI in a child process.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadFlowFiles, validatePaths } from '../../cli/project-files';
+
+const ROOT = path.resolve(__dirname, '../..');
+const FIXTURES = path.join(ROOT, 'test/fixtures');
+const TEMPLATES = path.join(FIXTURES, 'templates');
+const INVALID = 'test/fixtures/flows-invalid';
+const VALID = 'test/fixtures/flows-valid';
+
+function microflows(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string; output: string } {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MICROFLOWS_')));
+  const result = spawnSync(process.execPath, ['bin/microflows.js', ...args], {
+    cwd: ROOT,
+    env: { ...clean, MICROFLOWS_TEMPLATES_DIR: TEMPLATES, ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr, output: result.stdout + result.stderr };
+}
+
+describe('microflows validate', () => {
+  test.each([
+    ['unknown-step-kind.yaml', '7:5 (steps[1].sned)', 'unknown step kind "sned"'],
+    ['missing-template.yaml', '8:17 (steps[1].send.template)', 'template "no-such-template" does not exist'],
+    ['bad-duration.yaml', '7:11 (steps[1].wait)', '"3 days" is not a duration'],
+    ['unreachable-step.yaml', '8:5 (steps[2])', 'unreachable step: it follows "exit" (line 7)'],
+    ['loop-without-wait.yaml', '9:5 (steps[2])', 'loop without a wait: goto "again" jumps back to line 7'],
+    ['unknown-operator.yaml', '9:11 (steps[0].split.when.profile.behavior_score.greater_than)', 'unknown operator "greater_than"'],
+  ])('%s fails with file and line', (file, location, message) => {
+    const run = microflows(['validate', `${INVALID}/${file}`]);
+    expect(run.status).toBe(1);
+    const lines = run.output.split('\n').filter((l) => l.includes(': error: '));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.startsWith(`${INVALID}/${file}:${location}: error: `)).toBe(true);
+    expect(lines[0]).toContain(message);
+    expect(run.output).not.toContain('ok:');
+  });
+
+  test('a directory of invalid files reports every file, in name order', () => {
+    const run = microflows(['validate', INVALID]);
+    expect(run.status).toBe(1);
+    const files = run.stdout
+      .split('\n')
+      .filter((l) => l.includes(': error: '))
+      .map((l) => l.split(':')[0]);
+    expect(files).toEqual([
+      'bad-duration.yaml',
+      'loop-without-wait.yaml',
+      'missing-template.yaml',
+      'unknown-operator.yaml',
+      'unknown-step-kind.yaml',
+      'unreachable-step.yaml',
+    ].map((f) => `${INVALID}/${f}`));
+    expect(run.stdout).toContain('6 errors in 6 files');
+  });
+
+  test('valid flows pass', () => {
+    const run = microflows(['validate', VALID]);
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toBe('ok: 3 flows valid\n');
+    expect(run.status).toBe(0);
+  });
+
+  test('without arguments it validates flows/ of the working directory, templates from MICROFLOWS_TEMPLATES_DIR', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microflows-validate-'));
+    try {
+      fs.mkdirSync(path.join(dir, 'flows'));
+      fs.copyFileSync(path.join(ROOT, VALID, 'cart-abandonment.yaml'), path.join(dir, 'flows/cart.yaml'));
+      const spawn = (env: Record<string, string>) =>
+        spawnSync(process.execPath, [path.join(ROOT, 'bin/microflows.js'), 'validate'], { cwd: dir, env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8' });
+      const ok = spawn({ MICROFLOWS_TEMPLATES_DIR: TEMPLATES });
+      expect(ok.stdout).toBe('ok: 1 flow valid\n');
+      expect(ok.status).toBe(0);
+      // The default templates dir is ./templates, which does not exist here: every send is a missing template.
+      const missing = spawn({});
+      expect(missing.status).toBe(1);
+      expect(missing.stdout).toContain('flows/cart.yaml:17:23 (steps[1].send.template): error: template "cart-reminder" does not exist');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('two files with the same flow id and version', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microflows-dup-'));
+    try {
+      const source = fs.readFileSync(path.join(ROOT, VALID, 'browse-abandonment.yaml'), 'utf8');
+      fs.writeFileSync(path.join(dir, 'a.yaml'), source);
+      fs.writeFileSync(path.join(dir, 'b.yml'), `# copy\n${source}`);
+      const run = microflows(['validate', dir]);
+      expect(run.status).toBe(1);
+      expect(run.stdout).toContain(
+        `${path.join(dir, 'b.yml')}:3:1 (version): error: flow "browse-abandonment" version 1 is also defined in ${path.join(dir, 'a.yaml')}`,
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a path that does not exist is an error', () => {
+    const run = microflows(['validate', 'test/fixtures/no-such-dir']);
+    expect(run.status).toBe(1);
+    expect(run.stdout).toContain('test/fixtures/no-such-dir: error: no such file or directory');
+  });
+});
+
+describe('microflows diagram', () => {
+  test('prints the Mermaid chart of a flow given by id', () => {
+    const run = microflows(['diagram', 'browse-abandonment'], { MICROFLOWS_FLOWS_DIR: path.join(ROOT, VALID) });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe(
+      [
+        'flowchart TD',
+        '  trigger(["browse-abandonment v1: 3x Product Viewed within 1w (same properties.category)"])',
+        '  s0("wait until 09:00")',
+        '  s1["send browse-reminder"]',
+        '  flow_end(["end"])',
+        '  goal[/"exit on Product Added or Order Completed where event.properties.total gt 0"/]',
+        '  trigger --> s0',
+        '  s0 --> s1',
+        '  s1 --> flow_end',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('accepts a file path', () => {
+    const run = microflows(['diagram', `${VALID}/winback.yml`]);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('s6 --> s0');
+    expect(run.stdout).toContain('s1 -->|"timeout"| s4');
+  });
+
+  test('an unknown id or an invalid file fails with the reason', () => {
+    const unknown = microflows(['diagram', 'nope'], { MICROFLOWS_FLOWS_DIR: path.join(ROOT, VALID) });
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toContain('no valid flow "nope"');
+    expect(unknown.stderr).toContain('browse-abandonment@1, cart-abandonment@3, winback@2');
+    const invalid = microflows(['diagram', `${INVALID}/bad-duration.yaml`]);
+    expect(invalid.status).toBe(1);
+    expect(invalid.stderr).toContain(`${INVALID}/bad-duration.yaml:7:11 (steps[1].wait): error:`);
+  });
+});
+
+test('an unknown command prints the usage and fails', () => {
+  const run = microflows(['frobnicate']);
+  expect(run.status).toBe(1);
+  expect(run.stderr).toContain('unknown command "frobnicate"');
+  expect(run.stderr).toContain('validate [paths...]');
+});
+
+describe('project files', () => {
+  test('loadFlowFiles compiles every flow file, sorted, with the source hash', () => {
+    const { flows, problems } = loadFlowFiles(path.join(FIXTURES, 'flows-valid'), TEMPLATES);
+    expect(problems).toEqual([]);
+    expect(flows.map((f) => f.id)).toEqual(['browse-abandonment', 'cart-abandonment', 'winback']);
+    const file = path.join(FIXTURES, 'flows-valid/winback.yml');
+    expect(flows[2]!.source).toEqual({ file, sha256: createHash('sha256').update(fs.readFileSync(file)).digest('hex') });
+  });
+
+  test('validatePaths accepts files and directories', () => {
+    const problems = validatePaths([path.join(FIXTURES, 'flows-invalid/bad-duration.yaml'), path.join(FIXTURES, 'flows-valid')], TEMPLATES);
+    expect(problems).toEqual([expect.objectContaining({ line: 7, path: 'steps[1].wait', severity: 'error' })]);
+  });
+});

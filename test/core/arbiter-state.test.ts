@@ -1,0 +1,94 @@
+import { ArbiterState, SEEN_IDS_KEPT } from '../../core/arbiter-state';
+import type { FlowPolicy } from '../../core/flow-types';
+import type { EventFacts } from '../../core/triggers';
+
+const T0 = Date.UTC(2026, 10, 28, 12);
+const ok = { matched: true, reason: 'ok' };
+
+function policy(flowId: string, priority: number, extra: Partial<FlowPolicy> = {}): FlowPolicy {
+  return { flowId, version: 1, priority, group: 'marketing', reentry: { kind: 'always' }, onConflict: 'suppress', exitOn: [{ event: 'Order Completed' }], listensTo: [], ...extra };
+}
+
+function event(name: string, messageId = name, properties: Record<string, unknown> = {}): EventFacts {
+  return { messageId, name, type: 'track', properties, timestamp: T0 };
+}
+
+describe('ArbiterState', () => {
+  it('numbers runs per flow from the stored history', () => {
+    const state = ArbiterState.fresh('c1', [{ flowId: 'cart', enteredAt: T0 - 30 * 86_400_000 }]);
+    const result = state.decide(policy('cart', 90), ok, event('Product Added'), T0);
+    expect(result.start?.workflowId).toBe('flow/cart/c1/2');
+    expect(state.activeRuns.map((r) => r.workflowId)).toEqual(['flow/cart/c1/2']);
+  });
+
+  it('preemption stops the lower run and logs both decisions with reasons', () => {
+    const state = ArbiterState.fresh('c1', []);
+    state.decide(policy('browse', 50), ok, event('Product Viewed', 'm1'), T0);
+    const result = state.decide(policy('cart', 90), ok, event('Product Added', 'm2'), T0 + 1000);
+    expect(result.stop.map((r) => r.workflowId)).toEqual(['flow/browse/c1/1']);
+    expect(result.start?.workflowId).toBe('flow/cart/c1/1');
+    expect(state.decisions.map((d) => [d.flowId, d.outcome])).toEqual([
+      ['browse', 'started'],
+      ['browse', 'preempted'],
+      ['cart', 'started'],
+    ]);
+    expect(state.decisions[1]?.reason).toContain('preempted by cart');
+    // the preempted run's own end report is then ignored: it was already logged
+    expect(state.runEnded('flow/browse/c1/1', 'preempted', 'stopped', T0 + 2000)).toBeUndefined();
+  });
+
+  it('suppression leaves the active run alone', () => {
+    const state = ArbiterState.fresh('c1', []);
+    state.decide(policy('cart', 90), ok, event('Product Added', 'm1'), T0);
+    const result = state.decide(policy('browse', 50), ok, event('Product Viewed', 'm2'), T0 + 1000);
+    expect(result.decision.outcome).toBe('suppressed');
+    expect(result.start).toBeUndefined();
+    expect(state.activeRuns.map((r) => r.flowId)).toEqual(['cart']);
+    expect(state.decisions.at(-1)).toMatchObject({ flowId: 'browse', outcome: 'suppressed', eventMessageId: 'm2' });
+  });
+
+  it('an exit event removes matching runs at once and logs a conversion', () => {
+    const state = ArbiterState.fresh('c1', []);
+    state.decide(policy('cart', 90), ok, event('Product Added', 'm1'), T0);
+    state.decide(policy('post-purchase', 40, { group: 'post', exitOn: [] }), ok, event('x', 'm0'), T0);
+    const exits = state.exitRunsOn(event('Order Completed', 'm2'), T0 + 5000);
+    expect(exits.map((e) => e.run.flowId)).toEqual(['cart']);
+    expect(exits[0]?.logged).toMatchObject({ outcome: 'converted', eventMessageId: 'm2', workflowId: 'flow/cart/c1/1' });
+    expect(state.activeRuns.map((r) => r.flowId)).toEqual(['post-purchase']);
+  });
+
+  it('exit matchers with a filter only match matching events', () => {
+    const state = ArbiterState.fresh('c1', []);
+    state.decide(policy('cart', 90, { exitOn: [{ event: 'Order Completed', where: { 'event.properties.total': { gte: 10 } } }] }), ok, event('Product Added'), T0);
+    expect(state.exitRunsOn(event('Order Completed', 'small', { total: 5 }), T0)).toHaveLength(0);
+    expect(state.exitRunsOn(event('Order Completed', 'big', { total: 50 }), T0)).toHaveLength(1);
+  });
+
+  it('queued triggers come back when the blocking run ends', () => {
+    const state = ArbiterState.fresh('c1', []);
+    state.decide(policy('cart', 90), ok, event('Product Added', 'm1'), T0);
+    state.decide(policy('winback', 30, { onConflict: 'queue' }), ok, event('sweep', 'm2'), T0);
+    expect(state.takeRunnableQueued()).toHaveLength(0);
+    expect(state.isIdle()).toBe(false);
+    state.runEnded('flow/cart/c1/1', 'completed', 'done', T0 + 1000);
+    const runnable = state.takeRunnableQueued();
+    expect(runnable.map((q) => q.policy.flowId)).toEqual(['winback']);
+    expect(state.isIdle()).toBe(true);
+  });
+
+  it('recognises a redelivered event and bounds its memory', () => {
+    const state = ArbiterState.fresh('c1', []);
+    expect(state.firstSighting('m1')).toBe(true);
+    expect(state.firstSighting('m1')).toBe(false);
+    for (let i = 0; i < SEEN_IDS_KEPT; i++) state.firstSighting(`x${i}`);
+    expect(state.snapshot().seenMessageIds).toHaveLength(SEEN_IDS_KEPT);
+  });
+
+  it('survives a snapshot round trip (continue-as-new)', () => {
+    const state = ArbiterState.fresh('c1', []);
+    state.decide(policy('cart', 90), ok, event('Product Added', 'm1'), T0);
+    const copy = new ArbiterState(JSON.parse(JSON.stringify(state.snapshot())));
+    expect(copy.decide(policy('cart', 90), ok, event('Product Added', 'm3'), T0).decision.outcome).toBe('skipped');
+    expect(copy.decisions).toHaveLength(2);
+  });
+});

@@ -1,0 +1,109 @@
+// On the real Temporal dev server (SQLite file, search attributes registered): the worker survives a
+// SIGKILL mid-wait with exactly one email per send, runs are found by CustomerId, and the sweep
+// Schedule exists and starts the inactivity flow.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startDevServer, type DevServer } from '../../cli/dev-server';
+import { SWEEP_SCHEDULE_ID, startRuntime, type Runtime } from '../../cli/runtime';
+import { post, waitUntil } from '../support/http';
+import { startSmtpSink, type SmtpSink } from '../support/smtp-sink';
+import { PROJECT_ROOT, tempDir, testConfig, WRITE_KEY } from '../support/stack';
+
+const DAY = 86_400_000;
+let devServer: DevServer;
+let smtp: SmtpSink;
+let runtime: Runtime;
+let dataDir: string;
+let env: Record<string, string>;
+const workers: ChildProcess[] = [];
+
+function startWorkerProcess(): ChildProcess {
+  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/microflows.js'), 'worker'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  child.on('exit', (code, signal) => {
+    if (code !== 0 && signal !== 'SIGKILL' && signal !== 'SIGTERM') console.error(`worker exited ${code ?? signal}:\n${output}`);
+  });
+  workers.push(child);
+  return child;
+}
+
+async function identify(userId: string): Promise<void> {
+  expect((await post(`${runtime.url}/v1/identify`, { userId, traits: { email: `${userId}@example.com`, consent: { email_marketing: true } } }, WRITE_KEY)).status).toBe(200);
+}
+
+beforeAll(async () => {
+  dataDir = tempDir('dev');
+  devServer = await startDevServer({ dataDir, headless: true });
+  smtp = await startSmtpSink();
+  env = {
+    TEMPORAL_ADDRESS: devServer.address,
+    MICROFLOWS_DATA_DIR: dataDir,
+    MICROFLOWS_FLOWS_DIR: path.join(PROJECT_ROOT, 'test/fixtures/dev-flows'),
+    MICROFLOWS_TEMPLATES_DIR: path.join(PROJECT_ROOT, 'test/fixtures/dev-templates'),
+    SMTP_URL: smtp.url,
+    MICROFLOWS_WRITE_KEY: WRITE_KEY,
+    TEMPORAL_TASK_QUEUE: `dev-${process.pid}`,
+  };
+  // This process runs the HTTP server and the Schedule; workers are separate processes, as in a deployment.
+  runtime = await startRuntime({ config: testConfig(env), worker: false, schedule: true, sweepEvery: '1h', log: () => undefined });
+}, 120_000);
+
+afterAll(async () => {
+  for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+  await runtime?.stop();
+  await smtp?.close();
+  await devServer?.stop();
+  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('on the dev server', () => {
+  it('a worker SIGKILLed during a wait is replaced and the flow completes with one email per send', async () => {
+    const first = startWorkerProcess();
+    await identify('crash-1');
+    expect((await post(`${runtime.url}/v1/track`, { userId: 'crash-1', event: 'Product Added', properties: { product_id: 'p1' } }, WRITE_KEY)).status).toBe(200);
+    await smtp.waitForCount(1, 60_000);
+    expect(smtp.messages[0]!.subject).toBe('crash test: first');
+
+    first.kill('SIGKILL'); // mid-wait: the 6s timer is pending on the server
+    await new Promise((r) => first.once('exit', r));
+    startWorkerProcess();
+
+    const handle = runtime.client.workflow.getHandle('flow/crash-test/crash-1/1');
+    await expect(handle.result()).resolves.toMatchObject({ outcome: 'completed', sends: 2 });
+    await new Promise((r) => setTimeout(r, 1000)); // any duplicate would have arrived by now
+    const mine = smtp.messages.filter((m) => m.to.includes('crash-1@'));
+    expect(mine.map((m) => m.subject)).toEqual(['crash test: first', 'crash test: second']);
+    const sends = await runtime.store.listSends({ workflowId: 'flow/crash-test/crash-1/1' });
+    expect(sends.map((s) => s.status)).toEqual(['sent', 'sent']);
+  }, 120_000);
+
+  it("a visibility query CustomerId='<id>' lists that customer's runs", async () => {
+    const ids = await waitUntil('runs indexed by CustomerId', async () => {
+      const found: string[] = [];
+      for await (const run of runtime.client.workflow.list({ query: `CustomerId = 'crash-1'` })) found.push(run.workflowId);
+      return found.includes('flow/crash-test/crash-1/1') && found.includes('customer/crash-1') ? found.sort() : undefined;
+    });
+    expect(ids).toEqual(['customer/crash-1', 'flow/crash-test/crash-1/1']);
+    const byFlow: string[] = [];
+    for await (const run of runtime.client.workflow.list({ query: `FlowId = 'crash-test' AND FlowVersion = 1` })) byFlow.push(run.workflowId);
+    expect(byFlow).toContain('flow/crash-test/crash-1/1');
+  }, 60_000);
+
+  it('the sweep Schedule exists, and when it fires the inactivity flow starts for a lapsed buyer', async () => {
+    await identify('lapsed-1');
+    const timestamp = new Date(Date.now() - 61 * DAY).toISOString();
+    expect((await post(`${runtime.url}/v1/track`, { userId: 'lapsed-1', event: 'Order Completed', properties: { total: 30 }, timestamp }, WRITE_KEY)).status).toBe(200);
+    const schedule = runtime.client.schedule.getHandle(SWEEP_SCHEDULE_ID);
+    const description = await schedule.describe();
+    expect(description.action).toMatchObject({ type: 'startWorkflow', workflowType: 'sweepWorkflow' });
+    await schedule.trigger();
+    const entry = await waitUntil('winback-test entry for lapsed-1', async () => (await runtime.store.flowEntriesOf('lapsed-1')).find((e) => e.flowId === 'winback-test'), 60_000);
+    await expect(runtime.client.workflow.getHandle(entry.workflowId).result()).resolves.toMatchObject({ outcome: 'completed', sends: 1 });
+  }, 120_000);
+});

@@ -1,0 +1,318 @@
+// The real app on a real port and a real store: valid Segment calls are stored once, bad ones are refused with
+// a reason and change nothing, and the admin API reads back what the store holds.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
+import { createApp, EVENT_LIMIT_BYTES } from '../../server/app';
+import { noDispatch, type EventDispatcher } from '../../server/dispatcher';
+import type { KyselyStore } from '../../store/kysely-store';
+import type { NewEvent, RecordEventResult, Store } from '../../store/store';
+import { storeBackends } from '../support/store-backends';
+
+const WRITE_KEY = 'test-write-key';
+const basic = (username: string, password = '') => `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+let sequence = 0;
+const unique = (prefix: string) => `${prefix}-${process.pid}-${++sequence}`;
+
+interface Running {
+  url: string;
+  close(): Promise<void>;
+}
+
+async function serve(deps: Parameters<typeof createApp>[0]): Promise<Running> {
+  const server: Server = await new Promise((resolve) => {
+    const s = createApp(deps).listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))),
+  };
+}
+
+interface Reply {
+  status: number;
+  body: Record<string, unknown>;
+  headers: Headers;
+}
+
+async function post(base: string, path: string, body: unknown, options: { auth?: string | null; headers?: Record<string, string> } = {}): Promise<Reply> {
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...options.headers };
+  const auth = options.auth === undefined ? basic(WRITE_KEY) : options.auth;
+  if (auth !== null) headers.authorization = auth;
+  const payload = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
+  const res = await fetch(`${base}${path}`, { method: 'POST', headers, body: payload });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers };
+}
+
+async function get(base: string, path: string): Promise<Reply> {
+  const res = await fetch(`${base}${path}`);
+  return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers };
+}
+
+/** Records what the server asks of its dispatcher, and whether each event was already committed when it was asked. */
+class RecordingDispatcher implements EventDispatcher {
+  readonly dispatched: RecordEventResult[] = [];
+  /** Reads started inside dispatch(): on PostgreSQL they run on another connection and see only committed rows. */
+  readonly committedAtDispatch: Promise<boolean>[] = [];
+  constructor(
+    private readonly store: Store,
+    private readonly throwOnDispatch = false,
+  ) {}
+  needsDispatch(event: NewEvent): boolean {
+    return event.name === 'Product Added';
+  }
+  dispatch(result: RecordEventResult): void {
+    this.dispatched.push(result);
+    this.committedAtDispatch.push(this.store.eventsOf(result.event.customerId).then((events) => events.some((e) => e.messageId === result.event.messageId)));
+    if (this.throwOnDispatch) throw new Error('Temporal is down');
+  }
+}
+
+const backends = storeBackends('ingest');
+
+for (const backend of backends) {
+  describe(`ingest over HTTP: ${backend.name}`, () => {
+    let store: KyselyStore;
+    let app: Running;
+    const logged: string[] = [];
+
+    beforeAll(async () => {
+      store = await backend.open();
+      app = await serve({ store, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, log: (m) => logged.push(m) });
+    });
+
+    afterAll(async () => {
+      await app?.close();
+      await backend.dispose();
+    });
+
+    describe('valid calls', () => {
+      it('stores a track call once and folds it into the profile', async () => {
+        const customer = unique('c');
+        const before = await store.tableCounts();
+        const reply = await post(app.url, '/v1/track', {
+          userId: customer,
+          event: 'Product Added',
+          properties: { product_id: 'p1', price: 12, quantity: 2 },
+          messageId: unique('m'),
+          timestamp: '2024-05-01T12:00:00Z',
+        });
+
+        expect(reply).toMatchObject({ status: 200, body: { success: true } });
+        const events = await store.eventsOf(customer);
+        expect(events).toEqual([
+          expect.objectContaining({ type: 'track', name: 'Product Added', userId: customer, timestamp: Date.UTC(2024, 4, 1, 12), dispatched: true }),
+        ]);
+        expect((await store.getProfile(customer))?.computed.cart).toEqual([expect.objectContaining({ product_id: 'p1', quantity: 2 })]);
+        expect((await store.tableCounts()).events).toBe((before.events ?? 0) + 1);
+      });
+
+      it('stores an identify call and takes its traits', async () => {
+        const customer = unique('c');
+        const before = await store.tableCounts();
+        const reply = await post(app.url, '/v1/identify', { userId: customer, traits: { email: 'ada@example.com', consent: { email_marketing: true } } });
+
+        expect(reply).toMatchObject({ status: 200, body: { success: true } });
+        const profile = await store.getProfile(customer);
+        expect(profile?.email).toBe('ada@example.com');
+        expect(profile?.consent.email_marketing?.granted).toBe(true);
+        expect((await store.tableCounts()).events).toBe((before.events ?? 0) + 1);
+      });
+
+      it('stores a repeated messageId once and answers 200 both times', async () => {
+        const customer = unique('c');
+        const call = { anonymousId: customer, event: 'Product Added', properties: { product_id: 'p1' }, messageId: unique('m') };
+        const before = await store.tableCounts();
+
+        expect((await post(app.url, '/v1/track', call)).status).toBe(200);
+        expect((await post(app.url, '/v1/track', call)).status).toBe(200);
+
+        expect((await store.tableCounts()).events).toBe((before.events ?? 0) + 1);
+        expect((await store.getProfile(customer))?.computed.cart).toEqual([expect.objectContaining({ quantity: 1 })]);
+      });
+
+      it('accepts any Content-Type and a gzipped body, as Segment clients send', async () => {
+        const customer = unique('c');
+        const plain = await post(app.url, '/v1/track', { userId: customer, event: 'Product Viewed' }, { headers: { 'content-type': 'text/plain' } });
+        const gzipped = await post(app.url, '/v1/track', gzipSync(JSON.stringify({ userId: customer, event: 'Cart Viewed' })), {
+          headers: { 'content-encoding': 'gzip' },
+        });
+        expect([plain.status, gzipped.status]).toEqual([200, 200]);
+        expect((await store.eventsOf(customer)).map((e) => e.name).sort()).toEqual(['Cart Viewed', 'Product Viewed']);
+      });
+
+      it('accepts a body of exactly 32 KB', async () => {
+        const customer = unique('c');
+        const call = { userId: customer, event: 'Product Viewed', properties: { padding: '' } };
+        call.properties.padding = 'x'.repeat(EVENT_LIMIT_BYTES - Buffer.byteLength(JSON.stringify(call)));
+        expect(Buffer.byteLength(JSON.stringify(call))).toBe(EVENT_LIMIT_BYTES);
+        expect((await post(app.url, '/v1/track', call)).status).toBe(200);
+      });
+    });
+
+    describe('bad calls: refused with a reason, nothing stored', () => {
+      const oversized = () => {
+        const call = { userId: 'u', event: 'Product Viewed', properties: { padding: 'x'.repeat(40_000) } };
+        return JSON.stringify(call);
+      };
+
+      it.each<[string, () => { path?: string; body: unknown; auth?: string | null }, number, Record<string, unknown>, RegExp]>([
+        ['a body that is not JSON', () => ({ body: '{"userId": "u", event: ' }), 400, { error: 'bad_event' }, /not valid JSON/],
+        ['an empty body', () => ({ body: '' }), 400, { error: 'bad_event' }, /not valid JSON/],
+        ['a JSON array', () => ({ body: [{ userId: 'u', event: 'x' }] }), 400, { error: 'bad_event' }, /JSON object, got an array/],
+        ['neither userId nor anonymousId', () => ({ body: { event: 'Product Viewed' } }), 400, { error: 'bad_event', field: 'userId' }, /anonymousId/],
+        ['a track call without event', () => ({ body: { userId: 'u' } }), 400, { error: 'bad_event', field: 'event' }, /event: is required/],
+        ['an identify call with array traits', () => ({ path: '/v1/identify', body: { userId: 'u', traits: [] } }), 400, { field: 'traits' }, /traits/],
+        ['a bad timestamp', () => ({ body: { userId: 'u', event: 'x', timestamp: 'tomorrow' } }), 400, { field: 'timestamp' }, /ISO-8601/],
+        [
+          'a body over 32 KB',
+          () => ({ body: oversized() }),
+          400,
+          { error: 'payload_too_large' },
+          new RegExp(`^event is ${Buffer.byteLength(oversized())} bytes; the limit is 32 KB per event$`),
+        ],
+        ['a wrong write key', () => ({ body: { userId: 'u', event: 'x' }, auth: basic('not-the-key') }), 401, { error: 'unauthorized' }, /wrong write key/],
+        ['a missing Authorization header', () => ({ body: { userId: 'u', event: 'x' }, auth: null }), 401, { error: 'unauthorized' }, /missing write key/],
+        ['a non-Basic Authorization header', () => ({ body: { userId: 'u', event: 'x' }, auth: `Bearer ${WRITE_KEY}` }), 401, { error: 'unauthorized' }, /missing write key/],
+        ['the write key as password instead of username', () => ({ body: { userId: 'u', event: 'x' }, auth: basic('', WRITE_KEY) }), 401, { error: 'unauthorized' }, /missing write key/],
+      ])('%s', async (_case, request, status, shape, message) => {
+        const { path = '/v1/track', body, auth } = request();
+        const before = await store.tableCounts();
+
+        const reply = await post(app.url, path, body, { auth });
+
+        expect(reply.status).toBe(status);
+        expect(reply.body).toMatchObject(shape);
+        expect(reply.body.message).toMatch(message);
+        expect(await store.tableCounts()).toEqual(before);
+      });
+
+      it('asks for Basic auth on 401', async () => {
+        const reply = await post(app.url, '/v1/track', { userId: 'u', event: 'x' }, { auth: null });
+        expect(reply.headers.get('www-authenticate')).toBe('Basic realm="microflows"');
+      });
+
+      it('refuses an oversized body sent without Content-Length (chunked)', async () => {
+        const before = await store.tableCounts();
+        const chunks = [Buffer.from('{"userId":"u","event":"x","properties":{"p":"'), Buffer.from('x'.repeat(40_000)), Buffer.from('"}}')];
+        const stream = new ReadableStream<Uint8Array>({
+          start(controller) {
+            for (const chunk of chunks) controller.enqueue(chunk);
+            controller.close();
+          },
+        });
+        const res = await fetch(`${app.url}/v1/track`, {
+          method: 'POST',
+          headers: { authorization: basic(WRITE_KEY), 'content-type': 'application/json' },
+          body: stream,
+          duplex: 'half',
+        } as RequestInit);
+        expect(res.status).toBe(400);
+        expect(await res.json()).toEqual({ error: 'payload_too_large', message: `event is more than ${EVENT_LIMIT_BYTES} bytes; the limit is 32 KB per event` });
+        expect(await store.tableCounts()).toEqual(before);
+      });
+    });
+
+    describe('dispatch', () => {
+      it('dispatches after commit, not for duplicates, and stores events that need it as undispatched', async () => {
+        const dispatcher = new RecordingDispatcher(store);
+        const other = await serve({ store, config: { writeKey: WRITE_KEY }, dispatcher });
+        try {
+          const customer = unique('c');
+          const added = { userId: customer, event: 'Product Added', properties: { product_id: 'p1' }, messageId: unique('m') };
+          await post(other.url, '/v1/track', added);
+          await post(other.url, '/v1/track', added);
+          await post(other.url, '/v1/track', { userId: customer, event: 'Product Viewed' });
+
+          expect(dispatcher.dispatched.map((r) => [r.event.name, r.event.dispatched, r.duplicate])).toEqual([
+            ['Product Added', false, false],
+            ['Product Viewed', true, false],
+          ]);
+          expect(await Promise.all(dispatcher.committedAtDispatch)).toEqual([true, true]);
+          expect((await store.listUndispatched(1000)).map((e) => e.messageId)).toContain(added.messageId);
+        } finally {
+          await other.close();
+        }
+      });
+
+      it('answers 200 even when the dispatcher throws, and logs it', async () => {
+        const log: string[] = [];
+        const other = await serve({ store, config: { writeKey: WRITE_KEY }, dispatcher: new RecordingDispatcher(store, true), log: (m) => log.push(m) });
+        try {
+          const reply = await post(other.url, '/v1/track', { userId: unique('c'), event: 'Product Added', properties: { product_id: 'p' } });
+          expect(reply).toMatchObject({ status: 200, body: { success: true } });
+          expect(log.join('\n')).toMatch(/Temporal is down/);
+        } finally {
+          await other.close();
+        }
+      });
+    });
+
+    describe('admin API', () => {
+      it('reports health', async () => {
+        expect(await get(app.url, '/api/health')).toMatchObject({ status: 200, body: { status: 'ok', store: backend.name } });
+      });
+
+      it('lists the outbox newest last, optionally for one recipient', async () => {
+        const customer = unique('c');
+        const to = `${customer}@example.com`;
+        for (const key of [unique('dk'), unique('dk')]) {
+          await store.claimSend({
+            deliveryKey: key,
+            customerId: customer,
+            flowId: 'cart',
+            flowVersion: 1,
+            workflowId: `flow/cart/${customer}/1`,
+            nodeId: 'steps[1]',
+            template: 'cart-reminder',
+            to,
+            subject: key,
+            transport: 'outbox',
+            scheduledAt: 1,
+          });
+          await store.deliverToOutbox({ deliveryKey: key, to, from: 'shop@example.com', subject: key, html: '<p/>', text: '', headers: {}, createdAt: 1 }, `<${key}>`);
+        }
+        const mine = await get(app.url, `/api/outbox?to=${encodeURIComponent(to)}`);
+        expect(mine.status).toBe(200);
+        expect((mine.body.messages as { to: string; subject: string }[]).map((m) => m.to)).toEqual([to, to]);
+        const all = (await get(app.url, '/api/outbox')).body.messages as { to: string }[];
+        expect(all.slice(-2).map((m) => m.to)).toEqual([to, to]);
+        expect(await get(app.url, '/api/outbox?to=a&to=b')).toMatchObject({ status: 400, body: { error: 'bad_request', field: 'to' } });
+      });
+
+      it("lists a customer's decisions and runs", async () => {
+        const customer = unique('c');
+        const decision = { key: `${customer}/1`, customerId: customer, at: 5, flowId: 'cart', flowVersion: 1, outcome: 'started', reason: 'trigger fired', eventMessageId: null, workflowId: null };
+        await store.recordDecisions([decision]);
+        await store.recordFlowEntry({ customerId: customer, flowId: 'cart', flowVersion: 1, runNumber: 1, workflowId: `flow/cart/${customer}/1`, enteredAt: 5 });
+
+        expect((await get(app.url, `/api/customers/${encodeURIComponent(customer)}/decisions`)).body).toEqual({ decisions: [decision] });
+        expect((await get(app.url, `/api/customers/${encodeURIComponent(customer)}/runs`)).body).toEqual({
+          runs: [expect.objectContaining({ workflowId: `flow/cart/${customer}/1`, outcome: null })],
+        });
+      });
+
+      it('answers unknown routes with a JSON 404', async () => {
+        expect(await get(app.url, '/api/nope')).toMatchObject({ status: 404, body: { error: 'not_found', message: 'no route for GET /api/nope' } });
+      });
+
+      it('answers an unexpected failure with 500 and no stack trace', async () => {
+        const broken = Object.create(store) as Store;
+        broken.decisionsOf = async () => {
+          throw new Error('secret connection string postgres://admin:hunter2@db');
+        };
+        const log: string[] = [];
+        const other = await serve({ store: broken, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, log: (m) => log.push(m) });
+        try {
+          const reply = await get(other.url, '/api/customers/x/decisions');
+          expect(reply.status).toBe(500);
+          expect(reply.body).toEqual({ error: 'internal_error', message: 'internal error; the server log has the details' });
+          expect(log.join('\n')).toMatch(/hunter2/);
+        } finally {
+          await other.close();
+        }
+      });
+    });
+  });
+}

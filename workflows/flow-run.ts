@@ -1,0 +1,113 @@
+// One customer's run through one flow version (flow/<flow>/<customer>/<n>): walks the compiled graph,
+// waiting durably and calling activities for every side effect. Stops when its arbiter says so.
+import { condition, getExternalWorkflowHandle, proxyActivities, proxyLocalActivities, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+import type { FlowNode, NodeId } from '../core/flow-types';
+import { msUntilTimeOfDay } from '../core/time-of-day';
+import { eventMatches, type EventFacts } from '../core/triggers';
+import { currentStepQuery, runEndedSignal, runEventSignal, stopRunSignal, type RunOutcome } from './messages';
+
+type Activities = ReturnType<typeof createActivities>;
+
+const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '30s', retry: { initialInterval: '200ms', maximumInterval: '10s' } });
+// Delivery talks to an SMTP server: a regular activity with a longer timeout and unlimited retries.
+const delivery = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: { initialInterval: '1s', maximumInterval: '5m' } });
+
+export interface FlowRunInput {
+  customerId: string;
+  flowId: string;
+  version: number;
+  parentWorkflowId: string;
+  trigger: EventFacts;
+}
+
+export interface FlowRunResult {
+  outcome: RunOutcome;
+  reason: string;
+  sends: number;
+}
+
+export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResult> {
+  const { workflowId } = workflowInfo();
+  let stop: { outcome: 'converted' | 'preempted'; reason: string; eventMessageId: string | null } | undefined;
+  const received: EventFacts[] = [];
+  let current: NodeId | null = null;
+
+  setHandler(stopRunSignal, (request) => void (stop ??= request));
+  setHandler(runEventSignal, (event) => void received.push(event));
+  setHandler(currentStepQuery, () => current);
+
+  const flow = await local.loadFlow({ flowId: input.flowId, version: input.version });
+  const timezone = (await local.customerTimezone(input.customerId)) ?? flow.defaultTimezone;
+
+  let outcome: RunOutcome = 'completed';
+  let reason = 'reached the end of the flow';
+  let sends = 0;
+  const stopped = () => stop !== undefined;
+
+  async function step(node: FlowNode): Promise<NodeId | null> {
+    switch (node.kind) {
+      case 'wait':
+        await condition(stopped, node.ms);
+        return node.next;
+      case 'wait_until':
+        await condition(stopped, msUntilTimeOfDay(Date.now(), node.hour, node.minute, timezone));
+        return node.next;
+      case 'wait_for': {
+        const from = received.length;
+        let match: EventFacts | undefined;
+        const arrived = () => (match = received.slice(from).find((e) => eventMatches(node.match, e))) !== undefined;
+        await condition(() => stopped() || arrived(), node.timeoutMs);
+        return match ? node.onEvent : node.onTimeout;
+      }
+      case 'split': {
+        const holds = await local.evaluateForCustomer({ customerId: input.customerId, condition: node.when, event: input.trigger });
+        return holds ? node.then : node.else;
+      }
+      case 'send':
+        await delivery.sendEmail({
+          deliveryKey: `${workflowId}/${node.id}`,
+          customerId: input.customerId,
+          flowId: input.flowId,
+          flowVersion: input.version,
+          workflowId,
+          nodeId: node.id,
+          template: node.template,
+          data: node.data,
+          trigger: input.trigger,
+          scheduledAt: Date.now(),
+        });
+        sends += 1;
+        return node.next;
+      case 'update_profile':
+        await local.updateProfile({ customerId: input.customerId, set: node.set, addTags: node.addTags, removeTags: node.removeTags });
+        return node.next;
+      case 'exit':
+        outcome = 'exited';
+        reason = `exit step ${node.id}: ${node.reason}`;
+        return null;
+    }
+  }
+
+  let nodeId = flow.start;
+  while (nodeId !== null && !stopped()) {
+    const node = flow.nodes[nodeId];
+    if (!node) throw new Error(`flow ${flow.id} v${flow.version} has no node ${nodeId}`);
+    current = nodeId;
+    upsertMemo({ step: nodeId });
+    nodeId = await step(node);
+  }
+  current = null;
+  if (stop) {
+    outcome = stop.outcome;
+    reason = stop.reason;
+  }
+
+  await local.finishRun({ workflowId, outcome, at: Date.now(), conversionMessageId: stop?.outcome === 'converted' ? stop.eventMessageId : null });
+  try {
+    await getExternalWorkflowHandle(input.parentWorkflowId).signal(runEndedSignal, { workflowId, outcome, reason });
+  } catch {
+    /* the arbiter is gone (terminated by an operator); the outcome is in the store */
+  }
+  return { outcome, reason, sends };
+}
