@@ -69,8 +69,8 @@ export function createActivities(deps: ActivityDeps) {
       return flowVersion(input.flowId, input.version);
     },
 
-    async loadEntryHistory(customerId: string): Promise<Array<{ flowId: string; enteredAt: number; workflowId: string }>> {
-      return (await store.flowEntriesOf(customerId)).map((e) => ({ flowId: e.flowId, enteredAt: e.enteredAt, workflowId: e.workflowId }));
+    async loadEntryHistory(customerId: string): Promise<Array<{ flowId: string; enteredAt: number; triggerMessageId: string | null }>> {
+      return (await store.flowEntriesOf(customerId)).map((e) => ({ flowId: e.flowId, enteredAt: e.enteredAt, triggerMessageId: e.triggerMessageId }));
     },
 
     /** Evaluates a flow's entry condition for the customer now, and returns the flow's arbitration policy. */
@@ -83,7 +83,15 @@ export function createActivities(deps: ActivityDeps) {
       return { matched, reason: `entry.when ${JSON.stringify(flow.entry.when)} is ${matched}`, policy };
     },
 
-    async recordFlowEntry(entry: { customerId: string; flowId: string; flowVersion: number; runNumber: number; workflowId: string; enteredAt: number }): Promise<void> {
+    async recordFlowEntry(entry: {
+      customerId: string;
+      flowId: string;
+      flowVersion: number;
+      runNumber: number;
+      workflowId: string;
+      enteredAt: number;
+      triggerMessageId: string;
+    }): Promise<void> {
       await store.recordFlowEntry(entry);
     },
 

@@ -22,6 +22,8 @@ export interface DevServerOptions {
   port?: number;
   uiPort?: number;
   headless?: boolean;
+  /** `--sqlite-pragma` values, e.g. ['journal_mode=wal', 'synchronous=normal'] */
+  sqlitePragmas?: string[];
   log?: (line: string) => void;
 }
 
@@ -71,6 +73,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     '--log-level',
     'warn',
     ...SEARCH_ATTRIBUTE_REGISTRATIONS.flatMap((sa) => ['--search-attribute', sa]),
+    ...(options.sqlitePragmas ?? []).flatMap((pragma) => ['--sqlite-pragma', pragma]),
     ...(options.headless ? ['--headless'] : ['--ui-port', String(uiPort)]),
   ];
   const child = spawn(temporalCliPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] });

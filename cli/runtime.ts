@@ -148,9 +148,12 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     // Let in-flight dispatches finish before the client closes.
     cleanups.push(() => dispatcher.idle());
 
-    // Events committed before a crash but never signalled are delivered now, in order.
-    const recovered = await dispatcher.recoverPending();
-    if (recovered > 0) log(`[microflows] delivered ${recovered} event(s) left undispatched by the previous run`);
+    // Events committed before a crash but never signalled are delivered now, in order. Only processes
+    // that ingest do this; a redelivery racing a live server is harmless (arbiters dedupe by messageId).
+    if (options.server !== false) {
+      const recovered = await dispatcher.recoverPending();
+      if (recovered > 0) log(`[microflows] delivered ${recovered} event(s) left undispatched by the previous run`);
+    }
 
     return {
       config,

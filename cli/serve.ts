@@ -30,7 +30,7 @@ export async function serve(role: Role): Promise<number> {
     if (!config.temporalAddress) {
       if (role !== 'all') throw new Error(`microflows ${role} needs TEMPORAL_ADDRESS (the embedded Temporal server runs only with \`microflows start\`)`);
       console.log(`[microflows] starting the Temporal dev server (data in ${config.dataDir}/temporal.sqlite) ...`);
-      devServer = await startDevServer({ dataDir: config.dataDir, port: 7233, uiPort: config.temporalUiPort });
+      devServer = await startDevServer({ dataDir: config.dataDir, port: config.temporalPort, uiPort: config.temporalUiPort });
       config.temporalAddress = devServer.address;
     }
     runtime = await startRuntime({ config, worker: role !== 'server', server: role !== 'worker', schedule: role !== 'server' });

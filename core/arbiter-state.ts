@@ -87,7 +87,11 @@ export class ArbiterState {
     this.state = cloneSnapshot(snapshot);
   }
 
-  static fresh(customerId: string, history: Array<PastEntry & { workflowId?: string }>): ArbiterState {
+  /**
+   * A new arbiter for a customer, from the runs the store remembers. The events that started those
+   * runs count as seen, so an event redelivered after the previous arbiter ended starts nothing twice.
+   */
+  static fresh(customerId: string, history: Array<PastEntry & { triggerMessageId?: string | null }>): ArbiterState {
     const runCounts: Record<string, number> = {};
     for (const entry of history) runCounts[entry.flowId] = (runCounts[entry.flowId] ?? 0) + 1;
     return new ArbiterState({
@@ -98,7 +102,7 @@ export class ArbiterState {
       runCounts,
       decisions: [],
       nextSeq: 1,
-      seenMessageIds: [],
+      seenMessageIds: history.flatMap((e) => (e.triggerMessageId ? [e.triggerMessageId] : [])).slice(-SEEN_IDS_KEPT),
     });
   }
 

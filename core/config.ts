@@ -12,6 +12,8 @@ export interface Config {
   temporalAddress: string | null;
   temporalNamespace: string;
   taskQueue: string;
+  /** Port of the embedded dev server's frontend (gRPC). */
+  temporalPort: number;
   temporalUiPort: number;
   /** Set the CustomerId/FlowId/FlowVersion search attributes on runs (off for servers without them). */
   searchAttributes: boolean;
@@ -59,6 +61,7 @@ export function readConfig(env: Env, cwd: string): Config {
     temporalAddress: env.TEMPORAL_ADDRESS || null,
     temporalNamespace: env.TEMPORAL_NAMESPACE || 'default',
     taskQueue: env.TEMPORAL_TASK_QUEUE || 'microflows',
+    temporalPort: intFrom(env, 'TEMPORAL_PORT', 7233),
     temporalUiPort: intFrom(env, 'TEMPORAL_UI_PORT', 8233),
     searchAttributes: boolFrom(env, 'MICROFLOWS_SEARCH_ATTRIBUTES', true),
     writeKey: env.MICROFLOWS_WRITE_KEY || DEFAULT_WRITE_KEY,

@@ -92,6 +92,7 @@ function toFlowEntry(row: Selectable<FlowEntriesTable>): FlowEntry {
     endedAt: row.ended_at,
     outcome: row.outcome,
     conversionMessageId: row.conversion_message_id,
+    triggerMessageId: row.trigger_message_id,
   };
 }
 
@@ -366,6 +367,7 @@ export class KyselyStore implements Store {
         ended_at: null,
         outcome: null,
         conversion_message_id: null,
+        trigger_message_id: entry.triggerMessageId,
       })
       .onConflict((oc) => oc.column('workflow_id').doNothing())
       .execute();

@@ -78,6 +78,7 @@ function initial(dialect: StoreDialect): Migration {
         .addColumn('ended_at', t.time)
         .addColumn('outcome', 'text')
         .addColumn('conversion_message_id', 'text')
+        .addColumn('trigger_message_id', 'text')
         .execute();
       await db.schema.createIndex('flow_entries_customer_flow').on('flow_entries').columns(['customer_id', 'flow_id']).execute();
 

@@ -54,6 +54,7 @@ export interface FlowEntriesTable {
   ended_at: number | null;
   outcome: string | null;
   conversion_message_id: string | null;
+  trigger_message_id: string | null;
 }
 
 export interface DecisionsTable {

@@ -35,6 +35,8 @@ export interface FlowEntry {
   outcome: string | null;
   /** messageId of the goal event, when converted */
   conversionMessageId: string | null;
+  /** messageId of the event that started the run: a redelivered event never starts a second run. */
+  triggerMessageId: string | null;
 }
 
 export interface DecisionRecord {

@@ -69,6 +69,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
         runNumber: result.start.runNumber,
         workflowId: result.start.workflowId,
         enteredAt: Date.now(),
+        triggerMessageId: event.messageId,
       });
     }
     await persist(result.logged);

@@ -84,6 +84,12 @@ describe('ArbiterState', () => {
     expect(state.snapshot().seenMessageIds).toHaveLength(SEEN_IDS_KEPT);
   });
 
+  it('an event that started a stored run counts as seen by a fresh arbiter (redelivery after the arbiter ended)', () => {
+    const state = ArbiterState.fresh('c1', [{ flowId: 'cart', enteredAt: T0 - 1000, triggerMessageId: 'added-1' }]);
+    expect(state.firstSighting('added-1')).toBe(false);
+    expect(state.firstSighting('added-2')).toBe(true);
+  });
+
   it('survives a snapshot round trip (continue-as-new)', () => {
     const state = ArbiterState.fresh('c1', []);
     state.decide(policy('cart', 90), ok, event('Product Added', 'm1'), T0);

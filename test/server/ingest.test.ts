@@ -285,7 +285,7 @@ for (const backend of backends) {
         const customer = unique('c');
         const decision = { key: `${customer}/1`, customerId: customer, at: 5, flowId: 'cart', flowVersion: 1, outcome: 'started', reason: 'trigger fired', eventMessageId: null, workflowId: null };
         await store.recordDecisions([decision]);
-        await store.recordFlowEntry({ customerId: customer, flowId: 'cart', flowVersion: 1, runNumber: 1, workflowId: `flow/cart/${customer}/1`, enteredAt: 5 });
+        await store.recordFlowEntry({ customerId: customer, flowId: 'cart', flowVersion: 1, runNumber: 1, workflowId: `flow/cart/${customer}/1`, enteredAt: 5, triggerMessageId: 'm-1' });
 
         expect((await get(app.url, `/api/customers/${encodeURIComponent(customer)}/decisions`)).body).toEqual({ decisions: [decision] });
         expect((await get(app.url, `/api/customers/${encodeURIComponent(customer)}/runs`)).body).toEqual({

@@ -365,6 +365,7 @@ for (const backend of backends) {
           runNumber: n,
           workflowId: `flow/cart/${customer}/${n}`,
           enteredAt,
+          triggerMessageId: `added-${n}`,
         });
         await store.recordFlowEntry(entry(2, NOW + 20));
         await store.recordFlowEntry(entry(1, NOW + 10));
@@ -385,7 +386,7 @@ for (const backend of backends) {
       it('keeps the first outcome of a run', async () => {
         const customer = unique('c');
         const workflowId = `flow/cart/${customer}/1`;
-        await store.recordFlowEntry({ customerId: customer, flowId: 'cart', flowVersion: 1, runNumber: 1, workflowId, enteredAt: NOW });
+        await store.recordFlowEntry({ customerId: customer, flowId: 'cart', flowVersion: 1, runNumber: 1, workflowId, enteredAt: NOW, triggerMessageId: null });
 
         await store.recordRunOutcome(workflowId, 'converted', NOW + 50, 'order-msg-1');
         await store.recordRunOutcome(workflowId, 'completed', NOW + 60);
@@ -394,6 +395,40 @@ for (const backend of backends) {
 
         expect(await store.getFlowEntry(workflowId)).toMatchObject({ outcome: 'converted', endedAt: NOW + 50, conversionMessageId: 'order-msg-1' });
         expect(await store.flowEntriesOf(customer)).toHaveLength(1);
+      });
+    });
+
+    describe('inactiveCustomers (the sweep)', () => {
+      const DAY = 86_400_000;
+      it('finds buyers whose last event is before the cutoff and who have not entered since, page by page', async () => {
+        const event = unique('Order Completed');
+        const at = (customerId: string, timestamp: number, id: string) => store.recordEvent(track(customerId, event, {}, { messageId: unique(id), timestamp }), { needsDispatch: false });
+        const cutoff = NOW - 60 * DAY;
+        await at('c-a', cutoff - DAY, 'a1'); // lapsed
+        await at('c-b', cutoff - 3 * DAY, 'b1');
+        await at('c-b', cutoff + DAY, 'b2'); // bought again since: not lapsed
+        await at('c-c', cutoff - 1, 'c1'); // lapsed by one ms
+        await at('c-d', cutoff, 'd1'); // exactly at the cutoff: not before it
+        await at('c-e', cutoff - 5 * DAY, 'e1'); // lapsed, but already entered winback after that order
+        await store.recordFlowEntry({ customerId: 'c-e', flowId: 'winback', flowVersion: 1, runNumber: 1, workflowId: unique('flow/winback/c-e/1'), enteredAt: cutoff - 4 * DAY, triggerMessageId: null });
+        await at('c-f', cutoff - 9 * DAY, 'f1'); // entered winback before that order: lapsed again
+        await store.recordFlowEntry({ customerId: 'c-f', flowId: 'winback', flowVersion: 1, runNumber: 1, workflowId: unique('flow/winback/c-f/1'), enteredAt: cutoff - 10 * DAY, triggerMessageId: null });
+
+        const triggers = [{ flowId: 'winback', event, before: cutoff }];
+        const first = await store.inactiveCustomers({ triggers, cursor: null, limit: 2 });
+        const found = [...first.customers];
+        let cursor = first.nextCursor;
+        expect(cursor).not.toBeNull();
+        while (cursor) {
+          const page = await store.inactiveCustomers({ triggers, cursor, limit: 2 });
+          found.push(...page.customers);
+          cursor = page.nextCursor;
+        }
+        expect(found).toEqual([
+          { customerId: 'c-a', flowId: 'winback', lastEventAt: cutoff - DAY },
+          { customerId: 'c-c', flowId: 'winback', lastEventAt: cutoff - 1 },
+          { customerId: 'c-f', flowId: 'winback', lastEventAt: cutoff - 9 * DAY },
+        ]);
       });
     });
 

@@ -9,6 +9,7 @@ import { readConfig, type Config } from '../../core/config';
 import { startRuntime, type Runtime } from '../../cli/runtime';
 import { temporalTestServerPath } from '../../cli/temporal-binaries';
 import { startSmtpSink, type SmtpSink } from './smtp-sink';
+import { throwawayDatabase } from './store-backends';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '../..');
 export const WRITE_KEY = 'test-write-key';
@@ -55,7 +56,21 @@ export interface TimeSkippingStack {
   stop(): Promise<void>;
 }
 
-export async function startTimeSkippingStack(overrides: Record<string, string> = {}): Promise<TimeSkippingStack> {
+export type StackDatabase = 'sqlite' | 'postgres';
+
+/** The databases an integration suite runs on: SQLite always, PostgreSQL when TEST_DATABASE_URL is set. */
+export function stackDatabases(suite: string): StackDatabase[] {
+  if (process.env.TEST_DATABASE_URL) return ['sqlite', 'postgres'];
+  process.stdout.write(`${suite}: PostgreSQL run skipped because TEST_DATABASE_URL is unset\n`);
+  return ['sqlite'];
+}
+
+export async function startTimeSkippingStack(overrides: Record<string, string> = {}, database: StackDatabase = 'sqlite'): Promise<TimeSkippingStack> {
+  const postgres = database === 'postgres' ? throwawayDatabase(process.env.TEST_DATABASE_URL ?? '') : null;
+  if (postgres) {
+    await postgres.create();
+    overrides = { DATABASE_URL: postgres.url, ...overrides };
+  }
   const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: temporalTestServerPath() } } });
   const smtp = await startSmtpSink();
   const dataDir = tempDir('ts');
@@ -78,6 +93,7 @@ export async function startTimeSkippingStack(overrides: Record<string, string> =
       await runtime.stop();
       await smtp.close();
       await env.teardown();
+      await postgres?.drop();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };

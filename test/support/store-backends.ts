@@ -34,11 +34,11 @@ function sqliteBackend(): StoreBackend {
   };
 }
 
-function postgresBackend(adminUrl: string): StoreBackend {
+/** A throwaway PostgreSQL database on the server of `adminUrl`: created on first use, dropped by `drop()`. */
+export function throwawayDatabase(adminUrl: string): { url: string; create(): Promise<void>; drop(): Promise<void> } {
   const database = `microflows_test_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
   const url = new URL(adminUrl);
   url.pathname = `/${database}`;
-  const stores: KyselyStore[] = [];
   let created: Promise<void> | undefined;
 
   const admin = async (work: (client: pg.Client) => Promise<void>) => {
@@ -62,24 +62,38 @@ function postgresBackend(adminUrl: string): StoreBackend {
   };
 
   return {
-    name: 'postgres',
-    async open(options) {
+    url: url.toString(),
+    create() {
       created ??= admin(async (client) => {
         await client.query(`create database ${database}`);
       });
-      await created;
-      const store = openPostgresStore(url.toString(), options);
+      return created;
+    },
+    async drop() {
+      if (!created) return;
+      await admin(async (client) => {
+        await waitForSessionsToEnd(client);
+        await client.query(`drop database if exists ${database} with (force)`);
+      });
+    },
+  };
+}
+
+function postgresBackend(adminUrl: string): StoreBackend {
+  const database = throwawayDatabase(adminUrl);
+  const stores: KyselyStore[] = [];
+  return {
+    name: 'postgres',
+    async open(options) {
+      await database.create();
+      const store = openPostgresStore(database.url, options);
       stores.push(store);
       await store.migrate();
       return store;
     },
     async dispose() {
       await Promise.all(stores.map((s) => s.close()));
-      if (!created) return;
-      await admin(async (client) => {
-        await waitForSessionsToEnd(client);
-        await client.query(`drop database if exists ${database} with (force)`);
-      });
+      await database.drop();
     },
   };
 }
