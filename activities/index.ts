@@ -8,7 +8,7 @@ import { policyOf, type FlowDefinition, type FlowPolicy } from '../core/flow-typ
 import { profileContext } from '../core/profile';
 import type { EventFacts } from '../core/triggers';
 import { eventContext } from '../core/triggers';
-import type { Store } from '../store/store';
+import type { SendRecord, Store } from '../store/store';
 import { signalCustomerEvent, type SignalTarget } from '../client/customer-signals';
 import type { SmtpMailer } from './mailer';
 import type { TemplateLibrary } from './templates';
@@ -25,19 +25,10 @@ export interface ActivityDeps {
   currentFlows: () => FlowDefinition[];
 }
 
-export interface SendEmailInput {
-  deliveryKey: string;
-  customerId: string;
-  flowId: string;
-  flowVersion: number;
-  workflowId: string;
-  nodeId: string;
-  template: string;
+export type SendEmailInput = Pick<SendRecord, 'deliveryKey' | 'customerId' | 'flowId' | 'flowVersion' | 'workflowId' | 'nodeId' | 'template' | 'scheduledAt'> & {
   data: Record<string, unknown>;
   trigger: EventFacts;
-  /** workflow time of the send step, epoch ms */
-  scheduledAt: number;
-}
+};
 
 export type SendEmailResult =
   | { status: 'sent'; messageId: string; transport: 'smtp' | 'outbox' }

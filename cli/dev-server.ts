@@ -24,6 +24,8 @@ export interface DevServerOptions {
   headless?: boolean;
   /** `--sqlite-pragma` values, e.g. ['journal_mode=wal', 'synchronous=normal'] */
   sqlitePragmas?: string[];
+  /** `--dynamic-config-value` entries, e.g. ['limit.historyCount.suggestContinueAsNew=50'] */
+  dynamicConfig?: string[];
   log?: (line: string) => void;
 }
 
@@ -74,6 +76,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     'warn',
     ...SEARCH_ATTRIBUTE_REGISTRATIONS.flatMap((sa) => ['--search-attribute', sa]),
     ...(options.sqlitePragmas ?? []).flatMap((pragma) => ['--sqlite-pragma', pragma]),
+    ...(options.dynamicConfig ?? []).flatMap((value) => ['--dynamic-config-value', value]),
     ...(options.headless ? ['--headless'] : ['--ui-port', String(uiPort)]),
   ];
   const child = spawn(temporalCliPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -132,11 +132,11 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     if (options.server !== false) {
       const app = createApp({ store, config, dispatcher });
       const server: http.Server = await new Promise((resolve) => {
-        const s = app.listen(config.port, '127.0.0.1', () => resolve(s));
+        const s = app.listen(config.port, config.host, () => resolve(s));
       });
       server.keepAliveTimeout = 65_000;
       const { port } = server.address() as { port: number };
-      url = `http://127.0.0.1:${port}`;
+      url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
       cleanups.push(
         () =>
           new Promise<void>((resolve) => {

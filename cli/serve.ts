@@ -1,5 +1,6 @@
 // The long-running commands: `start` (the embedded stack: Temporal dev server, worker, HTTP server),
 // `worker` and `server` (one role each, for scaling out against TEMPORAL_ADDRESS).
+import { DefaultLogger, Runtime as TemporalRuntime } from '@temporalio/worker';
 import { readConfig, DEFAULT_WRITE_KEY, type Config } from '../core/config';
 import { InvalidFileError } from '../core/errors';
 import { startDevServer, type DevServer } from './dev-server';
@@ -23,6 +24,8 @@ function refuseInvalidFiles(config: Config): void {
 
 export async function serve(role: Role): Promise<number> {
   const config = readConfig(process.env, process.cwd());
+  // The SDK's INFO lines (bundling, worker state) drown the start-up summary; warnings still show.
+  TemporalRuntime.install({ logger: new DefaultLogger('WARN') });
   refuseInvalidFiles(config); // before any server starts: name the file and line, change nothing
   let devServer: DevServer | null = null;
   let runtime: Runtime | null = null;

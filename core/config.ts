@@ -4,6 +4,8 @@ import { ConfigError } from './errors';
 
 export interface Config {
   port: number;
+  /** Interface the HTTP server binds to. */
+  host: string;
   dataDir: string;
   /** PostgreSQL when set; otherwise SQLite at `sqlitePath`. */
   databaseUrl: string | null;
@@ -23,9 +25,6 @@ export interface Config {
   fromAddress: string;
   flowsDir: string;
   templatesDir: string;
-  segmentsDir: string;
-  /** Base URL of the HTTP server as customers reach it (links in emails). */
-  publicUrl: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -55,6 +54,7 @@ export function readConfig(env: Env, cwd: string): Config {
   const port = intFrom(env, 'PORT', 3000);
   return {
     port,
+    host: env.HOST || '127.0.0.1',
     dataDir,
     databaseUrl: env.DATABASE_URL || null,
     sqlitePath: env.MICROFLOWS_SQLITE_PATH || `${dataDir}/microflows.sqlite`,
@@ -69,7 +69,5 @@ export function readConfig(env: Env, cwd: string): Config {
     fromAddress: env.MICROFLOWS_FROM || 'microflows <no-reply@localhost>',
     flowsDir: env.MICROFLOWS_FLOWS_DIR || `${cwd}/flows`,
     templatesDir: env.MICROFLOWS_TEMPLATES_DIR || `${cwd}/templates`,
-    segmentsDir: env.MICROFLOWS_SEGMENTS_DIR || `${cwd}/segments`,
-    publicUrl: env.MICROFLOWS_PUBLIC_URL || `http://localhost:${port}`,
   };
 }

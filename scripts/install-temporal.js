@@ -116,9 +116,13 @@ function main() {
   }
 }
 
-try {
-  main();
-} catch (err) {
-  console.error(`[microflows] Temporal binaries: ${err.message}`);
-  process.exit(1);
+module.exports = { BIN_DIR, PINNED, findOnPath };
+
+if (require.main === module) {
+  try {
+    main();
+  } catch (err) {
+    console.error(`[microflows] Temporal binaries: ${err.message}`);
+    process.exit(1);
+  }
 }

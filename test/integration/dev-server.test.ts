@@ -11,6 +11,7 @@ import { startSmtpSink, type SmtpSink } from '../support/smtp-sink';
 import { PROJECT_ROOT, tempDir, testConfig, WRITE_KEY } from '../support/stack';
 
 const DAY = 86_400_000;
+const SUGGEST_CONTINUE_AS_NEW_AT = 60;
 let devServer: DevServer;
 let smtp: SmtpSink;
 let runtime: Runtime;
@@ -39,7 +40,9 @@ async function identify(userId: string): Promise<void> {
 
 beforeAll(async () => {
   dataDir = tempDir('dev');
-  devServer = await startDevServer({ dataDir, headless: true });
+  // A low threshold makes Temporal suggest continue-as-new after a few dozen history events, so the
+  // arbiter's continue-as-new path runs here for real.
+  devServer = await startDevServer({ dataDir, headless: true, dynamicConfig: [`limit.historyCount.suggestContinueAsNew=${SUGGEST_CONTINUE_AS_NEW_AT}`] });
   smtp = await startSmtpSink();
   env = {
     TEMPORAL_ADDRESS: devServer.address,
@@ -87,7 +90,7 @@ describe('on the dev server', () => {
     const ids = await waitUntil('runs indexed by CustomerId', async () => {
       const found: string[] = [];
       for await (const run of runtime.client.workflow.list({ query: `CustomerId = 'crash-1'` })) found.push(run.workflowId);
-      return found.includes('flow/crash-test/crash-1/1') && found.includes('customer/crash-1') ? found.sort() : undefined;
+      return found.includes('flow/crash-test/crash-1/1') && found.includes('customer/crash-1') ? [...new Set(found)].sort() : undefined;
     });
     expect(ids).toEqual(['customer/crash-1', 'flow/crash-test/crash-1/1']);
     const byFlow: string[] = [];
@@ -105,5 +108,29 @@ describe('on the dev server', () => {
     await schedule.trigger();
     const entry = await waitUntil('winback-test entry for lapsed-1', async () => (await runtime.store.flowEntriesOf('lapsed-1')).find((e) => e.flowId === 'winback-test'), 60_000);
     await expect(runtime.client.workflow.getHandle(entry.workflowId).result()).resolves.toMatchObject({ outcome: 'completed', sends: 1 });
+  }, 120_000);
+
+  it('the arbiter continues-as-new when Temporal suggests it, keeping its state and decision log', async () => {
+    const worker = startWorkerProcess();
+    await identify('can-1');
+    const added = (n: number) => post(`${runtime.url}/v1/track`, { userId: 'can-1', event: 'Product Added', properties: { product_id: `p${n}` }, messageId: `can-1-added-${n}` }, WRITE_KEY);
+    expect((await added(0)).status).toBe(200);
+    await waitUntil('can-1 run started', async () => (await runtime.store.flowEntriesOf('can-1'))[0]);
+    // 25 more triggers while the run is in its wait: each is decided (skipped: already in this flow)
+    for (let n = 1; n <= 25; n++) expect((await added(n)).status).toBe(200);
+    await expect(runtime.client.workflow.getHandle('flow/crash-test/can-1/1').result()).resolves.toMatchObject({ outcome: 'completed', sends: 2 });
+
+    const statuses = await waitUntil('the arbiter to finish', async () => {
+      const runs: string[] = [];
+      for await (const run of runtime.client.workflow.list({ query: `WorkflowId = 'customer/can-1'` })) runs.push(run.status.name);
+      return runs.includes('COMPLETED') ? runs : undefined;
+    }, 60_000);
+    expect(statuses.filter((s) => s === 'CONTINUED_AS_NEW').length).toBeGreaterThanOrEqual(1);
+    const decisions = await runtime.store.decisionsOf('can-1');
+    expect(decisions.filter((d) => d.outcome === 'started')).toHaveLength(1);
+    expect(decisions.filter((d) => d.outcome === 'skipped')).toHaveLength(25);
+    expect(decisions.at(-1)).toMatchObject({ outcome: 'completed', workflowId: 'flow/crash-test/can-1/1' });
+    expect(smtp.messages.filter((m) => m.to.includes('can-1@')).map((m) => m.subject)).toEqual(['crash test: first', 'crash test: second']);
+    worker.kill('SIGTERM');
   }, 120_000);
 });
