@@ -13,6 +13,11 @@ const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '30s', ret
 // Delivery talks to an SMTP server: a regular activity with a longer timeout and unlimited retries.
 const delivery = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: { initialInterval: '1s', maximumInterval: '5m' } });
 
+/** The idempotency key of one send: the run, the step, and the pass through it (loops pass again). */
+export function deliveryKeyFor(workflowId: string, nodeId: NodeId, pass: number): string {
+  return pass === 1 ? `${workflowId}/${nodeId}` : `${workflowId}/${nodeId}#${pass}`;
+}
+
 export interface FlowRunInput {
   customerId: string;
   flowId: string;
@@ -24,6 +29,7 @@ export interface FlowRunInput {
 export interface FlowRunResult {
   outcome: RunOutcome;
   reason: string;
+  /** Emails delivered by this run (a send skipped for lack of an address or consent does not count). */
   sends: number;
 }
 
@@ -43,6 +49,8 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
   let outcome: RunOutcome = 'completed';
   let reason = 'reached the end of the flow';
   let sends = 0;
+  // How often each node ran: a send inside a goto loop delivers once per pass, not once per run.
+  const visits = new Map<NodeId, number>();
   const stopped = () => stop !== undefined;
 
   async function step(node: FlowNode): Promise<NodeId | null> {
@@ -64,9 +72,9 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
         const holds = await local.evaluateForCustomer({ customerId: input.customerId, condition: node.when, event: input.trigger });
         return holds ? node.then : node.else;
       }
-      case 'send':
-        await delivery.sendEmail({
-          deliveryKey: `${workflowId}/${node.id}`,
+      case 'send': {
+        const result = await delivery.sendEmail({
+          deliveryKey: deliveryKeyFor(workflowId, node.id, visits.get(node.id) ?? 1),
           customerId: input.customerId,
           flowId: input.flowId,
           flowVersion: input.version,
@@ -77,8 +85,9 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
           trigger: input.trigger,
           scheduledAt: Date.now(),
         });
-        sends += 1;
+        if (result.status !== 'skipped') sends += 1;
         return node.next;
+      }
       case 'update_profile':
         await local.updateProfile({ customerId: input.customerId, set: node.set, addTags: node.addTags, removeTags: node.removeTags });
         return node.next;
@@ -93,6 +102,7 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
   while (nodeId !== null && !stopped()) {
     const node = flow.nodes[nodeId];
     if (!node) throw new Error(`flow ${flow.id} v${flow.version} has no node ${nodeId}`);
+    visits.set(nodeId, (visits.get(nodeId) ?? 0) + 1);
     current = nodeId;
     upsertMemo({ step: nodeId });
     nodeId = await step(node);

@@ -221,6 +221,16 @@ for (const database of stackDatabases('flows')) {
         expect((await stack.runtime.store.getProfile('pp-1'))?.tags).toEqual(['Post-Purchase Done']);
       });
 
+      it('without marketing consent only the transactional thank-you goes out', async () => {
+        await identify('pp-3', { consent: { email_marketing: false } });
+        await track('pp-3', 'Order Completed', { order_id: 'o-79', total: 15, products: [shoe] });
+        const entry = await entryOf('pp-3', 'post-purchase');
+        await waitForMails('pp-3', 1);
+        await stack.env.sleep('14d');
+        await expect(runResult(entry.workflowId)).resolves.toMatchObject({ outcome: 'completed', sends: 1 });
+        expect(mailsTo('pp-3').map((m) => m.subject)).toEqual(['Thank you for your order o-79']);
+      });
+
       it('a review during the wait takes the on_event branch at once', async () => {
         await identify('pp-2');
         await track('pp-2', 'Order Completed', { order_id: 'o-78', total: 20, products: [shoe] });
