@@ -2,7 +2,7 @@
 // Built from explicit dependencies so the worker, tests and benchmarks wire real parts the same way.
 import crypto from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { CustomerEventSignalInput, DecisionLogEntry } from '../core/arbiter-state';
+import { summarizeEntryHistory, type CustomerEventSignalInput, type DecisionLogEntry, type EntryHistory } from '../core/arbiter-state';
 import { compileCondition, type Condition } from '../core/conditions';
 import { policyOf, type FlowDefinition, type FlowPolicy } from '../core/flow-types';
 import { profileContext } from '../core/profile';
@@ -60,8 +60,9 @@ export function createActivities(deps: ActivityDeps) {
       return flowVersion(input.flowId, input.version);
     },
 
-    async loadEntryHistory(customerId: string): Promise<Array<{ flowId: string; enteredAt: number; triggerMessageId: string | null }>> {
-      return (await store.flowEntriesOf(customerId)).map((e) => ({ flowId: e.flowId, enteredAt: e.enteredAt, triggerMessageId: e.triggerMessageId }));
+    /** Condensed, so the arbiter's history holds a few numbers per flow however many runs the customer had. */
+    async loadEntryHistory(customerId: string): Promise<EntryHistory> {
+      return summarizeEntryHistory(await store.flowEntriesOf(customerId));
     },
 
     /** Evaluates a flow's entry condition for the customer now, and returns the flow's arbitration policy. */

@@ -27,6 +27,28 @@ export interface DecisionLogEntry {
   workflowId: string | null;
 }
 
+/** What a new arbiter needs of a customer's stored runs: per flow the count and latest entry, and recent trigger ids. */
+export interface EntryHistory {
+  flows: Array<{ flowId: string; runs: number; lastEnteredAt: number }>;
+  recentTriggerIds: string[];
+}
+
+/** Condenses stored flow entries (any order) into an EntryHistory. */
+export function summarizeEntryHistory(entries: Array<{ flowId: string; enteredAt: number; triggerMessageId: string | null }>): EntryHistory {
+  const flows = new Map<string, { flowId: string; runs: number; lastEnteredAt: number }>();
+  for (const entry of entries) {
+    const summary = flows.get(entry.flowId) ?? { flowId: entry.flowId, runs: 0, lastEnteredAt: entry.enteredAt };
+    summary.runs += 1;
+    summary.lastEnteredAt = Math.max(summary.lastEnteredAt, entry.enteredAt);
+    flows.set(entry.flowId, summary);
+  }
+  const recentTriggerIds = [...entries]
+    .sort((a, b) => a.enteredAt - b.enteredAt)
+    .flatMap((e) => (e.triggerMessageId ? [e.triggerMessageId] : []))
+    .slice(-SEEN_IDS_KEPT);
+  return { flows: [...flows.values()].sort((a, b) => a.flowId.localeCompare(b.flowId)), recentTriggerIds };
+}
+
 export interface QueuedTrigger {
   policy: FlowPolicy;
   event: EventFacts;
@@ -88,21 +110,19 @@ export class ArbiterState {
   }
 
   /**
-   * A new arbiter for a customer, from the runs the store remembers. The events that started those
-   * runs count as seen, so an event redelivered after the previous arbiter ended starts nothing twice.
+   * A new arbiter for a customer, from what the store remembers of their runs. The events that started
+   * recent runs count as seen, so an event redelivered after the previous arbiter ended starts nothing twice.
    */
-  static fresh(customerId: string, history: Array<PastEntry & { triggerMessageId?: string | null }>): ArbiterState {
-    const runCounts: Record<string, number> = {};
-    for (const entry of history) runCounts[entry.flowId] = (runCounts[entry.flowId] ?? 0) + 1;
+  static fresh(customerId: string, history: EntryHistory = { flows: [], recentTriggerIds: [] }): ArbiterState {
     return new ArbiterState({
       customerId,
       activeRuns: [],
       queued: [],
-      pastEntries: history.map(({ flowId, enteredAt }) => ({ flowId, enteredAt })),
-      runCounts,
+      pastEntries: history.flows.map(({ flowId, lastEnteredAt }) => ({ flowId, enteredAt: lastEnteredAt })),
+      runCounts: Object.fromEntries(history.flows.map(({ flowId, runs }) => [flowId, runs])),
       decisions: [],
       nextSeq: 1,
-      seenMessageIds: history.flatMap((e) => (e.triggerMessageId ? [e.triggerMessageId] : [])).slice(-SEEN_IDS_KEPT),
+      seenMessageIds: history.recentTriggerIds.slice(-SEEN_IDS_KEPT),
     });
   }
 
@@ -213,7 +233,8 @@ export class ArbiterState {
       listensTo: policy.listensTo,
       startedAt: now,
     });
-    this.state.pastEntries.push({ flowId: policy.flowId, enteredAt: now });
+    // Re-entry rules read only the latest entry per flow, so one is kept per flow: the state stays small.
+    this.state.pastEntries = [...this.state.pastEntries.filter((e) => e.flowId !== policy.flowId), { flowId: policy.flowId, enteredAt: now }];
     logged.push(this.log({ ...base, outcome: 'started', reason: decision.reason, workflowId }));
     return { decision, start: { workflowId, runNumber, policy, event }, stop: decision.preempt, logged };
   }

@@ -1,4 +1,4 @@
-import { ArbiterState, SEEN_IDS_KEPT } from '../../core/arbiter-state';
+import { ArbiterState, SEEN_IDS_KEPT, summarizeEntryHistory } from '../../core/arbiter-state';
 import type { FlowPolicy } from '../../core/flow-types';
 import type { EventFacts } from '../../core/triggers';
 
@@ -15,14 +15,14 @@ function event(name: string, messageId = name, properties: Record<string, unknow
 
 describe('ArbiterState', () => {
   it('numbers runs per flow from the stored history', () => {
-    const state = ArbiterState.fresh('c1', [{ flowId: 'cart', enteredAt: T0 - 30 * 86_400_000 }]);
+    const state = ArbiterState.fresh('c1', summarizeEntryHistory([{ flowId: 'cart', enteredAt: T0 - 30 * 86_400_000, triggerMessageId: null }]));
     const result = state.decide(policy('cart', 90), ok, event('Product Added'), T0);
     expect(result.start?.workflowId).toBe('flow/cart/c1/2');
     expect(state.activeRuns.map((r) => r.workflowId)).toEqual(['flow/cart/c1/2']);
   });
 
   it('preemption stops the lower run and logs both decisions with reasons', () => {
-    const state = ArbiterState.fresh('c1', []);
+    const state = ArbiterState.fresh('c1');
     state.decide(policy('browse', 50), ok, event('Product Viewed', 'm1'), T0);
     const result = state.decide(policy('cart', 90), ok, event('Product Added', 'm2'), T0 + 1000);
     expect(result.stop.map((r) => r.workflowId)).toEqual(['flow/browse/c1/1']);
@@ -38,7 +38,7 @@ describe('ArbiterState', () => {
   });
 
   it('suppression leaves the active run alone', () => {
-    const state = ArbiterState.fresh('c1', []);
+    const state = ArbiterState.fresh('c1');
     state.decide(policy('cart', 90), ok, event('Product Added', 'm1'), T0);
     const result = state.decide(policy('browse', 50), ok, event('Product Viewed', 'm2'), T0 + 1000);
     expect(result.decision.outcome).toBe('suppressed');
@@ -48,7 +48,7 @@ describe('ArbiterState', () => {
   });
 
   it('an exit event removes matching runs at once and logs a conversion', () => {
-    const state = ArbiterState.fresh('c1', []);
+    const state = ArbiterState.fresh('c1');
     state.decide(policy('cart', 90), ok, event('Product Added', 'm1'), T0);
     state.decide(policy('post-purchase', 40, { group: 'post', exitOn: [] }), ok, event('x', 'm0'), T0);
     const exits = state.exitRunsOn(event('Order Completed', 'm2'), T0 + 5000);
@@ -58,14 +58,14 @@ describe('ArbiterState', () => {
   });
 
   it('exit matchers with a filter only match matching events', () => {
-    const state = ArbiterState.fresh('c1', []);
+    const state = ArbiterState.fresh('c1');
     state.decide(policy('cart', 90, { exitOn: [{ event: 'Order Completed', where: { 'event.properties.total': { gte: 10 } } }] }), ok, event('Product Added'), T0);
     expect(state.exitRunsOn(event('Order Completed', 'small', { total: 5 }), T0)).toHaveLength(0);
     expect(state.exitRunsOn(event('Order Completed', 'big', { total: 50 }), T0)).toHaveLength(1);
   });
 
   it('queued triggers come back when the blocking run ends', () => {
-    const state = ArbiterState.fresh('c1', []);
+    const state = ArbiterState.fresh('c1');
     state.decide(policy('cart', 90), ok, event('Product Added', 'm1'), T0);
     state.decide(policy('winback', 30, { onConflict: 'queue' }), ok, event('sweep', 'm2'), T0);
     expect(state.takeRunnableQueued()).toHaveLength(0);
@@ -77,7 +77,7 @@ describe('ArbiterState', () => {
   });
 
   it('recognises a redelivered event and bounds its memory', () => {
-    const state = ArbiterState.fresh('c1', []);
+    const state = ArbiterState.fresh('c1');
     expect(state.firstSighting('m1')).toBe(true);
     expect(state.firstSighting('m1')).toBe(false);
     for (let i = 0; i < SEEN_IDS_KEPT; i++) state.firstSighting(`x${i}`);
@@ -85,13 +85,34 @@ describe('ArbiterState', () => {
   });
 
   it('an event that started a stored run counts as seen by a fresh arbiter (redelivery after the arbiter ended)', () => {
-    const state = ArbiterState.fresh('c1', [{ flowId: 'cart', enteredAt: T0 - 1000, triggerMessageId: 'added-1' }]);
+    const state = ArbiterState.fresh('c1', summarizeEntryHistory([{ flowId: 'cart', enteredAt: T0 - 1000, triggerMessageId: 'added-1' }]));
     expect(state.firstSighting('added-1')).toBe(false);
     expect(state.firstSighting('added-2')).toBe(true);
   });
 
+  it('summarizes stored entries per flow: count, latest entry, recent trigger ids in entry order', () => {
+    const history = summarizeEntryHistory([
+      { flowId: 'cart', enteredAt: T0 - 10, triggerMessageId: 'b' },
+      { flowId: 'winback', enteredAt: T0 - 30, triggerMessageId: null },
+      { flowId: 'cart', enteredAt: T0 - 20, triggerMessageId: 'a' },
+    ]);
+    expect(history).toEqual({
+      flows: [
+        { flowId: 'cart', runs: 2, lastEnteredAt: T0 - 10 },
+        { flowId: 'winback', runs: 1, lastEnteredAt: T0 - 30 },
+      ],
+      recentTriggerIds: ['a', 'b'],
+    });
+    const state = ArbiterState.fresh('c1', history);
+    expect(state.decide(policy('cart', 90), ok, event('Product Added', 'c'), T0).start?.workflowId).toBe('flow/cart/c1/3');
+    expect(state.snapshot().pastEntries).toEqual([
+      { flowId: 'winback', enteredAt: T0 - 30 },
+      { flowId: 'cart', enteredAt: T0 },
+    ]);
+  });
+
   it('survives a snapshot round trip (continue-as-new)', () => {
-    const state = ArbiterState.fresh('c1', []);
+    const state = ArbiterState.fresh('c1');
     state.decide(policy('cart', 90), ok, event('Product Added', 'm1'), T0);
     const copy = new ArbiterState(JSON.parse(JSON.stringify(state.snapshot())));
     expect(copy.decide(policy('cart', 90), ok, event('Product Added', 'm3'), T0).decision.outcome).toBe('skipped');
