@@ -5,7 +5,7 @@
 //   npm run bench:trigger-latency
 //
 // Env (all optional): BENCH_SECONDS per fixed rate (10), BENCH_RAMP_SECONDS per ramp step (5),
-// BENCH_RAMP_STEP above 50/s (50), BENCH_MAX_RATE ramp cap (400), BENCH_DRAIN_SECONDS a run may start
+// BENCH_RAMP_STEP above 50/s (50), BENCH_MAX_RATE ramp cap (250), BENCH_DRAIN_SECONDS a run may start
 // after the last send and still count as keeping up (5), BENCH_SQLITE modes to run (default,wal).
 import fs from 'node:fs';
 import http from 'node:http';
@@ -16,7 +16,7 @@ import { bundleWorkflowCode, DefaultLogger, Runtime as TemporalRuntime, type Wor
 import { flowRunWorkflowId } from '../core/arbiter-state';
 import { BENCH_ROOT, BENCH_WRITE_KEY, PROJECT_ROOT, startBenchStack, type BenchStack } from './embedded-stack';
 import { clockMs, mapLimit, runOpenLoop, sleep, summarize, type LatencySummary } from './open-loop';
-import { startCpuWindow, type CpuWindow } from './process-cpu';
+import { startCpuWindow, waitUntilQuiet, type CpuWindow } from './process-cpu';
 import { PHASES, timestampMs, triggerPhases, type Phase, type TriggerSample } from './trigger-phases';
 
 const FLOW_ID = 'bench-trigger'; // bench/fixtures/flows/bench-trigger.yaml
@@ -25,6 +25,8 @@ const TARGET_P99_MS = 500;
 const FIXED_RATES = [10, TARGET_RATE];
 /** Below the target rate the ramp refines in steps of 10/s, so a scenario that fails at 50/s still gets a figure. */
 const FINE_STEP = 10;
+/** Other processes busier than this (% of one core) during a step make its figures suspect. */
+const NOISY_OTHER_PCT = 25;
 
 function envNumber(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -38,7 +40,7 @@ const settings = {
   seconds: envNumber('BENCH_SECONDS', 10),
   rampSeconds: envNumber('BENCH_RAMP_SECONDS', 5),
   rampStep: envNumber('BENCH_RAMP_STEP', 50),
-  maxRate: envNumber('BENCH_MAX_RATE', 400),
+  maxRate: envNumber('BENCH_MAX_RATE', 250),
   drainMs: envNumber('BENCH_DRAIN_SECONDS', 5) * 1000,
 };
 
@@ -70,6 +72,8 @@ interface StepResult {
   sustained: boolean;
   why: string;
   phases?: Map<Phase, LatencySummary>;
+  /** Wall time of the step's parts, seconds: identify, send, wait for every run and read its startTime, settle. */
+  took?: { prepare: number; send: number; collect: number; settle: number };
 }
 
 type Measured = Omit<StepResult, 'sustained' | 'why'>;
@@ -152,12 +156,25 @@ function measure(scenario: Scenario, rate: number, sentAt: number[], startTimes:
 
 let nonce = 0;
 
+/** Seconds since the last call, for the step's `took`. */
+function stopwatch(): () => number {
+  let last = Date.now();
+  return () => {
+    const now = Date.now();
+    const seconds = (now - last) / 1000;
+    last = now;
+    return seconds;
+  };
+}
+
 /** Identifies `count` fresh customers (untimed), then sends their Product Added events open-loop at `rate`. */
 async function microflowsStep(stack: BenchStack, rate: number, seconds: number, tag: string, breakdown = false): Promise<StepResult> {
   const count = Math.max(1, Math.round(rate * seconds));
   const run = `${tag}-${rate}-${nonce++}`;
   const customers = Array.from({ length: count }, (_, i) => `bench-${run}-${i}`);
+  const lap = stopwatch();
   await mapLimit(customers, 16, (id) => identify(stack, id));
+  const prepare = lap();
 
   const respondedAt = new Array<number>(count).fill(0);
   const window = startCpuWindow(stack.temporalPid);
@@ -166,6 +183,7 @@ async function microflowsStep(stack: BenchStack, rate: number, seconds: number, 
     respondedAt[i] = clockMs();
   });
   const cpu = window();
+  const send = lap();
   if (sends.failureSamples.length > 0) console.error(`[bench] microflows ${rate}/s: ${sends.failureSamples.join('; ')}`);
 
   // An overloaded step's backlog finishes here, before the next step, so it is not charged to that one.
@@ -181,6 +199,9 @@ async function microflowsStep(stack: BenchStack, rate: number, seconds: number, 
     }
     result.phases = await triggerPhases(stack.client, FLOW_ID, samples);
   }
+  const collect = lap();
+  await waitUntilQuiet(stack.temporalPid);
+  result.took = { prepare, send, collect, settle: lap() };
   return result;
 }
 
@@ -190,15 +211,19 @@ async function baselineStep(stack: BenchStack, rate: number, seconds: number, ta
   const run = `${tag}-${rate}-${nonce++}`;
   const workflowIds = Array.from({ length: count }, (_, i) => `bench-noop/${run}/${i}`);
 
+  const lap = stopwatch();
   const window = startCpuWindow(stack.temporalPid);
   const sends = await runOpenLoop(rate, count, async (i) => {
     await stack.client.workflow.start('benchNoopWorkflow', { taskQueue: stack.noopTaskQueue, workflowId: workflowIds[i]!, args: [] });
   });
   const cpu = window();
+  const send = lap();
   if (sends.failureSamples.length > 0) console.error(`[bench] baseline ${rate}/s: ${sends.failureSamples.join('; ')}`);
 
   const startTimes = await serverStartTimes(stack.client, workflowIds, Date.now() + 120_000);
-  return judge(measure('baseline', rate, sends.sentAt, startTimes, sends, cpu));
+  const collect = lap();
+  await waitUntilQuiet(stack.temporalPid);
+  return { ...judge(measure('baseline', rate, sends.sentAt, startTimes, sends, cpu)), took: { prepare: 0, send, collect, settle: lap() } };
 }
 
 // --- report ------------------------------------------------------------------------------------------
@@ -206,6 +231,12 @@ async function baselineStep(stack: BenchStack, rate: number, seconds: number, ta
 function ms(value: number): string {
   if (!Number.isFinite(value)) return 'never';
   return value < 10 ? value.toFixed(1) : value.toFixed(0);
+}
+
+function took(r: StepResult): string {
+  if (!r.took) return '';
+  const { prepare, send, collect, settle } = r.took;
+  return `  [${prepare > 0 ? `identify ${prepare.toFixed(1)} s, ` : ''}send ${send.toFixed(1)} s, collect ${collect.toFixed(1)} s, settle ${settle.toFixed(1)} s]`;
 }
 
 function pct(value: number | null): string {
@@ -221,7 +252,11 @@ function printTable(columns: string[], rows: string[][], leftAligned: number[]):
   for (const r of rows) console.log(line(r));
 }
 
-const STEP_COLUMNS = ['scenario', 'rate', 'sent', 'started', 'p50 ms', 'p99 ms', 'max ms', 'sent/s', 'node cpu', 'temporal cpu', 'js loop', 'sustained'];
+const STEP_COLUMNS = ['scenario', 'rate', 'sent', 'started', 'p50 ms', 'p99 ms', 'max ms', 'sent/s', 'node cpu', 'temporal cpu', 'other cpu', 'iowait', 'js loop', 'sustained'];
+
+function noisy(r: StepResult): boolean {
+  return (r.cpu.otherPct ?? 0) > NOISY_OTHER_PCT;
+}
 
 function stepRow(r: StepResult): string[] {
   return [
@@ -235,6 +270,8 @@ function stepRow(r: StepResult): string[] {
     r.achievedRate.toFixed(0),
     pct(r.cpu.nodePct),
     pct(r.cpu.temporalPct),
+    `${pct(r.cpu.otherPct)}${noisy(r) ? ' *' : ''}`,
+    pct(r.cpu.iowaitPct),
     `${(r.cpu.eventLoop * 100).toFixed(0)}%`,
     r.sustained ? 'yes' : `no: ${r.why}`,
   ];
@@ -331,7 +368,7 @@ async function runMode(mode: SqliteMode, code: Bundles): Promise<ModeReport> {
   const steps: StepResult[] = [];
   const record = (r: StepResult) => {
     steps.push(r);
-    console.log(`  ${r.scenario.padEnd(10)} ${String(r.rate).padStart(4)}/s  p50 ${ms(r.latency.p50)} ms  p99 ${ms(r.latency.p99)} ms  started ${r.started}/${r.sent}${r.sustained ? '' : `  — ${r.why}`}`);
+    console.log(`  ${r.scenario.padEnd(10)} ${String(r.rate).padStart(4)}/s  p50 ${ms(r.latency.p50)} ms  p99 ${ms(r.latency.p99)} ms  started ${r.started}/${r.sent}${r.sustained ? '' : `  — ${r.why}`}${took(r)}`);
   };
   try {
     // Warm-up, unmeasured: JIT, the workflow VM context, the store's prepared statements, gRPC channels.
@@ -367,8 +404,13 @@ async function runMode(mode: SqliteMode, code: Bundles): Promise<ModeReport> {
 }
 
 async function main(): Promise<void> {
-  // Workers log workflow task failures at WARN; INFO chatter would drown the table.
-  TemporalRuntime.install({ logger: new DefaultLogger('WARN') });
+  // Workers log workflow task failures at WARN; INFO chatter would drown the table, and so would the
+  // no-op worker's notice that it has no activities (by design).
+  TemporalRuntime.install({
+    logger: new DefaultLogger('WARN', (entry) => {
+      if (!entry.message.startsWith('No activities registered')) console.error(`[temporal ${entry.level}] ${entry.message}`, entry.meta ?? '');
+    }),
+  });
   const wanted = (process.env.BENCH_SQLITE || 'default,wal').split(',').map((m) => m.trim());
   const modes = SQLITE_MODES.filter((m) => wanted.includes(m.name));
   if (modes.length === 0) throw new Error(`BENCH_SQLITE=${process.env.BENCH_SQLITE}: use default, wal or default,wal`);
@@ -391,7 +433,9 @@ async function main(): Promise<void> {
   for (const report of reports) {
     const pragmas = report.mode.pragmas.length ? report.mode.pragmas.join(', ') : 'the dev server default: rollback journal';
     console.log(`\n== results, dev server SQLite ${report.mode.name} (${pragmas}) ==`);
-    printTable(STEP_COLUMNS, report.steps.map(stepRow), [0, STEP_COLUMNS.length - 1]);
+    const ordered = [...report.steps].sort((a, b) => SCENARIOS.indexOf(a.scenario) - SCENARIOS.indexOf(b.scenario) || a.rate - b.rate);
+    printTable(STEP_COLUMNS, ordered.map(stepRow), [0, STEP_COLUMNS.length - 1]);
+    if (ordered.some(noisy)) console.log(`* other processes used more than ${NOISY_OTHER_PCT}% of a core during this step: its figures are suspect; rerun on a quiet machine`);
     console.log(targetLine(report));
     console.log(sustainedLine(report));
     printPhases(report);
@@ -399,7 +443,8 @@ async function main(): Promise<void> {
   console.log(
     '\nmicroflows: POST /v1/track → startTime of flow/<flow>/<customer>/1 (HTTP, store write, trigger check, signalWithStart, arbiter decision, startChild).' +
       '\nbaseline: client.workflow.start(benchNoopWorkflow) → its startTime, same dev server. cpu: % of one core over the send window' +
-      ' (node = this process: sender, HTTP server, store, both workers); js loop: event-loop busy share of this process.',
+      ' (node = this process: sender, HTTP server, store, both workers; other = the rest of the machine; iowait = cores waiting on disk);' +
+      '\njs loop: event-loop busy share of this process.',
   );
   console.log(`total ${((Date.now() - began) / 1000).toFixed(0)} s`);
 }
