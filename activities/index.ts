@@ -4,7 +4,8 @@ import crypto from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { summarizeEntryHistory, type CustomerEventSignalInput, type DecisionLogEntry, type EntryHistory } from '../core/arbiter-state';
 import { compileCondition, type Condition } from '../core/conditions';
-import { policyOf, type FlowDefinition, type FlowPolicy } from '../core/flow-types';
+import { evaluateEntry, fireTrigger, type EntryCheck } from '../core/entry';
+import type { FlowDefinition } from '../core/flow-types';
 import { profileContext } from '../core/profile';
 import type { EventFacts } from '../core/triggers';
 import { eventContext } from '../core/triggers';
@@ -65,29 +66,19 @@ export function createActivities(deps: ActivityDeps) {
       return summarizeEntryHistory(await store.flowEntriesOf(customerId));
     },
 
-    /** Evaluates a flow's entry condition for the customer now, and returns the flow's arbitration policy. */
-    async checkEntry(input: { customerId: string; flowId: string; version: number; event: EventFacts }): Promise<{ matched: boolean; reason: string; policy: FlowPolicy }> {
-      const flow = await flowVersion(input.flowId, input.version);
-      const policy = policyOf(flow);
-      if (!flow.entry.when) return { matched: true, reason: 'no entry condition', policy };
-      const profile = await store.getProfile(input.customerId);
-      const matched = compileCondition(flow.entry.when, 'entry.when')({ ...profileContext(profile), ...eventContext(input.event) });
-      return { matched, reason: `entry.when ${JSON.stringify(flow.entry.when)} is ${matched}`, policy };
+    /** Evaluates a flow's entry condition for the customer now (a queued trigger, decided again later). */
+    async checkEntry(input: { customerId: string; flowId: string; version: number; event: EventFacts }): Promise<EntryCheck> {
+      return evaluateEntry(await flowVersion(input.flowId, input.version), await store.getProfile(input.customerId), input.event);
     },
 
-    async recordFlowEntry(entry: {
+    /** Persists what one arbitration step decided: the new run's entry (first, so the run number is taken) and the decisions. */
+    async recordArbitration(input: {
       customerId: string;
-      flowId: string;
-      flowVersion: number;
-      runNumber: number;
-      workflowId: string;
-      enteredAt: number;
-      triggerMessageId: string;
+      decisions: Array<DecisionLogEntry & { key: string }>;
+      entry?: { flowId: string; flowVersion: number; runNumber: number; workflowId: string; enteredAt: number; triggerMessageId: string };
     }): Promise<void> {
-      await store.recordFlowEntry(entry);
-    },
-
-    async recordDecisions(customerId: string, decisions: Array<DecisionLogEntry & { key: string }>): Promise<void> {
+      const { customerId, decisions } = input;
+      if (input.entry) await store.recordFlowEntry({ customerId, ...input.entry });
       await store.recordDecisions(
         decisions.map((d) => ({
           key: d.key,
@@ -183,18 +174,18 @@ export function createActivities(deps: ActivityDeps) {
         cursor: input.cursor,
         limit: input.pageSize,
       });
-      const versions = new Map(deps.currentFlows().map((f) => [f.id, f.version]));
+      const flows = new Map(deps.currentFlows().map((f) => [f.id, f]));
       for (const hit of page.customers) {
-        const version = versions.get(hit.flowId);
-        if (version === undefined) continue;
-        const event: CustomerEventSignalInput = {
+        const flow = flows.get(hit.flowId);
+        if (!flow) continue;
+        const facts: EventFacts = {
           messageId: `inactivity:${hit.flowId}:${hit.customerId}:${hit.lastEventAt}`,
           name: null,
           type: 'track',
           properties: { inactive_since: hit.lastEventAt, sweep: input.sweepId },
           timestamp: input.now,
-          triggers: [{ flowId: hit.flowId, version }],
         };
+        const event: CustomerEventSignalInput = { ...facts, triggers: [fireTrigger(flow, await store.getProfile(hit.customerId), facts)] };
         await signalCustomerEvent(deps.signals, hit.customerId, event);
         signalled += 1;
         Context.current().heartbeat(hit.customerId);

@@ -9,6 +9,9 @@ import { ConfigError } from '../core/errors';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../workflows/search-attributes';
 import { temporalCliPath } from './temporal-binaries';
 
+/** Pragmas `microflows start` gives the dev server's SQLite file: WAL with NORMAL sync (durable across process crashes). */
+export const EMBEDDED_SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'];
+
 export interface DevServer {
   address: string;
   uiUrl: string | null;

@@ -2,6 +2,7 @@
 // and event dedupe. The customer workflow only wires signals and activities to it, so every rule is
 // testable without Temporal. Snapshots are JSON, carried across continue-as-new.
 import { arbitrate, type ActiveRun, type Decision, type PastEntry } from './arbitration';
+import type { FiredTrigger } from './entry';
 import type { FlowPolicy } from './flow-types';
 import { eventMatches, type EventFacts } from './triggers';
 
@@ -12,7 +13,7 @@ export interface FlowRef {
 
 /** One event delivered to a customer's arbiter, with the flows whose triggers it fired. */
 export interface CustomerEventSignalInput extends EventFacts {
-  triggers: FlowRef[];
+  triggers: FiredTrigger[];
 }
 
 export interface DecisionLogEntry {

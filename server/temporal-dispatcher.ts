@@ -3,14 +3,15 @@
 // kept by a promise chain per customer; events owed a dispatch after a crash are redone at start.
 import type { FlowDefinition } from '../core/flow-types';
 import { eventNamesOfInterest, historyNeeded, isBackfill, triggerFires, type EventFacts } from '../core/triggers';
-import type { FlowRef } from '../core/arbiter-state';
+import { fireTrigger, type FiredTrigger } from '../core/entry';
+import type { Profile } from '../core/profile';
 import type { NewEvent, RecordEventResult, Store, StoredEvent } from '../store/store';
 import { signalCustomerEvent, type SignalTarget } from '../client/customer-signals';
 import type { EventDispatcher } from './dispatcher';
 
 export interface DispatchOutcome {
   eventId: number;
-  triggers: FlowRef[];
+  triggers: FiredTrigger[];
   delivered: boolean;
 }
 
@@ -50,7 +51,7 @@ export class TemporalDispatcher implements EventDispatcher {
 
   dispatch(result: RecordEventResult): void {
     if (result.duplicate || result.event.dispatched) return;
-    void this.enqueue(result.event);
+    void this.enqueue(result.event, result.profile);
   }
 
   /** Subscribe to dispatch outcomes (tests and benchmarks watch for "flow run started"). */
@@ -81,9 +82,9 @@ export class TemporalDispatcher implements EventDispatcher {
     return this.failures;
   }
 
-  private enqueue(event: StoredEvent): Promise<unknown> {
+  private enqueue(event: StoredEvent, profile?: Profile): Promise<unknown> {
     const previous = this.chains.get(event.customerId) ?? Promise.resolve();
-    const next = previous.then(() => this.deliver(event)).catch((err: Error) => {
+    const next = previous.then(() => this.deliver(event, profile)).catch((err: Error) => {
       this.failures += 1;
       // The event stays marked undispatched; recoverPending() at the next start retries it.
       this.log(`[dispatch] event ${event.messageId} for ${event.customerId} not delivered yet: ${err.message}`);
@@ -95,20 +96,24 @@ export class TemporalDispatcher implements EventDispatcher {
     return next;
   }
 
-  private async firedTriggers(event: StoredEvent): Promise<FlowRef[]> {
+  /** Triggers the event fired, each with its entry condition evaluated on the profile as of this event. */
+  private async firedTriggers(event: StoredEvent, profile: Profile | undefined): Promise<FiredTrigger[]> {
     if (isBackfill(event, event.receivedAt)) return [];
     const facts = factsOf(event);
-    const fired: FlowRef[] = [];
+    const fired: FiredTrigger[] = [];
     for (const flow of this.flows) {
       const need = historyNeeded(flow.trigger, facts);
       const history = need ? (await this.store.eventsOf(event.customerId, { names: [need.name], since: need.since })).map(factsOf) : [];
-      if (triggerFires(flow.trigger, facts, history)) fired.push({ flowId: flow.id, version: flow.version });
+      if (!triggerFires(flow.trigger, facts, history)) continue;
+      // Recovery after a crash has no profile in hand: the current one is the best there is.
+      profile ??= await this.store.getProfile(event.customerId);
+      fired.push(fireTrigger(flow, profile, facts));
     }
     return fired;
   }
 
-  private async deliver(event: StoredEvent): Promise<void> {
-    const triggers = await this.firedTriggers(event);
+  private async deliver(event: StoredEvent, profile?: Profile): Promise<void> {
+    const triggers = await this.firedTriggers(event, profile);
     const delivered = await signalCustomerEvent(this.target, event.customerId, { ...factsOf(event), triggers });
     await this.store.markDispatched([event.id]);
     for (const listener of this.listeners) listener({ eventId: event.id, triggers, delivered });

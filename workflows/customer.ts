@@ -11,7 +11,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { ArbiterState, type ArbiterSnapshot, type CustomerEventSignalInput, type DecisionLogEntry, type FlowRef } from '../core/arbiter-state';
+import { ArbiterState, type ArbiterSnapshot, type CustomerEventSignalInput, type DecisionLogEntry } from '../core/arbiter-state';
+import type { FiredTrigger } from '../core/entry';
 import type { EventFacts } from '../core/triggers';
 import { activeRunsQuery, customerEventSignal, decisionsQuery, runEndedSignal, runEventSignal, stopRunSignal, type RunOutcome } from './messages';
 import { flowRunWorkflow } from './flow-run';
@@ -55,24 +56,25 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
   const arbiter = state;
   const keyPrefix = `${workflowInfo().workflowId}:${workflowInfo().runId}`;
 
-  const persist = (logged: DecisionLogEntry[]) =>
-    logged.length === 0 ? Promise.resolve() : store.recordDecisions(input.customerId, logged.map((d) => ({ ...d, key: `${keyPrefix}:${d.seq}` })));
+  const persist = (logged: DecisionLogEntry[], entry?: Parameters<Activities['recordArbitration']>[0]['entry']) =>
+    logged.length === 0 && !entry
+      ? Promise.resolve()
+      : store.recordArbitration({ customerId: input.customerId, decisions: logged.map((d) => ({ ...d, key: `${keyPrefix}:${d.seq}` })), entry });
 
-  async function decide(trigger: FlowRef, event: EventFacts): Promise<void> {
-    const check = await store.checkEntry({ customerId: input.customerId, flowId: trigger.flowId, version: trigger.version, event });
-    const result = arbiter.decide(check.policy, check, event, Date.now());
-    if (result.start) {
-      await store.recordFlowEntry({
-        customerId: input.customerId,
+  async function decide({ policy, entry }: FiredTrigger, event: EventFacts): Promise<void> {
+    const result = arbiter.decide(policy, entry, event, Date.now());
+    // One local activity per decision: the new run's entry and the log, before the run starts.
+    await persist(
+      result.logged,
+      result.start && {
         flowId: result.start.policy.flowId,
         flowVersion: result.start.policy.version,
         runNumber: result.start.runNumber,
         workflowId: result.start.workflowId,
         enteredAt: Date.now(),
         triggerMessageId: event.messageId,
-      });
-    }
-    await persist(result.logged);
+      },
+    );
     for (const run of result.stop) {
       await signalQuietly(run.workflowId, () =>
         getExternalWorkflowHandle(run.workflowId).signal(stopRunSignal, { outcome: 'preempted', reason: result.decision.reason, eventMessageId: event.messageId }),
@@ -112,7 +114,9 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     const logged = arbiter.runEnded(item.workflowId, item.outcome, item.reason, Date.now());
     if (logged) await persist([logged]);
     for (const queued of arbiter.takeRunnableQueued()) {
-      await decide({ flowId: queued.policy.flowId, version: queued.policy.version }, queued.event);
+      // The profile may have changed while it waited: its entry condition is checked again now.
+      const entry = await store.checkEntry({ customerId: input.customerId, flowId: queued.policy.flowId, version: queued.policy.version, event: queued.event });
+      await decide({ policy: queued.policy, entry }, queued.event);
     }
   }
 

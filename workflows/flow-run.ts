@@ -44,7 +44,8 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
   setHandler(currentStepQuery, () => current);
 
   const flow = await local.loadFlow({ flowId: input.flowId, version: input.version });
-  const timezone = (await local.customerTimezone(input.customerId)) ?? flow.defaultTimezone;
+  // Read only when a `wait: { until }` step needs it: most flows never do.
+  let timezone: string | undefined;
 
   let outcome: RunOutcome = 'completed';
   let reason = 'reached the end of the flow';
@@ -59,6 +60,7 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
         await condition(stopped, node.ms);
         return node.next;
       case 'wait_until':
+        timezone ??= (await local.customerTimezone(input.customerId)) ?? flow.defaultTimezone;
         await condition(stopped, msUntilTimeOfDay(Date.now(), node.hour, node.minute, timezone));
         return node.next;
       case 'wait_for': {
