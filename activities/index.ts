@@ -26,6 +26,15 @@ export interface ActivityDeps {
   currentFlows: () => FlowDefinition[];
 }
 
+/** What the arbiter hands a run it admitted, for the run to record as its first step. */
+export interface RunAdmission {
+  runNumber: number;
+  /** workflow time of the decision, epoch ms */
+  enteredAt: number;
+  triggerMessageId: string;
+  decisions: Array<DecisionLogEntry & { key: string }>;
+}
+
 export type SendEmailInput = Pick<SendRecord, 'deliveryKey' | 'customerId' | 'flowId' | 'flowVersion' | 'workflowId' | 'nodeId' | 'template' | 'scheduledAt'> & {
   data: Record<string, unknown>;
   trigger: EventFacts;
@@ -56,12 +65,28 @@ export function createActivities(deps: ActivityDeps) {
     return flow;
   }
 
-  return {
-    async loadFlow(input: { flowId: string; version: number }): Promise<FlowDefinition> {
-      return flowVersion(input.flowId, input.version);
-    },
+  async function recordArbitration(customerId: string, decisions: Array<DecisionLogEntry & { key: string }>): Promise<void> {
+    if (decisions.length === 0) return;
+    await store.recordDecisions(
+      decisions.map((d) => ({
+        key: d.key,
+        customerId,
+        at: d.at,
+        flowId: d.flowId,
+        flowVersion: d.flowVersion,
+        outcome: d.outcome,
+        reason: d.reason,
+        eventMessageId: d.eventMessageId,
+        workflowId: d.workflowId,
+      })),
+    );
+    // A conversion is the run's outcome too; recording it here makes it visible even before the run stops.
+    for (const d of decisions) {
+      if (d.outcome === 'converted' && d.workflowId) await store.recordRunOutcome(d.workflowId, 'converted', d.at, d.eventMessageId);
+    }
+  }
 
-    /** Condensed, so the arbiter's history holds a few numbers per flow however many runs the customer had. */
+  return {
     async loadEntryHistory(customerId: string): Promise<EntryHistory> {
       return summarizeEntryHistory(await store.flowEntriesOf(customerId));
     },
@@ -72,30 +97,28 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** Persists what one arbitration step decided: the new run's entry (first, so the run number is taken) and the decisions. */
-    async recordArbitration(input: {
-      customerId: string;
-      decisions: Array<DecisionLogEntry & { key: string }>;
-      entry?: { flowId: string; flowVersion: number; runNumber: number; workflowId: string; enteredAt: number; triggerMessageId: string };
-    }): Promise<void> {
-      const { customerId, decisions } = input;
-      if (input.entry) await store.recordFlowEntry({ customerId, ...input.entry });
-      await store.recordDecisions(
-        decisions.map((d) => ({
-          key: d.key,
-          customerId,
-          at: d.at,
-          flowId: d.flowId,
-          flowVersion: d.flowVersion,
-          outcome: d.outcome,
-          reason: d.reason,
-          eventMessageId: d.eventMessageId,
-          workflowId: d.workflowId,
-        })),
-      );
-      // A conversion is the run's outcome too; recording it here makes it visible even before the run stops.
-      for (const d of decisions) {
-        if (d.outcome === 'converted' && d.workflowId) await store.recordRunOutcome(d.workflowId, 'converted', d.at, d.eventMessageId);
-      }
+    /** Persists decisions of the arbiter that started no run (skips, suppressions, exits, ends). */
+    async recordArbitration(input: { customerId: string; decisions: Array<DecisionLogEntry & { key: string }> }): Promise<void> {
+      await recordArbitration(input.customerId, input.decisions);
+    },
+
+    /**
+     * A flow run's first step: records its entry (taking its run number) and the decisions that admitted
+     * it, and returns the flow version it is pinned to. One activity, so admission costs one round trip.
+     */
+    async beginRun(input: { customerId: string; workflowId: string; flowId: string; version: number; admission: RunAdmission }): Promise<FlowDefinition> {
+      const { customerId, admission } = input;
+      await store.recordFlowEntry({
+        customerId,
+        flowId: input.flowId,
+        flowVersion: input.version,
+        runNumber: admission.runNumber,
+        workflowId: input.workflowId,
+        enteredAt: admission.enteredAt,
+        triggerMessageId: admission.triggerMessageId,
+      });
+      await recordArbitration(customerId, admission.decisions);
+      return flowVersion(input.flowId, input.version);
     },
 
     async finishRun(input: { workflowId: string; outcome: string; at: number; conversionMessageId: string | null }): Promise<void> {

@@ -48,7 +48,8 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
   const log: string[] = [];
   try {
     const serverOutput: string[] = [];
-    const devServer = await startDevServer({ dataDir, headless: true, sqlitePragmas: options.sqlitePragmas, log: (line) => void serverOutput.push(line) });
+    const dynamicConfig = (process.env.BENCH_DYNAMIC_CONFIG ?? '').split(',').filter(Boolean);
+    const devServer = await startDevServer({ dataDir, headless: true, sqlitePragmas: options.sqlitePragmas, dynamicConfig, log: (line) => void serverOutput.push(line) });
     cleanups.push(() => devServer.stop());
 
     const connection = await Connection.connect({ address: devServer.address });

@@ -56,25 +56,15 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
   const arbiter = state;
   const keyPrefix = `${workflowInfo().workflowId}:${workflowInfo().runId}`;
 
-  const persist = (logged: DecisionLogEntry[], entry?: Parameters<Activities['recordArbitration']>[0]['entry']) =>
-    logged.length === 0 && !entry
-      ? Promise.resolve()
-      : store.recordArbitration({ customerId: input.customerId, decisions: logged.map((d) => ({ ...d, key: `${keyPrefix}:${d.seq}` })), entry });
+  const keyed = (logged: DecisionLogEntry[]) => logged.map((d) => ({ ...d, key: `${keyPrefix}:${d.seq}` }));
+  const persist = (logged: DecisionLogEntry[]) =>
+    logged.length === 0 ? Promise.resolve() : store.recordArbitration({ customerId: input.customerId, decisions: keyed(logged) });
 
   async function decide({ policy, entry }: FiredTrigger, event: EventFacts): Promise<void> {
     const result = arbiter.decide(policy, entry, event, Date.now());
-    // One local activity per decision: the new run's entry and the log, before the run starts.
-    await persist(
-      result.logged,
-      result.start && {
-        flowId: result.start.policy.flowId,
-        flowVersion: result.start.policy.version,
-        runNumber: result.start.runNumber,
-        workflowId: result.start.workflowId,
-        enteredAt: Date.now(),
-        triggerMessageId: event.messageId,
-      },
-    );
+    // A decision that starts a run is recorded by that run as its first step (one activity fewer on
+    // the hot path); any other decision is recorded here.
+    if (!result.start) await persist(result.logged);
     for (const run of result.stop) {
       await signalQuietly(run.workflowId, () =>
         getExternalWorkflowHandle(run.workflowId).signal(stopRunSignal, { outcome: 'preempted', reason: result.decision.reason, eventMessageId: event.messageId }),
@@ -84,7 +74,16 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
       const { workflowId, policy } = result.start;
       await startChild(flowRunWorkflow, {
         workflowId,
-        args: [{ customerId: input.customerId, flowId: policy.flowId, version: policy.version, parentWorkflowId: workflowInfo().workflowId, trigger: event }],
+        args: [
+          {
+            customerId: input.customerId,
+            flowId: policy.flowId,
+            version: policy.version,
+            parentWorkflowId: workflowInfo().workflowId,
+            trigger: event,
+            admission: { runNumber: result.start.runNumber, enteredAt: Date.now(), triggerMessageId: event.messageId, decisions: keyed(result.logged) },
+          },
+        ],
         // Runs outlive an arbiter that continues-as-new; they report back by signal, not by result.
         parentClosePolicy: ParentClosePolicy.ABANDON,
         typedSearchAttributes: input.searchAttributes ? flowRunSearchAttributes(input.customerId, policy.flowId, policy.version) : undefined,

@@ -1,7 +1,7 @@
 // One customer's run through one flow version (flow/<flow>/<customer>/<n>): walks the compiled graph,
 // waiting durably and calling activities for every side effect. Stops when its arbiter says so.
-import { condition, getExternalWorkflowHandle, proxyActivities, proxyLocalActivities, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
-import type { createActivities } from '../activities';
+import { condition, getExternalWorkflowHandle, proxyActivities, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { createActivities, RunAdmission } from '../activities';
 import type { FlowNode, NodeId } from '../core/flow-types';
 import { msUntilTimeOfDay } from '../core/time-of-day';
 import { eventMatches, type EventFacts } from '../core/triggers';
@@ -24,6 +24,8 @@ export interface FlowRunInput {
   version: number;
   parentWorkflowId: string;
   trigger: EventFacts;
+  /** The arbiter's decision that admitted this run, recorded by the run as its first step. */
+  admission: RunAdmission;
 }
 
 export interface FlowRunResult {
@@ -43,7 +45,7 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
   setHandler(runEventSignal, (event) => void received.push(event));
   setHandler(currentStepQuery, () => current);
 
-  const flow = await local.loadFlow({ flowId: input.flowId, version: input.version });
+  const flow = await local.beginRun({ customerId: input.customerId, workflowId, flowId: input.flowId, version: input.version, admission: input.admission });
   // Read only when a `wait: { until }` step needs it: most flows never do.
   let timezone: string | undefined;
 
@@ -105,8 +107,8 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
     const node = flow.nodes[nodeId];
     if (!node) throw new Error(`flow ${flow.id} v${flow.version} has no node ${nodeId}`);
     visits.set(nodeId, (visits.get(nodeId) ?? 0) + 1);
+    // The step is read by the currentStep query; a memo upsert per step would cost a visibility write each.
     current = nodeId;
-    upsertMemo({ step: nodeId });
     nodeId = await step(node);
   }
   current = null;
