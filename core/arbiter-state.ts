@@ -6,11 +6,6 @@ import type { FiredTrigger } from './entry';
 import type { FlowPolicy } from './flow-types';
 import { eventMatches, type EventFacts } from './triggers';
 
-export interface FlowRef {
-  flowId: string;
-  version: number;
-}
-
 /** One event delivered to a customer's arbiter, with the flows whose triggers it fired. */
 export interface CustomerEventSignalInput extends EventFacts {
   triggers: FiredTrigger[];
@@ -22,7 +17,7 @@ export interface DecisionLogEntry {
   at: number;
   flowId: string;
   flowVersion: number | null;
-  outcome: 'started' | 'skipped' | 'suppressed' | 'queued' | 'preempted' | 'completed' | 'converted' | 'exited' | 'failed' | 'dequeued';
+  outcome: 'started' | 'skipped' | 'suppressed' | 'queued' | 'preempted' | 'completed' | 'converted' | 'exited' | 'failed';
   reason: string;
   eventMessageId: string | null;
   workflowId: string | null;

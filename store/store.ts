@@ -46,7 +46,7 @@ export interface DecisionRecord {
   at: number;
   flowId: string;
   flowVersion: number | null;
-  /** started | skipped | suppressed | queued | preempted | exited | dequeued | ... */
+  /** started | skipped | suppressed | queued | preempted | converted | completed | exited | failed */
   outcome: string;
   reason: string;
   eventMessageId: string | null;
