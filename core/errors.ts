@@ -61,17 +61,23 @@ export class InvalidDurationError extends MicroflowsError {
   override name = 'InvalidDurationError';
 }
 
-/** An ingested event is malformed; `field` names the JSON path at fault. Nothing is stored. */
-export class BadEventError extends MicroflowsError {
+/** Input the client sent is wrong; `field` names the JSON path or parameter at fault. */
+export class BadInputError extends MicroflowsError {
   override readonly status: number = 400;
-  override readonly code: string = 'bad_event';
-  override name = 'BadEventError';
+  override readonly code: string = 'bad_input';
+  override name = 'BadInputError';
   constructor(
     message: string,
     readonly field?: string,
   ) {
     super(field ? `${field}: ${message}` : message);
   }
+}
+
+/** An ingested event is malformed. Nothing is stored. */
+export class BadEventError extends BadInputError {
+  override readonly code: string = 'bad_event';
+  override name = 'BadEventError';
 }
 
 /** The body is larger than the limit allowed for this endpoint. */

@@ -1,17 +1,10 @@
 // Errors of the admin API's own requests (routes and query strings), shaped like core's so one handler answers all.
-import { MicroflowsError } from '../core/errors';
+import { BadInputError, MicroflowsError } from '../core/errors';
 
 /** A query parameter is malformed; `field` names it. */
-export class BadRequestError extends MicroflowsError {
-  override readonly status = 400;
+export class BadRequestError extends BadInputError {
   override readonly code = 'bad_request';
   override name = 'BadRequestError';
-  constructor(
-    message: string,
-    readonly field?: string,
-  ) {
-    super(field ? `${field}: ${message}` : message);
-  }
 }
 
 export class NotFoundError extends MicroflowsError {
