@@ -66,7 +66,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     // the hot path); any other decision is recorded here.
     if (!result.start) await persist(result.logged);
     for (const run of result.stop) {
-      await signalQuietly(run.workflowId, () =>
+      await signalQuietly(() =>
         getExternalWorkflowHandle(run.workflowId).signal(stopRunSignal, { outcome: 'preempted', reason: result.decision.reason, eventMessageId: event.messageId }),
       );
     }
@@ -99,12 +99,12 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     const exits = arbiter.exitRunsOn(facts, now);
     await persist(exits.map((e) => e.logged));
     for (const { run, logged } of exits) {
-      await signalQuietly(run.workflowId, () =>
+      await signalQuietly(() =>
         getExternalWorkflowHandle(run.workflowId).signal(stopRunSignal, { outcome: 'converted', reason: logged.reason, eventMessageId: facts.messageId }),
       );
     }
     for (const run of arbiter.runsListeningTo(facts.name)) {
-      await signalQuietly(run.workflowId, () => getExternalWorkflowHandle(run.workflowId).signal(runEventSignal, facts));
+      await signalQuietly(() => getExternalWorkflowHandle(run.workflowId).signal(runEventSignal, facts));
     }
     for (const trigger of event.triggers) await decide(trigger, facts);
   }
@@ -132,7 +132,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
 }
 
 /** A run that already closed cannot be signalled; that is not an error for the arbiter. */
-async function signalQuietly(_workflowId: string, send: () => Promise<void>): Promise<void> {
+async function signalQuietly(send: () => Promise<void>): Promise<void> {
   try {
     await send();
   } catch {
