@@ -217,5 +217,3 @@ export function createActivities(deps: ActivityDeps) {
     },
   };
 }
-
-export type MicroflowsActivities = ReturnType<typeof createActivities>;

@@ -447,33 +447,28 @@ class FlowCompiler {
     const event = m ? r.text(r.require(m, 'event', kind.value, kind.path, 'the event to wait for, e.g. Order Completed'), 'event') : undefined;
     const where = m?.has('where') ? r.condition(m.get('where'), true) : undefined;
     const timeoutMs = m ? r.duration(r.require(m, 'timeout', kind.value, kind.path, 'how long to wait, e.g. "timeout: 2d"'), 'timeout') : undefined;
-    const onEvent = m?.get('on_event');
-    const onTimeout = m?.get('on_timeout');
     const match: EventMatcher = { event: event ?? '', ...(where ? { where } : {}) };
     return {
       shape: 'branch',
       waits: true,
-      branches: [
-        { name: 'on_event', steps: onEvent ? this.stepList(onEvent.value, onEvent.path, `${nodeId}.on_event`, onEvent.keySpot) : [] },
-        { name: 'on_timeout', steps: onTimeout ? this.stepList(onTimeout.value, onTimeout.path, `${nodeId}.on_timeout`, onTimeout.keySpot) : [] },
-      ],
+      branches: [this.branch('on_event', m?.get('on_event'), nodeId), this.branch('on_timeout', m?.get('on_timeout'), nodeId)],
       build: (first, second) => ({ kind: 'wait_for', match, timeoutMs: timeoutMs ?? 0, onEvent: first, onTimeout: second }),
     };
+  }
+
+  /** A named branch of a split or wait_for: its step list, or none when the key is absent. */
+  private branch(name: Branch['name'], entry: Entry | undefined, nodeId: NodeId): Branch {
+    return { name, steps: entry ? this.stepList(entry.value, entry.path, `${nodeId}.${name}`, entry.keySpot) : [] };
   }
 
   private splitStep(kind: Entry, nodeId: NodeId): StepBody {
     const r = this.r;
     const m = r.map(kind.value, kind.path, 'split', ['when', 'then', 'else'], kind.keySpot);
     const when = m ? r.condition(r.require(m, 'when', kind.value, kind.path, 'the condition, e.g. "when: { profile.orders_count: { gte: 1 } }"'), false) : undefined;
-    const thenEntry = m?.get('then');
-    const elseEntry = m?.get('else');
     return {
       shape: 'branch',
       waits: false,
-      branches: [
-        { name: 'then', steps: thenEntry ? this.stepList(thenEntry.value, thenEntry.path, `${nodeId}.then`, thenEntry.keySpot) : [] },
-        { name: 'else', steps: elseEntry ? this.stepList(elseEntry.value, elseEntry.path, `${nodeId}.else`, elseEntry.keySpot) : [] },
-      ],
+      branches: [this.branch('then', m?.get('then'), nodeId), this.branch('else', m?.get('else'), nodeId)],
       build: (first, second) => ({ kind: 'split', when: when ?? {}, then: first, else: second }),
     };
   }

@@ -9,12 +9,6 @@ import type { NewEvent, RecordEventResult, Store, StoredEvent } from '../store/s
 import { signalCustomerEvent, type SignalTarget } from '../client/customer-signals';
 import type { EventDispatcher } from './dispatcher';
 
-export interface DispatchOutcome {
-  eventId: number;
-  triggers: FiredTrigger[];
-  delivered: boolean;
-}
-
 function factsOf(event: StoredEvent): EventFacts {
   return { messageId: event.messageId, name: event.name, type: event.type, properties: event.properties, timestamp: event.timestamp };
 }
@@ -23,7 +17,6 @@ export class TemporalDispatcher implements EventDispatcher {
   private flows: FlowDefinition[] = [];
   private interesting = new Set<string>();
   private readonly chains = new Map<string, Promise<unknown>>();
-  private readonly listeners = new Set<(outcome: DispatchOutcome) => void>();
   private failures = 0;
 
   constructor(
@@ -52,12 +45,6 @@ export class TemporalDispatcher implements EventDispatcher {
   dispatch(result: RecordEventResult): void {
     if (result.duplicate || result.event.dispatched) return;
     void this.enqueue(result.event, result.profile);
-  }
-
-  /** Subscribe to dispatch outcomes (tests and benchmarks watch for "flow run started"). */
-  onDispatched(listener: (outcome: DispatchOutcome) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
   }
 
   /** Resolves when every dispatch queued so far has finished. */
@@ -114,8 +101,7 @@ export class TemporalDispatcher implements EventDispatcher {
 
   private async deliver(event: StoredEvent, profile?: Profile): Promise<void> {
     const triggers = await this.firedTriggers(event, profile);
-    const delivered = await signalCustomerEvent(this.target, event.customerId, { ...factsOf(event), triggers });
+    await signalCustomerEvent(this.target, event.customerId, { ...factsOf(event), triggers });
     await this.store.markDispatched([event.id]);
-    for (const listener of this.listeners) listener({ eventId: event.id, triggers, delivered });
   }
 }
