@@ -1,6 +1,7 @@
 // The shape of a validated event, shared by ingest validation (core) and persistence (store).
 
-export type EventType = 'track' | 'identify';
+/** The Segment call types. `alias` carries `previousId` in properties; `group` carries `groupId` in properties. */
+export type EventType = 'track' | 'identify' | 'page' | 'screen' | 'group' | 'alias';
 
 /** A validated event as the ingest path hands it to the store. Times are epoch ms. */
 export interface NewEvent {
@@ -10,7 +11,7 @@ export interface NewEvent {
   customerId: string;
   userId: string | null;
   anonymousId: string | null;
-  /** track: the event name; identify: null */
+  /** track: the event name; page/screen: the page or screen name (or null); identify, group, alias: null */
   name: string | null;
   properties: Record<string, unknown>;
   traits: Record<string, unknown>;

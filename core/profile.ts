@@ -1,6 +1,7 @@
 // Folds events into a customer profile (traits, consent, computed fields) and builds the context
 // conditions read. Pure: the store calls it inside the event's transaction.
 
+import type { EventType } from './event';
 export interface ConsentRecord {
   granted: boolean;
   source: string;
@@ -33,7 +34,7 @@ export interface Profile {
 
 /** The part of an ingested event the profile fold needs. */
 export interface ProfileEvent {
-  type: 'track' | 'identify';
+  type: EventType;
   name: string | null;
   properties: Record<string, unknown>;
   traits: Record<string, unknown>;

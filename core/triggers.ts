@@ -2,12 +2,13 @@
 // Pure: the caller fetches the recent events the triggers ask for (see `historyNeeded`).
 import { compileCondition, type ConditionTester } from './conditions';
 import type { EventMatcher, FlowDefinition, Trigger } from './flow-types';
+import type { EventType } from './event';
 
 /** The slice of an event that triggers, exits and wait_for read. */
 export interface EventFacts {
   messageId: string;
   name: string | null;
-  type: 'track' | 'identify';
+  type: EventType;
   properties: Record<string, unknown>;
   /** epoch ms */
   timestamp: number;

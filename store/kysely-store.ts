@@ -254,6 +254,12 @@ export class KyselyStore implements Store {
     });
   }
 
+  async recordEvents(events: NewEvent[], options: { needsDispatch: (event: NewEvent) => boolean }): Promise<RecordEventResult[]> {
+    const results: RecordEventResult[] = [];
+    for (const event of events) results.push(await this.recordEvent(event, { needsDispatch: options.needsDispatch(event) }));
+    return results;
+  }
+
   async markDispatched(eventIds: number[]): Promise<void> {
     for (const ids of chunks(eventIds)) {
       await this.db.updateTable('events').set({ dispatched: this.bool(true) }).where('id', 'in', ids).execute();

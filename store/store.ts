@@ -93,6 +93,9 @@ export interface Store {
   /** In one transaction: insert the event unless its messageId exists, fold it into the profile
    *  (core/profile applyEventToProfile), and mark it as owing a dispatch when `needsDispatch`. */
   recordEvent(event: NewEvent, options: { needsDispatch: boolean }): Promise<RecordEventResult>;
+  /** The batch form of recordEvent: one transaction for all of them, results in input order. An event whose
+   *  messageId repeats one stored before, or one earlier in the same batch, is a duplicate and writes nothing. */
+  recordEvents(events: NewEvent[], options: { needsDispatch: (event: NewEvent) => boolean }): Promise<RecordEventResult[]>;
   markDispatched(eventIds: number[]): Promise<void>;
   /** Events still owing a dispatch (after a crash between commit and signal), oldest first. */
   listUndispatched(limit: number): Promise<StoredEvent[]>;
