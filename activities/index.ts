@@ -129,9 +129,10 @@ export function createActivities(deps: ActivityDeps) {
       return (await store.getProfile(customerId))?.timezone ?? null;
     },
 
-    async evaluateForCustomer(input: { customerId: string; condition: Condition; event: EventFacts }): Promise<boolean> {
+    /** `at` is the flow's (workflow) time: time-relative fields such as behavior_score are read as of then. */
+    async evaluateForCustomer(input: { customerId: string; condition: Condition; event: EventFacts; at?: number }): Promise<boolean> {
       const profile = await store.getProfile(input.customerId);
-      return compileCondition(input.condition)({ ...profileContext(profile), ...eventContext(input.event) });
+      return compileCondition(input.condition)({ ...profileContext(profile, input.at ?? Date.now()), ...eventContext(input.event) });
     },
 
     async updateProfile(input: { customerId: string; set: Record<string, unknown>; addTags: string[]; removeTags: string[] }): Promise<void> {
@@ -147,7 +148,7 @@ export function createActivities(deps: ActivityDeps) {
       const profile = await store.getProfile(input.customerId);
       const to = profile?.email;
       if (!to) return { status: 'skipped', reason: `customer ${input.customerId} has no email address` };
-      const context = profileContext(profile);
+      const context = profileContext(profile, input.scheduledAt);
       const rendered = await deps.templates.render(input.template, {
         ...context,
         event: { name: input.trigger.name, properties: input.trigger.properties },

@@ -27,7 +27,7 @@ export function evaluateEntry(flow: FlowDefinition, profile: Profile | undefined
     tester = compileCondition(when, 'entry.when');
     testers.set(when, tester);
   }
-  const matched = tester({ ...profileContext(profile), ...eventContext(event) });
+  const matched = tester({ ...profileContext(profile, event.timestamp), ...eventContext(event) });
   return { matched, reason: `entry.when ${JSON.stringify(when)} is ${matched}` };
 }
 

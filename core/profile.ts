@@ -1,7 +1,11 @@
-// Folds events into a customer profile (traits, consent, computed fields) and builds the context
-// conditions read. Pure: the store calls it inside the event's transaction.
-
+// A customer's profile: traits and consent (merged field by field, newest event time wins, so arrival order
+// does not matter), the computed fields of core/behavior, and manual tags. Pure: the store calls these inside
+// the event's transaction.
+import { behaviorView, foldBehavior, type CartItem, type Computed } from './behavior';
 import type { EventType } from './event';
+
+export type { CartItem } from './behavior';
+
 export interface ConsentRecord {
   granted: boolean;
   source: string;
@@ -9,24 +13,17 @@ export interface ConsentRecord {
   at: number;
 }
 
-export interface CartItem {
-  product_id: string;
-  name?: string;
-  price?: number;
-  quantity: number;
-  image_url?: string;
-  url?: string;
-  category?: string;
-}
-
 export interface Profile {
   customerId: string;
   email: string | null;
   timezone: string | null;
   traits: Record<string, unknown>;
-  /** Fields computed from events: last_action_date, last_browsed_category, cart, orders_count, ... */
-  computed: Record<string, unknown>;
+  /** When each trait (and `email`, `timezone`) was last set, epoch ms of the event that set it. */
+  traitTimes: Record<string, number>;
+  /** Fields computed from events (core/behavior); read them through `profileContext`, which adds the time-relative ones. */
+  computed: Computed;
   consent: Record<string, ConsentRecord>;
+  /** Tags set by flows (update_profile) or the API; behavioral tags are computed, see core/behavior. */
   tags: string[];
   /** epoch ms */
   updatedAt: number;
@@ -43,101 +40,74 @@ export interface ProfileEvent {
 }
 
 export function emptyProfile(customerId: string, now: number): Profile {
-  return { customerId, email: null, timezone: null, traits: {}, computed: {}, consent: {}, tags: [], updatedAt: now };
+  return { customerId, email: null, timezone: null, traits: {}, traitTimes: {}, computed: {}, consent: {}, tags: [], updatedAt: now };
 }
 
-const CONSENT_KINDS = ['email_marketing', 'behavioral_tracking'];
+export const CONSENT_KINDS = ['email_marketing', 'behavioral_tracking'] as const;
+
+function clone<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
 
 function asString(value: unknown): string | undefined {
-  return typeof value === 'string' && value !== '' ? value : typeof value === 'number' ? String(value) : undefined;
+  return typeof value === 'string' && value !== '' ? value : typeof value === 'number' && Number.isFinite(value) ? String(value) : undefined;
 }
 
-function asNumber(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+/** Sets a trait unless a newer event already set it (equal times: the later arrival wins). */
+function setTrait(profile: Profile, key: string, value: unknown, at: number): void {
+  const previous = profile.traitTimes[key];
+  if (previous !== undefined && previous > at) return;
+  profile.traitTimes[key] = at;
+  // Stored lower-cased so webhooks and imports find the customer whatever case their source used.
+  if (key === 'email') profile.email = asString(value)?.toLowerCase() ?? null;
+  else if (key === 'timezone') profile.timezone = asString(value) ?? null;
+  profile.traits[key] = value;
 }
 
-function cartItemFrom(properties: Record<string, unknown>): CartItem | undefined {
-  const productId = asString(properties.product_id) ?? asString(properties.sku);
-  if (!productId) return undefined;
-  return {
-    product_id: productId,
-    name: asString(properties.name),
-    price: asNumber(properties.price),
-    quantity: asNumber(properties.quantity) ?? 1,
-    image_url: asString(properties.image_url),
-    url: asString(properties.url),
-    category: asString(properties.category),
-  };
+function setConsent(profile: Profile, kind: string, record: ConsentRecord): void {
+  const previous = profile.consent[kind];
+  if (previous && previous.at > record.at) return;
+  profile.consent[kind] = record;
 }
 
 function applyIdentify(profile: Profile, event: ProfileEvent): void {
   const { consent, ...traits } = event.traits;
-  Object.assign(profile.traits, traits);
-  const email = asString(traits.email);
-  if (email) profile.email = email;
-  const timezone = asString(traits.timezone);
-  if (timezone) profile.timezone = timezone;
+  for (const [key, value] of Object.entries(traits)) setTrait(profile, key, value, event.timestamp);
   if (consent && typeof consent === 'object') {
     for (const kind of CONSENT_KINDS) {
       const granted = (consent as Record<string, unknown>)[kind];
-      if (typeof granted === 'boolean') profile.consent[kind] = { granted, source: 'identify', at: event.timestamp };
+      if (typeof granted === 'boolean') setConsent(profile, kind, { granted, source: 'identify', at: event.timestamp });
     }
   }
 }
 
-function applyTrack(profile: Profile, event: ProfileEvent): void {
-  const c = profile.computed;
-  const props = event.properties;
-  switch (event.name) {
-    case 'Product Viewed': {
-      const category = asString(props.category);
-      if (category) c.last_browsed_category = category;
-      const product = cartItemFrom(props);
-      if (product) c.last_viewed_product = product;
-      break;
-    }
-    case 'Product Added': {
-      const item = cartItemFrom(props);
-      if (!item) break;
-      const cart = ((c.cart as CartItem[] | undefined) ?? []).filter((i) => i.product_id !== item.product_id);
-      const previous = ((c.cart as CartItem[] | undefined) ?? []).find((i) => i.product_id === item.product_id);
-      cart.push({ ...item, quantity: (previous?.quantity ?? 0) + item.quantity });
-      c.cart = cart;
-      c.cart_updated_at = event.timestamp;
-      break;
-    }
-    case 'Product Removed': {
-      const productId = asString(props.product_id) ?? asString(props.sku);
-      c.cart = ((c.cart as CartItem[] | undefined) ?? []).filter((i) => i.product_id !== productId);
-      c.cart_updated_at = event.timestamp;
-      break;
-    }
-    case 'Order Completed': {
-      c.cart = [];
-      c.last_order_at = event.timestamp;
-      c.orders_count = (asNumber(c.orders_count) ?? 0) + 1;
-      c.total_spent = (asNumber(c.total_spent) ?? 0) + (asNumber(props.total) ?? asNumber(props.revenue) ?? 0);
-      const products = Array.isArray(props.products) ? props.products : [];
-      c.last_order_products = products
-        .map((p) => (p && typeof p === 'object' ? cartItemFrom(p as Record<string, unknown>) : undefined))
-        .filter((p): p is CartItem => p !== undefined);
-      break;
-    }
-    case 'Unsubscribed':
-      profile.consent.email_marketing = { granted: false, source: 'unsubscribe', at: event.timestamp };
-      break;
-    default:
-      break;
-  }
-}
-
-/** Returns a new profile with the event applied; the input is not modified. */
+/**
+ * Returns a new profile with the event applied; the input is not modified. The computed fields assume time order:
+ * when `needsRefold(profile.computed, event)` the caller refolds them instead (see core/behavior).
+ */
 export function applyEventToProfile(profile: Profile, event: ProfileEvent, now: number): Profile {
-  const next: Profile = structuredClone(profile);
+  const next = clone(profile);
   if (event.type === 'identify') applyIdentify(next, event);
-  else applyTrack(next, event);
-  const last = asNumber(next.computed.last_action_date);
-  if (event.type === 'track' && (last === undefined || event.timestamp > last)) next.computed.last_action_date = event.timestamp;
+  if (event.type === 'track' && event.name === 'Unsubscribed') {
+    setConsent(next, 'email_marketing', { granted: false, source: 'unsubscribe', at: event.timestamp });
+  }
+  next.computed = foldBehavior(next.computed, event);
+  next.updatedAt = now;
+  return next;
+}
+
+/**
+ * Joins the profile of an identity that turned out to be `into`'s (an anonymous visitor who logged in, an alias):
+ * traits and consent by newest time, tags united. The computed fields are left to the caller, who refolds the
+ * merged events.
+ */
+export function mergeProfiles(into: Profile, from: Profile, now: number): Profile {
+  const next = clone(into);
+  for (const [key, value] of Object.entries(from.traits)) setTrait(next, key, value, from.traitTimes[key] ?? 0);
+  if (next.email === null && from.email !== null) next.email = from.email;
+  if (next.timezone === null && from.timezone !== null) next.timezone = from.timezone;
+  for (const [kind, record] of Object.entries(from.consent)) setConsent(next, kind, record);
+  next.tags = [...new Set([...next.tags, ...from.tags])].sort();
   next.updatedAt = now;
   return next;
 }
@@ -148,8 +118,8 @@ export function applyProfileUpdate(
   update: { set: Record<string, unknown>; addTags: string[]; removeTags: string[] },
   now: number,
 ): Profile {
-  const next: Profile = structuredClone(profile);
-  Object.assign(next.traits, update.set);
+  const next = clone(profile);
+  for (const [key, value] of Object.entries(update.set)) setTrait(next, key, value, now);
   const tags = new Set(next.tags);
   update.addTags.forEach((t) => tags.add(t));
   update.removeTags.forEach((t) => tags.delete(t));
@@ -158,20 +128,29 @@ export function applyProfileUpdate(
   return next;
 }
 
-/** The `profile.*` and `consent.*` view that conditions and templates read. */
-export function profileContext(profile: Profile | undefined): { profile: Record<string, unknown>; consent: Record<string, boolean> } {
+/**
+ * The `profile.*` and `consent.*` view that conditions and templates read, as of `now` (decayed behavior_score,
+ * 30-day engagement counts, behavioral tags). `tags` holds manual and behavioral tags together.
+ */
+export function profileContext(profile: Profile | undefined, now: number): { profile: Record<string, unknown>; consent: Record<string, boolean> } {
   if (!profile) return { profile: {}, consent: {} };
   const consent: Record<string, boolean> = {};
   for (const [kind, record] of Object.entries(profile.consent)) consent[kind] = record.granted;
+  const computed = behaviorView(profile.computed, now);
   return {
     profile: {
       ...profile.traits,
-      ...profile.computed,
+      ...computed,
       customer_id: profile.customerId,
       email: profile.email,
       timezone: profile.timezone,
-      tags: profile.tags,
+      tags: [...new Set([...profile.tags, ...(computed.behavioral_tags as string[])])].sort(),
     },
     consent,
   };
+}
+
+/** Items of the cart, typed, for templates and activities. */
+export function cartOf(profile: Profile | undefined): CartItem[] {
+  return (profile?.computed.cart as CartItem[] | undefined) ?? [];
 }

@@ -2,7 +2,9 @@
 // dialect differences (row locks, boolean columns) kept in small helpers at the top of the class.
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { FlowDefinition } from '../core/flow-types';
-import { applyEventToProfile, applyProfileUpdate, emptyProfile, type Profile } from '../core/profile';
+import { BEHAVIOR_EVENT_TYPES, foldAll, needsRefold, type BehaviorEvent } from '../core/behavior';
+import type { EventType } from '../core/event';
+import { applyEventToProfile, applyProfileUpdate, emptyProfile, mergeProfiles, type Profile } from '../core/profile';
 import { FlowVersionConflictError } from './errors';
 import { migrateToLatest, type StoreDialect } from './migrations';
 import { TABLES, type Database, type EventsTable, type FlowEntriesTable, type DecisionsTable, type ProfilesTable, type SendsTable, type OutboxTable } from './schema';
@@ -61,6 +63,7 @@ function toProfile(row: Selectable<ProfilesTable>): Profile {
     email: row.email,
     timezone: row.timezone,
     traits: parseJson(row.traits),
+    traitTimes: parseJson(row.trait_times),
     computed: parseJson(row.computed),
     consent: parseJson(row.consent),
     tags: parseJson(row.tags),
@@ -78,6 +81,7 @@ function profileRow(profile: Profile): ProfilesTable {
     consent: JSON.stringify(profile.consent),
     tags: JSON.stringify(profile.tags),
     updated_at: profile.updatedAt,
+    trait_times: JSON.stringify(profile.traitTimes),
   };
 }
 
@@ -217,47 +221,223 @@ export class KyselyStore implements Store {
 
   // --- events and profiles ---------------------------------------------------------------
 
-  recordEvent(event: NewEvent, options: { needsDispatch: boolean }): Promise<RecordEventResult> {
-    return this.db.transaction().execute(async (trx) => {
-      // ON CONFLICT DO NOTHING makes a concurrent duplicate wait for the first insert to commit, then write nothing.
-      const inserted = await trx
+  async recordEvent(event: NewEvent, options: { needsDispatch: boolean }): Promise<RecordEventResult> {
+    const [result] = await this.recordEvents([event], { needsDispatch: () => options.needsDispatch });
+    return result!;
+  }
+
+  recordEvents(events: NewEvent[], options: { needsDispatch: (event: NewEvent) => boolean }): Promise<RecordEventResult[]> {
+    if (events.length === 0) return Promise.resolve([]);
+    return this.db.transaction().execute((trx) => this.recordInTransaction(trx, events, options.needsDispatch));
+  }
+
+  /**
+   * One batch, one transaction: drop duplicates, resolve identities (and merge the ones this batch joins), insert
+   * the events, then fold each affected profile once. A customer whose batch holds an event older than what their
+   * profile already folded — or whose identities merged — has their computed fields refolded from their events in
+   * time order, so arrival order never changes the result.
+   */
+  private async recordInTransaction(trx: Transaction<Database>, events: NewEvent[], needsDispatch: (event: NewEvent) => boolean): Promise<RecordEventResult[]> {
+    const stored = new Map<string, Selectable<EventsTable>>();
+    for (const ids of chunks([...new Set(events.map((e) => e.messageId))])) {
+      for (const row of await trx.selectFrom('events').selectAll().where('message_id', 'in', ids).execute()) stored.set(row.message_id, row);
+    }
+    const fresh: number[] = [];
+    const seen = new Set<string>();
+    events.forEach((event, index) => {
+      if (stored.has(event.messageId) || seen.has(event.messageId)) return;
+      seen.add(event.messageId);
+      fresh.push(index);
+    });
+
+    const identities = await this.loadIdentities(trx, fresh.map((i) => events[i]!));
+    const resolve = (id: string) => identities.get(id) ?? id;
+    const merges: Array<{ from: string; into: string }> = [];
+    const join = (from: string, into: string) => {
+      if (from === into) return;
+      merges.push({ from, into });
+      identities.set(from, into);
+      for (const [alias, owner] of identities) if (owner === from) identities.set(alias, into);
+    };
+    for (const index of fresh) {
+      const event = events[index]!;
+      const previousId = event.type === 'alias' ? (event.properties.previousId as string | undefined) : undefined;
+      if (previousId !== undefined && event.userId !== null) join(resolve(previousId), resolve(event.userId));
+      // A call that carries both ids (identify after login, or any call once the client knows both) joins the
+      // anonymous history to the customer — the first customer an anonymousId meets keeps it.
+      else if (event.userId !== null && event.anonymousId !== null && !identities.has(event.anonymousId)) join(resolve(event.anonymousId), resolve(event.userId));
+    }
+    const customerOf = (event: NewEvent) => resolve(event.userId ?? event.anonymousId ?? event.customerId);
+
+    const insertedIds = new Map<string, number>();
+    for (const batch of chunks(fresh)) {
+      const rows = await trx
         .insertInto('events')
-        .values({
-          message_id: event.messageId,
-          type: event.type,
-          customer_id: event.customerId,
-          user_id: event.userId,
-          anonymous_id: event.anonymousId,
-          name: event.name,
-          properties: JSON.stringify(event.properties),
-          traits: JSON.stringify(event.traits),
-          context: JSON.stringify(event.context),
-          timestamp: event.timestamp,
-          received_at: event.receivedAt,
-          dispatched: this.bool(!options.needsDispatch),
-        })
+        .values(
+          batch.map((index) => {
+            const event = events[index]!;
+            return {
+              message_id: event.messageId,
+              type: event.type,
+              customer_id: customerOf(event),
+              user_id: event.userId,
+              anonymous_id: event.anonymousId,
+              name: event.name,
+              properties: JSON.stringify(event.properties),
+              traits: JSON.stringify(event.traits),
+              context: JSON.stringify(event.context),
+              timestamp: event.timestamp,
+              received_at: event.receivedAt,
+              dispatched: this.bool(!needsDispatch(event)),
+            };
+          }),
+        )
+        // A concurrent writer of the same messageId (PostgreSQL) makes ours a no-op; it is then reported as a duplicate.
         .onConflict((oc) => oc.column('message_id').doNothing())
-        .returningAll()
-        .executeTakeFirst();
+        .returning(['id', 'message_id'])
+        .execute();
+      for (const row of rows) insertedIds.set(row.message_id, row.id);
+    }
+    const lost = fresh.filter((i) => !insertedIds.has(events[i]!.messageId)).map((i) => events[i]!.messageId);
+    if (lost.length > 0) {
+      for (const row of await trx.selectFrom('events').selectAll().where('message_id', 'in', lost).execute()) stored.set(row.message_id, row);
+    }
 
-      if (!inserted) {
-        const existing = await trx.selectFrom('events').selectAll().where('message_id', '=', event.messageId).executeTakeFirstOrThrow();
-        const profile = (await this.readProfile(trx, existing.customer_id)) ?? emptyProfile(existing.customer_id, existing.received_at);
-        return { duplicate: true, event: toStoredEvent(existing), profile };
+    const newEvents = new Map<string, StoredEvent[]>();
+    for (const index of fresh) {
+      const event = events[index]!;
+      const id = insertedIds.get(event.messageId);
+      if (id === undefined) continue;
+      const customerId = customerOf(event);
+      const list = newEvents.get(customerId) ?? [];
+      list.push({ ...event, customerId, id, dispatched: !needsDispatch(event) });
+      newEvents.set(customerId, list);
+    }
+
+    const profiles = await this.profilesForUpdate(trx, [...newEvents.keys(), ...merges.flatMap((m) => [m.from, m.into])], events[0]!.receivedAt);
+    const refold = new Set<string>();
+    for (const { from, into } of merges) {
+      await trx.updateTable('events').set({ customer_id: into }).where('customer_id', '=', from).execute();
+      await trx.updateTable('identities').set({ customer_id: into }).where('customer_id', '=', from).execute();
+      await trx
+        .insertInto('identities')
+        .values({ alias_id: from, customer_id: into, created_at: events[0]!.receivedAt })
+        .onConflict((oc) => oc.column('alias_id').doUpdateSet({ customer_id: into }))
+        .execute();
+      const source = profiles.get(from);
+      if (source) profiles.set(into, mergeProfiles(profiles.get(into) ?? emptyProfile(into, source.updatedAt), source, source.updatedAt));
+      profiles.delete(from);
+      await trx.deleteFrom('profiles').where('customer_id', '=', from).execute();
+      refold.add(into);
+      refold.delete(from);
+    }
+
+    const changed: Profile[] = [];
+    for (const [customerId, list] of newEvents) {
+      list.sort((a, b) => a.timestamp - b.timestamp || a.id - b.id);
+      let profile = profiles.get(customerId) ?? emptyProfile(customerId, list[0]!.receivedAt);
+      if (needsRefold(profile.computed, list.find((e) => BEHAVIOR_EVENT_TYPES.includes(e.type)) ?? list[0]!)) refold.add(customerId);
+      for (const event of list) profile = applyEventToProfile(profile, event, event.receivedAt);
+      profiles.set(customerId, profile);
+    }
+    for (const customerId of refold) {
+      const profile = profiles.get(customerId) ?? emptyProfile(customerId, events[0]!.receivedAt);
+      profile.computed = foldAll(await this.behaviorEventsOf(trx, customerId));
+      profiles.set(customerId, profile);
+    }
+    for (const customerId of new Set([...newEvents.keys(), ...refold])) changed.push(profiles.get(customerId)!);
+    await this.writeProfiles(trx, changed);
+
+    const duplicateOwners = [...stored.values()].map((row) => row.customer_id).filter((id) => !profiles.has(id));
+    for (const ids of chunks([...new Set(duplicateOwners)])) {
+      for (const row of await trx.selectFrom('profiles').selectAll().where('customer_id', 'in', ids).execute()) profiles.set(row.customer_id, toProfile(row));
+    }
+    const freshIndexes = new Set(fresh);
+    return events.map((event, index) => {
+      const id = insertedIds.get(event.messageId);
+      if (id !== undefined && freshIndexes.has(index)) {
+        const customerId = customerOf(event);
+        return { duplicate: false, event: { ...event, customerId, id, dispatched: !needsDispatch(event) }, profile: profiles.get(customerId)! };
       }
-
-      // The event's arrival time, not the wall clock, stamps the profile: replays and tests stay deterministic.
-      const current = await this.profileForUpdate(trx, event.customerId, event.receivedAt);
-      const profile = applyEventToProfile(current, event, event.receivedAt);
-      await this.writeProfile(trx, profile);
-      return { duplicate: false, event: toStoredEvent(inserted), profile };
+      const row = stored.get(event.messageId);
+      const existing: StoredEvent = row
+        ? toStoredEvent(row)
+        : { ...event, customerId: customerOf(event), id: insertedIds.get(event.messageId)!, dispatched: !needsDispatch(event) };
+      return { duplicate: true, event: existing, profile: profiles.get(existing.customerId) ?? emptyProfile(existing.customerId, existing.receivedAt) };
     });
   }
 
-  async recordEvents(events: NewEvent[], options: { needsDispatch: (event: NewEvent) => boolean }): Promise<RecordEventResult[]> {
-    const results: RecordEventResult[] = [];
-    for (const event of events) results.push(await this.recordEvent(event, { needsDispatch: options.needsDispatch(event) }));
-    return results;
+  /** The identity map entries for every id the events carry (alias → customer). */
+  private async loadIdentities(db: Db, events: NewEvent[]): Promise<Map<string, string>> {
+    const ids = new Set<string>();
+    for (const event of events) {
+      if (event.userId !== null) ids.add(event.userId);
+      if (event.anonymousId !== null) ids.add(event.anonymousId);
+      const previousId = event.properties.previousId;
+      if (event.type === 'alias' && typeof previousId === 'string') ids.add(previousId);
+    }
+    const map = new Map<string, string>();
+    for (const batch of chunks([...ids])) {
+      for (const row of await db.selectFrom('identities').select(['alias_id', 'customer_id']).where('alias_id', 'in', batch).execute()) map.set(row.alias_id, row.customer_id);
+    }
+    return map;
+  }
+
+  /** The customer's behavior events in time order (ties by arrival), for a refold. */
+  private async behaviorEventsOf(db: Db, customerId: string): Promise<BehaviorEvent[]> {
+    const rows = await db
+      .selectFrom('events')
+      .select(['type', 'name', 'properties', 'traits', 'timestamp'])
+      .where('customer_id', '=', customerId)
+      .where('type', 'in', [...BEHAVIOR_EVENT_TYPES])
+      .orderBy('timestamp', 'asc')
+      .orderBy('id', 'asc')
+      .execute();
+    return rows.map((r) => ({ type: r.type as EventType, name: r.name, properties: parseJson(r.properties), traits: parseJson(r.traits), timestamp: r.timestamp }));
+  }
+
+  /**
+   * Reads profiles for a read-modify-write inside `trx`. On PostgreSQL the rows are locked, in id order so two
+   * batches never deadlock, after creating absent ones (FOR UPDATE cannot lock a row that does not exist yet);
+   * SQLite needs no lock because its write transactions are already serialized.
+   */
+  private async profilesForUpdate(trx: Transaction<Database>, customerIds: string[], now: number): Promise<Map<string, Profile>> {
+    const ids = [...new Set(customerIds)].sort();
+    const profiles = new Map<string, Profile>();
+    for (const batch of chunks(ids)) {
+      if (this.dialect === 'postgres') {
+        await trx
+          .insertInto('profiles')
+          .values(batch.map((id) => profileRow(emptyProfile(id, now))))
+          .onConflict((oc) => oc.column('customer_id').doNothing())
+          .execute();
+      }
+      let query = trx.selectFrom('profiles').selectAll().where('customer_id', 'in', batch).orderBy('customer_id');
+      if (this.dialect === 'postgres') query = query.forUpdate();
+      for (const row of await query.execute()) profiles.set(row.customer_id, toProfile(row));
+    }
+    return profiles;
+  }
+
+  private async writeProfiles(db: Db, profiles: Profile[]): Promise<void> {
+    for (const batch of chunks(profiles)) {
+      await db
+        .insertInto('profiles')
+        .values(batch.map(profileRow))
+        .onConflict((oc) =>
+          oc.column('customer_id').doUpdateSet((eb) => ({
+            email: eb.ref('excluded.email'),
+            timezone: eb.ref('excluded.timezone'),
+            traits: eb.ref('excluded.traits'),
+            trait_times: eb.ref('excluded.trait_times'),
+            computed: eb.ref('excluded.computed'),
+            consent: eb.ref('excluded.consent'),
+            tags: eb.ref('excluded.tags'),
+            updated_at: eb.ref('excluded.updated_at'),
+          })),
+        )
+        .execute();
+    }
   }
 
   async markDispatched(eventIds: number[]): Promise<void> {

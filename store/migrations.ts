@@ -136,9 +136,30 @@ function initial(dialect: StoreDialect): Migration {
   };
 }
 
+/** Identity resolution (anonymous visitor → known customer, aliases) and per-trait times for order-free merging. */
+function identities(dialect: StoreDialect): Migration {
+  const t = types(dialect);
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('identities')
+        .addColumn('alias_id', 'text', (c) => c.primaryKey())
+        .addColumn('customer_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', t.time, (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('identities_customer').on('identities').column('customer_id').execute();
+      await db.schema.alterTable('profiles').addColumn('trait_times', 'text', (c) => c.notNull().defaultTo('{}')).execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.dropTable('identities').ifExists().execute();
+      await db.schema.alterTable('profiles').dropColumn('trait_times').execute();
+    },
+  };
+}
+
 /** Names sort in the order they run; never rename or edit one that has shipped — add a new one. */
 export function migrationsFor(dialect: StoreDialect): Record<string, Migration> {
-  return { '0001_initial': initial(dialect) };
+  return { '0001_initial': initial(dialect), '0002_identities': identities(dialect) };
 }
 
 /** Brings the schema to the newest migration; Kysely's lock makes concurrent starts safe. */

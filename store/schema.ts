@@ -32,6 +32,14 @@ export interface ProfilesTable {
   consent: JsonText;
   tags: JsonText;
   updated_at: number;
+  trait_times: JsonText;
+}
+
+/** alias_id (an anonymousId, an aliased previousId) belongs to customer_id. Kept flat: a merge repoints every alias. */
+export interface IdentitiesTable {
+  alias_id: string;
+  customer_id: string;
+  created_at: number;
 }
 
 export interface FlowVersionsTable {
@@ -102,6 +110,7 @@ export interface OutboxTable {
 export interface Database {
   events: EventsTable;
   profiles: ProfilesTable;
+  identities: IdentitiesTable;
   flow_versions: FlowVersionsTable;
   flow_entries: FlowEntriesTable;
   decisions: DecisionsTable;
@@ -109,4 +118,4 @@ export interface Database {
   outbox: OutboxTable;
 }
 
-export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'outbox'];
+export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'identities', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'outbox'];

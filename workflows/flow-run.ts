@@ -73,7 +73,7 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
         return match ? node.onEvent : node.onTimeout;
       }
       case 'split': {
-        const holds = await local.evaluateForCustomer({ customerId: input.customerId, condition: node.when, event: input.trigger });
+        const holds = await local.evaluateForCustomer({ customerId: input.customerId, condition: node.when, event: input.trigger, at: Date.now() });
         return holds ? node.then : node.else;
       }
       case 'send': {

@@ -113,7 +113,7 @@ for (const backend of backends) {
 
       it('counts rows in every table', async () => {
         const counts = await store.tableCounts();
-        expect(Object.keys(counts).sort()).toEqual(['decisions', 'events', 'flow_entries', 'flow_versions', 'outbox', 'profiles', 'sends']);
+        expect(Object.keys(counts).sort()).toEqual(['decisions', 'events', 'flow_entries', 'flow_versions', 'identities', 'outbox', 'profiles', 'sends']);
         for (const n of Object.values(counts)) expect(typeof n).toBe('number');
       });
     });
