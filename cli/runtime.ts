@@ -1,6 +1,9 @@
 // Wires the real parts together — store, flows, templates, Temporal client and worker, HTTP server —
 // the same way for `microflows start`, the integration tests and the benchmarks.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
+import { join } from 'node:path';
 import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -15,6 +18,28 @@ import { TemporalDispatcher } from '../server/temporal-dispatcher';
 import { openStore } from '../store/open-store';
 import type { Store } from '../store/store';
 import { loadFlowFiles } from './project-files';
+
+/**
+ * The key that signs click, open and unsubscribe links: MICROFLOWS_SIGNING_SECRET, or one generated on first start
+ * and kept in the data directory, so links in emails already sent stay valid across restarts.
+ */
+export function signingSecretOf(config: Pick<Config, 'signingSecret' | 'dataDir'>): string {
+  if (config.signingSecret) return config.signingSecret;
+  const file = join(config.dataDir, 'signing-secret');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    mkdirSync(config.dataDir, { recursive: true });
+    const secret = randomBytes(32).toString('hex');
+    // 'wx': if another process created it meanwhile, this throws and we read theirs.
+    try {
+      writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+      return secret;
+    } catch {
+      return readFileSync(file, 'utf8').trim();
+    }
+  }
+}
 
 export interface RuntimeOptions {
   config: Config;
@@ -130,7 +155,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
 
     let url: string | null = null;
     if (options.server !== false) {
-      const app = createApp({ store, config, dispatcher });
+      const app = createApp({ store, config: { ...config, signingSecret: signingSecretOf(config) }, dispatcher, log });
       const server: http.Server = await new Promise((resolve) => {
         const s = app.listen(config.port, config.host, () => resolve(s));
       });

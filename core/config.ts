@@ -20,6 +20,10 @@ export interface Config {
   /** Set the CustomerId/FlowId/FlowVersion search attributes on runs (off for servers without them). */
   searchAttributes: boolean;
   writeKey: string;
+  /** HMAC key for click, open and unsubscribe links; when null, `microflows start`/`server` keep a generated one in `dataDir`. */
+  signingSecret: string | null;
+  /** Events waiting to be written beyond which ingest answers 429 with Retry-After. */
+  ingestMaxPending: number;
   /** nodemailer SMTP URL; when null, email goes to the outbox table. */
   smtpUrl: string | null;
   fromAddress: string;
@@ -36,6 +40,14 @@ function intFrom(env: Env, name: string, fallback: number): number {
   if (!Number.isInteger(value) || value < 0 || value > 65535) {
     throw new ConfigError(`${name}=${raw} is not a valid port number (0-65535)`);
   }
+  return value;
+}
+
+function positiveIntFrom(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`${name}=${raw} must be a whole number of at least 1`);
   return value;
 }
 
@@ -65,6 +77,8 @@ export function readConfig(env: Env, cwd: string): Config {
     temporalUiPort: intFrom(env, 'TEMPORAL_UI_PORT', 8233),
     searchAttributes: boolFrom(env, 'MICROFLOWS_SEARCH_ATTRIBUTES', true),
     writeKey: env.MICROFLOWS_WRITE_KEY || DEFAULT_WRITE_KEY,
+    signingSecret: env.MICROFLOWS_SIGNING_SECRET || null,
+    ingestMaxPending: positiveIntFrom(env, 'MICROFLOWS_INGEST_MAX_PENDING', 20_000),
     smtpUrl: env.SMTP_URL || null,
     fromAddress: env.MICROFLOWS_FROM || 'microflows <no-reply@localhost>',
     flowsDir: env.MICROFLOWS_FLOWS_DIR || `${cwd}/flows`,

@@ -86,6 +86,19 @@ export class PayloadTooLargeError extends BadEventError {
   override name = 'PayloadTooLargeError';
 }
 
+/** The server has more events waiting to be written than it accepts; the client should retry after `retryAfterSeconds`. */
+export class OverloadedError extends MicroflowsError {
+  override readonly status = 429;
+  override readonly code = 'overloaded';
+  override name = 'OverloadedError';
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
 /** The write key is missing or wrong. */
 export class UnauthorizedError extends MicroflowsError {
   override readonly status = 401;

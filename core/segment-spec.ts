@@ -1,7 +1,7 @@
-// Validates Segment HTTP Tracking API calls (track, identify) and turns them into NewEvents. Pure: the caller
+// Validates Segment HTTP Tracking API calls (track, identify, page, screen, group, alias, batch) and turns them into NewEvents. Pure: the caller
 // passes the arrival time and a fresh message id, so the same input always gives the same event.
 import type { EventType, NewEvent } from './event';
-import { BadEventError } from './errors';
+import { BadEventError, PayloadTooLargeError } from './errors';
 
 type Json = Record<string, unknown>;
 
@@ -71,67 +71,138 @@ export function parseIsoTimestamp(text: string): number | undefined {
   return date.getTime() - offsetMinutes * 60_000;
 }
 
-function timeField(body: Json, field: string): number | undefined {
+/** Where a field is, for error messages: `event` for a single call, `batch[3].event` inside a batch. */
+type At = (field: string) => string;
+const topLevel: At = (field) => field;
+
+function timeField(body: Json, field: string, at: At): number | undefined {
   const value = body[field];
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw new BadEventError(`must be an ISO-8601 date string, got ${describe(value)}`, field);
+  if (typeof value !== 'string') throw new BadEventError(`must be an ISO-8601 date string, got ${describe(value)}`, at(field));
   const ms = parseIsoTimestamp(value);
-  if (ms === undefined) throw new BadEventError(`"${value}" is not an ISO-8601 date (e.g. 2024-05-01T12:00:00.000Z)`, field);
+  if (ms === undefined) throw new BadEventError(`"${value}" is not an ISO-8601 date (e.g. 2024-05-01T12:00:00.000Z)`, at(field));
   return ms;
 }
 
 /**
- * The event's own time. An explicit `timestamp` is kept as sent (historical imports set it); otherwise a client
- * that reports `originalTimestamp` and `sentAt` by its own clock has its skew removed against our clock:
- * receivedAt - (sentAt - originalTimestamp), as Segment and RudderStack do. Without either, the arrival time.
+ * The event's own time, by our clock. A client reports when the event happened (`originalTimestamp`, or
+ * `timestamp` as server-side libraries send it) and when it sent it (`sentAt`), both by its own clock; the
+ * difference is exact whatever the client's clock says, so timestamp = receivedAt - (sentAt - happenedAt), as
+ * Segment and RudderStack do. A `timestamp` sent beside an `originalTimestamp`, or without `sentAt`, is an
+ * explicit time (a backfill of history) and is kept as sent. An `originalTimestamp` without `sentAt`, or no
+ * time at all: the arrival time.
  */
-function eventTime(body: Json, receivedAt: number): number {
-  const timestamp = timeField(body, 'timestamp');
-  const original = timeField(body, 'originalTimestamp');
-  const sentAt = timeField(body, 'sentAt');
-  if (timestamp !== undefined) return timestamp;
-  // Clamped: a client whose sentAt precedes its originalTimestamp would otherwise place the event in our future.
-  if (original !== undefined && sentAt !== undefined) return Math.min(receivedAt, receivedAt - (sentAt - original));
-  return receivedAt;
+function eventTime(body: Json, receivedAt: number, at: At, batchSentAt: number | undefined): number {
+  const timestamp = timeField(body, 'timestamp', at);
+  const original = timeField(body, 'originalTimestamp', at);
+  const sentAt = timeField(body, 'sentAt', at) ?? batchSentAt;
+  if (timestamp !== undefined && original !== undefined) return timestamp;
+  // originalTimestamp is a device clock by definition: without sentAt its skew is unknown, so it is not trusted.
+  if (original !== undefined && sentAt === undefined) return receivedAt;
+  const happened = original ?? timestamp;
+  if (happened === undefined) return receivedAt;
+  if (sentAt === undefined) return happened;
+  // Clamped: a client whose sentAt precedes its event time would otherwise place the event in our future.
+  return Math.min(receivedAt, receivedAt - (sentAt - happened));
 }
 
-function messageIdOf(body: Json, fallback: string): string {
+function messageIdOf(body: Json, fallback: string, at: At): string {
   const value = body.messageId;
   if (value === undefined || value === null || value === '') return fallback;
-  if (typeof value !== 'string') throw new BadEventError(`must be a string, got ${describe(value)}`, 'messageId');
+  if (typeof value !== 'string') throw new BadEventError(`must be a string, got ${describe(value)}`, at('messageId'));
   return value;
 }
 
-function parseCall(type: EventType, body: unknown, receivedAt: number, fallbackMessageId: string): NewEvent {
-  if (!isPlainObject(body)) throw new BadEventError(`the body must be a JSON object, got ${describe(body)}`);
-  const userId = identity(body, 'userId');
-  const anonymousId = identity(body, 'anonymousId');
+function requiredId(body: Json, field: string, at: At, what: string): string {
+  const value = body[field];
+  if (value === undefined || value === null || value === '') throw new BadEventError(`is required for ${what}`, at(field));
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  throw new BadEventError(`must be a string or a number, got ${describe(value)}`, at(field));
+}
+
+function optionalString(body: Json, field: string, at: At): string | null {
+  const value = body[field];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string') throw new BadEventError(`must be a string, got ${describe(value)}`, at(field));
+  return value;
+}
+
+export const CALL_TYPES: readonly EventType[] = ['track', 'identify', 'page', 'screen', 'group', 'alias'];
+
+/** Context that a batch shares with its items (Segment merges top-level `context` and `integrations` into each). */
+interface BatchDefaults {
+  context: Json;
+  integrations: Json;
+  sentAt: number | undefined;
+}
+
+function parseCall(type: EventType, body: unknown, receivedAt: number, fallbackMessageId: string, at: At = topLevel, batch?: BatchDefaults): NewEvent {
+  if (!isPlainObject(body)) throw new BadEventError(`must be a JSON object, got ${describe(body)}`, at === topLevel ? undefined : at('').replace(/\.$/, ''));
+  const identityAt = (field: 'userId' | 'anonymousId') => {
+    try {
+      return identity(body, field);
+    } catch {
+      throw new BadEventError(`must be a string or a number, got ${describe(body[field])}`, at(field));
+    }
+  };
+  const userId = identityAt('userId');
+  const anonymousId = identityAt('anonymousId');
+  if (type === 'alias' && userId === null) throw new BadEventError('is required for an alias call: the id the previous one becomes', at('userId'));
   const customerId = userId ?? anonymousId;
-  if (customerId === null) throw new BadEventError('userId or anonymousId is required: every call must say whose event it is', 'userId');
+  if (customerId === null) throw new BadEventError('userId or anonymousId is required: every call must say whose event it is', at('userId'));
 
   let name: string | null = null;
+  const properties: Json = type === 'track' || type === 'page' || type === 'screen' ? { ...objectFieldAt(body, 'properties', at) } : {};
   if (type === 'track') {
     const event = body.event;
-    if (event === undefined || event === null) throw new BadEventError('is required for a track call: the name of the event, e.g. "Product Added"', 'event');
-    if (typeof event !== 'string') throw new BadEventError(`must be a string, got ${describe(event)}`, 'event');
-    if (event.trim() === '') throw new BadEventError('must not be empty', 'event');
+    if (event === undefined || event === null) throw new BadEventError('is required for a track call: the name of the event, e.g. "Product Added"', at('event'));
+    if (typeof event !== 'string') throw new BadEventError(`must be a string, got ${describe(event)}`, at('event'));
+    if (event.trim() === '') throw new BadEventError('must not be empty', at('event'));
     name = event;
+  } else if (type === 'page' || type === 'screen') {
+    name = optionalString(body, 'name', at);
+    const category = optionalString(body, 'category', at);
+    if (category !== null && properties.category === undefined) properties.category = category;
+  } else if (type === 'group') {
+    properties.groupId = requiredId(body, 'groupId', at, 'a group call: the id of the account or company');
+  } else if (type === 'alias') {
+    properties.previousId = requiredId(body, 'previousId', at, 'an alias call: the id the user was known by before');
   }
 
+  // Validated on every call; kept only where the spec gives them meaning (identify and group).
+  const traits = objectFieldAt(body, 'traits', at);
+  const integrations = objectFieldAt(body, 'integrations', at);
+  const context = { ...(batch?.context ?? {}), ...objectFieldAt(body, 'context', at) };
+  const mergedIntegrations = { ...(batch?.integrations ?? {}), ...integrations };
+  if (Object.keys(mergedIntegrations).length > 0) context.integrations = mergedIntegrations;
+
   return {
-    messageId: messageIdOf(body, fallbackMessageId),
+    messageId: messageIdOf(body, fallbackMessageId, at),
     type,
     customerId,
     userId,
     anonymousId,
     name,
-    // identify carries no properties in the spec; anything sent there is ignored rather than rejected.
-    properties: type === 'track' ? objectField(body, 'properties') : {},
-    traits: objectField(body, 'traits'),
-    context: objectField(body, 'context'),
-    timestamp: eventTime(body, receivedAt),
+    properties,
+    traits: type === 'identify' || type === 'group' ? traits : {},
+    context,
+    timestamp: eventTime(body, receivedAt, at, batch?.sentAt),
     receivedAt,
   };
+}
+
+function objectFieldAt(body: Json, field: string, at: At): Json {
+  try {
+    return objectField(body, field);
+  } catch {
+    throw new BadEventError(`must be a JSON object, got ${describe(body[field])}`, at(field));
+  }
+}
+
+/** `POST /v1/<type>` for one call. `fallbackMessageId` (a fresh UUID) is used only when the call has no messageId. */
+export function parseCallOfType(type: EventType, body: unknown, receivedAt: number, fallbackMessageId: string): NewEvent {
+  return parseCall(type, body, receivedAt, fallbackMessageId);
 }
 
 /** `POST /v1/track`. `fallbackMessageId` (a fresh UUID) is used only when the call has no messageId. */
@@ -142,4 +213,51 @@ export function parseTrackCall(body: unknown, receivedAt: number, fallbackMessag
 /** `POST /v1/identify`. `fallbackMessageId` (a fresh UUID) is used only when the call has no messageId. */
 export function parseIdentifyCall(body: unknown, receivedAt: number, fallbackMessageId: string): NewEvent {
   return parseCall('identify', body, receivedAt, fallbackMessageId);
+}
+
+/** Segment's per-event limit, in bytes of JSON. */
+export const EVENT_LIMIT_BYTES = 32 * 1024;
+/** Segment's per-batch limit, in bytes of JSON. */
+export const BATCH_LIMIT_BYTES = 500 * 1024;
+
+export interface RejectedItem {
+  index: number;
+  field?: string;
+  message: string;
+}
+
+/**
+ * `POST /v1/batch`: validates each item on its own, so one bad item is reported by its index and the good ones
+ * are kept. The batch's own `context`, `integrations` and `sentAt` apply to every item (the item's win).
+ * `newMessageId` gives a fresh id for items without one. Throws only when the batch itself is malformed.
+ */
+export function parseBatchCall(body: unknown, receivedAt: number, newMessageId: () => string): { events: NewEvent[]; rejected: RejectedItem[] } {
+  if (!isPlainObject(body)) throw new BadEventError(`the body must be a JSON object with a "batch" array, got ${describe(body)}`);
+  const items = body.batch;
+  if (!Array.isArray(items)) throw new BadEventError(`must be an array of calls, got ${items === undefined ? 'nothing' : describe(items)}`, 'batch');
+  if (items.length === 0) throw new BadEventError('must hold at least one call', 'batch');
+  const defaults: BatchDefaults = {
+    context: objectField(body, 'context'),
+    integrations: objectField(body, 'integrations'),
+    sentAt: timeField(body, 'sentAt', topLevel),
+  };
+  const events: NewEvent[] = [];
+  const rejected: RejectedItem[] = [];
+  items.forEach((item: unknown, index) => {
+    const at: At = (field) => `batch[${index}]${field ? `.${field}` : ''}`;
+    try {
+      if (!isPlainObject(item)) throw new BadEventError(`must be a JSON object, got ${describe(item)}`, at(''));
+      const size = Buffer.byteLength(JSON.stringify(item));
+      if (size > EVENT_LIMIT_BYTES) throw new PayloadTooLargeError(`event is ${size} bytes; the limit is 32 KB per event`, at(''));
+      const type = item.type;
+      if (typeof type !== 'string' || !CALL_TYPES.includes(type as EventType)) {
+        throw new BadEventError(`must be one of ${CALL_TYPES.join(', ')}, got ${typeof type === 'string' ? `"${type}"` : describe(type)}`, at('type'));
+      }
+      events.push(parseCall(type as EventType, item, receivedAt, newMessageId(), at, defaults));
+    } catch (err) {
+      if (!(err instanceof BadEventError)) throw err;
+      rejected.push({ index, field: err.field, message: err.message });
+    }
+  });
+  return { events, rejected };
 }

@@ -1,91 +1,34 @@
-// The HTTP surface: Segment-compatible ingest (/v1/track, /v1/identify) and the read-only admin API (/api/*).
-// Only wiring lives here: validation is core/segment-spec, persistence is the store, Temporal is the dispatcher.
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import express, { type ErrorRequestHandler, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+// The HTTP surface: Segment-compatible ingest (/v1/*), engagement tracking and ESP webhooks (/t/*, /webhooks/*),
+// and the read-only admin API (/api/*). Only wiring lives here: validation is core/, persistence the store,
+// Temporal the dispatcher.
+import { randomBytes } from 'node:crypto';
+import express, { type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express';
+import { behaviorView } from '../core/behavior';
 import type { Config } from '../core/config';
-import type { NewEvent } from '../core/event';
-import { BadEventError, PayloadTooLargeError, UnauthorizedError, isMicroflowsError } from '../core/errors';
-import { parseIdentifyCall, parseTrackCall } from '../core/segment-spec';
+import { OverloadedError, isMicroflowsError } from '../core/errors';
 import type { Store } from '../store/store';
 import type { EventDispatcher } from './dispatcher';
-import { BadRequestError, NotFoundError } from './http-errors';
+import { BadRequestError, NotFoundError, asyncHandler } from './http-errors';
+import { IngestQueue } from './ingest-queue';
+import { ingestRoutes } from './ingest-routes';
+import { trackingRoutes } from './tracking-routes';
 
-/** Segment's per-event limit; applied to the decoded body, so a gzipped request cannot smuggle in more. */
-export const EVENT_LIMIT_BYTES = 32 * 1024;
+export { EVENT_LIMIT_BYTES, BATCH_LIMIT_BYTES } from '../core/segment-spec';
+
+/** Most events one ingest transaction writes. */
+const MAX_BATCH_EVENTS = 2000;
+/** Events shown by GET /api/profiles/:id. */
+const RECENT_EVENTS = 20;
 
 export interface AppDeps {
   store: Store;
-  config: Pick<Config, 'writeKey'>;
+  /** `signingSecret` signs click and open links (a random one per process when absent, so links die with it). */
+  config: Pick<Config, 'writeKey'> & Partial<Pick<Config, 'ingestMaxPending'>> & { signingSecret?: string | null };
   dispatcher: EventDispatcher;
   /** Where unexpected errors and dispatch failures are reported; stderr by default. */
   log?: (message: string) => void;
   /** Arrival clock for events; tests pin it. */
   now?: () => number;
-}
-
-/** Express 4 does not catch rejected promises from handlers; this forwards them to the error middleware. */
-function asyncHandler(handler: (req: Request, res: Response) => Promise<void>): RequestHandler {
-  return (req, res, next) => {
-    handler(req, res).catch(next);
-  };
-}
-
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
-}
-
-/** Segment's convention: the write key is the Basic-auth username and the password is empty. */
-function writeKeyFrom(header: string | undefined): string | undefined {
-  const match = header === undefined ? null : /^Basic\s+(\S+)\s*$/i.exec(header);
-  if (!match?.[1]) return undefined;
-  const decoded = Buffer.from(match[1], 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  const key = colon === -1 ? decoded : decoded.slice(0, colon);
-  return key === '' ? undefined : key;
-}
-
-function requireWriteKey(writeKey: string): RequestHandler {
-  // Comparing digests keeps the comparison constant-time whatever the key's length.
-  const expected = digest(writeKey);
-  return (req, _res, next) => {
-    const key = writeKeyFrom(req.headers.authorization);
-    if (key === undefined) {
-      next(new UnauthorizedError('missing write key: send it as the username of HTTP Basic auth, with an empty password'));
-    } else if (!timingSafeEqual(digest(key), expected)) {
-      next(new UnauthorizedError('wrong write key: use the MICROFLOWS_WRITE_KEY this server runs with'));
-    } else {
-      next();
-    }
-  };
-}
-
-/** Reads the body as bytes whatever its Content-Type (Segment clients differ), and words body-parser's errors our way. */
-function readEventBody(): RequestHandler {
-  const raw = express.raw({ type: () => true, limit: EVENT_LIMIT_BYTES });
-  return (req, res, next) => {
-    raw(req, res, (err?: unknown) => {
-      if (err === undefined || err === null) return next();
-      const e = err as { type?: string; status?: number; length?: number; message?: string };
-      if (e.type === 'entity.too.large') {
-        // `length` comes from Content-Length; a chunked body is cut off as soon as it passes the limit.
-        const size = e.length !== undefined ? `${e.length} bytes` : `more than ${EVENT_LIMIT_BYTES} bytes`;
-        return next(new PayloadTooLargeError(`event is ${size}; the limit is 32 KB per event`));
-      }
-      if (e.type === 'encoding.unsupported') return next(new BadEventError(`${e.message ?? 'unsupported Content-Encoding'}: send gzip, deflate or no encoding`));
-      // Aborted or malformed transfers: the client's fault, so a 400 rather than a logged 500.
-      if (typeof e.status === 'number' && e.status < 500) return next(new BadEventError(`could not read the body: ${e.message ?? e.type}`));
-      next(err);
-    });
-  };
-}
-
-function jsonBody(req: Request): unknown {
-  const bytes: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-  try {
-    return JSON.parse(bytes.toString('utf8'));
-  } catch (err) {
-    throw new BadEventError(`the body is not valid JSON: ${(err as Error).message}`);
-  }
 }
 
 function stringQuery(req: Request, name: string): string | undefined {
@@ -102,25 +45,49 @@ export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
 
-  const ingest = (parse: (body: unknown, receivedAt: number, fallbackMessageId: string) => NewEvent) =>
-    asyncHandler(async (req, res) => {
-      const receivedAt = now();
-      const event = parse(jsonBody(req), receivedAt, randomUUID());
-      const result = await store.recordEvent(event, { needsDispatch: dispatcher.needsDispatch(event) });
-      // Answer first: the event is durable now, and dispatch must never make the client retry or wait.
-      res.status(200).json({ success: true });
-      if (result.duplicate) return;
-      try {
-        dispatcher.dispatch(result);
-      } catch (err) {
-        // The event stays undispatched in the store, so recovery at the next start picks it up.
-        log(`[ingest] dispatch of ${result.event.messageId} failed: ${(err as Error).stack ?? String(err)}`);
-      }
-    });
+  const queue = new IngestQueue(store, (event) => dispatcher.needsDispatch(event), {
+    maxPendingEvents: deps.config.ingestMaxPending ?? 20_000,
+    maxBatchEvents: MAX_BATCH_EVENTS,
+  });
+  const writeKey = deps.config.writeKey;
+  app.use(ingestRoutes({ writeKey, queue, dispatcher, log, now }));
+  app.use(
+    trackingRoutes({
+      store,
+      queue,
+      dispatcher,
+      writeKey,
+      signingSecret: deps.config.signingSecret ?? randomBytes(32).toString('hex'),
+      log,
+      now,
+    }),
+  );
 
-  const authorize = requireWriteKey(deps.config.writeKey);
-  app.post('/v1/track', authorize, readEventBody(), ingest(parseTrackCall));
-  app.post('/v1/identify', authorize, readEventBody(), ingest(parseIdentifyCall));
+  app.get(
+    '/api/profiles/:id',
+    asyncHandler(async (req, res) => {
+      const requested = req.params.id ?? '';
+      const customerId = await store.resolveCustomerId(requested);
+      const profile = await store.getProfile(customerId);
+      if (!profile) throw new NotFoundError(`no profile for ${requested}: no event has named this userId or anonymousId`);
+      const at = now();
+      const computed = behaviorView(profile.computed, at);
+      res.json({
+        customerId,
+        aliases: await store.aliasesOf(customerId),
+        email: profile.email,
+        timezone: profile.timezone,
+        traits: profile.traits,
+        computed,
+        tags: profile.tags,
+        behavioralTags: computed.behavioral_tags,
+        consent: profile.consent,
+        updatedAt: profile.updatedAt,
+        asOf: at,
+        recentEvents: (await store.recentEvents(customerId, RECENT_EVENTS)).map(({ dispatched: _d, ...event }) => event),
+      });
+    }),
+  );
 
   app.get('/api/health', (_req, res) => {
     res.json({ status: 'ok', store: store.dialect });
@@ -160,6 +127,7 @@ export function createApp(deps: AppDeps): express.Express {
     if (isMicroflowsError(err)) {
       const field = (err as { field?: unknown }).field;
       if (err.status === 401) res.set('WWW-Authenticate', 'Basic realm="microflows"');
+      if (err instanceof OverloadedError || err.code === 'overloaded') res.set('Retry-After', String((err as OverloadedError).retryAfterSeconds ?? 1));
       res.status(err.status).json({ error: err.code, message: err.message, ...(typeof field === 'string' ? { field } : {}) });
       return;
     }

@@ -472,6 +472,38 @@ export class KyselyStore implements Store {
     return this.readProfile(this.db, customerId);
   }
 
+  async resolveCustomerId(id: string): Promise<string> {
+    const row = await this.db.selectFrom('identities').select('customer_id').where('alias_id', '=', id).executeTakeFirst();
+    return row?.customer_id ?? id;
+  }
+
+  async aliasesOf(customerId: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('identities').select('alias_id').where('customer_id', '=', customerId).orderBy('alias_id').execute();
+    return rows.map((r) => r.alias_id);
+  }
+
+  async customerIdByEmail(email: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('profiles')
+      .select('customer_id')
+      .where('email', '=', email.toLowerCase())
+      .orderBy('updated_at', 'desc')
+      .executeTakeFirst();
+    return row?.customer_id;
+  }
+
+  async recentEvents(customerId: string, limit: number): Promise<StoredEvent[]> {
+    const rows = await this.db
+      .selectFrom('events')
+      .selectAll()
+      .where('customer_id', '=', customerId)
+      .orderBy('timestamp', 'desc')
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map(toStoredEvent);
+  }
+
   updateProfile(customerId: string, update: { set: Record<string, unknown>; addTags: string[]; removeTags: string[] }): Promise<Profile> {
     return this.db.transaction().execute(async (trx) => {
       const now = this.now();

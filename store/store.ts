@@ -103,6 +103,14 @@ export interface Store {
    *  An empty `names` list matches nothing. */
   eventsOf(customerId: string, filter?: { names?: string[]; since?: number; limit?: number }): Promise<StoredEvent[]>;
   getProfile(customerId: string): Promise<Profile | undefined>;
+  /** The customer an id belongs to now: an anonymousId or aliased id resolves to its customer; any other id to itself. */
+  resolveCustomerId(id: string): Promise<string>;
+  /** The ids (anonymousIds, aliases) merged into this customer, sorted. */
+  aliasesOf(customerId: string): Promise<string[]>;
+  /** The customer whose profile email is `email` (compared lower-cased), if one is known. */
+  customerIdByEmail(email: string): Promise<string | undefined>;
+  /** A customer's events of every type, newest first. */
+  recentEvents(customerId: string, limit: number): Promise<StoredEvent[]>;
   /** update_profile step: set traits, add and remove tags. Creates the profile if absent. */
   updateProfile(customerId: string, update: { set: Record<string, unknown>; addTags: string[]; removeTags: string[] }): Promise<Profile>;
   /** Row counts per table, so tests can prove that bad input changed nothing. */

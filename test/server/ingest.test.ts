@@ -159,7 +159,7 @@ for (const backend of backends) {
 
       it.each<[string, () => { path?: string; body: unknown; auth?: string | null }, number, Record<string, unknown>, RegExp]>([
         ['a body that is not JSON', () => ({ body: '{"userId": "u", event: ' }), 400, { error: 'bad_event' }, /not valid JSON/],
-        ['an empty body', () => ({ body: '' }), 400, { error: 'bad_event' }, /not valid JSON/],
+        ['an empty body', () => ({ body: '' }), 400, { error: 'bad_event' }, /body is empty/],
         ['a JSON array', () => ({ body: [{ userId: 'u', event: 'x' }] }), 400, { error: 'bad_event' }, /JSON object, got an array/],
         ['neither userId nor anonymousId', () => ({ body: { event: 'Product Viewed' } }), 400, { error: 'bad_event', field: 'userId' }, /anonymousId/],
         ['a track call without event', () => ({ body: { userId: 'u' } }), 400, { error: 'bad_event', field: 'event' }, /event: is required/],

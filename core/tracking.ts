@@ -1,0 +1,243 @@
+// Signed tokens for tracked links and open pixels, and the UTM tags a click redirect adds; shared by
+// send-time link rewriting and the server's /t/ endpoints so both speak one format.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { BadInputError } from './errors';
+
+/** What a tracked link carries: whose email, which send, and where the click goes. */
+export interface ClickClaims {
+  customerId: string;
+  deliveryKey: string;
+  flowId: string;
+  stepId: string;
+  variant?: string;
+  url: string;
+}
+
+/** What an open pixel carries: whose email and which send. */
+export interface OpenClaims {
+  customerId: string;
+  deliveryKey: string;
+  flowId: string;
+  stepId: string;
+  variant?: string;
+}
+
+/** A tracking token was malformed, forged, altered, or of the other kind. The server answers 400. */
+export class InvalidTrackingTokenError extends BadInputError {
+  override readonly code = 'invalid_tracking_token';
+  override name = 'InvalidTrackingTokenError';
+}
+
+type Kind = 'c' | 'o';
+const KIND_NAME: Record<Kind, string> = { c: 'click', o: 'open' };
+
+/** Short keys keep tokens (and so tracked URLs) short. */
+interface Payload {
+  k: Kind;
+  c: string;
+  d: string;
+  f: string;
+  s: string;
+  v?: string;
+  u?: string;
+}
+
+/** 16 bytes (128 bits) of HMAC-SHA256 is ample against forgery and keeps the URL short. */
+const MAC_BYTES = 16;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+function mac(secret: string, kind: Kind, payloadSegment: string): string {
+  // The kind is part of the MAC input, so a click token can never verify as an open token (or back).
+  return createHmac('sha256', secret).update(kind + payloadSegment).digest().subarray(0, MAC_BYTES).toString('base64url');
+}
+
+function isHttpUrl(url: string): boolean {
+  if (!/^https?:\/\//i.test(url)) return false;
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === 'http:' || parsed.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+function requireSecret(secret: string): void {
+  if (typeof secret !== 'string' || secret.length === 0) {
+    throw new BadInputError('the tracking secret is empty; set one before signing or verifying tracking tokens', 'secret');
+  }
+}
+
+function requireText(value: unknown, field: string): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new BadInputError(`expected a non-empty string, got ${JSON.stringify(value) ?? String(value)}`, field);
+  }
+  return value;
+}
+
+function sign(secret: string, kind: Kind, claims: OpenClaims & { url?: string }): string {
+  requireSecret(secret);
+  const payload: Payload = {
+    k: kind,
+    c: requireText(claims.customerId, 'customerId'),
+    d: requireText(claims.deliveryKey, 'deliveryKey'),
+    f: requireText(claims.flowId, 'flowId'),
+    s: requireText(claims.stepId, 'stepId'),
+  };
+  if (claims.variant !== undefined) payload.v = requireText(claims.variant, 'variant');
+  if (kind === 'c') {
+    const url = requireText(claims.url, 'url');
+    if (!isHttpUrl(url)) throw new BadInputError(`only http(s) links can be tracked, got ${JSON.stringify(url)}`, 'url');
+    payload.u = url;
+  }
+  const segment = Buffer.from(JSON.stringify(payload), 'utf8').toString('base64url');
+  return `${segment}.${mac(secret, kind, segment)}`;
+}
+
+function verify(secret: string, kind: Kind, token: unknown): Payload {
+  requireSecret(secret);
+  if (typeof token !== 'string' || token.length === 0) {
+    throw new InvalidTrackingTokenError(`expected a ${KIND_NAME[kind]} token, got ${token === '' ? 'an empty string' : typeof token}`);
+  }
+  const parts = token.split('.');
+  if (parts.length !== 2 || !BASE64URL.test(parts[0] ?? '') || !BASE64URL.test(parts[1] ?? '')) {
+    throw new InvalidTrackingTokenError(`malformed ${KIND_NAME[kind]} token: expected <payload>.<signature> in base64url`);
+  }
+  const [segment, givenMac] = parts as [string, string];
+  // Compare the encoded MAC text, not decoded bytes: base64url decoding ignores a last character's spare
+  // bits, so comparing bytes would accept some altered tokens.
+  if (!macMatches(givenMac, mac(secret, kind, segment))) {
+    const other: Kind = kind === 'c' ? 'o' : 'c';
+    if (macMatches(givenMac, mac(secret, other, segment))) {
+      throw new InvalidTrackingTokenError(`this is ${other === 'o' ? 'an' : 'a'} ${KIND_NAME[other]} token, not ${kind === 'o' ? 'an' : 'a'} ${KIND_NAME[kind]} token`);
+    }
+    throw new InvalidTrackingTokenError(`the ${KIND_NAME[kind]} token's signature does not match: it was altered or signed with another secret`);
+  }
+  // The MAC vouches for the bytes; the checks below guard against tokens we signed with a different shape.
+  let payload: unknown;
+  try {
+    payload = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+  } catch {
+    throw new InvalidTrackingTokenError(`malformed ${KIND_NAME[kind]} token: the payload is not JSON`);
+  }
+  return checkPayload(payload, kind);
+}
+
+function macMatches(given: string, expected: string): boolean {
+  const a = Buffer.from(given, 'utf8');
+  const b = Buffer.from(expected, 'utf8');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function checkPayload(payload: unknown, kind: Kind): Payload {
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    throw new InvalidTrackingTokenError(`malformed ${KIND_NAME[kind]} token: the payload is not an object`);
+  }
+  const p = payload as Record<string, unknown>;
+  if (p.k !== kind) {
+    throw new InvalidTrackingTokenError(`expected a ${KIND_NAME[kind]} token, the payload says kind ${JSON.stringify(p.k)}`);
+  }
+  for (const key of ['c', 'd', 'f', 's'] as const) {
+    if (typeof p[key] !== 'string' || p[key] === '') {
+      throw new InvalidTrackingTokenError(`malformed ${KIND_NAME[kind]} token: payload field "${key}" is missing`);
+    }
+  }
+  if (p.v !== undefined && typeof p.v !== 'string') {
+    throw new InvalidTrackingTokenError(`malformed ${KIND_NAME[kind]} token: payload field "v" is not a string`);
+  }
+  if (kind === 'c' && (typeof p.u !== 'string' || !isHttpUrl(p.u))) {
+    throw new InvalidTrackingTokenError('the click token does not carry an http(s) url');
+  }
+  return p as unknown as Payload;
+}
+
+function openClaimsOf(p: Payload): OpenClaims {
+  const claims: OpenClaims = { customerId: p.c, deliveryKey: p.d, flowId: p.f, stepId: p.s };
+  if (p.v !== undefined) claims.variant = p.v;
+  return claims;
+}
+
+export function signClickToken(secret: string, claims: ClickClaims): string {
+  return sign(secret, 'c', claims);
+}
+
+/** Throws InvalidTrackingTokenError unless `token` is an unaltered click token signed with `secret`. */
+export function verifyClickToken(secret: string, token: string): ClickClaims {
+  const p = verify(secret, 'c', token);
+  return { ...openClaimsOf(p), url: p.u as string };
+}
+
+export function signOpenToken(secret: string, claims: OpenClaims): string {
+  return sign(secret, 'o', claims);
+}
+
+/** Throws InvalidTrackingTokenError unless `token` is an unaltered open token signed with `secret`. */
+export function verifyOpenToken(secret: string, token: string): OpenClaims {
+  return openClaimsOf(verify(secret, 'o', token));
+}
+
+function trimSlash(baseUrl: string): string {
+  return baseUrl.replace(/\/+$/, '');
+}
+
+/** The tracked link that replaces `claims.url` in an email: `${baseUrl}/t/c/<token>`. */
+export function trackedClickUrl(baseUrl: string, secret: string, claims: ClickClaims): string {
+  return `${trimSlash(baseUrl)}/t/c/${signClickToken(secret, claims)}`;
+}
+
+/** The open pixel's address: `${baseUrl}/t/o/<token>.gif` (the server strips `.gif` before verifying). */
+export function openPixelUrl(baseUrl: string, secret: string, claims: OpenClaims): string {
+  return `${trimSlash(baseUrl)}/t/o/${signOpenToken(secret, claims)}.gif`;
+}
+
+export interface UtmTags {
+  flowId: string;
+  stepId: string;
+  variant?: string;
+  /** utm_source; defaults to 'microflows' */
+  source?: string;
+}
+
+function encodeQueryValue(value: string): string {
+  // '/' is legal in a query and keeps `step/variant` readable in analytics reports.
+  return encodeURIComponent(value).replace(/%2F/gi, '/');
+}
+
+function decodeQueryName(raw: string): string {
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch {
+    return raw;
+  }
+}
+
+/**
+ * Adds utm_source/medium/campaign/content to an http(s) link. Parameters already in the link win (the
+ * marketer chose them); the rest of the query, its order and the fragment are kept byte for byte.
+ * Other links (mailto:, tel:, #anchors, relative paths) are returned unchanged.
+ */
+export function withUtm(url: string, tags: UtmTags): string {
+  if (!/^https?:\/\//i.test(url)) return url;
+  const hashAt = url.indexOf('#');
+  const beforeHash = hashAt === -1 ? url : url.slice(0, hashAt);
+  const fragment = hashAt === -1 ? '' : url.slice(hashAt);
+  const queryAt = beforeHash.indexOf('?');
+  const path = queryAt === -1 ? beforeHash : beforeHash.slice(0, queryAt);
+  const query = queryAt === -1 ? '' : beforeHash.slice(queryAt + 1);
+
+  const present = new Set(
+    query
+      .split('&')
+      .filter((part) => part !== '')
+      .map((part) => decodeQueryName(part.split('=')[0] ?? '')),
+  );
+  const wanted: Array<[string, string]> = [
+    ['utm_source', tags.source ?? 'microflows'],
+    ['utm_medium', 'email'],
+    ['utm_campaign', tags.flowId],
+    ['utm_content', tags.variant ? `${tags.stepId}/${tags.variant}` : tags.stepId],
+  ];
+  const added = wanted.filter(([name]) => !present.has(name)).map(([name, value]) => `${name}=${encodeQueryValue(value)}`);
+  if (added.length === 0) return url;
+  const joiner = query === '' || query.endsWith('&') ? '' : '&';
+  return `${path}?${query}${joiner}${added.join('&')}${fragment}`;
+}

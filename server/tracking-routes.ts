@@ -1,0 +1,119 @@
+// Email engagement into canonical events: the open pixel and the signed click redirect (with UTM tags), and the
+// SendGrid and Postmark event webhooks. Each becomes an `Email Opened`, `Email Link Clicked`, ... track event
+// written like any other, so engagement from any source is counted the same way.
+import { randomUUID } from 'node:crypto';
+import express, { type Router } from 'express';
+import { normalizePostmarkEvent, normalizeSendGridEvents, type EngagementEvent, type NormalizedWebhook } from '../core/esp-webhooks';
+import type { NewEvent } from '../core/event';
+import { parseStrictJson } from '../core/strict-json';
+import { verifyClickToken, verifyOpenToken, withUtm } from '../core/tracking';
+import type { RecordEventResult, Store } from '../store/store';
+import type { EventDispatcher } from './dispatcher';
+import { asyncHandler } from './http-errors';
+import { bodyBytes, readBody, requireWriteKey } from './ingest-routes';
+import type { IngestQueue } from './ingest-queue';
+
+export interface TrackingDeps {
+  store: Store;
+  queue: IngestQueue;
+  dispatcher: EventDispatcher;
+  signingSecret: string;
+  writeKey: string;
+  log: (message: string) => void;
+  now: () => number;
+}
+
+/** The smallest transparent GIF (1x1). */
+const PIXEL = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
+/** ESPs batch many events per POST (SendGrid up to thousands). */
+const WEBHOOK_LIMIT_BYTES = 5 * 1024 * 1024;
+
+function trackEvent(fields: { messageId: string; customerId: string; name: string; properties: Record<string, unknown>; context: Record<string, unknown>; timestamp: number; receivedAt: number }): NewEvent {
+  return { ...fields, type: 'track', userId: fields.customerId, anonymousId: null, traits: {} };
+}
+
+export function trackingRoutes(deps: TrackingDeps): Router {
+  const router = express.Router();
+
+  const record = async (events: NewEvent[]): Promise<RecordEventResult[]> => {
+    const results = await deps.queue.submit(events);
+    for (const result of results) if (!result.duplicate) deps.dispatcher.dispatch(result);
+    return results;
+  };
+
+  router.get(
+    '/t/c/:token',
+    asyncHandler(async (req, res) => {
+      // Verified before anything else: a forged or altered link gets a 400 and never a redirect.
+      const claims = verifyClickToken(deps.signingSecret, req.params.token ?? '');
+      const at = deps.now();
+      const properties: Record<string, unknown> = { url: claims.url, delivery_key: claims.deliveryKey, flow_id: claims.flowId, step_id: claims.stepId };
+      if (claims.variant !== undefined) properties.variant = claims.variant;
+      const context = { userAgent: req.headers['user-agent'] ?? null, ip: req.ip ?? null, source: 'click-redirect' };
+      try {
+        await record([trackEvent({ messageId: randomUUID(), customerId: claims.customerId, name: 'Email Link Clicked', properties, context, timestamp: at, receivedAt: at })]);
+      } catch (err) {
+        // The reader still gets where they were going; the lost click is logged.
+        deps.log(`[tracking] click by ${claims.customerId} not recorded: ${(err as Error).message}`);
+      }
+      res.redirect(302, withUtm(claims.url, { flowId: claims.flowId, stepId: claims.stepId, variant: claims.variant }));
+    }),
+  );
+
+  router.get(
+    '/t/o/:token',
+    asyncHandler(async (req, res) => {
+      const claims = verifyOpenToken(deps.signingSecret, (req.params.token ?? '').replace(/\.gif$/, ''));
+      const at = deps.now();
+      const properties: Record<string, unknown> = { delivery_key: claims.deliveryKey, flow_id: claims.flowId, step_id: claims.stepId };
+      if (claims.variant !== undefined) properties.variant = claims.variant;
+      const context = { userAgent: req.headers['user-agent'] ?? null, ip: req.ip ?? null, source: 'open-pixel' };
+      try {
+        await record([trackEvent({ messageId: randomUUID(), customerId: claims.customerId, name: 'Email Opened', properties, context, timestamp: at, receivedAt: at })]);
+      } catch (err) {
+        deps.log(`[tracking] open by ${claims.customerId} not recorded: ${(err as Error).message}`);
+      }
+      res.set({ 'Content-Type': 'image/gif', 'Cache-Control': 'no-store, max-age=0' }).status(200).send(PIXEL);
+    }),
+  );
+
+  const webhook = (provider: string, normalize: (body: unknown) => NormalizedWebhook) =>
+    asyncHandler(async (req, res) => {
+      const { events, ignored } = normalize(parseStrictJson(bodyBytes(req), { maxDepth: 64 }));
+      const receivedAt = deps.now();
+      const accepted: NewEvent[] = [];
+      const unknown: Array<{ index: number; reason: string }> = [];
+      for (const [index, event] of events.entries()) {
+        const customerId = event.customerId ?? (await deps.store.customerIdByEmail(event.email));
+        if (customerId === undefined) {
+          unknown.push({ index, reason: `no customer has the email ${event.email}` });
+          continue;
+        }
+        accepted.push(engagementEvent(event, customerId, provider, receivedAt));
+      }
+      const results = await record(accepted);
+      res.status(200).json({
+        success: true,
+        accepted: accepted.length,
+        duplicates: results.filter((r) => r.duplicate).length,
+        ignored: [...ignored, ...unknown],
+      });
+    });
+
+  const auth = requireWriteKey(deps.writeKey);
+  router.post('/webhooks/sendgrid', auth, readBody(WEBHOOK_LIMIT_BYTES, 'webhook'), webhook('sendgrid', normalizeSendGridEvents));
+  router.post('/webhooks/postmark', auth, readBody(WEBHOOK_LIMIT_BYTES, 'webhook'), webhook('postmark', normalizePostmarkEvent));
+  return router;
+}
+
+function engagementEvent(event: EngagementEvent, customerId: string, provider: string, receivedAt: number): NewEvent {
+  return trackEvent({
+    messageId: event.messageId,
+    customerId,
+    name: event.name,
+    properties: { ...event.properties, email: event.email },
+    context: { source: `${provider}-webhook` },
+    timestamp: event.timestamp,
+    receivedAt,
+  });
+}
