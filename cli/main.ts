@@ -6,6 +6,7 @@ import { formatProblem } from '../core/errors';
 import type { FileProblem } from '../core/errors';
 import type { FlowDefinition } from '../core/flow-types';
 import { flowToMermaid } from '../core/mermaid';
+import { IMPORT_ARGS, runImport } from './import';
 import { loadFlowFiles, loadFlowPaths } from './project-files';
 import { serve } from './serve';
 
@@ -86,6 +87,12 @@ export const commands: Record<string, Command> = {
       process.stdout.write(flowToMermaid(flow));
       return 0;
     },
+  },
+
+  import: {
+    args: IMPORT_ARGS,
+    summary: 'load customers or event history from CSV or JSONL; never triggers flows (import --help)',
+    run: runImport,
   },
 
   start: {

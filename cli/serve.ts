@@ -45,7 +45,7 @@ export async function serve(role: Role): Promise<number> {
     runtime = await startRuntime({ config, worker: role !== 'server', server: role !== 'worker', schedule: role !== 'server' });
     console.log(`[microflows] ${role === 'all' ? 'embedded stack' : role} running`);
     console.log(`  Temporal:   ${config.temporalAddress}${devServer?.uiUrl ? `  (Web UI ${devServer.uiUrl})` : ''}`);
-    if (runtime.url) console.log(`  HTTP API:   ${runtime.url}  (POST /v1/track, /v1/identify; GET /api/outbox)`);
+    if (runtime.url) console.log(`  HTTP API:   ${runtime.url}  (Segment API at /v1/*; GET /api/profiles/:id, /api/outbox)`);
     if (runtime.worker) console.log(`  Worker:     task queue ${config.taskQueue}`);
     if (runtime.url && config.writeKey === DEFAULT_WRITE_KEY) {
       console.log(`  Write key:  ${DEFAULT_WRITE_KEY} (the development default: set MICROFLOWS_WRITE_KEY in production)`);

@@ -141,7 +141,9 @@ function foldTrack(c: Computed, event: BehaviorEvent): void {
       if (!item) break;
       const current = (c.cart as CartItem[] | undefined) ?? [];
       const previous = current.find((i) => i.product_id === item.product_id);
-      setCart(c, [...current.filter((i) => i.product_id !== item.product_id), { ...item, quantity: (previous?.quantity ?? 0) + item.quantity }], event.timestamp);
+      // Adding more of a product keeps what was known of it (name, image, price) unless this event says otherwise.
+      const merged = { ...previous, ...item, quantity: (previous?.quantity ?? 0) + item.quantity };
+      setCart(c, [...current.filter((i) => i.product_id !== item.product_id), merged], event.timestamp);
       break;
     }
     case 'Product Removed': {
@@ -265,8 +267,9 @@ export function behavioralTags(computed: Computed, now: number): string[] {
   return tags.sort();
 }
 
+/** Inclusive at both ends, like the "Engaged" tag: an open exactly 30 days ago still counts. */
 function countSince(times: number[], since: number, until: number): number {
-  return times.filter((t) => t > since && t <= until).length;
+  return times.filter((t) => t >= since && t <= until).length;
 }
 
 /**

@@ -57,7 +57,7 @@ export function suggest(word: string, known: readonly string[]): string {
   return best ? ` (did you mean "${best}"?)` : '';
 }
 
-function editDistance(a: string, b: string): number {
+export function editDistance(a: string, b: string): number {
   let row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const next = [i];

@@ -83,6 +83,19 @@ export function bodyBytes(req: Request): Buffer {
   return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
 }
 
+/** Hands newly stored events to the dispatcher after the response; a dispatch failure never reaches the client. */
+export function dispatchRecorded(dispatcher: EventDispatcher, log: (message: string) => void, results: RecordEventResult[]): void {
+  for (const result of results) {
+    if (result.duplicate) continue;
+    try {
+      dispatcher.dispatch(result);
+    } catch (err) {
+      // The event stays undispatched in the store, so recovery at the next start picks it up.
+      log(`[ingest] dispatch of ${result.event.messageId} failed: ${(err as Error).stack ?? String(err)}`);
+    }
+  }
+}
+
 /** The single-call endpoints, with the one-letter paths analytics.js posts to. */
 const CALL_PATHS: Array<[EventType, string[]]> = [
   ['track', ['/v1/track', '/v1/t']],
@@ -112,17 +125,7 @@ export function ingestRoutes(deps: IngestDeps): Router {
     return body;
   };
 
-  const dispatchAll = (results: RecordEventResult[]) => {
-    for (const result of results) {
-      if (result.duplicate) continue;
-      try {
-        deps.dispatcher.dispatch(result);
-      } catch (err) {
-        // The event stays undispatched in the store, so recovery at the next start picks it up.
-        deps.log(`[ingest] dispatch of ${result.event.messageId} failed: ${(err as Error).stack ?? String(err)}`);
-      }
-    }
-  };
+  const dispatchAll = (results: RecordEventResult[]) => dispatchRecorded(deps.dispatcher, deps.log, results);
 
   const single = (type: EventType) =>
     asyncHandler(async (req, res) => {

@@ -10,7 +10,7 @@ import { verifyClickToken, verifyOpenToken, withUtm } from '../core/tracking';
 import type { RecordEventResult, Store } from '../store/store';
 import type { EventDispatcher } from './dispatcher';
 import { asyncHandler } from './http-errors';
-import { bodyBytes, readBody, requireWriteKey } from './ingest-routes';
+import { bodyBytes, dispatchRecorded, readBody, requireWriteKey } from './ingest-routes';
 import type { IngestQueue } from './ingest-queue';
 
 export interface TrackingDeps {
@@ -37,7 +37,7 @@ export function trackingRoutes(deps: TrackingDeps): Router {
 
   const record = async (events: NewEvent[]): Promise<RecordEventResult[]> => {
     const results = await deps.queue.submit(events);
-    for (const result of results) if (!result.duplicate) deps.dispatcher.dispatch(result);
+    dispatchRecorded(deps.dispatcher, deps.log, results);
     return results;
   };
 

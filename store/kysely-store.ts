@@ -146,6 +146,18 @@ function toOutboxMessage(row: Selectable<OutboxTable>): OutboxMessage {
   };
 }
 
+/** Every id the events name: userIds, anonymousIds and aliased previousIds. */
+function identityIdsOf(events: NewEvent[]): Set<string> {
+  const ids = new Set<string>();
+  for (const event of events) {
+    if (event.userId !== null) ids.add(event.userId);
+    if (event.anonymousId !== null) ids.add(event.anonymousId);
+    const previousId = event.properties.previousId;
+    if (event.type === 'alias' && typeof previousId === 'string') ids.add(previousId);
+  }
+  return ids;
+}
+
 export class KyselyStore implements Store {
   private readonly now: () => number;
   private closing: Promise<void> | undefined;
@@ -250,6 +262,7 @@ export class KyselyStore implements Store {
       fresh.push(index);
     });
 
+    if (this.dialect === 'postgres') await this.lockIdentities(trx, fresh.map((i) => events[i]!));
     const identities = await this.loadIdentities(trx, fresh.map((i) => events[i]!));
     const resolve = (id: string) => identities.get(id) ?? id;
     const merges: Array<{ from: string; into: string }> = [];
@@ -270,7 +283,10 @@ export class KyselyStore implements Store {
     const customerOf = (event: NewEvent) => resolve(event.userId ?? event.anonymousId ?? event.customerId);
 
     const insertedIds = new Map<string, number>();
-    for (const batch of chunks(fresh)) {
+    // In messageId order: two transactions inserting overlapping ids in opposite orders would deadlock on PostgreSQL's
+    // unique index. The fold sorts by time, so ids matter only for a customer's events with equal timestamps in one batch.
+    const insertOrder = [...fresh].sort((a, b) => (events[a]!.messageId < events[b]!.messageId ? -1 : events[a]!.messageId > events[b]!.messageId ? 1 : a - b));
+    for (const batch of chunks(insertOrder)) {
       const rows = await trx
         .insertInto('events')
         .values(
@@ -352,30 +368,38 @@ export class KyselyStore implements Store {
     for (const ids of chunks([...new Set(duplicateOwners)])) {
       for (const row of await trx.selectFrom('profiles').selectAll().where('customer_id', 'in', ids).execute()) profiles.set(row.customer_id, toProfile(row));
     }
+    const firstCopy = new Map<string, StoredEvent>();
+    for (const index of fresh) {
+      const event = events[index]!;
+      const id = insertedIds.get(event.messageId);
+      if (id !== undefined) firstCopy.set(event.messageId, { ...event, customerId: customerOf(event), id, dispatched: !needsDispatch(event) });
+    }
     const freshIndexes = new Set(fresh);
     return events.map((event, index) => {
-      const id = insertedIds.get(event.messageId);
-      if (id !== undefined && freshIndexes.has(index)) {
-        const customerId = customerOf(event);
-        return { duplicate: false, event: { ...event, customerId, id, dispatched: !needsDispatch(event) }, profile: profiles.get(customerId)! };
-      }
+      const inserted = firstCopy.get(event.messageId);
+      if (inserted && freshIndexes.has(index)) return { duplicate: false, event: inserted, profile: profiles.get(inserted.customerId)! };
+      // A repeat answers with the event as stored — the first copy in this batch, or the row from before — and
+      // with its owner as of now (a merge in this batch may have moved it).
       const row = stored.get(event.messageId);
-      const existing: StoredEvent = row
-        ? toStoredEvent(row)
-        : { ...event, customerId: customerOf(event), id: insertedIds.get(event.messageId)!, dispatched: !needsDispatch(event) };
+      const existing: StoredEvent = inserted ?? { ...toStoredEvent(row!), customerId: resolve(row!.customer_id) };
       return { duplicate: true, event: existing, profile: profiles.get(existing.customerId) ?? emptyProfile(existing.customerId, existing.receivedAt) };
     });
   }
 
+  /**
+   * PostgreSQL: serializes transactions that touch the same ids, before the identity map is read, so an event
+   * racing the identify that merges its anonymousId, or two users claiming one anonymousId, see each other's
+   * outcome. Transaction-scoped advisory locks, taken in one sorted order so two batches cannot deadlock.
+   */
+  private async lockIdentities(trx: Transaction<Database>, events: NewEvent[]): Promise<void> {
+    const ids = [...identityIdsOf(events)];
+    if (ids.length === 0) return;
+    await sql`select pg_advisory_xact_lock(h) from (select distinct hashtext(x) as h from unnest(${ids}::text[]) as x order by h) as locks`.execute(trx);
+  }
+
   /** The identity map entries for every id the events carry (alias → customer). */
   private async loadIdentities(db: Db, events: NewEvent[]): Promise<Map<string, string>> {
-    const ids = new Set<string>();
-    for (const event of events) {
-      if (event.userId !== null) ids.add(event.userId);
-      if (event.anonymousId !== null) ids.add(event.anonymousId);
-      const previousId = event.properties.previousId;
-      if (event.type === 'alias' && typeof previousId === 'string') ids.add(previousId);
-    }
+    const ids = identityIdsOf(events);
     const map = new Map<string, string>();
     for (const batch of chunks([...ids])) {
       for (const row of await db.selectFrom('identities').select(['alias_id', 'customer_id']).where('alias_id', 'in', batch).execute()) map.set(row.alias_id, row.customer_id);

@@ -195,6 +195,30 @@ for (const database of stackDatabases('flows')) {
         expectOffset(mail!, entry.enteredAt, 2 * HOUR);
         await expect(runResult(entry.workflowId)).resolves.toMatchObject({ outcome: 'completed', sends: 1 });
       });
+
+      it('views made before login count: two anonymous views, identify, one more view starts it', async () => {
+        const anonymousId = 'anon-browse-2';
+        for (const productId of ['h1', 'h2']) {
+          const res = await post(`${stack.url}/v1/track`, { anonymousId, event: 'Product Viewed', properties: { ...shoe, product_id: productId, category: 'Hats' } }, WRITE_KEY);
+          expect(res.status).toBe(200);
+        }
+        await stack.runtime.dispatcher.idle();
+        const login = await post(
+          `${stack.url}/v1/identify`,
+          { userId: 'browse-2', anonymousId, traits: { email: 'browse-2@example.com', first_name: 'Ana', consent: { email_marketing: true } } },
+          WRITE_KEY,
+        );
+        expect(login.status).toBe(200);
+        expect((await stack.runtime.store.eventsOf('browse-2', { names: ['Product Viewed'] })).map((e) => e.anonymousId)).toEqual([anonymousId, anonymousId]);
+
+        await track('browse-2', 'Product Viewed', { ...shoe, product_id: 'h3', name: 'Felt Fedora', category: 'Hats' });
+        const entry = await entryOf('browse-2', 'browse-abandonment');
+        await stack.env.sleep('2h');
+        const [mail] = await waitForMails('browse-2', 1);
+        expect(mail!.subject).toBe('More Hats picked for you');
+        expect((await stack.runtime.store.getProfile('browse-2'))?.computed.product_views).toBe(3);
+        await expect(runResult(entry.workflowId)).resolves.toMatchObject({ outcome: 'completed', sends: 1 });
+      });
     });
 
     describe('post-purchase', () => {

@@ -14,15 +14,19 @@ export interface StoreBackend {
   open(options?: KyselyStoreOptions): Promise<KyselyStore>;
   /** Closes every store opened and deletes the database. */
   dispose(): Promise<void>;
+  /** The environment that points a child process (the CLI) at this database; valid once `open` has run. */
+  env: Record<string, string>;
 }
 
 function sqliteBackend(): StoreBackend {
   const dir = mkdtempSync(join(tmpdir(), 'microflows-test-'));
+  const file = join(dir, 'nested', 'store.sqlite');
   const stores: KyselyStore[] = [];
   return {
     name: 'sqlite',
+    env: { MICROFLOWS_SQLITE_PATH: file },
     async open(options) {
-      const store = openSqliteStore(join(dir, 'nested', 'store.sqlite'), options);
+      const store = openSqliteStore(file, options);
       stores.push(store);
       await store.migrate();
       return store;
@@ -84,6 +88,7 @@ function postgresBackend(adminUrl: string): StoreBackend {
   const stores: KyselyStore[] = [];
   return {
     name: 'postgres',
+    env: { DATABASE_URL: database.url },
     async open(options) {
       await database.create();
       const store = openPostgresStore(database.url, options);
