@@ -97,10 +97,24 @@ function cartItemFrom(properties: Record<string, unknown>): CartItem | undefined
   return item;
 }
 
+function isMachineOpen(event: Pick<BehaviorEvent, 'name'> & { properties?: Record<string, unknown> }): boolean {
+  return event.name === 'Email Opened' && event.properties?.machine_open === true;
+}
+
+/** Events that report something done to the customer (a delivery, a bounce) or by a machine are not their actions. */
+const NOT_CUSTOMER_ACTIONS = new Set(['Email Delivered', 'Email Bounced']);
+
+/** Whether the event is something the customer did: what last_action_date and inactivity measure. */
+export function isCustomerAction(event: Pick<BehaviorEvent, 'type' | 'name' | 'properties'>): boolean {
+  if (event.type === 'group') return false;
+  if (event.type !== 'track') return true;
+  return event.name === null || (!NOT_CUSTOMER_ACTIONS.has(event.name) && !isMachineOpen(event));
+}
+
 /** The weight an event adds to behavior_score. */
-export function behaviorWeight(event: Pick<BehaviorEvent, 'type' | 'name'>): number {
+export function behaviorWeight(event: Pick<BehaviorEvent, 'type' | 'name'> & { properties?: Record<string, unknown> }): number {
   if (event.type === 'page' || event.type === 'screen') return PAGE_WEIGHT;
-  if (event.type !== 'track' || event.name === null) return 0;
+  if (event.type !== 'track' || event.name === null || isMachineOpen(event)) return 0;
   return BEHAVIOR_WEIGHTS[event.name] ?? 0;
 }
 
@@ -169,8 +183,12 @@ function foldTrack(c: Computed, event: BehaviorEvent): void {
     case 'Email Delivered':
       c.emails_delivered = (asNumber(c.emails_delivered) ?? 0) + 1;
       c.last_delivered_at = event.timestamp;
+      // A delivery after a bounce means the address works again (a complaint stays until consent changes).
+      if (c.email_status === 'bounced') c.email_status = 'ok';
       break;
     case 'Email Opened':
+      // Opens fetched by a mail provider's privacy proxy (Apple Mail Privacy Protection) say nothing about the reader.
+      if (isMachineOpen(event)) break;
       c.last_open_at = event.timestamp;
       c._recent_opens = [...asTimes(c._recent_opens), event.timestamp].slice(-MAX_RECENT_ENGAGEMENTS);
       break;
@@ -219,7 +237,7 @@ export function foldBehavior(computed: Computed, event: BehaviorEvent): Computed
     c._behavior_score_at = now;
   }
 
-  if (event.type !== 'group') {
+  if (isCustomerAction(event)) {
     const last = asNumber(c.last_action_date);
     if (last === undefined || event.timestamp > last) c.last_action_date = event.timestamp;
   }
@@ -294,6 +312,10 @@ export function behaviorView(computed: Computed, now: number): Record<string, un
   const lastAction = asNumber(computed.last_action_date);
   view.days_since_last_action = lastAction === undefined ? null : Math.floor((now - lastAction) / DAY_MS);
   view.cart = (computed.cart as CartItem[] | undefined) ?? [];
+  // Absent means "never": a number a condition can compare (visit_days < 2 holds for a new profile), or null.
+  for (const counter of ['visit_days', 'product_views', 'page_views', 'emails_delivered']) view[counter] = asNumber(computed[counter]) ?? 0;
+  for (const time of ['last_order_at', 'first_order_at', 'last_open_at', 'last_click_at', 'cart_abandonment_time', 'last_action_date']) view[time] = asNumber(computed[time]) ?? null;
+  view.email_status = typeof computed.email_status === 'string' ? computed.email_status : 'ok';
   view.behavioral_tags = behavioralTags(computed, now);
   return view;
 }

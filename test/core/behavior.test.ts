@@ -295,8 +295,8 @@ describe('last_action_date', () => {
     },
   );
 
-  bothOrders('is absent, and days_since_last_action null, with no action', [group('g1', {}, T0)], T0, (view) => {
-    expect(view.last_action_date).toBeUndefined();
+  bothOrders('is null, and days_since_last_action null, with no action', [group('g1', {}, T0)], T0, (view) => {
+    expect(view.last_action_date).toBeNull();
     expect(view.days_since_last_action).toBeNull();
   });
 });
@@ -390,8 +390,8 @@ describe('orders: last_order_at, first_order_at, orders_count, total_spent, aver
     expect(view.total_spent).toBe(0);
     expect(view.average_order_value).toBe(0);
     expect(view.days_since_last_order).toBeNull();
-    expect(view.last_order_at).toBeUndefined();
-    expect(view.first_order_at).toBeUndefined();
+    expect(view.last_order_at).toBeNull();
+    expect(view.first_order_at).toBeNull();
   });
 });
 
@@ -452,18 +452,22 @@ describe('email engagement: last_open_at, last_click_at, opens_30d, clicks_30d',
   bothOrders('are zero with no engagement', [page(T0)], T0, (view) => {
     expect(view.opens_30d).toBe(0);
     expect(view.clicks_30d).toBe(0);
-    expect(view.last_open_at).toBeUndefined();
+    expect(view.last_open_at).toBeNull();
   });
 });
 
 describe('email_status', () => {
+  bothOrders('is ok again when a delivery follows a hard bounce', [track('Email Bounced', T0, { bounce_type: 'hard' }), track('Email Delivered', T0 + 1)], T0 + 2, (view) => {
+    expect(view.email_status).toBe('ok');
+  });
+
   bothOrders('becomes bounced on a hard bounce (or one of unknown type), not on a soft one', [track('Email Bounced', T0, { bounce_type: 'soft' }), track('Email Bounced', T0 + 1, { bounce_type: 'hard' })], T0 + 2, (view) => {
     expect(view.email_status).toBe('bounced');
     expect(view.last_bounce_at).toBe(T0 + 1);
   });
 
-  bothOrders('stays unset after only soft bounces', [track('Email Bounced', T0, { bounce_type: 'soft' }), track('Email Bounced', T0 + 1, { bounce_type: 'soft' })], T0 + 2, (view) => {
-    expect(view.email_status).toBeUndefined();
+  bothOrders('stays ok after only soft bounces', [track('Email Bounced', T0, { bounce_type: 'soft' }), track('Email Bounced', T0 + 1, { bounce_type: 'soft' })], T0 + 2, (view) => {
+    expect(view.email_status).toBe('ok');
     expect(view.last_bounce_at).toBe(T0 + 1);
   });
 
@@ -565,6 +569,20 @@ describe('groups', () => {
   );
 });
 
+describe('machine opens and things done to the customer', () => {
+  bothOrders(
+    'a privacy-proxy open, a delivery and a bounce are not customer actions and score nothing',
+    [page(T0), track('Email Opened', T0 + 10, { machine_open: true }), track('Email Delivered', T0 + 20), track('Email Bounced', T0 + 30, { bounce_type: 'soft' })],
+    T0 + 40,
+    (view) => {
+      expect(view.last_action_date).toBe(T0);
+      expect(view.opens_30d).toBe(0);
+      expect(view.last_open_at).toBeNull();
+      expect(view.behavior_score).toBeCloseTo(PAGE_WEIGHT, 5);
+    },
+  );
+});
+
 describe('the view', () => {
   it('hides the fold state and defaults the fields conditions read', () => {
     const view = behaviorView({}, T0);
@@ -581,6 +599,17 @@ describe('the view', () => {
       days_since_last_order: null,
       days_since_last_action: null,
       cart: [],
+      visit_days: 0,
+      product_views: 0,
+      page_views: 0,
+      emails_delivered: 0,
+      last_order_at: null,
+      first_order_at: null,
+      last_open_at: null,
+      last_click_at: null,
+      cart_abandonment_time: null,
+      last_action_date: null,
+      email_status: 'ok',
       behavioral_tags: [],
     });
     const folded = foldAll([viewed('Shoes', T0), track('Email Opened', T0)]);
