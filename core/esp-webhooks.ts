@@ -1,6 +1,7 @@
 // Turns email service providers' event webhooks (SendGrid, Postmark) into one canonical engagement event
 // shape, so an open or a bounce means the same thing whichever provider reported it.
 import { BadEventError } from './errors';
+import { parseIsoTimestamp as parseIsoDate } from './segment-spec';
 
 export const ENGAGEMENT_EVENT_NAMES = [
   'Email Delivered',
@@ -89,32 +90,13 @@ function httpUrl(value: unknown): string | null {
   return text && /^https?:\/\//i.test(text) ? text : null;
 }
 
-const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})$/i;
+/** A full date-time with an explicit zone: a provider's event time must not depend on our server's zone. */
+const DATE_TIME_WITH_ZONE = /T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})$/i;
 
 /** Postmark's times are ISO 8601 with up to 7 fractional digits and an offset; parsed strictly, to ms. */
 export function parseIsoTimestamp(value: unknown): number | null {
-  if (typeof value !== 'string') return null;
-  const m = ISO_8601.exec(value.trim());
-  if (!m) return null;
-  const [, y, mo, d, h, mi, s, frac, zone] = m as unknown as [string, string, string, string, string, string, string, string | undefined, string];
-  const ms = frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0;
-  const local = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), ms);
-  const check = new Date(local);
-  if (
-    check.getUTCFullYear() !== Number(y) ||
-    check.getUTCMonth() !== Number(mo) - 1 ||
-    check.getUTCDate() !== Number(d) ||
-    check.getUTCHours() !== Number(h) ||
-    check.getUTCMinutes() !== Number(mi) ||
-    check.getUTCSeconds() !== Number(s)
-  ) {
-    return null;
-  }
-  if (zone.toUpperCase() === 'Z') return local;
-  const sign = zone.startsWith('-') ? -1 : 1;
-  const digits = zone.slice(1).replace(':', '');
-  const offsetMinutes = Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2));
-  return local - sign * offsetMinutes * 60_000;
+  if (typeof value !== 'string' || !DATE_TIME_WITH_ZONE.test(value.trim())) return null;
+  return parseIsoDate(value) ?? null;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -1,10 +1,7 @@
 // Fuzzed ingest over real HTTP: over a thousand malformed Segment calls on all seven endpoints, each refused with
 // its status and a reason, and not one row stored. First, a check that the corpus itself breaks the rules.
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { parseStrictJson } from '../../core/strict-json';
-import { createApp } from '../../server/app';
 import { noDispatch } from '../../server/dispatcher';
 import type { KyselyStore } from '../../store/kysely-store';
 import {
@@ -19,6 +16,7 @@ import {
   type MalformedPayload,
 } from '../support/malformed-payloads';
 import { storeBackends } from '../support/store-backends';
+import { serveApp, type RunningApp } from '../support/serve-app';
 
 const payloads = malformedPayloads();
 const CONCURRENCY = 8;
@@ -245,21 +243,6 @@ describe('the malformed payload corpus', () => {
 
 // --- the real app -------------------------------------------------------------------------------------------
 
-interface Running {
-  url: string;
-  close(): Promise<void>;
-}
-
-async function serve(deps: Parameters<typeof createApp>[0]): Promise<Running> {
-  const server: Server = await new Promise((resolve) => {
-    const s = createApp(deps).listen(0, '127.0.0.1', () => resolve(s));
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => new Promise((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))),
-  };
-}
 
 interface Reply {
   status: number;
@@ -307,12 +290,12 @@ const backends = storeBackends('fuzz');
 for (const backend of backends) {
   describe(`fuzzed ingest over HTTP: ${backend.name}`, () => {
     let store: KyselyStore;
-    let app: Running;
+    let app: RunningApp;
     const logged: string[] = [];
 
     beforeAll(async () => {
       store = await backend.open();
-      app = await serve({ store, config: { writeKey: FUZZ_WRITE_KEY }, dispatcher: noDispatch, log: (m) => logged.push(m) });
+      app = await serveApp({ store, config: { writeKey: FUZZ_WRITE_KEY }, dispatcher: noDispatch, log: (m) => logged.push(m) });
     });
 
     afterAll(async () => {

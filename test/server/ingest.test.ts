@@ -1,34 +1,18 @@
 // The real app on a real port and a real store: valid Segment calls are stored once, bad ones are refused with
 // a reason and change nothing, and the admin API reads back what the store holds.
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { createApp, EVENT_LIMIT_BYTES } from '../../server/app';
+import { EVENT_LIMIT_BYTES } from '../../server/app';
 import { noDispatch, type EventDispatcher } from '../../server/dispatcher';
 import type { KyselyStore } from '../../store/kysely-store';
 import type { NewEvent, RecordEventResult, Store } from '../../store/store';
 import { storeBackends } from '../support/store-backends';
+import { serveApp, type RunningApp } from '../support/serve-app';
 
 const WRITE_KEY = 'test-write-key';
 const basic = (username: string, password = '') => `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
 let sequence = 0;
 const unique = (prefix: string) => `${prefix}-${process.pid}-${++sequence}`;
 
-interface Running {
-  url: string;
-  close(): Promise<void>;
-}
-
-async function serve(deps: Parameters<typeof createApp>[0]): Promise<Running> {
-  const server: Server = await new Promise((resolve) => {
-    const s = createApp(deps).listen(0, '127.0.0.1', () => resolve(s));
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => new Promise((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))),
-  };
-}
 
 interface Reply {
   status: number;
@@ -74,12 +58,12 @@ const backends = storeBackends('ingest');
 for (const backend of backends) {
   describe(`ingest over HTTP: ${backend.name}`, () => {
     let store: KyselyStore;
-    let app: Running;
+    let app: RunningApp;
     const logged: string[] = [];
 
     beforeAll(async () => {
       store = await backend.open();
-      app = await serve({ store, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, log: (m) => logged.push(m) });
+      app = await serveApp({ store, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, log: (m) => logged.push(m) });
     });
 
     afterAll(async () => {
@@ -217,7 +201,7 @@ for (const backend of backends) {
     describe('dispatch', () => {
       it('dispatches after commit, not for duplicates, and stores events that need it as undispatched', async () => {
         const dispatcher = new RecordingDispatcher(store);
-        const other = await serve({ store, config: { writeKey: WRITE_KEY }, dispatcher });
+        const other = await serveApp({ store, config: { writeKey: WRITE_KEY }, dispatcher });
         try {
           const customer = unique('c');
           const added = { userId: customer, event: 'Product Added', properties: { product_id: 'p1' }, messageId: unique('m') };
@@ -238,7 +222,7 @@ for (const backend of backends) {
 
       it('answers 200 even when the dispatcher throws, and logs it', async () => {
         const log: string[] = [];
-        const other = await serve({ store, config: { writeKey: WRITE_KEY }, dispatcher: new RecordingDispatcher(store, true), log: (m) => log.push(m) });
+        const other = await serveApp({ store, config: { writeKey: WRITE_KEY }, dispatcher: new RecordingDispatcher(store, true), log: (m) => log.push(m) });
         try {
           const reply = await post(other.url, '/v1/track', { userId: unique('c'), event: 'Product Added', properties: { product_id: 'p' } });
           expect(reply).toMatchObject({ status: 200, body: { success: true } });
@@ -303,7 +287,7 @@ for (const backend of backends) {
           throw new Error('secret connection string postgres://admin:hunter2@db');
         };
         const log: string[] = [];
-        const other = await serve({ store: broken, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, log: (m) => log.push(m) });
+        const other = await serveApp({ store: broken, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, log: (m) => log.push(m) });
         try {
           const reply = await get(other.url, '/api/customers/x/decisions');
           expect(reply.status).toBe(500);

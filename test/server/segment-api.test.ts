@@ -1,11 +1,8 @@
 // The Segment HTTP Tracking API, the tracking links and the ESP webhooks end to end: the real app on a real port
 // over each store backend, driven by the real Segment client library, by raw HTTP, and by the providers' payloads.
 import { spawn } from 'node:child_process';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { signClickToken, signOpenToken, type ClickClaims } from '../../core/tracking';
-import { createApp } from '../../server/app';
 import { noDispatch } from '../../server/dispatcher';
 import type { KyselyStore } from '../../store/kysely-store';
 import type { StoredEvent } from '../../store/store';
@@ -13,6 +10,7 @@ import postmarkStory from '../fixtures/webhooks/postmark-story.json';
 import sendgridStory from '../fixtures/webhooks/sendgrid-story.json';
 import type { SegmentClientOptions, SegmentClientReport } from '../support/segment-client';
 import { storeBackends } from '../support/store-backends';
+import { serveApp, type RunningApp } from '../support/serve-app';
 
 const WRITE_KEY = 'test-write-key';
 const SIGNING_SECRET = 'test-signing-secret';
@@ -22,21 +20,6 @@ let sequence = 0;
 const unique = (prefix: string) => `${prefix}-${process.pid}-${++sequence}`;
 const iso = (ms: number) => new Date(ms).toISOString();
 
-interface Running {
-  url: string;
-  close(): Promise<void>;
-}
-
-async function serve(deps: Parameters<typeof createApp>[0]): Promise<Running> {
-  const server: Server = await new Promise((resolve) => {
-    const s = createApp(deps).listen(0, '127.0.0.1', () => resolve(s));
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => new Promise((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))),
-  };
-}
 
 interface Reply {
   status: number;
@@ -89,11 +72,11 @@ const backends = storeBackends('segment-api');
 for (const backend of backends) {
   describe(`Segment API, tracking links and webhooks over HTTP: ${backend.name}`, () => {
     let store: KyselyStore;
-    let app: Running;
+    let app: RunningApp;
 
     beforeAll(async () => {
       store = await backend.open();
-      app = await serve({ store, config: { writeKey: WRITE_KEY, signingSecret: SIGNING_SECRET }, dispatcher: noDispatch, log: () => undefined });
+      app = await serveApp({ store, config: { writeKey: WRITE_KEY, signingSecret: SIGNING_SECRET }, dispatcher: noDispatch, log: () => undefined });
     });
 
     afterAll(async () => {
@@ -317,10 +300,10 @@ for (const backend of backends) {
       /** The server's clock, pinned; the client's clock is two hours ahead of it. */
       const NOW = Date.UTC(2024, 5, 1, 12, 0, 0);
       const CLIENT_NOW = NOW + 2 * HOUR_MS;
-      let pinned: Running;
+      let pinned: RunningApp;
 
       beforeAll(async () => {
-        pinned = await serve({ store, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, now: () => NOW });
+        pinned = await serveApp({ store, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, now: () => NOW });
       });
 
       afterAll(async () => {
@@ -357,7 +340,7 @@ for (const backend of backends) {
 
     describe('overload', () => {
       it('answers 429 with Retry-After when too many events wait, and stores exactly the requests it accepted', async () => {
-        const busy = await serve({ store, config: { writeKey: WRITE_KEY, ingestMaxPending: 1 }, dispatcher: noDispatch });
+        const busy = await serveApp({ store, config: { writeKey: WRITE_KEY, ingestMaxPending: 1 }, dispatcher: noDispatch });
         try {
           const outcomes: Array<{ customer: string; messageIds: string[]; reply: Reply }> = [];
           // Concurrent requests pile up behind the first write; a few rounds make sure the race is seen.
