@@ -71,6 +71,7 @@ export async function mapLimit<T>(items: readonly T[], limit: number, fn: (item:
 
 export interface LatencySummary {
   p50: number;
+  p90: number;
   p99: number;
   max: number;
 }
@@ -79,5 +80,5 @@ export interface LatencySummary {
 export function summarize(latencies: Array<number | undefined>): LatencySummary {
   const sorted = latencies.map((l) => l ?? Number.POSITIVE_INFINITY).sort((a, b) => a - b);
   const at = (p: number) => (sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!);
-  return { p50: at(0.5), p99: at(0.99), max: at(1) };
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) };
 }

@@ -18,7 +18,7 @@ function clockTicks(): number {
 }
 
 /** User + system CPU seconds a process has used, from /proc (Linux); null elsewhere or once it has gone. */
-function procCpuSeconds(pid: number): number | null {
+export function procCpuSeconds(pid: number): number | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name may contain spaces; the fields we want come after its closing parenthesis.

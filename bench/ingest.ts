@@ -1,0 +1,603 @@
+// Ingest throughput and ack latency, each beside a baseline measured in the same run: events/s through
+// POST /v1/batch into SQLite and PostgreSQL (computed fields kept current) against one store transaction per
+// event in this process, and p50–p99 of POST /v1/track at a fixed open-loop rate against a bare express handler.
+//
+//   npx tsx bench/ingest.ts [--events N] [--duration S] [--rate R] [--only batch|track|baseline]
+//
+// PostgreSQL: BENCH_DATABASE_URL, else TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test; a throwaway
+// database is created on that server and dropped. When it cannot be reached, the PostgreSQL rows are skipped.
+import { fork } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { randomUUID } from 'node:crypto';
+import express from 'express';
+import pg from 'pg';
+import { parseBatchCall } from '../core/segment-spec';
+import { createApp } from '../server/app';
+import { noDispatch } from '../server/dispatcher';
+import type { KyselyStore } from '../store/kysely-store';
+import { openPostgresStore } from '../store/postgres';
+import { openSqliteStore } from '../store/sqlite';
+import type { NewEvent } from '../store/store';
+import { throwawayDatabase } from '../test/support/store-backends';
+import { callSource, type Call } from './ecommerce-events';
+import type { BatchJob, BatchResult, LoadJob, LoadMessage, TrackJob, TrackResult } from './ingest-load';
+import { summarize, type LatencySummary } from './open-loop';
+import { procCpuSeconds, startCpuWindow } from './process-cpu';
+import { printTable } from './table';
+
+const WRITE_KEY = 'bench-write-key';
+const SEED = 20_000;
+/** Returning customers; every one is identified (untimed) before a scenario's warm-up. */
+const CUSTOMERS = 20_000;
+/** Calls from a customer never seen before: their first call joins their anonymousId to their userId. */
+const NEW_CUSTOMER_SHARE = 0.02;
+const BATCH_CONNECTIONS = 4;
+const TRACK_CONNECTIONS = 16;
+const TRACK_WARMUP_SECONDS = 5;
+/** 100 events a batch, and analytics-node's default flushAt of 15. */
+const BATCH_SIZES = [100, 15];
+const BASELINE_WARMUP_EVENTS = 2_000;
+
+const TARGET_EVENTS_PER_SECOND = 20_000;
+/** The throughput target holds over at least this many events, after the warm-up. */
+const TARGET_MIN_EVENTS = 200_000;
+const TARGET_RATE = 2_000;
+const TARGET_P99_MS = 50;
+/** Other processes busier than this (% of one core) during a measurement make its figures suspect. */
+const NOISY_OTHER_PCT = 25;
+
+// --- flags -------------------------------------------------------------------------------------------
+
+const SECTIONS = ['batch', 'baseline', 'track'] as const;
+type Section = (typeof SECTIONS)[number];
+
+interface Flags {
+  /** Events measured per batch scenario. */
+  events: number;
+  /** Seconds measured at the fixed track rate. */
+  duration: number;
+  rate: number;
+  only: Section | null;
+}
+
+const USAGE = 'usage: npx tsx bench/ingest.ts [--events N] [--duration S] [--rate R] [--only batch|track|baseline]';
+
+function parseFlags(argv: string[]): Flags {
+  const flags: Flags = { events: 200_000, duration: 30, rate: TARGET_RATE, only: null };
+  for (let i = 0; i < argv.length; i++) {
+    const [name, inline] = argv[i]!.split('=', 2) as [string, string | undefined];
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new Error(`${name} needs a value\n${USAGE}`);
+    const positive = () => {
+      const n = Number(value);
+      if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} ${value}: give a positive number\n${USAGE}`);
+      return n;
+    };
+    if (name === '--events') flags.events = Math.round(positive());
+    else if (name === '--duration') flags.duration = positive();
+    else if (name === '--rate') flags.rate = positive();
+    else if (name === '--only') {
+      if (!SECTIONS.includes(value as Section)) throw new Error(`--only ${value}: use ${SECTIONS.join(', ')}\n${USAGE}`);
+      flags.only = value as Section;
+    } else throw new Error(`unknown flag ${name}\n${USAGE}`);
+  }
+  return flags;
+}
+
+// --- cleanup on Ctrl-C ---------------------------------------------------------------------------------
+
+/** Temp dirs and throwaway databases still to remove; run on SIGINT so an interrupted run leaves nothing. */
+const cleanups = new Set<() => Promise<void>>();
+
+async function withCleanup<T>(cleanup: () => Promise<void>, work: () => Promise<T>): Promise<T> {
+  cleanups.add(cleanup);
+  try {
+    return await work();
+  } finally {
+    cleanups.delete(cleanup);
+    await cleanup();
+  }
+}
+
+process.once('SIGINT', () => {
+  console.error('\n[bench] interrupted: removing temp files and throwaway databases');
+  void Promise.allSettled([...cleanups].map((c) => c())).then(() => process.exit(130));
+});
+
+// --- stores ------------------------------------------------------------------------------------------
+
+type BackendName = 'sqlite' | 'postgres';
+
+/** A fresh, migrated store per scenario, so no scenario writes into another's tables. */
+async function withStore<T>(backend: BackendName, postgresUrl: string, work: (store: KyselyStore) => Promise<T>): Promise<T> {
+  if (backend === 'sqlite') {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'microflows-bench-ingest-'));
+    const store = openSqliteStore(path.join(dir, 'store.sqlite'));
+    return withCleanup(
+      async () => {
+        await store.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      },
+      async () => {
+        await store.migrate();
+        return work(store);
+      },
+    );
+  }
+  const database = throwawayDatabase(postgresUrl);
+  await database.create();
+  const store = openPostgresStore(database.url);
+  return withCleanup(
+    async () => {
+      await store.close();
+      await database.drop();
+    },
+    async () => {
+      await store.migrate();
+      return work(store);
+    },
+  );
+}
+
+async function postgresProblem(url: string): Promise<string | null> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Every stored event counted, and the computed fields current on a profile: the figure is for the real work. */
+async function checkStored(store: KyselyStore, expectedEvents: number): Promise<void> {
+  const counts = await store.tableCounts();
+  if (counts.events !== expectedEvents) throw new Error(`expected ${expectedEvents} stored events, found ${counts.events}`);
+  let folded = 0;
+  for (let n = 0; n < 100; n++) {
+    const profile = await store.getProfile(`user-${n}`);
+    if (profile?.email !== `user-${n}@example.com`) throw new Error(`user-${n}'s profile lacks the email it was identified with: ${JSON.stringify(profile).slice(0, 300)}`);
+    if (typeof profile.computed._folded_through === 'number') folded += 1;
+  }
+  if (folded === 0) throw new Error('none of user-0 … user-99 has computed fields: the events were not folded into the profiles');
+}
+
+// --- server and load generator -------------------------------------------------------------------------
+
+async function listen(app: express.Express): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Store transactions of the ingest path, counted from the load generator's "measuring" message. */
+interface Transactions {
+  count: number;
+  events: number;
+}
+
+/** The server as `microflows server` wires it (no flows, so nothing is dispatched), counting recordEvents calls. */
+function microflowsApp(store: KyselyStore, transactions: Transactions): express.Express {
+  const counted = Object.create(store) as KyselyStore;
+  counted.recordEvents = (events, options) => {
+    transactions.count += 1;
+    transactions.events += events.length;
+    return store.recordEvents(events, options);
+  };
+  return createApp({ store: counted, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, log: (m) => console.error(`[server] ${m}`) });
+}
+
+/** The track baseline: express reading the body and answering 200, no parsing, no store. */
+function bareApp(): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.post('/v1/track', express.raw({ type: () => true, limit: '32kb' }), (_req, res) => {
+    res.status(200).json({ success: true });
+  });
+  return app;
+}
+
+interface Cpu {
+  /** This process: the HTTP server and the store (or the in-process loop), % of one core. */
+  server: number;
+  loader: number | null;
+  /** Every process named postgres. */
+  postgres: number | null;
+  /** The rest of the machine. */
+  other: number | null;
+  iowait: number | null;
+  /** Event-loop busy share of this process. */
+  eventLoop: number;
+}
+
+function postgresCpuSeconds(): number | null {
+  try {
+    let total = 0;
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        if (fs.readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'postgres') continue;
+      } catch {
+        continue;
+      }
+      total += procCpuSeconds(Number(entry)) ?? 0;
+    }
+    return total;
+  } catch {
+    return null;
+  }
+}
+
+function startWindow(loaderPid: number | undefined): () => Cpu {
+  const t0 = performance.now();
+  const postgres0 = postgresCpuSeconds();
+  // process-cpu's second process is the Temporal dev server in trigger-latency; here it is the load generator.
+  const window = startCpuWindow(loaderPid);
+  return () => {
+    const w = window();
+    const seconds = (performance.now() - t0) / 1000;
+    const postgres1 = postgresCpuSeconds();
+    const postgres = postgres0 === null || postgres1 === null ? null : ((postgres1 - postgres0) / seconds) * 100;
+    const other = w.otherPct === null ? null : Math.max(0, w.otherPct - (postgres ?? 0));
+    return { server: w.nodePct, loader: w.temporalPct, postgres, other, iowait: w.iowaitPct, eventLoop: w.eventLoop };
+  };
+}
+
+/** tsx must be loaded in the child too; `npx tsx` already puts it in execArgv (with --cpu-prof, if given). */
+function loaderExecArgv(): string[] {
+  return process.execArgv.some((arg) => arg.includes('tsx')) ? process.execArgv : [...process.execArgv, '--require', require.resolve('tsx/cjs')];
+}
+
+/** Forks the load generator, hands it the job, and samples CPU from its "measuring" message to its result. */
+function runLoader<R extends BatchResult | TrackResult>(job: LoadJob, onMeasuring: () => void = () => undefined): Promise<{ result: R; cpu: Cpu }> {
+  const child = fork(path.join(__dirname, 'ingest-load.ts'), [], { execArgv: loaderExecArgv(), stdio: 'inherit' });
+  return new Promise((resolve, reject) => {
+    let window: (() => Cpu) | undefined;
+    let settled = false;
+    child.on('message', (message: LoadMessage) => {
+      if (message.kind === 'measuring') {
+        onMeasuring();
+        window = startWindow(child.pid);
+      }
+      else if (message.kind === 'done') {
+        const cpu = window?.() ?? startWindow(child.pid)();
+        settled = true;
+        resolve({ result: message.result as R, cpu });
+      } else {
+        settled = true;
+        reject(new Error(`load generator: ${message.message}`));
+      }
+    });
+    child.on('exit', (code) => {
+      if (!settled) reject(new Error(`the load generator exited (code ${code}) before reporting`));
+    });
+    child.send(job);
+  });
+}
+
+// --- scenarios -----------------------------------------------------------------------------------------
+
+interface ThroughputFigure {
+  backend: BackendName;
+  path: string;
+  batch: number;
+  events: number;
+  seconds: number;
+  eventsPerSecond: number;
+  /** Per request (batch) or per recordEvent call (baseline). */
+  latency: LatencySummary;
+  /** Events per store transaction: the group commit's batches (the baseline: 1). */
+  eventsPerTransaction: number;
+  cpu: Cpu;
+  /** Events stored before timing began: seeding and warm-up. */
+  before: number;
+}
+
+async function batchScenario(backend: BackendName, postgresUrl: string, batchSize: number, flags: Flags): Promise<ThroughputFigure> {
+  return withStore(backend, postgresUrl, async (store) => {
+    const transactions: Transactions = { count: 0, events: 0 };
+    const server = await listen(microflowsApp(store, transactions));
+    try {
+      const job: BatchJob = {
+        job: 'batch',
+        url: server.url,
+        writeKey: WRITE_KEY,
+        connections: BATCH_CONNECTIONS,
+        customers: CUSTOMERS,
+        newCustomerShare: NEW_CUSTOMER_SHARE,
+        seed: SEED,
+        seedCustomers: true,
+        batchSize,
+        warmupEvents: Math.max(20_000, Math.round(flags.events / 10)),
+        events: flags.events,
+      };
+      const { result, cpu } = await runLoader<BatchResult>(job, () => Object.assign(transactions, { count: 0, events: 0 }));
+      await checkStored(store, result.before + result.events);
+      return {
+        backend,
+        path: 'POST /v1/batch',
+        batch: batchSize,
+        events: result.events,
+        seconds: result.seconds,
+        eventsPerSecond: result.events / result.seconds,
+        latency: result.latency,
+        eventsPerTransaction: transactions.events / transactions.count,
+        cpu,
+        before: result.before,
+      };
+    } finally {
+      await server.close();
+    }
+  });
+}
+
+function toEvents(calls: Call[]): NewEvent[] {
+  const { events, rejected } = parseBatchCall({ batch: calls }, Date.now(), randomUUID);
+  if (rejected.length > 0) throw new Error(`the generator made calls the server rejects: ${JSON.stringify(rejected.slice(0, 3))}`);
+  return events;
+}
+
+/** The baseline: the same kind of events, one `store.recordEvent` (one transaction) after another, no HTTP. */
+async function recordLoopScenario(backend: BackendName, postgresUrl: string, flags: Flags): Promise<ThroughputFigure> {
+  const measured = Math.max(5_000, Math.round(flags.events / 10));
+  return withStore(backend, postgresUrl, async (store) => {
+    const source = callSource({ seed: SEED, customers: CUSTOMERS, newCustomerShare: NEW_CUSTOMER_SHARE });
+    const seed = toEvents(source.seedCalls(Date.now()));
+    for (let i = 0; i < seed.length; i += 100) await store.recordEvents(seed.slice(i, i + 100), { needsDispatch: () => false });
+    // Built before timing, in time order, so the loop measures the store alone.
+    const make = (n: number) => toEvents(Array.from({ length: n }, () => source.next(Date.now())));
+    for (const event of make(BASELINE_WARMUP_EVENTS)) await store.recordEvent(event, { needsDispatch: false });
+    const events = make(measured);
+    const latencies: number[] = [];
+    const window = startWindow(undefined);
+    const start = performance.now();
+    for (const event of events) {
+      const t = performance.now();
+      await store.recordEvent(event, { needsDispatch: false });
+      latencies.push(performance.now() - t);
+    }
+    const seconds = (performance.now() - start) / 1000;
+    const cpu = window();
+    const before = seed.length + BASELINE_WARMUP_EVENTS;
+    await checkStored(store, before + events.length);
+    return {
+      backend,
+      path: 'recordEvent loop, no HTTP',
+      batch: 1,
+      events: events.length,
+      seconds,
+      eventsPerSecond: events.length / seconds,
+      latency: summarize(latencies),
+      eventsPerTransaction: 1,
+      cpu,
+      before,
+    };
+  });
+}
+
+interface LatencyFigure {
+  scenario: 'microflows' | 'baseline';
+  what: string;
+  rate: number;
+  result: TrackResult;
+  cpu: Cpu;
+  /** Events per store transaction; null for the baseline, which has no store. */
+  eventsPerTransaction: number | null;
+}
+
+async function trackScenario(scenario: LatencyFigure['scenario'], flags: Flags): Promise<LatencyFigure> {
+  const transactions: Transactions = { count: 0, events: 0 };
+  const run = async (app: express.Express, check?: (result: TrackResult) => Promise<void>) => {
+    const server = await listen(app);
+    try {
+      const job: TrackJob = {
+        job: 'track',
+        url: server.url,
+        writeKey: WRITE_KEY,
+        connections: TRACK_CONNECTIONS,
+        customers: CUSTOMERS,
+        newCustomerShare: NEW_CUSTOMER_SHARE,
+        seed: SEED,
+        seedCustomers: scenario === 'microflows',
+        rate: flags.rate,
+        warmupSeconds: TRACK_WARMUP_SECONDS,
+        seconds: flags.duration,
+      };
+      const { result, cpu } = await runLoader<TrackResult>(job, () => Object.assign(transactions, { count: 0, events: 0 }));
+      if (result.warmupFailures > 0) console.error(`[bench] track ${scenario}: ${result.warmupFailures} failed in the warm-up: ${result.warmupFailureSamples.join('; ')}`);
+      if (result.failures > 0) console.error(`[bench] track ${scenario}: ${result.failures} failed: ${result.failureSamples.join('; ')}`);
+      await check?.(result);
+      return { result, cpu, eventsPerTransaction: transactions.count > 0 ? transactions.events / transactions.count : null };
+    } finally {
+      await server.close();
+    }
+  };
+  if (scenario === 'baseline') return { scenario, what: 'bare express handler (reads the body, answers 200)', rate: flags.rate, ...(await run(bareApp())) };
+  return withStore('sqlite', '', async (store) => ({
+    scenario,
+    what: 'POST /v1/track into SQLite',
+    rate: flags.rate,
+    ...(await run(microflowsApp(store, transactions), (result) => checkStored(store, result.before + result.sent - result.failures))),
+  }));
+}
+
+// --- output --------------------------------------------------------------------------------------------
+
+function ms(value: number): string {
+  if (!Number.isFinite(value)) return 'never';
+  return value < 10 ? value.toFixed(1) : value.toFixed(0);
+}
+
+function pct(value: number | null): string {
+  return value === null ? 'n/a' : `${value.toFixed(0)}%`;
+}
+
+function count(value: number): string {
+  return Math.round(value).toLocaleString('en-US');
+}
+
+function noisy(cpu: Cpu): boolean {
+  return (cpu.other ?? 0) > NOISY_OTHER_PCT;
+}
+
+const THROUGHPUT_COLUMNS = ['backend', 'path', 'batch', 'events', 'seconds', 'events/s', 'events/tx', 'p50 ms', 'p99 ms', 'server cpu', 'loader cpu', 'postgres cpu', 'other cpu', 'iowait', 'js loop'];
+
+function throughputRow(f: ThroughputFigure): string[] {
+  return [
+    f.backend,
+    f.path,
+    String(f.batch),
+    count(f.events),
+    f.seconds.toFixed(1),
+    count(f.eventsPerSecond),
+    f.eventsPerTransaction.toFixed(0),
+    ms(f.latency.p50),
+    ms(f.latency.p99),
+    pct(f.cpu.server),
+    pct(f.cpu.loader),
+    pct(f.cpu.postgres),
+    `${pct(f.cpu.other)}${noisy(f.cpu) ? '*' : ''}`,
+    pct(f.cpu.iowait),
+    `${(f.cpu.eventLoop * 100).toFixed(0)}%`,
+  ];
+}
+
+const LATENCY_COLUMNS = ['scenario', 'what', 'rate', 'sent', 'failed', 'sent/s', 'events/tx', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'server cpu', 'loader cpu', 'other cpu', 'js loop'];
+
+function latencyRow(f: LatencyFigure): string[] {
+  const r = f.result;
+  return [
+    f.scenario,
+    f.what,
+    `${f.rate}/s`,
+    count(r.sent),
+    String(r.failures),
+    count(r.achievedRate),
+    f.eventsPerTransaction === null ? 'n/a' : f.eventsPerTransaction.toFixed(1),
+    ms(r.latency.p50),
+    ms(r.latency.p90),
+    ms(r.latency.p99),
+    ms(r.latency.max),
+    pct(f.cpu.server),
+    pct(f.cpu.loader),
+    `${pct(f.cpu.other)}${noisy(f.cpu) ? '*' : ''}`,
+    `${(f.cpu.eventLoop * 100).toFixed(0)}%`,
+  ];
+}
+
+function machineInfo(): string {
+  const cpus = os.cpus();
+  return [
+    `machine: ${cpus.length} cpus × ${cpus[0]?.model.trim() ?? 'unknown'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.platform()} ${os.release()} ${os.arch()}`,
+    `node ${process.version}, ${new Date().toISOString()}`,
+  ].join('\n');
+}
+
+// --- main ----------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2));
+  const wants = (section: Section) => flags.only === null || flags.only === section;
+  const postgresUrl = process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
+  const began = Date.now();
+
+  console.log('ingest: events/s through POST /v1/batch, and ack latency of POST /v1/track at a fixed rate');
+  console.log(machineInfo());
+  console.log(
+    `events: ${count(CUSTOMERS)} returning customers (each identified before timing), ${NEW_CUSTOMER_SHARE * 100}% of calls from new ones; ` +
+      `page 25%, Product Viewed 45%, Product Added 15%, Order Completed 5%, identify 10%; ~540 bytes each`,
+  );
+  const backends: BackendName[] = ['sqlite'];
+  if (wants('batch') || wants('baseline')) {
+    const problem = await postgresProblem(postgresUrl);
+    if (problem === null) backends.push('postgres');
+    else console.log(`PostgreSQL skipped: ${new URL(postgresUrl).host} cannot be reached (${problem}); set BENCH_DATABASE_URL`);
+  }
+
+  const throughput: ThroughputFigure[] = [];
+  const latency: LatencyFigure[] = [];
+  const progress = (line: string) => console.log(`  ${line}`);
+  for (const backend of backends) {
+    if (wants('batch')) {
+      for (const size of BATCH_SIZES) {
+        const f = await batchScenario(backend, postgresUrl, size, flags);
+        throughput.push(f);
+        progress(`${backend} batch ${size}: ${count(f.eventsPerSecond)} events/s over ${count(f.events)} events (after ${count(f.before)})`);
+      }
+    }
+    if (wants('baseline')) {
+      const f = await recordLoopScenario(backend, postgresUrl, flags);
+      throughput.push(f);
+      progress(`${backend} recordEvent loop: ${count(f.eventsPerSecond)} events/s over ${count(f.events)} events (after ${count(f.before)})`);
+    }
+  }
+  if (wants('track')) {
+    for (const scenario of ['microflows', 'baseline'] as const) {
+      const f = await trackScenario(scenario, flags);
+      latency.push(f);
+      progress(`track ${scenario}: p99 ${ms(f.result.latency.p99)} ms at ${count(f.result.achievedRate)}/s, ${f.result.failures} failed`);
+    }
+  }
+
+  if (throughput.length > 0) {
+    console.log(`\n== throughput (events/s; p50/p99 per request, or per recordEvent call) ==`);
+    printTable(THROUGHPUT_COLUMNS, throughput.map(throughputRow), [0, 1]);
+    const batch = throughput.find((f) => f.backend === 'sqlite' && f.batch === 100);
+    const loop = throughput.find((f) => f.backend === 'sqlite' && f.batch === 1);
+    if (batch) {
+      const verdict = batch.eventsPerSecond >= TARGET_EVENTS_PER_SECOND ? 'PASS' : 'MISS';
+      console.log(
+        `target ≥ ${count(TARGET_EVENTS_PER_SECOND)} events/s through POST /v1/batch (100 a batch) into SQLite: ${verdict} — ${count(batch.eventsPerSecond)} events/s` +
+          (batch.events < TARGET_MIN_EVENTS ? ` (over ${count(batch.events)} events, fewer than the target's ${count(TARGET_MIN_EVENTS)}: indicative only)` : '') +
+          (loop ? `   | baseline (one transaction per event, no HTTP): ${count(loop.eventsPerSecond)} events/s` : ''),
+      );
+    }
+  }
+  if (latency.length > 0) {
+    console.log(`\n== ack latency, open loop (ms from each call's scheduled time to its answer; ${TRACK_CONNECTIONS} keep-alive connections) ==`);
+    printTable(LATENCY_COLUMNS, latency.map(latencyRow), [0, 1]);
+    const mf = latency.find((f) => f.scenario === 'microflows');
+    const base = latency.find((f) => f.scenario === 'baseline');
+    if (mf && mf.rate !== TARGET_RATE) {
+      console.log(`target p99 ≤ ${TARGET_P99_MS} ms at ${count(TARGET_RATE)} events/s: not judged, this run was at ${count(mf.rate)}/s (p99 ${ms(mf.result.latency.p99)} ms)`);
+    } else if (mf) {
+      const pass = mf.result.failures === 0 && mf.result.achievedRate >= mf.rate * 0.95 && mf.result.latency.p99 <= TARGET_P99_MS;
+      console.log(
+        `target p99 ≤ ${TARGET_P99_MS} ms at ${count(TARGET_RATE)} events/s through POST /v1/track: ${pass ? 'PASS' : 'MISS'} — p99 ${ms(mf.result.latency.p99)} ms` +
+          (base ? `   | baseline (bare express handler) p99 ${ms(base.result.latency.p99)} ms` : ''),
+      );
+    }
+  }
+  if ([...throughput.map((f) => f.cpu), ...latency.map((f) => f.cpu)].some(noisy)) {
+    console.log(`* other processes used more than ${NOISY_OTHER_PCT}% of a core during this measurement: its figures are suspect; rerun on a quiet machine`);
+  }
+  console.log(
+    '\ncpu: % of one core over the measured window. server = this process (HTTP server and store, or the recordEvent loop); loader = the load' +
+      '\ngenerator process; postgres = every postgres process; other = the rest of the machine; js loop = event-loop busy share of this process.',
+  );
+  console.log(`total ${((Date.now() - began) / 1000).toFixed(0)} s`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
