@@ -213,8 +213,14 @@ function foldTrack(c: Computed, event: BehaviorEvent): void {
  * time order; `needsRefold` says when one does not.
  */
 export function foldBehavior(computed: Computed, event: BehaviorEvent): Computed {
-  const c: Computed = JSON.parse(JSON.stringify(computed)) as Computed;
-  if (!BEHAVIOR_EVENT_TYPES.includes(event.type)) return c;
+  const c = JSON.parse(JSON.stringify(computed)) as Computed;
+  foldBehaviorInto(c, event);
+  return c;
+}
+
+/** foldBehavior that changes `c` in place: for callers that fold many events into a copy they own. */
+export function foldBehaviorInto(c: Computed, event: BehaviorEvent): void {
+  if (!BEHAVIOR_EVENT_TYPES.includes(event.type)) return;
   if (event.type === 'track') foldTrack(c, event);
   if (event.type === 'page' || event.type === 'screen') c.page_views = (asNumber(c.page_views) ?? 0) + 1;
   if (event.type === 'group') {
@@ -243,7 +249,6 @@ export function foldBehavior(computed: Computed, event: BehaviorEvent): Computed
   }
   const through = asNumber(c._folded_through);
   if (through === undefined || event.timestamp > through) c._folded_through = event.timestamp;
-  return c;
 }
 
 /** True when `event` is older than something already folded: the store must then refold in time order. */
@@ -255,8 +260,8 @@ export function needsRefold(computed: Computed, event: Pick<BehaviorEvent, 'type
 
 /** Folds events that are already in time order (ties in arrival order) from nothing. */
 export function foldAll(events: BehaviorEvent[]): Computed {
-  let computed: Computed = {};
-  for (const event of events) computed = foldBehavior(computed, event);
+  const computed: Computed = {};
+  for (const event of events) foldBehaviorInto(computed, event);
   return computed;
 }
 

@@ -1,7 +1,7 @@
 // A customer's profile: traits and consent (merged field by field, newest event time wins, so arrival order
 // does not matter), the computed fields of core/behavior, and manual tags. Pure: the store calls these inside
 // the event's transaction.
-import { behaviorView, foldBehavior, type CartItem, type Computed } from './behavior';
+import { behaviorView, foldBehaviorInto, type CartItem, type Computed } from './behavior';
 import type { EventType } from './event';
 
 export type { CartItem } from './behavior';
@@ -86,13 +86,20 @@ function applyIdentify(profile: Profile, event: ProfileEvent): void {
  * when `needsRefold(profile.computed, event)` the caller refolds them instead (see core/behavior).
  */
 export function applyEventToProfile(profile: Profile, event: ProfileEvent, now: number): Profile {
+  return applyEventsToProfile(profile, [{ event, now }]);
+}
+
+/** applyEventToProfile for several events in order, copying the profile once (the ingest path folds batches). */
+export function applyEventsToProfile(profile: Profile, events: Array<{ event: ProfileEvent; now: number }>): Profile {
   const next = clone(profile);
-  if (event.type === 'identify') applyIdentify(next, event);
-  if (event.type === 'track' && event.name === 'Unsubscribed') {
-    setConsent(next, 'email_marketing', { granted: false, source: 'unsubscribe', at: event.timestamp });
+  for (const { event, now } of events) {
+    if (event.type === 'identify') applyIdentify(next, event);
+    if (event.type === 'track' && event.name === 'Unsubscribed') {
+      setConsent(next, 'email_marketing', { granted: false, source: 'unsubscribe', at: event.timestamp });
+    }
+    foldBehaviorInto(next.computed, event);
+    next.updatedAt = now;
   }
-  next.computed = foldBehavior(next.computed, event);
-  next.updatedAt = now;
   return next;
 }
 

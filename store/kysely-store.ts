@@ -4,7 +4,7 @@ import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { FlowDefinition } from '../core/flow-types';
 import { BEHAVIOR_EVENT_TYPES, foldAll, needsRefold, type BehaviorEvent } from '../core/behavior';
 import type { EventType } from '../core/event';
-import { applyEventToProfile, applyProfileUpdate, emptyProfile, mergeProfiles, type Profile } from '../core/profile';
+import { applyEventsToProfile, applyProfileUpdate, emptyProfile, mergeProfiles, type Profile } from '../core/profile';
 import { FlowVersionConflictError } from './errors';
 import { migrateToLatest, type StoreDialect } from './migrations';
 import { TABLES, type Database, type EventsTable, type FlowEntriesTable, type DecisionsTable, type ProfilesTable, type SendsTable, type OutboxTable } from './schema';
@@ -353,7 +353,10 @@ export class KyselyStore implements Store {
       list.sort((a, b) => a.timestamp - b.timestamp || a.id - b.id);
       let profile = profiles.get(customerId) ?? emptyProfile(customerId, list[0]!.receivedAt);
       if (needsRefold(profile.computed, list.find((e) => BEHAVIOR_EVENT_TYPES.includes(e.type)) ?? list[0]!)) refold.add(customerId);
-      for (const event of list) profile = applyEventToProfile(profile, event, event.receivedAt);
+      profile = applyEventsToProfile(
+        profile,
+        list.map((event) => ({ event, now: event.receivedAt })),
+      );
       profiles.set(customerId, profile);
     }
     for (const customerId of refold) {
