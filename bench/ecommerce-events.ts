@@ -1,17 +1,7 @@
 // Segment calls shaped like a shop's traffic (page, Product Viewed, Product Added, Order Completed, identify),
 // deterministic per seed, for the ingest benchmark's load generator and its in-process baseline.
+import { seededRandom } from '../test/support/seeded-random';
 
-/** Deterministic, so two runs (and the baseline) send the same calls. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CATEGORIES = ['Shoes', 'Jackets', 'Trousers', 'Shirts', 'Bags', 'Hats', 'Socks', 'Watches', 'Sunglasses', 'Belts', 'Knitwear', 'Dresses'];
 const BRANDS = ['Northwind', 'Contoso', 'Fabrikam', 'Tailspin', 'Adventure Works', 'Wide World'];
@@ -72,7 +62,7 @@ function messageId(random: () => number, now: number): string {
  * 480–620 bytes of JSON, 540 on average. Returning customers are drawn uniformly.
  */
 export function callSource(options: CallSourceOptions): CallSource {
-  const random = mulberry32(options.seed);
+  const random = seededRandom(options.seed);
   const lanes = options.lanes ?? 1;
   const lane = options.lane ?? 0;
   const perLane = Math.ceil((options.customers - lane) / lanes);

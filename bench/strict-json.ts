@@ -4,27 +4,17 @@
 //
 // Env (optional): BENCH_EVENTS distinct events (10000), BENCH_ROUNDS timed passes over them (15).
 import { parseStrictJson } from '../core/strict-json';
+import { seededRandom } from '../test/support/seeded-random';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
 /** The ingest target: 20,000 events/s of ~500 bytes on one core. */
 const TARGET_EVENTS_PER_SECOND = 20_000;
 
-/** Deterministic, so two runs parse the same bytes. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A track call shaped like what analytics.js sends: ids, a few properties, a context block. */
 function sampleEvents(count: number): Buffer[] {
-  const random = mulberry32(20_000);
+  const random = seededRandom(20_000);
   const words = ['Product Added', 'Product Viewed', 'Checkout Started', 'Order Completed', 'Café crème', 'naïve “quotes”', 'line\nbreak', 'emoji 😀'];
   const word = () => words[Math.floor(random() * words.length)]!;
   const events: Buffer[] = [];

@@ -17,6 +17,7 @@ import {
   type BehaviorEvent,
   type Computed,
 } from '../../core/behavior';
+import { seededRandom } from '../support/seeded-random';
 
 /** Monday 2026-01-05 12:00 UTC: noon, so a few hours either way stay on the same UTC day. */
 const T0 = Date.UTC(2026, 0, 5, 12);
@@ -71,17 +72,6 @@ function storeStrategy(arrival: BehaviorEvent[], batches: number[] = arrival.map
   return computed;
 }
 
-/** A small seeded PRNG (mulberry32): the property test must be reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffled<T>(items: T[], random: () => number): T[] {
   const out = [...items];
@@ -95,7 +85,7 @@ function shuffled<T>(items: T[], random: () => number): T[] {
 /** Arrival orders other than time order: reversed, newest first, oldest last, and a few seeded shuffles. */
 function outOfOrderArrivals(events: BehaviorEvent[]): BehaviorEvent[][] {
   const sorted = timeOrder(events);
-  const random = prng(sorted.length * 7919 + 1);
+  const random = seededRandom(sorted.length * 7919 + 1);
   return [
     [...sorted].reverse(),
     [...sorted.slice(-1), ...sorted.slice(0, -1)],
@@ -660,7 +650,7 @@ describe('property: the store strategy equals a time-ordered fold', () => {
   }
 
   it('gives exactly the view of foldAll(time-sorted) for 400 random sequences, arrival orders and batchings', () => {
-    const random = prng(20260105);
+    const random = seededRandom(20260105);
     let refolds = 0;
     for (let run = 0; run < 400; run++) {
       const arrival = shuffled(randomSequence(random), random);
@@ -679,7 +669,7 @@ describe('property: the store strategy equals a time-ordered fold', () => {
   });
 
   it('does not depend on arrival order at all when no two events share a time', () => {
-    const random = prng(7);
+    const random = seededRandom(7);
     for (let run = 0; run < 200; run++) {
       const events = randomSequence(random).map((e, i) => ({ ...e, timestamp: e.timestamp * 64 + i }));
       const now = Math.max(...events.map((e) => e.timestamp)) + DAY_MS;

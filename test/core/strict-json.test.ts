@@ -2,6 +2,7 @@
 // BadEventError that says what to fix and where.
 import { BadEventError } from '../../core/errors';
 import { parseStrictJson } from '../../core/strict-json';
+import { seededRandom } from '../support/seeded-random';
 
 const bytes = (text: string) => Buffer.from(text, 'utf8');
 const parse = (text: string, options?: Parameters<typeof parseStrictJson>[1]) => parseStrictJson(bytes(text), options);
@@ -34,16 +35,6 @@ function difference(actual: unknown, expected: unknown, path = '$'): string | un
   return undefined;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Writes random valid JSON text directly (not via JSON.stringify), to reach escapes, spacing and number forms. */
 function randomDocument(random: () => number): string {
@@ -100,7 +91,7 @@ function randomDocument(random: () => number): string {
 
 describe('parseStrictJson: valid JSON', () => {
   it('returns exactly what JSON.parse returns, on generated documents', () => {
-    const random = mulberry32(8259);
+    const random = seededRandom(8259);
     const mismatches: string[] = [];
     let documents = 0;
     for (let i = 0; i < 3000; i++) {

@@ -2,6 +2,7 @@
 // known way, and every batch whose body parses holding only invalid items, so a correct server answers every one
 // with 400 (or 401 for the write-key cases) and stores nothing.
 import { gzipSync } from 'node:zlib';
+import { seededRandom } from './seeded-random';
 
 export const FUZZ_WRITE_KEY = 'fuzz-write-key';
 export const FUZZ_ENDPOINTS = ['/v1/track', '/v1/identify', '/v1/page', '/v1/screen', '/v1/group', '/v1/alias', '/v1/batch'] as const;
@@ -138,18 +139,11 @@ function encode(value: Json): Buffer {
   return Buffer.concat(parts);
 }
 
-/** mulberry32: small, fast, and the same sequence on every platform; Math.random would make failures unrepeatable. */
+/** Seeded (mulberry32): Math.random would make failures unrepeatable. */
 class Random {
-  private state: number;
+  readonly next: () => number;
   constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.next = seededRandom(seed);
   }
   int(below: number): number {
     return Math.floor(this.next() * below);
