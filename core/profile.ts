@@ -92,6 +92,16 @@ export function applyEventToProfile(profile: Profile, event: ProfileEvent, now: 
 /** applyEventToProfile for several events in order, copying the profile once (the ingest path folds batches). */
 export function applyEventsToProfile(profile: Profile, events: Array<{ event: ProfileEvent; now: number }>): Profile {
   const next = clone(profile);
+  applyEventsInPlace(next, events);
+  return next;
+}
+
+/**
+ * applyEventsToProfile without the copy, for a caller that owns `profile` outright (the store, on a profile it
+ * has just read from its row): the copy is a JSON round trip of the whole profile, on the hot ingest path.
+ */
+export function applyEventsInPlace(profile: Profile, events: Array<{ event: ProfileEvent; now: number }>): void {
+  const next = profile;
   for (const { event, now } of events) {
     if (event.type === 'identify') applyIdentify(next, event);
     if (event.type === 'track' && event.name === 'Unsubscribed') {
@@ -100,7 +110,6 @@ export function applyEventsToProfile(profile: Profile, events: Array<{ event: Pr
     foldBehaviorInto(next.computed, event);
     next.updatedAt = now;
   }
-  return next;
 }
 
 /**

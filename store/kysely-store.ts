@@ -4,7 +4,7 @@ import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { FlowDefinition } from '../core/flow-types';
 import { BEHAVIOR_EVENT_TYPES, foldAll, needsRefold, type BehaviorEvent } from '../core/behavior';
 import type { EventType } from '../core/event';
-import { applyEventsToProfile, applyProfileUpdate, emptyProfile, mergeProfiles, type Profile } from '../core/profile';
+import { applyEventsInPlace, applyProfileUpdate, emptyProfile, mergeProfiles, type Profile } from '../core/profile';
 import { FlowVersionConflictError } from './errors';
 import { migrateToLatest, type StoreDialect } from './migrations';
 import { TABLES, type Database, type EventsTable, type FlowEntriesTable, type DecisionsTable, type ProfilesTable, type SendsTable, type OutboxTable } from './schema';
@@ -351,9 +351,10 @@ export class KyselyStore implements Store {
     const changed: Profile[] = [];
     for (const [customerId, list] of newEvents) {
       list.sort((a, b) => a.timestamp - b.timestamp || a.id - b.id);
-      let profile = profiles.get(customerId) ?? emptyProfile(customerId, list[0]!.receivedAt);
+      const profile = profiles.get(customerId) ?? emptyProfile(customerId, list[0]!.receivedAt);
       if (needsRefold(profile.computed, list.find((e) => BEHAVIOR_EVENT_TYPES.includes(e.type)) ?? list[0]!)) refold.add(customerId);
-      profile = applyEventsToProfile(
+      // Every profile in `profiles` was parsed from its row (or made) in this transaction: ours to change.
+      applyEventsInPlace(
         profile,
         list.map((event) => ({ event, now: event.receivedAt })),
       );
