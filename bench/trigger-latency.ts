@@ -18,6 +18,7 @@ import { BENCH_ROOT, BENCH_WRITE_KEY, PROJECT_ROOT, startBenchStack, type BenchS
 import { clockMs, mapLimit, runOpenLoop, sleep, summarize, type LatencySummary } from './open-loop';
 import { startCpuWindow, waitUntilQuiet, type CpuWindow } from './process-cpu';
 import { PHASES, timestampMs, triggerPhases, type Phase, type TriggerSample } from './trigger-phases';
+import { printTable } from './table';
 
 const FLOW_ID = 'bench-trigger'; // bench/fixtures/flows/bench-trigger.yaml
 const TARGET_RATE = 50;
@@ -241,15 +242,6 @@ function took(r: StepResult): string {
 
 function pct(value: number | null): string {
   return value === null ? 'n/a' : `${value.toFixed(0)}%`;
-}
-
-function printTable(columns: string[], rows: string[][], leftAligned: number[]): void {
-  const widths = columns.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
-  const left = (i: number) => leftAligned.includes(i);
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (left(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  console.log(line(columns));
-  console.log(`|${widths.map((w, i) => (left(i) ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
-  for (const r of rows) console.log(line(r));
 }
 
 const STEP_COLUMNS = ['scenario', 'rate', 'sent', 'started', 'p50 ms', 'p99 ms', 'max ms', 'sent/s', 'node cpu', 'temporal cpu', 'other cpu', 'iowait', 'js loop', 'sustained'];

@@ -262,8 +262,9 @@ export class KyselyStore implements Store {
       fresh.push(index);
     });
 
-    if (this.dialect === 'postgres') await this.lockIdentities(trx, fresh.map((i) => events[i]!));
-    const identities = await this.loadIdentities(trx, fresh.map((i) => events[i]!));
+    const named = [...identityIdsOf(fresh.map((i) => events[i]!))];
+    if (this.dialect === 'postgres') await this.lockIdentities(trx, named);
+    const identities = await this.loadIdentities(trx, named);
     const resolve = (id: string) => identities.get(id) ?? id;
     const merges: Array<{ from: string; into: string }> = [];
     const join = (from: string, into: string) => {
@@ -319,15 +320,18 @@ export class KyselyStore implements Store {
       for (const row of await trx.selectFrom('events').selectAll().where('message_id', 'in', lost).execute()) stored.set(row.message_id, row);
     }
 
+    // The events this transaction stored, by messageId, and grouped by their (resolved) customer.
+    const firstCopy = new Map<string, StoredEvent>();
     const newEvents = new Map<string, StoredEvent[]>();
     for (const index of fresh) {
       const event = events[index]!;
       const id = insertedIds.get(event.messageId);
       if (id === undefined) continue;
-      const customerId = customerOf(event);
-      const list = newEvents.get(customerId) ?? [];
-      list.push({ ...event, customerId, id, dispatched: !needsDispatch(event) });
-      newEvents.set(customerId, list);
+      const storedEvent: StoredEvent = { ...event, customerId: customerOf(event), id, dispatched: !needsDispatch(event) };
+      firstCopy.set(event.messageId, storedEvent);
+      const list = newEvents.get(storedEvent.customerId) ?? [];
+      list.push(storedEvent);
+      newEvents.set(storedEvent.customerId, list);
     }
 
     const profiles = await this.profilesForUpdate(trx, [...newEvents.keys(), ...merges.flatMap((m) => [m.from, m.into])], events[0]!.receivedAt);
@@ -372,12 +376,6 @@ export class KyselyStore implements Store {
     for (const ids of chunks([...new Set(duplicateOwners)])) {
       for (const row of await trx.selectFrom('profiles').selectAll().where('customer_id', 'in', ids).execute()) profiles.set(row.customer_id, toProfile(row));
     }
-    const firstCopy = new Map<string, StoredEvent>();
-    for (const index of fresh) {
-      const event = events[index]!;
-      const id = insertedIds.get(event.messageId);
-      if (id !== undefined) firstCopy.set(event.messageId, { ...event, customerId: customerOf(event), id, dispatched: !needsDispatch(event) });
-    }
     const freshIndexes = new Set(fresh);
     return events.map((event, index) => {
       const inserted = firstCopy.get(event.messageId);
@@ -395,17 +393,15 @@ export class KyselyStore implements Store {
    * racing the identify that merges its anonymousId, or two users claiming one anonymousId, see each other's
    * outcome. Transaction-scoped advisory locks, taken in one sorted order so two batches cannot deadlock.
    */
-  private async lockIdentities(trx: Transaction<Database>, events: NewEvent[]): Promise<void> {
-    const ids = [...identityIdsOf(events)];
+  private async lockIdentities(trx: Transaction<Database>, ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     await sql`select pg_advisory_xact_lock(h) from (select distinct hashtext(x) as h from unnest(${ids}::text[]) as x order by h) as locks`.execute(trx);
   }
 
-  /** The identity map entries for every id the events carry (alias → customer). */
-  private async loadIdentities(db: Db, events: NewEvent[]): Promise<Map<string, string>> {
-    const ids = identityIdsOf(events);
+  /** The identity map entries for these ids (alias → customer). */
+  private async loadIdentities(db: Db, ids: string[]): Promise<Map<string, string>> {
     const map = new Map<string, string>();
-    for (const batch of chunks([...ids])) {
+    for (const batch of chunks(ids)) {
       for (const row of await db.selectFrom('identities').select(['alias_id', 'customer_id']).where('alias_id', 'in', batch).execute()) map.set(row.alias_id, row.customer_id);
     }
     return map;
