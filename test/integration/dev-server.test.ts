@@ -72,12 +72,16 @@ describe('on the dev server', () => {
     expect((await post(`${runtime.url}/v1/track`, { userId: 'crash-1', event: 'Product Added', properties: { product_id: 'p1' } }, WRITE_KEY)).status).toBe(200);
     await smtp.waitForCount(1, 60_000);
     expect(smtp.messages[0]!.subject).toBe('crash test: first');
+    // The mail reaching the sink is not the send activity completing. Kill before the completion
+    // reaches the server and the retry waits out the activity's 2-minute timeout; that is a
+    // different crash. This one is mid-wait: kill once the 6 s timer is on the server.
+    const handle = runtime.client.workflow.getHandle('flow/crash-test/crash-1/1');
+    await waitUntil('the wait timer started', async () => (await handle.fetchHistory()).events?.some((e) => e.timerStartedEventAttributes));
 
-    first.kill('SIGKILL'); // mid-wait: the 6s timer is pending on the server
+    first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
     startWorkerProcess();
 
-    const handle = runtime.client.workflow.getHandle('flow/crash-test/crash-1/1');
     await expect(handle.result()).resolves.toMatchObject({ outcome: 'completed', sends: 2 });
     await new Promise((r) => setTimeout(r, 1000)); // any duplicate would have arrived by now
     const mine = smtp.messages.filter((m) => m.to.includes('crash-1@'));

@@ -8,6 +8,7 @@ export async function post(url: string, body: unknown, writeKey = 'test-write-ke
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: basicAuth(writeKey) },
     body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
   });
   const text = await response.text();
   let json: unknown = text;

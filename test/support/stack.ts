@@ -57,6 +57,57 @@ export interface TimeSkippingStack {
   stop(): Promise<void>;
 }
 
+/**
+ * The time-skipping environment, with a client connection that keeps the test server's ping policy.
+ *
+ * The test server (grpc-java, default policy) accepts no keepalive ping on an idle connection and one
+ * per 5 minutes with a call open. The SDK's client pings every 30 s, idle or not. So after about 90 s
+ * without traffic the server answers GOAWAY "too_many_pings" and closes the connection (seen here
+ * with 100 s idle). Any RPC in flight dies with it, and the retry interceptor sends it again. The
+ * lock and unlock calls behind `env.sleep` and `result()` are counted, not idempotent: one replayed
+ * lock leaves time skipping locked, and the next `env.sleep('7d')` waits seven real days. A CI run
+ * hung that way in flows.test.ts, with this GOAWAY in its log.
+ * `createTimeSkipping` takes no connection options, so this calls the factory behind it (private
+ * in the typings, pinned SDK 1.24) with the keepalive the server accepts.
+ */
+async function createTimeSkippingEnvironment(): Promise<TestWorkflowEnvironment> {
+  const factory = TestWorkflowEnvironment as unknown as {
+    create(options: {
+      server: { type: 'time-skipping'; executable: { type: 'existing-path'; path: string } };
+      supportsTimeSkipping: true;
+      connectionOptions: { channelArgs: Record<string, number> };
+    }): Promise<TestWorkflowEnvironment>;
+  };
+  const env = await factory.create({
+    server: { type: 'time-skipping', executable: { type: 'existing-path', path: temporalTestServerPath() } },
+    supportsTimeSkipping: true,
+    connectionOptions: { channelArgs: { 'grpc.keepalive_permit_without_calls': 0, 'grpc.keepalive_time_ms': 6 * 60_000 } },
+  });
+  // A skip or a result that never comes should fail naming itself, not as a bare jest timeout.
+  const sleep = env.sleep;
+  env.sleep = (duration) => within(`env.sleep(${String(duration)}) on the time-skipping server`, SKIP_DEADLINE_MS, sleep(duration));
+  const workflow = env.client.workflow;
+  const result = workflow.result.bind(workflow);
+  workflow.result = (workflowId, runId, options) => within(`the result of ${workflowId} on the time-skipping server`, SKIP_DEADLINE_MS, result(workflowId, runId, options));
+  return env;
+}
+
+/** Real time any one skip or result may take; a healthy run needs a few seconds. */
+const SKIP_DEADLINE_MS = 60_000;
+
+/** `promise`, or an error naming `what` once `ms` of real time have passed. */
+export async function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export type StackDatabase = 'sqlite' | 'postgres';
 
 /** The databases an integration suite runs on: SQLite always, PostgreSQL when TEST_DATABASE_URL is set. */
@@ -72,7 +123,7 @@ export async function startTimeSkippingStack(overrides: Record<string, string> =
     await postgres.create();
     overrides = { DATABASE_URL: postgres.url, ...overrides };
   }
-  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: temporalTestServerPath() } } });
+  const env = await createTimeSkippingEnvironment();
   const smtp = await startSmtpSink();
   const dataDir = tempDir('ts');
   // The time-skipping server has no custom search attributes: runs are indexed on the dev server tests.
@@ -84,6 +135,8 @@ export async function startTimeSkippingStack(overrides: Record<string, string> =
     schedule: false,
     log: () => undefined,
   });
+  const idle = runtime.dispatcher.idle.bind(runtime.dispatcher);
+  runtime.dispatcher.idle = () => within('the dispatcher handing recorded events to Temporal', SKIP_DEADLINE_MS, idle());
   return {
     env,
     runtime,
