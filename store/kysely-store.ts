@@ -2,12 +2,14 @@
 // dialect differences (row locks, boolean columns) kept in small helpers at the top of the class.
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { FlowDefinition } from '../core/flow-types';
-import { BEHAVIOR_EVENT_TYPES, foldAll, needsRefold, type BehaviorEvent } from '../core/behavior';
+import { BEHAVIOR_EVENT_TYPES, type BehaviorEvent } from '../core/behavior';
 import type { EventType } from '../core/event';
-import { applyEventsInPlace, applyProfileUpdate, emptyProfile, mergeProfiles, type Profile } from '../core/profile';
+import { applyProfileUpdate, emptyProfile, type Profile } from '../core/profile';
 import { FlowVersionConflictError } from './errors';
 import { migrateToLatest, type StoreDialect } from './migrations';
-import { TABLES, type Database, type EventsTable, type FlowEntriesTable, type DecisionsTable, type ProfilesTable, type SendsTable, type OutboxTable } from './schema';
+import { recordBatch, type EventWriteOps, type NewEventRow, type ProfileWrite } from './record-events';
+import { parseJson, profileRow, toProfile, toStoredEvent } from './rows';
+import { TABLES, type Database, type EventsTable, type FlowEntriesTable, type DecisionsTable, type SendsTable, type OutboxTable } from './schema';
 import type {
   DecisionRecord,
   FlowEntry,
@@ -24,6 +26,9 @@ export interface KyselyStoreOptions {
   now?: () => number;
 }
 
+/** Runs `work` in one write transaction with a backend's own statements (store/sqlite-ingest.ts); else Kysely's. */
+export type EventWriter = <T>(work: (ops: EventWriteOps) => Promise<T>) => Promise<T>;
+
 type Db = Kysely<Database> | Transaction<Database>;
 
 /** Keeps multi-row statements under SQLite's bound-parameter limit and PostgreSQL's 65535. */
@@ -33,56 +38,6 @@ function chunks<T>(items: T[]): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
   return out;
-}
-
-function parseJson<T>(text: string): T {
-  return JSON.parse(text) as T;
-}
-
-function toStoredEvent(row: Selectable<EventsTable>): StoredEvent {
-  return {
-    id: row.id,
-    messageId: row.message_id,
-    type: row.type as StoredEvent['type'],
-    customerId: row.customer_id,
-    userId: row.user_id,
-    anonymousId: row.anonymous_id,
-    name: row.name,
-    properties: parseJson(row.properties),
-    traits: parseJson(row.traits),
-    context: parseJson(row.context),
-    timestamp: row.timestamp,
-    receivedAt: row.received_at,
-    dispatched: Boolean(row.dispatched),
-  };
-}
-
-function toProfile(row: Selectable<ProfilesTable>): Profile {
-  return {
-    customerId: row.customer_id,
-    email: row.email,
-    timezone: row.timezone,
-    traits: parseJson(row.traits),
-    traitTimes: parseJson(row.trait_times),
-    computed: parseJson(row.computed),
-    consent: parseJson(row.consent),
-    tags: parseJson(row.tags),
-    updatedAt: row.updated_at,
-  };
-}
-
-function profileRow(profile: Profile): ProfilesTable {
-  return {
-    customer_id: profile.customerId,
-    email: profile.email,
-    timezone: profile.timezone,
-    traits: JSON.stringify(profile.traits),
-    computed: JSON.stringify(profile.computed),
-    consent: JSON.stringify(profile.consent),
-    tags: JSON.stringify(profile.tags),
-    updated_at: profile.updatedAt,
-    trait_times: JSON.stringify(profile.traitTimes),
-  };
 }
 
 function toFlowEntry(row: Selectable<FlowEntriesTable>): FlowEntry {
@@ -147,15 +102,125 @@ function toOutboxMessage(row: Selectable<OutboxTable>): OutboxMessage {
 }
 
 /** Every id the events name: userIds, anonymousIds and aliased previousIds. */
-function identityIdsOf(events: NewEvent[]): Set<string> {
-  const ids = new Set<string>();
-  for (const event of events) {
-    if (event.userId !== null) ids.add(event.userId);
-    if (event.anonymousId !== null) ids.add(event.anonymousId);
-    const previousId = event.properties.previousId;
-    if (event.type === 'alias' && typeof previousId === 'string') ids.add(previousId);
+/** recordBatch's statements as Kysely queries in a transaction: PostgreSQL's ingest path, and any backend's fallback. */
+class KyselyEventOps implements EventWriteOps {
+  constructor(
+    private readonly trx: Transaction<Database>,
+    private readonly dialect: StoreDialect,
+  ) {}
+
+  async storedEvents(messageIds: string[]): Promise<Array<Selectable<EventsTable>>> {
+    const rows: Array<Selectable<EventsTable>> = [];
+    for (const ids of chunks(messageIds)) rows.push(...(await this.trx.selectFrom('events').selectAll().where('message_id', 'in', ids).execute()));
+    return rows;
   }
-  return ids;
+
+  /**
+   * PostgreSQL: serializes transactions that touch the same ids, before the identity map is read, so an event
+   * racing the identify that merges its anonymousId, or two users claiming one anonymousId, see each other's
+   * outcome. Transaction-scoped advisory locks, taken in one sorted order so two batches cannot deadlock.
+   */
+  async lockIdentities(ids: string[]): Promise<void> {
+    if (this.dialect !== 'postgres' || ids.length === 0) return;
+    await sql`select pg_advisory_xact_lock(h) from (select distinct hashtext(x) as h from unnest(${ids}::text[]) as x order by h) as locks`.execute(this.trx);
+  }
+
+  async identities(ids: string[]): Promise<Map<string, string>> {
+    const map = new Map<string, string>();
+    for (const batch of chunks(ids)) {
+      for (const row of await this.trx.selectFrom('identities').select(['alias_id', 'customer_id']).where('alias_id', 'in', batch).execute()) map.set(row.alias_id, row.customer_id);
+    }
+    return map;
+  }
+
+  async insertEvents(rows: NewEventRow[]): Promise<Map<string, number>> {
+    const ids = new Map<string, number>();
+    for (const batch of chunks(rows)) {
+      const inserted = await this.trx
+        .insertInto('events')
+        .values(batch.map((row) => ({ ...row, dispatched: this.dialect === 'sqlite' ? Number(row.dispatched) : row.dispatched })))
+        // A concurrent writer of the same messageId (PostgreSQL) makes ours a no-op; it is then reported as a duplicate.
+        .onConflict((oc) => oc.column('message_id').doNothing())
+        .returning(['id', 'message_id'])
+        .execute();
+      for (const row of inserted) ids.set(row.message_id, row.id);
+    }
+    return ids;
+  }
+
+  /**
+   * On PostgreSQL the rows are locked, in id order so two batches never deadlock, after creating absent ones (FOR
+   * UPDATE cannot lock a row that does not exist yet); SQLite needs no lock because its write transactions are serial.
+   */
+  async profilesForUpdate(customerIds: string[], now: number): Promise<Map<string, Profile>> {
+    const ids = [...new Set(customerIds)].sort();
+    const profiles = new Map<string, Profile>();
+    for (const batch of chunks(ids)) {
+      if (this.dialect === 'postgres') {
+        await this.trx
+          .insertInto('profiles')
+          .values(batch.map((id) => profileRow(emptyProfile(id, now))))
+          .onConflict((oc) => oc.column('customer_id').doNothing())
+          .execute();
+      }
+      let query = this.trx.selectFrom('profiles').selectAll().where('customer_id', 'in', batch).orderBy('customer_id');
+      if (this.dialect === 'postgres') query = query.forUpdate();
+      for (const row of await query.execute()) profiles.set(row.customer_id, toProfile(row));
+    }
+    return profiles;
+  }
+
+  async moveCustomer(from: string, into: string, at: number): Promise<void> {
+    await this.trx.updateTable('events').set({ customer_id: into }).where('customer_id', '=', from).execute();
+    await this.trx.updateTable('identities').set({ customer_id: into }).where('customer_id', '=', from).execute();
+    await this.trx
+      .insertInto('identities')
+      .values({ alias_id: from, customer_id: into, created_at: at })
+      .onConflict((oc) => oc.column('alias_id').doUpdateSet({ customer_id: into }))
+      .execute();
+    await this.trx.deleteFrom('profiles').where('customer_id', '=', from).execute();
+  }
+
+  async behaviorEventsOf(customerId: string): Promise<BehaviorEvent[]> {
+    const rows = await this.trx
+      .selectFrom('events')
+      .select(['type', 'name', 'properties', 'traits', 'timestamp'])
+      .where('customer_id', '=', customerId)
+      .where('type', 'in', [...BEHAVIOR_EVENT_TYPES])
+      .orderBy('timestamp', 'asc')
+      .orderBy('id', 'asc')
+      .execute();
+    return rows.map((r) => ({ type: r.type as EventType, name: r.name, properties: parseJson(r.properties), traits: parseJson(r.traits), timestamp: r.timestamp }));
+  }
+
+  async writeProfiles(writes: ProfileWrite[]): Promise<void> {
+    for (const batch of chunks(writes)) {
+      await this.trx
+        .insertInto('profiles')
+        .values(batch.map((w) => profileRow(w.profile)))
+        .onConflict((oc) =>
+          oc.column('customer_id').doUpdateSet((eb) => ({
+            email: eb.ref('excluded.email'),
+            timezone: eb.ref('excluded.timezone'),
+            traits: eb.ref('excluded.traits'),
+            trait_times: eb.ref('excluded.trait_times'),
+            computed: eb.ref('excluded.computed'),
+            consent: eb.ref('excluded.consent'),
+            tags: eb.ref('excluded.tags'),
+            updated_at: eb.ref('excluded.updated_at'),
+          })),
+        )
+        .execute();
+    }
+  }
+
+  async profiles(customerIds: string[]): Promise<Map<string, Profile>> {
+    const profiles = new Map<string, Profile>();
+    for (const ids of chunks(customerIds)) {
+      for (const row of await this.trx.selectFrom('profiles').selectAll().where('customer_id', 'in', ids).execute()) profiles.set(row.customer_id, toProfile(row));
+    }
+    return profiles;
+  }
 }
 
 export class KyselyStore implements Store {
@@ -168,6 +233,8 @@ export class KyselyStore implements Store {
     options: KyselyStoreOptions = {},
     /** Frees the connection; a store sharing its connection with others passes a reference-counted release. */
     private readonly release: () => Promise<void> = () => db.destroy(),
+    /** The ingest path's statements, when the backend has faster ones than Kysely's (SQLite). */
+    private readonly eventWriter?: EventWriter,
   ) {
     this.now = options.now ?? Date.now;
   }
@@ -240,228 +307,8 @@ export class KyselyStore implements Store {
 
   recordEvents(events: NewEvent[], options: { needsDispatch: (event: NewEvent) => boolean }): Promise<RecordEventResult[]> {
     if (events.length === 0) return Promise.resolve([]);
-    return this.db.transaction().execute((trx) => this.recordInTransaction(trx, events, options.needsDispatch));
-  }
-
-  /**
-   * One batch, one transaction: drop duplicates, resolve identities (and merge the ones this batch joins), insert
-   * the events, then fold each affected profile once. A customer whose batch holds an event older than what their
-   * profile already folded — or whose identities merged — has their computed fields refolded from their events in
-   * time order, so arrival order never changes the result.
-   */
-  private async recordInTransaction(trx: Transaction<Database>, events: NewEvent[], needsDispatch: (event: NewEvent) => boolean): Promise<RecordEventResult[]> {
-    const stored = new Map<string, Selectable<EventsTable>>();
-    for (const ids of chunks([...new Set(events.map((e) => e.messageId))])) {
-      for (const row of await trx.selectFrom('events').selectAll().where('message_id', 'in', ids).execute()) stored.set(row.message_id, row);
-    }
-    const fresh: number[] = [];
-    const seen = new Set<string>();
-    events.forEach((event, index) => {
-      if (stored.has(event.messageId) || seen.has(event.messageId)) return;
-      seen.add(event.messageId);
-      fresh.push(index);
-    });
-
-    const named = [...identityIdsOf(fresh.map((i) => events[i]!))];
-    if (this.dialect === 'postgres') await this.lockIdentities(trx, named);
-    const identities = await this.loadIdentities(trx, named);
-    const resolve = (id: string) => identities.get(id) ?? id;
-    const merges: Array<{ from: string; into: string }> = [];
-    const join = (from: string, into: string) => {
-      if (from === into) return;
-      merges.push({ from, into });
-      identities.set(from, into);
-      for (const [alias, owner] of identities) if (owner === from) identities.set(alias, into);
-    };
-    for (const index of fresh) {
-      const event = events[index]!;
-      const previousId = event.type === 'alias' ? (event.properties.previousId as string | undefined) : undefined;
-      if (previousId !== undefined && event.userId !== null) join(resolve(previousId), resolve(event.userId));
-      // A call that carries both ids (identify after login, or any call once the client knows both) joins the
-      // anonymous history to the customer — the first customer an anonymousId meets keeps it.
-      else if (event.userId !== null && event.anonymousId !== null && !identities.has(event.anonymousId)) join(resolve(event.anonymousId), resolve(event.userId));
-    }
-    const customerOf = (event: NewEvent) => resolve(event.userId ?? event.anonymousId ?? event.customerId);
-
-    const insertedIds = new Map<string, number>();
-    // In messageId order: two transactions inserting overlapping ids in opposite orders would deadlock on PostgreSQL's
-    // unique index. The fold sorts by time, so ids matter only for a customer's events with equal timestamps in one batch.
-    const insertOrder = [...fresh].sort((a, b) => (events[a]!.messageId < events[b]!.messageId ? -1 : events[a]!.messageId > events[b]!.messageId ? 1 : a - b));
-    for (const batch of chunks(insertOrder)) {
-      const rows = await trx
-        .insertInto('events')
-        .values(
-          batch.map((index) => {
-            const event = events[index]!;
-            return {
-              message_id: event.messageId,
-              type: event.type,
-              customer_id: customerOf(event),
-              user_id: event.userId,
-              anonymous_id: event.anonymousId,
-              name: event.name,
-              properties: JSON.stringify(event.properties),
-              traits: JSON.stringify(event.traits),
-              context: JSON.stringify(event.context),
-              timestamp: event.timestamp,
-              received_at: event.receivedAt,
-              dispatched: this.bool(!needsDispatch(event)),
-            };
-          }),
-        )
-        // A concurrent writer of the same messageId (PostgreSQL) makes ours a no-op; it is then reported as a duplicate.
-        .onConflict((oc) => oc.column('message_id').doNothing())
-        .returning(['id', 'message_id'])
-        .execute();
-      for (const row of rows) insertedIds.set(row.message_id, row.id);
-    }
-    const lost = fresh.filter((i) => !insertedIds.has(events[i]!.messageId)).map((i) => events[i]!.messageId);
-    if (lost.length > 0) {
-      for (const row of await trx.selectFrom('events').selectAll().where('message_id', 'in', lost).execute()) stored.set(row.message_id, row);
-    }
-
-    // The events this transaction stored, by messageId, and grouped by their (resolved) customer.
-    const firstCopy = new Map<string, StoredEvent>();
-    const newEvents = new Map<string, StoredEvent[]>();
-    for (const index of fresh) {
-      const event = events[index]!;
-      const id = insertedIds.get(event.messageId);
-      if (id === undefined) continue;
-      const storedEvent: StoredEvent = { ...event, customerId: customerOf(event), id, dispatched: !needsDispatch(event) };
-      firstCopy.set(event.messageId, storedEvent);
-      const list = newEvents.get(storedEvent.customerId) ?? [];
-      list.push(storedEvent);
-      newEvents.set(storedEvent.customerId, list);
-    }
-
-    const profiles = await this.profilesForUpdate(trx, [...newEvents.keys(), ...merges.flatMap((m) => [m.from, m.into])], events[0]!.receivedAt);
-    const refold = new Set<string>();
-    for (const { from, into } of merges) {
-      await trx.updateTable('events').set({ customer_id: into }).where('customer_id', '=', from).execute();
-      await trx.updateTable('identities').set({ customer_id: into }).where('customer_id', '=', from).execute();
-      await trx
-        .insertInto('identities')
-        .values({ alias_id: from, customer_id: into, created_at: events[0]!.receivedAt })
-        .onConflict((oc) => oc.column('alias_id').doUpdateSet({ customer_id: into }))
-        .execute();
-      const source = profiles.get(from);
-      if (source) profiles.set(into, mergeProfiles(profiles.get(into) ?? emptyProfile(into, source.updatedAt), source, source.updatedAt));
-      profiles.delete(from);
-      await trx.deleteFrom('profiles').where('customer_id', '=', from).execute();
-      refold.add(into);
-      refold.delete(from);
-    }
-
-    const changed: Profile[] = [];
-    for (const [customerId, list] of newEvents) {
-      list.sort((a, b) => a.timestamp - b.timestamp || a.id - b.id);
-      const profile = profiles.get(customerId) ?? emptyProfile(customerId, list[0]!.receivedAt);
-      if (needsRefold(profile.computed, list.find((e) => BEHAVIOR_EVENT_TYPES.includes(e.type)) ?? list[0]!)) refold.add(customerId);
-      // Every profile in `profiles` was parsed from its row (or made) in this transaction: ours to change.
-      applyEventsInPlace(
-        profile,
-        list.map((event) => ({ event, now: event.receivedAt })),
-      );
-      profiles.set(customerId, profile);
-    }
-    for (const customerId of refold) {
-      const profile = profiles.get(customerId) ?? emptyProfile(customerId, events[0]!.receivedAt);
-      profile.computed = foldAll(await this.behaviorEventsOf(trx, customerId));
-      profiles.set(customerId, profile);
-    }
-    for (const customerId of new Set([...newEvents.keys(), ...refold])) changed.push(profiles.get(customerId)!);
-    await this.writeProfiles(trx, changed);
-
-    const duplicateOwners = [...stored.values()].map((row) => row.customer_id).filter((id) => !profiles.has(id));
-    for (const ids of chunks([...new Set(duplicateOwners)])) {
-      for (const row of await trx.selectFrom('profiles').selectAll().where('customer_id', 'in', ids).execute()) profiles.set(row.customer_id, toProfile(row));
-    }
-    const freshIndexes = new Set(fresh);
-    return events.map((event, index) => {
-      const inserted = firstCopy.get(event.messageId);
-      if (inserted && freshIndexes.has(index)) return { duplicate: false, event: inserted, profile: profiles.get(inserted.customerId)! };
-      // A repeat answers with the event as stored — the first copy in this batch, or the row from before — and
-      // with its owner as of now (a merge in this batch may have moved it).
-      const row = stored.get(event.messageId);
-      const existing: StoredEvent = inserted ?? { ...toStoredEvent(row!), customerId: resolve(row!.customer_id) };
-      return { duplicate: true, event: existing, profile: profiles.get(existing.customerId) ?? emptyProfile(existing.customerId, existing.receivedAt) };
-    });
-  }
-
-  /**
-   * PostgreSQL: serializes transactions that touch the same ids, before the identity map is read, so an event
-   * racing the identify that merges its anonymousId, or two users claiming one anonymousId, see each other's
-   * outcome. Transaction-scoped advisory locks, taken in one sorted order so two batches cannot deadlock.
-   */
-  private async lockIdentities(trx: Transaction<Database>, ids: string[]): Promise<void> {
-    if (ids.length === 0) return;
-    await sql`select pg_advisory_xact_lock(h) from (select distinct hashtext(x) as h from unnest(${ids}::text[]) as x order by h) as locks`.execute(trx);
-  }
-
-  /** The identity map entries for these ids (alias → customer). */
-  private async loadIdentities(db: Db, ids: string[]): Promise<Map<string, string>> {
-    const map = new Map<string, string>();
-    for (const batch of chunks(ids)) {
-      for (const row of await db.selectFrom('identities').select(['alias_id', 'customer_id']).where('alias_id', 'in', batch).execute()) map.set(row.alias_id, row.customer_id);
-    }
-    return map;
-  }
-
-  /** The customer's behavior events in time order (ties by arrival), for a refold. */
-  private async behaviorEventsOf(db: Db, customerId: string): Promise<BehaviorEvent[]> {
-    const rows = await db
-      .selectFrom('events')
-      .select(['type', 'name', 'properties', 'traits', 'timestamp'])
-      .where('customer_id', '=', customerId)
-      .where('type', 'in', [...BEHAVIOR_EVENT_TYPES])
-      .orderBy('timestamp', 'asc')
-      .orderBy('id', 'asc')
-      .execute();
-    return rows.map((r) => ({ type: r.type as EventType, name: r.name, properties: parseJson(r.properties), traits: parseJson(r.traits), timestamp: r.timestamp }));
-  }
-
-  /**
-   * Reads profiles for a read-modify-write inside `trx`. On PostgreSQL the rows are locked, in id order so two
-   * batches never deadlock, after creating absent ones (FOR UPDATE cannot lock a row that does not exist yet);
-   * SQLite needs no lock because its write transactions are already serialized.
-   */
-  private async profilesForUpdate(trx: Transaction<Database>, customerIds: string[], now: number): Promise<Map<string, Profile>> {
-    const ids = [...new Set(customerIds)].sort();
-    const profiles = new Map<string, Profile>();
-    for (const batch of chunks(ids)) {
-      if (this.dialect === 'postgres') {
-        await trx
-          .insertInto('profiles')
-          .values(batch.map((id) => profileRow(emptyProfile(id, now))))
-          .onConflict((oc) => oc.column('customer_id').doNothing())
-          .execute();
-      }
-      let query = trx.selectFrom('profiles').selectAll().where('customer_id', 'in', batch).orderBy('customer_id');
-      if (this.dialect === 'postgres') query = query.forUpdate();
-      for (const row of await query.execute()) profiles.set(row.customer_id, toProfile(row));
-    }
-    return profiles;
-  }
-
-  private async writeProfiles(db: Db, profiles: Profile[]): Promise<void> {
-    for (const batch of chunks(profiles)) {
-      await db
-        .insertInto('profiles')
-        .values(batch.map(profileRow))
-        .onConflict((oc) =>
-          oc.column('customer_id').doUpdateSet((eb) => ({
-            email: eb.ref('excluded.email'),
-            timezone: eb.ref('excluded.timezone'),
-            traits: eb.ref('excluded.traits'),
-            trait_times: eb.ref('excluded.trait_times'),
-            computed: eb.ref('excluded.computed'),
-            consent: eb.ref('excluded.consent'),
-            tags: eb.ref('excluded.tags'),
-            updated_at: eb.ref('excluded.updated_at'),
-          })),
-        )
-        .execute();
-    }
+    if (this.eventWriter) return this.eventWriter((ops) => recordBatch(ops, events, options.needsDispatch));
+    return this.db.transaction().execute((trx) => recordBatch(new KyselyEventOps(trx, this.dialect), events, options.needsDispatch));
   }
 
   async markDispatched(eventIds: number[]): Promise<void> {

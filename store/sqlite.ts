@@ -4,8 +4,9 @@ import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Worker } from 'node:worker_threads';
 import { CompiledQuery, Kysely, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type SqliteDatabase, type SqliteDialectConfig } from 'kysely';
-import { KyselyStore, type KyselyStoreOptions } from './kysely-store';
+import { KyselyStore, type EventWriter, type KyselyStoreOptions } from './kysely-store';
 import type { Database } from './schema';
+import { sqliteEventWriter } from './sqlite-ingest';
 
 /**
  * Kysely's SqliteDriver already runs everything on one connection behind a mutex, so a transaction's statements
@@ -78,7 +79,7 @@ function startCheckpointer(file: string): () => Promise<void> {
     });
 }
 
-function connect(path: string): { db: Kysely<Database>; stopCheckpointer: () => Promise<void> } {
+function connect(path: string): { db: Kysely<Database>; eventWriter: EventWriter; stopCheckpointer: () => Promise<void> } {
   const sqlite = new BetterSqlite3(path);
   sqlite.pragma('journal_mode = WAL');
   // NORMAL in WAL mode may lose the last commits on power loss but never corrupts; FULL costs an fsync per event.
@@ -91,7 +92,8 @@ function connect(path: string): { db: Kysely<Database>; stopCheckpointer: () => 
   const inMemory = path === ':memory:' || path === '';
   if (!inMemory) sqlite.pragma('wal_autocheckpoint = 0');
   const stopCheckpointer = inMemory ? async () => undefined : startCheckpointer(path);
-  return { db: new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }) }), stopCheckpointer };
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }) });
+  return { db, eventWriter: sqliteEventWriter(db, sqlite), stopCheckpointer };
 }
 
 /**
@@ -99,10 +101,13 @@ function connect(path: string): { db: Kysely<Database>; stopCheckpointer: () => 
  * in the same process blocking on the write lock would freeze the event loop — and with it the transaction holding
  * the lock — until it fails with "database is locked". Sharing the connection lets Kysely's mutex queue them instead.
  */
-const shared = new Map<string, { db: Kysely<Database>; stopCheckpointer: () => Promise<void>; refs: number }>();
+const shared = new Map<string, ReturnType<typeof connect> & { refs: number }>();
 
 export function openSqliteStore(path: string, options: KyselyStoreOptions = {}): KyselyStore {
-  if (path === ':memory:' || path === '') return new KyselyStore(connect(path).db, 'sqlite', options);
+  if (path === ':memory:' || path === '') {
+    const { db, eventWriter } = connect(path);
+    return new KyselyStore(db, 'sqlite', options, () => db.destroy(), eventWriter);
+  }
   const file = resolve(path);
   let entry = shared.get(file);
   if (!entry) {
@@ -118,5 +123,5 @@ export function openSqliteStore(path: string, options: KyselyStoreOptions = {}):
     if (shared.get(file) === opened) shared.delete(file);
     await opened.stopCheckpointer();
     await opened.db.destroy();
-  });
+  }, opened.eventWriter);
 }

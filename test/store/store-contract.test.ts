@@ -184,6 +184,35 @@ for (const backend of backends) {
         expect((await store.getProfile(customer))?.computed.cart).toEqual([expect.objectContaining({ product_id: 'p1', quantity: 20 })]);
       });
 
+      it('a batch that fails after its inserts leaves nothing behind, and the next batch is written', async () => {
+        const customer = unique('c');
+        const anonymous = unique('anon');
+        const batch = [
+          identify(customer, { email: `${customer}@example.com` }, { anonymousId: anonymous }),
+          track(customer, 'Product Added', { product_id: 'p1', quantity: 1 }),
+          track(customer, 'Product Viewed', { product_id: 'p2' }),
+        ];
+        const before = await store.tableCounts();
+        // needsDispatch is asked once per event before the inserts and again after them: the second round throws.
+        let asked = 0;
+        const failing = () => {
+          asked += 1;
+          if (asked > batch.length) throw new Error('fails part-way');
+          return false;
+        };
+        await expect(store.recordEvents(batch, { needsDispatch: failing })).rejects.toThrow('fails part-way');
+        expect(asked).toBeGreaterThan(batch.length);
+
+        expect(await store.tableCounts()).toEqual(before);
+        expect(await store.getProfile(customer)).toBeUndefined();
+        expect(await store.resolveCustomerId(anonymous)).toBe(anonymous);
+
+        const results = await store.recordEvents(batch, { needsDispatch: () => false });
+        expect(results.map((r) => r.duplicate)).toEqual([false, false, false]);
+        expect(await store.resolveCustomerId(anonymous)).toBe(customer);
+        expect((await store.getProfile(customer))?.email).toBe(`${customer}@example.com`);
+      });
+
       it('keeps concurrent events from a second store on the same database apart', async () => {
         const other = await backend.open();
         const customer = unique('c');
