@@ -70,7 +70,7 @@ export interface TimeSkippingStack {
  * `createTimeSkipping` takes no connection options, so this calls the factory behind it (private
  * in the typings, pinned SDK 1.24) with the keepalive the server accepts.
  */
-async function createTimeSkippingEnvironment(): Promise<TestWorkflowEnvironment> {
+async function createTimeSkippingEnvironment(workerReport: () => string): Promise<TestWorkflowEnvironment> {
   const factory = TestWorkflowEnvironment as unknown as {
     create(options: {
       server: { type: 'time-skipping'; executable: { type: 'existing-path'; path: string } };
@@ -83,23 +83,56 @@ async function createTimeSkippingEnvironment(): Promise<TestWorkflowEnvironment>
     supportsTimeSkipping: true,
     connectionOptions: { channelArgs: { 'grpc.keepalive_permit_without_calls': 0, 'grpc.keepalive_time_ms': 6 * 60_000 } },
   });
-  // A skip or a result that never comes should fail naming itself, not as a bare jest timeout.
+  // A skip or a result that never comes should fail naming itself and what held time, not as a bare jest timeout.
   const sleep = env.sleep;
-  env.sleep = (duration) => within(`env.sleep(${String(duration)}) on the time-skipping server`, SKIP_DEADLINE_MS, sleep(duration));
+  const diagnose = async () => `${await openWorkflowsReport(env)}\n${workerReport()}`;
+  env.sleep = (duration) => within(`env.sleep(${String(duration)}) on the time-skipping server`, SKIP_DEADLINE_MS, sleep(duration), diagnose);
   const workflow = env.client.workflow;
   const result = workflow.result.bind(workflow);
-  workflow.result = (workflowId, runId, options) => within(`the result of ${workflowId} on the time-skipping server`, SKIP_DEADLINE_MS, result(workflowId, runId, options));
+  workflow.result = (workflowId, runId, options) => within(`the result of ${workflowId} on the time-skipping server`, SKIP_DEADLINE_MS, result(workflowId, runId, options), diagnose);
   return env;
+}
+
+/**
+ * The test server skips time only while no workflow task or activity is outstanding: when a skip stalls, this
+ * lists the open workflows with their pending workflow task and activities, which is what holds it.
+ */
+async function openWorkflowsReport(env: TestWorkflowEnvironment): Promise<string> {
+  const service = env.client.workflowService;
+  const namespace = env.namespace ?? 'default';
+  const { executions } = await service.listOpenWorkflowExecutions({ namespace, maximumPageSize: 100 });
+  const lines: string[] = [];
+  for (const execution of executions ?? []) {
+    const described = await service.describeWorkflowExecution({ namespace, execution: execution.execution });
+    const task = described.pendingWorkflowTask;
+    const activities = (described.pendingActivities ?? []).map(
+      (a) => `${a.activityType?.name} state=${String(a.state)} attempt=${a.attempt} lastFailure=${a.lastFailure?.message ?? '-'}`,
+    );
+    lines.push(
+      `${execution.execution?.workflowId} (${execution.type?.name}): workflow task ${task ? `state=${String(task.state)} attempt=${task.attempt}` : 'none'}; ` +
+        `activities: ${activities.length > 0 ? activities.join('; ') : 'none'}`,
+    );
+  }
+  return lines.length > 0 ? lines.join('\n') : 'no open workflows';
 }
 
 /** Real time any one skip or result may take; a healthy run needs a few seconds. */
 const SKIP_DEADLINE_MS = 60_000;
 
-/** `promise`, or an error naming `what` once `ms` of real time have passed. */
-export async function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
+/** `promise`, or an error naming `what` (and what `diagnose` finds) once `ms` of real time have passed. */
+export async function within<T>(what: string, ms: number, promise: Promise<T>, diagnose?: () => Promise<string> | string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000} s`)), ms);
+    timer = setTimeout(() => {
+      const message = `${what} did not finish within ${ms / 1000} s`;
+      if (!diagnose) return reject(new Error(message));
+      Promise.resolve()
+        .then(diagnose)
+        .then(
+          (report) => reject(new Error(`${message}. At that moment:\n${report}`)),
+          (err: unknown) => reject(new Error(`${message} (and the diagnosis failed: ${String(err)})`)),
+        );
+    }, ms);
   });
   try {
     return await Promise.race([promise, deadline]);
@@ -123,7 +156,11 @@ export async function startTimeSkippingStack(overrides: Record<string, string> =
     await postgres.create();
     overrides = { DATABASE_URL: postgres.url, ...overrides };
   }
-  const env = await createTimeSkippingEnvironment();
+  const runtimeLog: string[] = [];
+  const started: { runtime?: Runtime } = {};
+  const env = await createTimeSkippingEnvironment(
+    () => `worker ${started.runtime?.worker?.getState() ?? 'not started'}; last runtime log lines:\n${runtimeLog.join('\n') || '(none)'}`,
+  );
   const smtp = await startSmtpSink();
   const dataDir = tempDir('ts');
   // The time-skipping server has no custom search attributes: runs are indexed on the dev server tests.
@@ -133,8 +170,13 @@ export async function startTimeSkippingStack(overrides: Record<string, string> =
     temporal: { client: env.client, nativeConnection: env.nativeConnection },
     workflowBundle: await workflowBundle(),
     schedule: false,
-    log: () => undefined,
+    // Kept, not printed: a stalled skip reports them, with the worker's state.
+    log: (line) => {
+      runtimeLog.push(line);
+      if (runtimeLog.length > 40) runtimeLog.shift();
+    },
   });
+  started.runtime = runtime;
   const idle = runtime.dispatcher.idle.bind(runtime.dispatcher);
   runtime.dispatcher.idle = () => within('the dispatcher handing recorded events to Temporal', SKIP_DEADLINE_MS, idle());
   return {
