@@ -1,6 +1,6 @@
 // Ingest throughput and ack latency, each beside a baseline measured in the same run: events/s through
 // POST /v1/batch into SQLite and PostgreSQL (computed fields kept current) against one store transaction per
-// event in this process, and p50–p99 of POST /v1/track at a fixed open-loop rate against a bare express handler.
+// event in this process, and p50–p99 of POST /v1/track at a fixed open-loop rate against a bare node:http handler.
 //
 //   npx tsx bench/ingest.ts [--events N] [--duration S] [--rate R] [--only batch|track|baseline]
 //
@@ -14,10 +14,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
-import express from 'express';
 import pg from 'pg';
 import { parseBatchCall } from '../core/segment-spec';
-import { createApp } from '../server/app';
+import { createApp, type App } from '../server/app';
 import { noDispatch } from '../server/dispatcher';
 import type { KyselyStore } from '../store/kysely-store';
 import { openPostgresStore } from '../store/postgres';
@@ -174,7 +173,7 @@ async function checkStored(store: KyselyStore, expectedEvents: number): Promise<
 
 // --- server and load generator -------------------------------------------------------------------------
 
-async function listen(app: express.Express): Promise<{ url: string; close(): Promise<void> }> {
+async function listen(app: http.RequestListener): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer(app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -198,7 +197,7 @@ interface Transactions {
 }
 
 /** The server as `microflows server` wires it (no flows, so nothing is dispatched), counting recordEvents calls. */
-function microflowsApp(store: KyselyStore, transactions: Transactions): express.Express {
+function microflowsApp(store: KyselyStore, transactions: Transactions): App {
   const counted = Object.create(store) as KyselyStore;
   counted.recordEvents = (events, options) => {
     transactions.count += 1;
@@ -208,14 +207,16 @@ function microflowsApp(store: KyselyStore, transactions: Transactions): express.
   return createApp({ store: counted, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, log: (m) => console.error(`[server] ${m}`) });
 }
 
-/** The track baseline: express reading the body and answering 200, no parsing, no store. */
-function bareApp(): express.Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.post('/v1/track', express.raw({ type: () => true, limit: '32kb' }), (_req, res) => {
-    res.status(200).json({ success: true });
-  });
-  return app;
+/** The track baseline: node:http (what the ingest path is served on) reading the body and answering 200, no parsing, no store. */
+function bareApp(): http.RequestListener {
+  return (req, res) => {
+    req.on('data', () => undefined);
+    req.on('end', () => {
+      const text = '{"success":true}';
+      res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(text.length) });
+      res.end(text);
+    });
+  };
 }
 
 interface Cpu {
@@ -414,7 +415,7 @@ interface LatencyFigure {
 
 async function trackScenario(scenario: LatencyFigure['scenario'], flags: Flags): Promise<LatencyFigure> {
   const transactions: Transactions = { count: 0, events: 0 };
-  const run = async (app: express.Express, check?: (result: TrackResult) => Promise<void>) => {
+  const run = async (app: http.RequestListener, check?: (result: TrackResult) => Promise<void>) => {
     const server = await listen(app);
     try {
       const job: TrackJob = {
@@ -439,7 +440,7 @@ async function trackScenario(scenario: LatencyFigure['scenario'], flags: Flags):
       await server.close();
     }
   };
-  if (scenario === 'baseline') return { scenario, what: 'bare express handler (reads the body, answers 200)', rate: flags.rate, ...(await run(bareApp())) };
+  if (scenario === 'baseline') return { scenario, what: 'bare node:http handler (reads the body, answers 200)', rate: flags.rate, ...(await run(bareApp())) };
   return withStore('sqlite', '', async (store) => ({
     scenario,
     what: 'POST /v1/track into SQLite',
@@ -595,7 +596,7 @@ async function main(): Promise<void> {
       const pass = mf.result.failures === 0 && mf.result.achievedRate >= mf.rate * 0.95 && mf.result.latency.p99 <= TARGET_P99_MS;
       console.log(
         `target p99 ≤ ${TARGET_P99_MS} ms at ${count(TARGET_RATE)} events/s through POST /v1/track: ${pass ? 'PASS' : 'MISS'} — p99 ${ms(mf.result.latency.p99)} ms` +
-          (base ? `   | baseline (bare express handler) p99 ${ms(base.result.latency.p99)} ms` : ''),
+          (base ? `   | baseline (bare node:http handler) p99 ${ms(base.result.latency.p99)} ms` : ''),
       );
     }
   }

@@ -2,15 +2,15 @@
 // and the read-only admin API (/api/*). Only wiring lives here: validation is core/, persistence the store,
 // Temporal the dispatcher.
 import { randomBytes } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import express, { type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express';
 import { behaviorView } from '../core/behavior';
 import type { Config } from '../core/config';
-import { OverloadedError, isMicroflowsError } from '../core/errors';
 import type { Store } from '../store/store';
 import type { EventDispatcher } from './dispatcher';
-import { BadRequestError, NotFoundError, asyncHandler } from './http-errors';
+import { BadRequestError, NotFoundError, asyncHandler, errorAnswer } from './http-errors';
 import { IngestQueue } from './ingest-queue';
-import { ingestRoutes } from './ingest-routes';
+import { ingestHandler } from './ingest-routes';
 import { trackingRoutes } from './tracking-routes';
 
 export { EVENT_LIMIT_BYTES, BATCH_LIMIT_BYTES } from '../core/segment-spec';
@@ -38,7 +38,14 @@ function stringQuery(req: Request, name: string): string | undefined {
   return value;
 }
 
-export function createApp(deps: AppDeps): express.Express {
+/** A node:http request listener that can also listen on its own, as an express app can. */
+export interface App {
+  (req: IncomingMessage, res: ServerResponse): void;
+  listen(port: number, host: string, onListening: () => void): http.Server;
+}
+
+/** The ingest endpoints answer on node:http directly; every other request goes to the express app. */
+export function createApp(deps: AppDeps): App {
   const { store, dispatcher } = deps;
   const log = deps.log ?? ((message: string) => console.error(message));
   const now = deps.now ?? Date.now;
@@ -50,7 +57,7 @@ export function createApp(deps: AppDeps): express.Express {
     maxBatchEvents: MAX_BATCH_EVENTS,
   });
   const writeKey = deps.config.writeKey;
-  app.use(ingestRoutes({ writeKey, queue, dispatcher, log, now }));
+  const ingest = ingestHandler({ writeKey, queue, dispatcher, log, now });
   app.use(
     trackingRoutes({
       store,
@@ -123,18 +130,14 @@ export function createApp(deps: AppDeps): express.Express {
       log(`[http] error after the response was sent: ${(err as Error)?.stack ?? String(err)}`);
       return;
     }
-    // By shape, not instanceof: errors from another copy of core/ (tsx vs jest, bundles) still count.
-    if (isMicroflowsError(err)) {
-      const field = (err as { field?: unknown }).field;
-      if (err.status === 401) res.set('WWW-Authenticate', 'Basic realm="microflows"');
-      if (err instanceof OverloadedError || err.code === 'overloaded') res.set('Retry-After', String((err as OverloadedError).retryAfterSeconds ?? 1));
-      res.status(err.status).json({ error: err.code, message: err.message, ...(typeof field === 'string' ? { field } : {}) });
-      return;
-    }
-    log(`[http] unexpected error: ${(err as Error)?.stack ?? String(err)}`);
-    res.status(500).json({ error: 'internal_error', message: 'internal error; the server log has the details' });
+    const answer = errorAnswer(err, log);
+    res.status(answer.status).set(answer.headers).json(answer.body);
   };
   app.use(handleErrors);
 
-  return app;
+  const handler = ((req: IncomingMessage, res: ServerResponse) => {
+    if (!ingest(req, res)) app(req, res);
+  }) as App;
+  handler.listen = (port, host, onListening) => http.createServer(handler).listen(port, host, onListening);
+  return handler;
 }

@@ -1,15 +1,18 @@
 // The Segment HTTP Tracking API: /v1/track, identify, page, screen, group, alias and batch (plus the short paths
 // analytics.js uses). Reads the body as bytes, parses it strictly, checks the write key (Basic auth or `writeKey`
 // in the body), validates with core/segment-spec, writes through the group-commit queue, answers, then dispatches.
+// Served on node:http directly, ahead of express: express's routing and response helpers cost more per request
+// than parsing and validating a call (bench/README.md, "ingest").
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import express, { type Request, type RequestHandler, type Router } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import express, { type RequestHandler } from 'express';
 import { BadEventError, PayloadTooLargeError, UnauthorizedError } from '../core/errors';
 import type { EventType, NewEvent } from '../core/event';
 import { BATCH_LIMIT_BYTES, EVENT_LIMIT_BYTES, parseBatchCall, parseCallOfType } from '../core/segment-spec';
 import { parseStrictJson } from '../core/strict-json';
 import type { RecordEventResult } from '../store/store';
 import type { EventDispatcher } from './dispatcher';
-import { asyncHandler } from './http-errors';
+import { errorAnswer } from './http-errors';
 import type { IngestQueue } from './ingest-queue';
 
 export interface IngestDeps {
@@ -79,8 +82,17 @@ export function readBody(limitBytes: number, what: 'event' | 'batch' | 'webhook'
   };
 }
 
-export function bodyBytes(req: Request): Buffer {
+/** A request once `readBody` has run: the bytes are in `body` (an empty object when there was no body). */
+type RequestWithBody = IncomingMessage & { body?: unknown };
+
+export function bodyBytes(req: RequestWithBody): Buffer {
   return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(text)), ...headers });
+  res.end(text);
 }
 
 /** Hands newly stored events to the dispatcher after the response; a dispatch failure never reaches the client. */
@@ -106,15 +118,31 @@ const CALL_PATHS: Array<[EventType, string[]]> = [
   ['alias', ['/v1/alias', '/v1/a']],
 ];
 
-export function ingestRoutes(deps: IngestDeps): Router {
-  const router = express.Router();
+const CALL_TYPE_BY_PATH = new Map<string, EventType>(CALL_PATHS.flatMap(([type, paths]) => paths.map((path) => [path, type] as const)));
+const BATCH_PATHS = new Set(['/v1/batch', '/v1/import']);
+
+/** The route a request names, matched as express would: without the query string, any case, one trailing slash. */
+function routeOf(url: string | undefined): string {
+  const raw = url ?? '/';
+  const query = raw.indexOf('?');
+  const path = (query === -1 ? raw : raw.slice(0, query)).toLowerCase();
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
+/**
+ * A node:http request listener for POST to the ingest paths: it answers and returns true, or returns false for any
+ * other request (which then goes to the express app). Errors answer as the app's error handler does.
+ */
+export function ingestHandler(deps: IngestDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
   const checkKey = writeKeyChecker(deps.writeKey);
+  const readEvent = readBody(EVENT_LIMIT_BYTES, 'event');
+  const readBatch = readBody(BATCH_LIMIT_BYTES, 'batch');
 
   /**
    * Header first: a client with a wrong key is told so without its body being read. Without the header the key
    * must be in the body, so the body is parsed first (and a malformed one is a 400).
    */
-  const authorizedBody = (req: Request): unknown => {
+  const authorizedBody = (req: RequestWithBody): unknown => {
     const headerKey = writeKeyFromHeader(req.headers.authorization);
     if (headerKey !== undefined) checkKey(headerKey, '');
     const body = parseStrictJson(bodyBytes(req));
@@ -127,40 +155,50 @@ export function ingestRoutes(deps: IngestDeps): Router {
 
   const dispatchAll = (results: RecordEventResult[]) => dispatchRecorded(deps.dispatcher, deps.log, results);
 
-  const single = (type: EventType) =>
-    asyncHandler(async (req, res) => {
-      const body = authorizedBody(req);
-      const event = parseCallOfType(type, body, deps.now(), randomUUID());
-      const results = await deps.queue.submit([event]);
-      // Answer first: the event is durable now, and dispatch must never make the client retry or wait.
-      res.status(200).json({ success: true });
-      dispatchAll(results);
+  const single = async (type: EventType, req: RequestWithBody, res: ServerResponse): Promise<void> => {
+    const event = parseCallOfType(type, authorizedBody(req), deps.now(), randomUUID());
+    const results = await deps.queue.submit([event]);
+    // Answer first: the event is durable now, and dispatch must never make the client retry or wait.
+    sendJson(res, 200, { success: true });
+    dispatchAll(results);
+  };
+
+  const batch = async (req: RequestWithBody, res: ServerResponse): Promise<void> => {
+    const { events, rejected } = parseBatchCall(authorizedBody(req), deps.now(), randomUUID);
+    if (events.length === 0) {
+      const first = rejected.slice(0, 3).map((r) => r.message);
+      sendJson(res, 400, {
+        error: 'bad_event',
+        message: `no call in the batch was accepted: ${first.join('; ')}${rejected.length > 3 ? `; and ${rejected.length - 3} more` : ''}`,
+        rejected,
+      });
+      return;
+    }
+    const results = await deps.queue.submit(events);
+    const duplicates = results.filter((r) => r.duplicate).length;
+    sendJson(res, 200, { success: true, accepted: events.length, duplicates, rejected });
+    dispatchAll(results);
+  };
+
+  const answerError = (res: ServerResponse, err: unknown) => {
+    if (res.headersSent) return deps.log(`[http] error after the response was sent: ${(err as Error)?.stack ?? String(err)}`);
+    const answer = errorAnswer(err, deps.log);
+    sendJson(res, answer.status, answer.body, answer.headers);
+  };
+
+  return (req, res) => {
+    if (req.method !== 'POST') return false;
+    const path = routeOf(req.url);
+    const type = CALL_TYPE_BY_PATH.get(path);
+    if (type === undefined && !BATCH_PATHS.has(path)) return false;
+    // body-parser's reader needs only node's request and response.
+    const read = (type === undefined ? readBatch : readEvent) as unknown as (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+    read(req, res, (err?: unknown) => {
+      if (err !== undefined && err !== null) return answerError(res, err);
+      (type === undefined ? batch(req, res) : single(type, req, res)).catch((e: unknown) => answerError(res, e));
     });
-
-  for (const [type, paths] of CALL_PATHS) router.post(paths, readBody(EVENT_LIMIT_BYTES, 'event'), single(type));
-
-  router.post(
-    ['/v1/batch', '/v1/import'],
-    readBody(BATCH_LIMIT_BYTES, 'batch'),
-    asyncHandler(async (req, res) => {
-      const body = authorizedBody(req);
-      const { events, rejected } = parseBatchCall(body, deps.now(), randomUUID);
-      if (events.length === 0) {
-        const first = rejected.slice(0, 3).map((r) => r.message);
-        res.status(400).json({
-          error: 'bad_event',
-          message: `no call in the batch was accepted: ${first.join('; ')}${rejected.length > 3 ? `; and ${rejected.length - 3} more` : ''}`,
-          rejected,
-        });
-        return;
-      }
-      const results = await deps.queue.submit(events);
-      const duplicates = results.filter((r) => r.duplicate).length;
-      res.status(200).json({ success: true, accepted: events.length, duplicates, rejected });
-      dispatchAll(results);
-    }),
-  );
-  return router;
+    return true;
+  };
 }
 
 export type { NewEvent };

@@ -281,6 +281,35 @@ for (const backend of backends) {
         expect(await get(app.url, '/api/nope')).toMatchObject({ status: 404, body: { error: 'not_found', message: 'no route for GET /api/nope' } });
       });
 
+      it('routes the ingest paths as express would: any case, a trailing slash, a query string; other methods get 404', async () => {
+        const customer = unique('route');
+        const reply = await post(app.url, '/V1/Track/?source=test', { userId: customer, event: 'Cart Viewed' });
+        expect(reply).toMatchObject({ status: 200, body: { success: true } });
+        expect(reply.headers.get('content-type')).toBe('application/json; charset=utf-8');
+        expect(await store.eventsOf(customer)).toHaveLength(1);
+        expect(await get(app.url, '/v1/track')).toMatchObject({ status: 404, body: { error: 'not_found', message: 'no route for GET /v1/track' } });
+        expect((await post(app.url, '/v1/tracks', { userId: customer, event: 'Cart Viewed' })).status).toBe(404);
+        expect(await store.eventsOf(customer)).toHaveLength(1);
+      });
+
+      it('answers an unexpected failure on the ingest path with 500 and no stack trace, and stores nothing', async () => {
+        const broken = Object.create(store) as Store;
+        broken.recordEvents = async () => {
+          throw new Error('secret connection string postgres://admin:hunter2@db');
+        };
+        const log: string[] = [];
+        const other = await serveApp({ store: broken, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, log: (m) => log.push(m) });
+        try {
+          const customer = unique('broken');
+          const reply = await post(other.url, '/v1/batch', { batch: [{ type: 'track', userId: customer, event: 'Cart Viewed' }] });
+          expect(reply).toMatchObject({ status: 500, body: { error: 'internal_error', message: 'internal error; the server log has the details' } });
+          expect(log.join('\n')).toMatch(/hunter2/);
+          expect(await store.eventsOf(customer)).toHaveLength(0);
+        } finally {
+          await other.close();
+        }
+      });
+
       it('answers an unexpected failure with 500 and no stack trace', async () => {
         const broken = Object.create(store) as Store;
         broken.decisionsOf = async () => {
