@@ -19,8 +19,21 @@ export interface SmtpMailer {
   close(): void;
 }
 
+/**
+ * nodemailer waits up to 2 minutes to connect and an hour on a silent socket. A send stuck that long holds its
+ * activity until the 2-minute start-to-close timeout; failing sooner lets the retry go out on a fresh connection.
+ * A timeout set in SMTP_URL's query (nodemailer reads `?socketTimeout=…`) wins.
+ */
+const SMTP_TIMEOUTS_MS = { connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 30_000 };
+
+export function smtpUrlWithTimeouts(smtpUrl: string): string {
+  const url = new URL(smtpUrl);
+  for (const [name, ms] of Object.entries(SMTP_TIMEOUTS_MS)) if (!url.searchParams.has(name)) url.searchParams.set(name, String(ms));
+  return url.toString();
+}
+
 export function createSmtpMailer(smtpUrl: string): SmtpMailer {
-  const transport = nodemailer.createTransport(smtpUrl);
+  const transport = nodemailer.createTransport(smtpUrlWithTimeouts(smtpUrl));
   return {
     async send(email) {
       await transport.sendMail({
