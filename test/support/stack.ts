@@ -65,8 +65,9 @@ export interface TimeSkippingStack {
  * without traffic the server answers GOAWAY "too_many_pings" and closes the connection (seen here
  * with 100 s idle). Any RPC in flight dies with it, and the retry interceptor sends it again. The
  * lock and unlock calls behind `env.sleep` and `result()` are counted, not idempotent: one replayed
- * lock leaves time skipping locked, and the next `env.sleep('7d')` waits seven real days. A CI run
- * hung that way in flows.test.ts, with this GOAWAY in its log.
+ * lock would leave time skipping locked, and the next `env.sleep('7d')` would wait seven real days.
+ * A CI run hung in flows.test.ts with this GOAWAY in its log; a later hang without it showed this
+ * was not the only cause (see `openWorkflowsReport`).
  * `createTimeSkipping` takes no connection options, so this calls the factory behind it (private
  * in the typings, pinned SDK 1.24) with the keepalive the server accepts.
  */
