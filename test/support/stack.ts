@@ -86,8 +86,9 @@ async function createTimeSkippingEnvironment(workerReport: () => string): Promis
   });
   // A skip or a result that never comes should fail naming itself and what held time, not as a bare jest timeout.
   const sleep = env.sleep;
-  const diagnose = async () => `${await openWorkflowsReport(env)}\n${workerReport()}`;
-  env.sleep = (duration) => within(`env.sleep(${String(duration)}) on the time-skipping server`, SKIP_DEADLINE_MS, sleep(duration), diagnose);
+  const diagnose = async () => `${(await openWorkflows(env)).report}\n${workerReport()}`;
+  env.sleep = (duration) =>
+    within(`env.sleep(${String(duration)}) on the time-skipping server`, SKIP_DEADLINE_MS, sleepReleasingLeakedLock(env, sleep(duration)), diagnose);
   const workflow = env.client.workflow;
   const result = workflow.result.bind(workflow);
   workflow.result = (workflowId, runId, options) => within(`the result of ${workflowId} on the time-skipping server`, SKIP_DEADLINE_MS, result(workflowId, runId, options), diagnose);
@@ -98,23 +99,52 @@ async function createTimeSkippingEnvironment(workerReport: () => string): Promis
  * The test server skips time only while no workflow task or activity is outstanding: when a skip stalls, this
  * lists the open workflows with their pending workflow task and activities, which is what holds it.
  */
-async function openWorkflowsReport(env: TestWorkflowEnvironment): Promise<string> {
+async function openWorkflows(env: TestWorkflowEnvironment): Promise<{ outstanding: number; report: string }> {
   const service = env.client.workflowService;
   const namespace = env.namespace ?? 'default';
   const { executions } = await service.listOpenWorkflowExecutions({ namespace, maximumPageSize: 100 });
   const lines: string[] = [];
+  let outstanding = 0;
   for (const execution of executions ?? []) {
     const described = await service.describeWorkflowExecution({ namespace, execution: execution.execution });
     const task = described.pendingWorkflowTask;
     const activities = (described.pendingActivities ?? []).map(
       (a) => `${a.activityType?.name} state=${String(a.state)} attempt=${a.attempt} lastFailure=${a.lastFailure?.message ?? '-'}`,
     );
+    outstanding += (task ? 1 : 0) + activities.length;
     lines.push(
       `${execution.execution?.workflowId} (${execution.type?.name}): workflow task ${task ? `state=${String(task.state)} attempt=${task.attempt}` : 'none'}; ` +
         `activities: ${activities.length > 0 ? activities.join('; ') : 'none'}`,
     );
   }
-  return lines.length > 0 ? lines.join('\n') : 'no open workflows';
+  return { outstanding, report: lines.length > 0 ? lines.join('\n') : 'no open workflows' };
+}
+
+/** How long a skip may run before it is checked for a leaked lock. */
+const STALL_CHECK_MS = 15_000;
+
+/**
+ * The test server can leak a time-skipping lock: one taken for an activity or workflow task of a workflow that
+ * then closed is never released (temporalio/sdk-java#1138; #3092 is another path to an extra lock). Time then
+ * never advances again, and every later skip in the file hangs — seen here as a skip stalled with no task
+ * outstanding in any open workflow. A skip holds no lock of ours while it waits (it released the environment's
+ * one), so a stall with nothing outstanding means the count is held by a leak, and releasing one lock is safe.
+ * It is released once per stalled check and said on stderr, with what the server held.
+ */
+async function sleepReleasingLeakedLock(env: TestWorkflowEnvironment, skip: Promise<void>): Promise<void> {
+  let done = false;
+  const finished = skip.finally(() => {
+    done = true;
+  });
+  for (let check = 0; check < 3 && !done; check++) {
+    await Promise.race([finished.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, STALL_CHECK_MS).unref())]);
+    if (done) break;
+    const { outstanding, report } = await openWorkflows(env);
+    if (outstanding > 0) continue;
+    process.stderr.write(`[test] a time skip stalled for ${STALL_CHECK_MS / 1000} s with no task outstanding: releasing a leaked time-skipping lock\n${report}\n`);
+    await env.connection.testService?.unlockTimeSkipping({});
+  }
+  return finished;
 }
 
 /** Real time any one skip or result may take; a healthy run needs a few seconds. */
