@@ -102,6 +102,11 @@ function toOutboxMessage(row: Selectable<OutboxTable>): OutboxMessage {
 }
 
 /** Every id the events name: userIds, anonymousIds and aliased previousIds. */
+/** better-sqlite3 cannot bind booleans. */
+function dbBool(dialect: StoreDialect, value: boolean): number | boolean {
+  return dialect === 'sqlite' ? (value ? 1 : 0) : value;
+}
+
 /** recordBatch's statements as Kysely queries in a transaction: PostgreSQL's ingest path, and any backend's fallback. */
 class KyselyEventOps implements EventWriteOps {
   constructor(
@@ -138,7 +143,7 @@ class KyselyEventOps implements EventWriteOps {
     for (const batch of chunks(rows)) {
       const inserted = await this.trx
         .insertInto('events')
-        .values(batch.map((row) => ({ ...row, dispatched: this.dialect === 'sqlite' ? Number(row.dispatched) : row.dispatched })))
+        .values(batch.map((row) => ({ ...row, dispatched: dbBool(this.dialect, row.dispatched) })))
         // A concurrent writer of the same messageId (PostgreSQL) makes ours a no-op; it is then reported as a duplicate.
         .onConflict((oc) => oc.column('message_id').doNothing())
         .returning(['id', 'message_id'])
@@ -241,35 +246,13 @@ export class KyselyStore implements Store {
 
   // --- dialect differences ---------------------------------------------------------------
 
-  /** better-sqlite3 cannot bind booleans. */
   private bool(value: boolean): number | boolean {
-    return this.dialect === 'sqlite' ? (value ? 1 : 0) : value;
+    return dbBool(this.dialect, value);
   }
 
   /** A literal (not a parameter), so PostgreSQL's planner can match the partial undispatched index. */
   private falseLiteral() {
     return this.dialect === 'sqlite' ? sql.lit(0) : sql.lit(false);
-  }
-
-  /**
-   * Reads the profile for a read-modify-write inside `trx`. On PostgreSQL the row is locked (creating it first if
-   * absent, since FOR UPDATE cannot lock a row that does not exist yet) so concurrent events for one customer fold
-   * one after another; SQLite needs no lock because its transactions are already serialized.
-   */
-  private async profileForUpdate(trx: Transaction<Database>, customerId: string, now: number): Promise<Profile> {
-    if (this.dialect === 'sqlite') return (await this.readProfile(trx, customerId)) ?? emptyProfile(customerId, now);
-    const select = () => trx.selectFrom('profiles').selectAll().where('customer_id', '=', customerId).forUpdate().executeTakeFirst();
-    let row = await select();
-    if (!row) {
-      await trx
-        .insertInto('profiles')
-        .values(profileRow(emptyProfile(customerId, now)))
-        .onConflict((oc) => oc.column('customer_id').doNothing())
-        .execute();
-      row = await select();
-    }
-    if (!row) throw new Error(`profile ${customerId} vanished while locked`);
-    return toProfile(row);
   }
 
   private async readProfile(db: Db, customerId: string): Promise<Profile | undefined> {
@@ -378,7 +361,9 @@ export class KyselyStore implements Store {
   updateProfile(customerId: string, update: { set: Record<string, unknown>; addTags: string[]; removeTags: string[] }): Promise<Profile> {
     return this.db.transaction().execute(async (trx) => {
       const now = this.now();
-      const profile = applyProfileUpdate(await this.profileForUpdate(trx, customerId, now), update, now);
+      // The ingest path's read-for-update: on PostgreSQL the row is created if absent, then locked.
+      const stored = (await new KyselyEventOps(trx, this.dialect).profilesForUpdate([customerId], now)).get(customerId);
+      const profile = applyProfileUpdate(stored ?? emptyProfile(customerId, now), update, now);
       await this.writeProfile(trx, profile);
       return profile;
     });
