@@ -12,7 +12,10 @@ import { eventContext } from '../core/triggers';
 import type { SendRecord, Store } from '../store/store';
 import { signalCustomerEvent, type SignalTarget } from '../client/customer-signals';
 import type { SmtpMailer } from './mailer';
-import type { TemplateLibrary } from './templates';
+import { recommend, type RecommendationKind } from '../core/recommendations';
+import { clickUrlSigner, listUnsubscribeHeaders, openPixelUrl, unsubscribeUrl, withUtm } from '../core/tracking';
+import type { CatalogReader } from './catalog';
+import type { RenderOptions, TemplateLibrary } from './templates';
 
 export interface ActivityDeps {
   store: Store;
@@ -20,6 +23,13 @@ export interface ActivityDeps {
   /** null: deliver to the outbox table */
   smtp: SmtpMailer | null;
   fromAddress: string;
+  /**
+   * Signs tracked links, the open pixel and unsubscribe links, which point at `baseUrl()` (the server's public
+   * address). null: links go out as written, with UTM tags, and emails carry no tracking.
+   */
+  tracking: { secret: string; baseUrl: () => string } | null;
+  /** Products for recommendation blocks; null: blocks show only what events said (the cart). */
+  catalog: CatalogReader | null;
   /** For the sweep, which signals customers. */
   signals: SignalTarget | null;
   /** The flows currently loaded (latest versions), for the sweep's inactivity triggers. */
@@ -149,15 +159,48 @@ export function createActivities(deps: ActivityDeps) {
       const to = profile?.email;
       if (!to) return { status: 'skipped', reason: `customer ${input.customerId} has no email address` };
       const context = profileContext(profile, input.scheduledAt);
-      const rendered = await deps.templates.render(input.template, {
-        ...context,
-        event: { name: input.trigger.name, properties: input.trigger.properties },
-        data: input.data,
-        flow: { id: input.flowId, version: input.flowVersion },
-      });
-      if (rendered.category === 'marketing' && context.consent.email_marketing !== true) {
-        return { status: 'skipped', reason: `customer ${input.customerId} has no email marketing consent` };
+      const category = deps.templates.category(input.template);
+      if (category === 'marketing' && context.consent.email_marketing !== true) {
+        // Consent is re-read at send time, so an unsubscribe (one-click, a webhook, an identify) cancels every
+        // marketing send still pending for this customer; transactional sends go on.
+        const reason = profile.consent.email_marketing?.source === 'unsubscribe' ? 'unsubscribed' : `customer ${input.customerId} has no email marketing consent`;
+        await store.recordDecisions([
+          {
+            key: `${input.deliveryKey}:skipped`,
+            customerId: input.customerId,
+            at: input.scheduledAt,
+            flowId: input.flowId,
+            flowVersion: input.flowVersion,
+            outcome: 'skipped',
+            reason: `send ${input.nodeId} (${input.template}) skipped: ${reason}`,
+            eventMessageId: null,
+            workflowId: input.workflowId,
+          },
+        ]);
+        return { status: 'skipped', reason };
       }
+      const claims = { customerId: input.customerId, deliveryKey: input.deliveryKey, flowId: input.flowId, stepId: input.nodeId };
+      const tracking = deps.tracking;
+      const unsubscribe = category === 'marketing' && tracking ? unsubscribeUrl(tracking.baseUrl(), tracking.secret, claims) : null;
+      const index = deps.catalog ? await deps.catalog.index() : null;
+      const trackedUrl = tracking ? clickUrlSigner(tracking.baseUrl(), tracking.secret, claims) : null;
+      const options: RenderOptions = {
+        link: (url) => (trackedUrl && /^https?:\/\//i.test(url) ? trackedUrl(url) : withUtm(url, { flowId: input.flowId, stepId: input.nodeId })),
+        unsubscribeUrl: unsubscribe,
+        openPixelUrl: tracking ? openPixelUrl(tracking.baseUrl(), tracking.secret, claims) : null,
+        recommend: index ? (kind, view, recommendOptions) => recommend(index, kind as RecommendationKind, view, recommendOptions) : null,
+        productUrl: (productId) => index?.products.get(productId)?.url,
+      };
+      const rendered = deps.templates.render(
+        input.template,
+        {
+          ...context,
+          event: { name: input.trigger.name, properties: input.trigger.properties, timestamp: input.trigger.timestamp },
+          data: input.data,
+          flow: { id: input.flowId, version: input.flowVersion, step: input.nodeId },
+        },
+        options,
+      );
       const messageId = messageIdFor(input.deliveryKey);
       const transport = deps.smtp ? 'smtp' : 'outbox';
       const { claimed, record } = await store.claimSend({
@@ -172,9 +215,15 @@ export function createActivities(deps: ActivityDeps) {
         subject: rendered.subject,
         transport,
         scheduledAt: input.scheduledAt,
+        fallbacks: rendered.fallbacks,
       });
       if (!claimed && record.status === 'sent') return { status: 'already_sent', messageId: record.messageId };
-      const headers = { 'X-Microflows-Delivery-Key': input.deliveryKey, 'X-Microflows-Flow': `${input.flowId}@${input.flowVersion}` };
+      const headers: Record<string, string> = {
+        'X-Microflows-Delivery-Key': input.deliveryKey,
+        'X-Microflows-Flow': `${input.flowId}@${input.flowVersion}`,
+        // RFC 8058 one-click: mailbox providers POST to the link; marketing only.
+        ...(unsubscribe ? listUnsubscribeHeaders(unsubscribe) : {}),
+      };
       const from = rendered.from ?? deps.fromAddress;
       if (deps.smtp) {
         Context.current().heartbeat();

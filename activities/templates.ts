@@ -1,122 +1,120 @@
-// Loads templates/ (MJML bodies with Handlebars data, a YAML header for subject and category) and
-// renders them per recipient. The full template system (compile-once, blocks, fallbacks) grows here.
+// Loads templates/ (MJML bodies with Handlebars data, a YAML header), partials/ and layouts/, compiles each once
+// (core/template-compiler), and renders per recipient with Handlebars only. In dev mode it recompiles when a file
+// changes, keeping the last good set when the change does not compile.
 import fs from 'node:fs';
 import path from 'node:path';
-import Handlebars from 'handlebars';
-import mjml2html from 'mjml';
-import YAML from 'yaml';
-import { TemplateError } from '../core/errors';
+import { InvalidFileError, TemplateError, type FileProblem } from '../core/errors';
+import { compileTemplate, renderTemplate, templateHandlebars, type CompiledTemplate, type RenderedTemplate, type TemplateCategory, type TemplateData } from '../core/template-compiler';
+import type { Recommender } from '../core/template-helpers';
+import type { SourceFile } from '../core/template-source';
 
-export interface TemplateHeader {
-  subject: string;
-  preheader?: string;
-  from?: string;
-  /** marketing emails need email consent; transactional ones do not. */
-  category: 'marketing' | 'transactional';
-}
-
-export interface RenderedEmail {
-  subject: string;
-  html: string;
-  text: string;
-  category: 'marketing' | 'transactional';
+export interface RenderedEmail extends RenderedTemplate {
+  category: TemplateCategory;
   from?: string;
 }
 
-interface LoadedTemplate {
-  name: string;
-  file: string;
-  header: TemplateHeader;
-  subject: Handlebars.TemplateDelegate;
-  body: Handlebars.TemplateDelegate;
+/** Per send: how links, the unsubscribe link, the open pixel and recommendation blocks resolve. */
+export interface RenderOptions {
+  link?: (url: string, index: number) => string;
+  unsubscribeUrl?: string | null;
+  openPixelUrl?: string | null;
+  recommend?: Recommender | null;
+  productUrl?: (productId: string) => string | undefined;
+  locale?: string;
+  timezone?: string | null;
 }
 
-const HEADER = /^---\r?\n([\s\S]*?)\r?\n---\r?\n/;
-
-function parseHeader(file: string, source: string): { header: TemplateHeader; body: string; bodyLine: number } {
-  const match = HEADER.exec(source);
-  if (!match) throw new TemplateError(`${file}:1: a template starts with a header between "---" lines holding at least "subject:"`);
-  const raw = YAML.parse(match[1] ?? '') as Record<string, unknown> | null;
-  if (!raw || typeof raw.subject !== 'string' || raw.subject.trim() === '') {
-    throw new TemplateError(`${file}:2: the header needs a "subject:" line`);
-  }
-  const category = raw.category ?? 'marketing';
-  if (category !== 'marketing' && category !== 'transactional') {
-    throw new TemplateError(`${file}: header "category" must be marketing or transactional, got ${JSON.stringify(category)}`);
-  }
-  return {
-    header: {
-      subject: raw.subject,
-      preheader: typeof raw.preheader === 'string' ? raw.preheader : undefined,
-      from: typeof raw.from === 'string' ? raw.from : undefined,
-      category,
-    },
-    body: source.slice(match[0].length),
-    bodyLine: match[0].split('\n').length,
-  };
+export interface TemplateLibraryOptions {
+  /** Base of product URLs when neither the item nor the catalog has one. */
+  shopUrl?: string;
+  currency?: string;
+  locale?: string;
+  log?: (message: string) => void;
 }
 
-/** A crude but safe HTML → text for the plain-text alternative. */
-export function htmlToText(html: string): string {
-  return html
-    .replace(/<(style|script|head)[\s\S]*?<\/\1>/gi, '')
-    .replace(/<a [^>]*href="([^"]*)"[^>]*>([\s\S]*?)<\/a>/gi, '$2 ($1)')
-    .replace(/<(br|\/p|\/div|\/tr|\/h[1-6]|\/li)[^>]*>/gi, '\n')
-    .replace(/<[^>]+>/g, '')
-    .replace(/&nbsp;/g, ' ')
-    .replace(/&times;/g, '×')
-    .replace(/&#(\d+);/g, (_m, code: string) => String.fromCodePoint(Number(code)))
-    .replace(/&amp;/g, '&')
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/[ \t]+/g, ' ')
-    .replace(/\n\s*\n+/g, '\n\n')
-    .trim();
+interface LoadedSet {
+  templates: Map<string, CompiledTemplate>;
+  problems: FileProblem[];
+}
+
+function readSources(dir: string, display: string): Map<string, SourceFile> {
+  const sources = new Map<string, SourceFile>();
+  if (!fs.existsSync(dir)) return sources;
+  for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.mjml') || f.endsWith('.hbs')).sort()) {
+    sources.set(path.parse(file).name, { file: path.join(display, file), text: fs.readFileSync(path.join(dir, file), 'utf8') });
+  }
+  return sources;
+}
+
+/** Files are named relative to the working directory when inside it (`templates/cart.mjml:12`), else absolute. */
+function displayDir(dir: string): string {
+  const relative = path.relative(process.cwd(), path.resolve(dir));
+  return relative === '' ? '.' : relative.startsWith('..') || path.isAbsolute(relative) ? path.resolve(dir) : relative;
+}
+
+/** Compiles every template of `dir`; problems (errors and warnings) of all of them, with file:line. */
+export function compileTemplateDir(dir: string, handlebars = templateHandlebars()): LoadedSet {
+  const shown = displayDir(dir);
+  const library = { partials: readSources(path.join(dir, 'partials'), path.join(shown, 'partials')), layouts: readSources(path.join(dir, 'layouts'), path.join(shown, 'layouts')) };
+  const templates = new Map<string, CompiledTemplate>();
+  const problems: FileProblem[] = [];
+  if (!fs.existsSync(dir)) return { templates, problems };
+  for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.mjml')).sort()) {
+    const name = file.slice(0, -'.mjml'.length);
+    const result = compileTemplate(name, { file: path.join(shown, file), text: fs.readFileSync(path.join(dir, file), 'utf8') }, library, handlebars);
+    problems.push(...result.problems);
+    if (result.template) templates.set(name, result.template);
+  }
+  return { templates, problems };
 }
 
 export class TemplateLibrary {
-  private readonly templates = new Map<string, LoadedTemplate>();
-  private readonly handlebars = Handlebars.create();
+  private readonly handlebars = templateHandlebars();
+  private templates = new Map<string, CompiledTemplate>();
+  private watcher: fs.FSWatcher | null = null;
+  /** Warnings of the loaded set (errors refuse the load). */
+  warnings: FileProblem[] = [];
 
-  constructor(readonly dir: string) {
-    this.handlebars.registerHelper('money', (value: unknown, currency: unknown) => {
-      const amount = typeof value === 'number' ? value : Number(value);
-      if (!Number.isFinite(amount)) return '';
-      return new Intl.NumberFormat('en-US', { style: 'currency', currency: typeof currency === 'string' ? currency : 'USD' }).format(amount);
-    });
-    this.handlebars.registerHelper('default', (value: unknown, fallback: unknown) =>
-      value === undefined || value === null || value === '' ? fallback : value,
-    );
+  constructor(
+    readonly dir: string,
+    private readonly options: TemplateLibraryOptions = {},
+  ) {
     this.load();
   }
 
-  private load(): void {
-    const partialsDir = path.join(this.dir, 'partials');
-    if (fs.existsSync(partialsDir)) {
-      for (const file of fs.readdirSync(partialsDir).filter((f) => f.endsWith('.mjml') || f.endsWith('.hbs')).sort()) {
-        this.handlebars.registerPartial(path.parse(file).name, fs.readFileSync(path.join(partialsDir, file), 'utf8'));
-      }
-    }
-    if (!fs.existsSync(this.dir)) return;
-    for (const file of fs.readdirSync(this.dir).filter((f) => f.endsWith('.mjml')).sort()) {
-      const full = path.join(this.dir, file);
-      const { header, body } = parseHeader(full, fs.readFileSync(full, 'utf8'));
-      const name = file.slice(0, -'.mjml'.length);
-      try {
-        this.templates.set(name, {
-          name,
-          file: full,
-          header,
-          // Subjects are plain text, not HTML: no entity escaping.
-          subject: this.handlebars.compile(header.subject, { strict: false, noEscape: true }),
-          body: this.handlebars.compile(body, { strict: false }),
-        });
-      } catch (err) {
-        throw new TemplateError(`${full}: ${(err as Error).message}`);
-      }
-    }
+  /** Compiles all templates; throws InvalidFileError listing every error when any template does not compile. */
+  load(): void {
+    const loaded = compileTemplateDir(this.dir, this.handlebars);
+    const errors = loaded.problems.filter((p) => p.severity === 'error');
+    if (errors.length > 0) throw new InvalidFileError(loaded.problems);
+    this.templates = loaded.templates;
+    this.warnings = loaded.problems;
+  }
+
+  /**
+   * Dev mode: recompiles when a file under the templates folder changes (debounced). A change that does not
+   * compile is reported and the previous templates stay in use.
+   */
+  watch(): void {
+    if (this.watcher || !fs.existsSync(this.dir)) return;
+    let timer: NodeJS.Timeout | null = null;
+    const log = this.options.log ?? ((m: string) => console.log(m));
+    this.watcher = fs.watch(this.dir, { recursive: true }, () => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => {
+        try {
+          this.load();
+          log(`[templates] reloaded ${this.templates.size} templates from ${this.dir}`);
+        } catch (err) {
+          log(`[templates] not reloaded, the previous templates stay in use:\n${(err as Error).message}`);
+        }
+      }, 100);
+    });
+  }
+
+  close(): void {
+    this.watcher?.close();
+    this.watcher = null;
   }
 
   names(): string[] {
@@ -127,20 +125,34 @@ export class TemplateLibrary {
     return this.templates.has(name);
   }
 
-  async render(name: string, data: Record<string, unknown>): Promise<RenderedEmail> {
+  get(name: string): CompiledTemplate {
     const template = this.templates.get(name);
     if (!template) throw new TemplateError(`template "${name}" not found in ${this.dir} (expected ${name}.mjml)`);
-    // mjml 4 returns synchronously; its typings (and mjml 5) say Promise: awaiting covers both.
-    const { html, errors } = await Promise.resolve(mjml2html(template.body(data), { validationLevel: 'soft', filePath: template.file }));
-    if (errors.length > 0 && !html) {
-      throw new TemplateError(`${template.file}:${errors[0]?.line}: ${errors[0]?.message}`);
-    }
-    return {
-      subject: template.subject(data).trim(),
-      html,
-      text: htmlToText(html),
-      category: template.header.category,
-      from: template.header.from,
-    };
+    return template;
+  }
+
+  category(name: string): TemplateCategory {
+    return this.get(name).header.category;
+  }
+
+  /** Handlebars only: the MJML was compiled at load. */
+  render(name: string, data: TemplateData, options: RenderOptions = {}): RenderedEmail {
+    const template = this.get(name);
+    const rendered = renderTemplate(template, { shop: { url: this.shopUrl(), currency: this.options.currency ?? 'USD' }, ...data }, {
+      locale: options.locale ?? (typeof data.profile.locale === 'string' ? data.profile.locale : undefined) ?? this.options.locale ?? 'en-US',
+      timezone: options.timezone ?? (typeof data.profile.timezone === 'string' ? data.profile.timezone : null),
+      currency: (typeof data.profile.currency === 'string' ? data.profile.currency : undefined) ?? this.options.currency ?? 'USD',
+      shopUrl: this.shopUrl(),
+      link: options.link ?? ((url) => url),
+      unsubscribeUrl: options.unsubscribeUrl ?? null,
+      openPixelUrl: options.openPixelUrl ?? null,
+      recommend: options.recommend ?? null,
+      productUrl: options.productUrl ?? (() => undefined),
+    });
+    return { ...rendered, category: template.header.category, from: template.header.from };
+  }
+
+  private shopUrl(): string {
+    return this.options.shopUrl ?? 'https://shop.example';
   }
 }

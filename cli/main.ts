@@ -8,7 +8,9 @@ import type { FlowDefinition } from '../core/flow-types';
 import { flowToMermaid } from '../core/mermaid';
 import { IMPORT_ARGS, runImport } from './import';
 import { loadFlowFiles, loadFlowPaths } from './project-files';
+import { PREVIEW_ARGS, runPreview } from './preview';
 import { serve } from './serve';
+import { checkTemplates } from './template-files';
 
 export interface Command {
   /** Arguments as shown in the usage text, e.g. `[paths...]`. */
@@ -34,19 +36,29 @@ const countOf = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? ''
 export const commands: Record<string, Command> = {
   validate: {
     args: '[paths...]',
-    summary: 'check flow files (default: the flows directory) and report every problem with file:line',
+    summary: 'check flow files and templates (default: the flows and templates directories), reporting every problem with file:line',
     async run(args) {
       const config = readConfig(process.env, process.cwd());
-      const paths = args.length > 0 ? args : [config.flowsDir];
-      const { flows, problems } = loadFlowPaths(paths, config.templatesDir);
-      printProblems(problems, (line) => console.log(line));
-      const errors = problems.filter((p) => p.severity === 'error');
+      const isTemplatePath = (p: string) => p.endsWith('.mjml') || (fs.existsSync(p) && fs.statSync(p).isDirectory() && fs.readdirSync(p).some((f) => f.endsWith('.mjml')));
+      const flowPaths = args.length > 0 ? args.filter((p) => !isTemplatePath(p)) : [config.flowsDir];
+      const templatePaths = args.length > 0 ? args.filter(isTemplatePath) : [config.templatesDir];
+      const { flows, problems } = flowPaths.length > 0 ? loadFlowPaths(flowPaths, config.templatesDir) : { flows: [], problems: [] };
+      const templates = templatePaths.map(checkTemplates);
+      const allProblems = [...problems, ...templates.flatMap((t) => t.problems)];
+      printProblems(allProblems, (line) => console.log(line));
+      // What each template reads, so a reviewer sees which profile, event and catalog fields an email depends on.
+      for (const template of templates.flatMap((t) => t.templates)) {
+        console.log(`${displayPath(template.file)} reads: ${template.fieldsRead.map((f) => f.path).join(', ') || 'no fields'}`);
+      }
+      const errors = allProblems.filter((p) => p.severity === 'error');
       if (errors.length > 0) {
         const files = new Set(errors.map((p) => p.file)).size;
         console.log(`${countOf(errors.length, 'error')} in ${countOf(files, 'file')}`);
         return 1;
       }
-      console.log(`ok: ${countOf(flows.length, 'flow')} valid`);
+      const templateCount = templates.reduce((n, t) => n + t.templates.length, 0);
+      const checked = [flowPaths.length > 0 ? countOf(flows.length, 'flow') : null, templatePaths.length > 0 ? countOf(templateCount, 'template') : null].filter((part) => part !== null);
+      console.log(`ok: ${checked.join(' and ')} valid`);
       return 0;
     },
   },
@@ -93,6 +105,12 @@ export const commands: Record<string, Command> = {
     args: IMPORT_ARGS,
     summary: 'load customers or event history from CSV or JSONL; never triggers flows (import --help)',
     run: runImport,
+  },
+
+  preview: {
+    args: PREVIEW_ARGS,
+    summary: 'render a template for a customer or a typical member of a segment: subject, fallbacks, fields, text (preview --help)',
+    run: runPreview,
   },
 
   start: {

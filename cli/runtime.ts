@@ -1,4 +1,4 @@
-// Wires the real parts together — store, flows, templates, Temporal client and worker, HTTP server —
+// Wires the real parts together — store, flows, catalog, templates, Temporal client and worker, HTTP server —
 // the same way for `microflows start`, the integration tests and the benchmarks.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,6 +17,9 @@ import { createApp } from '../server/app';
 import { TemporalDispatcher } from '../server/temporal-dispatcher';
 import { openStore } from '../store/open-store';
 import type { Store } from '../store/store';
+import { catalogReader } from '../activities/catalog';
+import { formatProblem } from '../core/errors';
+import { syncCatalogDir } from './catalog-files';
 import { loadFlowFiles } from './project-files';
 
 /**
@@ -54,6 +57,8 @@ export interface RuntimeOptions {
   /** Create or update the sweep Schedule (needs a server with Schedules; default true). */
   schedule?: boolean;
   sweepEvery?: Duration;
+  /** Recompile templates when their files change (dev mode); config.watchTemplates, when set, wins. */
+  watchTemplates?: boolean;
   log?: (message: string) => void;
 }
 
@@ -107,7 +112,17 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   try {
     await store.migrate();
     const flows = await loadAndRegisterFlows(config, store);
-    const templates = new TemplateLibrary(config.templatesDir);
+    // Upserted, not replaced: products sent to PUT /api/catalog/products stay. A bad file stops the start.
+    await syncCatalogDir(config.catalogDir, store, log);
+    const templates = new TemplateLibrary(config.templatesDir, { shopUrl: config.shopUrl, log });
+    for (const warning of templates.warnings) log(`[templates] ${formatProblem(warning)}`);
+    if (config.watchTemplates ?? options.watchTemplates ?? false) {
+      templates.watch();
+      cleanups.push(() => templates.close());
+    }
+    const signingSecret = signingSecretOf(config);
+    // Links in emails point at the public address; until this process's server listens, at HOST:PORT.
+    let publicUrl = config.publicUrl ?? `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${config.port}`;
 
     let client: Client;
     let nativeConnection: NativeConnection;
@@ -139,6 +154,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
           templates,
           smtp,
           fromAddress: config.fromAddress,
+          tracking: { secret: signingSecret, baseUrl: () => publicUrl },
+          catalog: catalogReader(store),
           signals,
           currentFlows: () => dispatcher.currentFlows(),
         }),
@@ -155,13 +172,14 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
 
     let url: string | null = null;
     if (options.server !== false) {
-      const app = createApp({ store, config: { ...config, signingSecret: signingSecretOf(config) }, dispatcher, log });
+      const app = createApp({ store, config: { ...config, signingSecret }, dispatcher, templates, catalog: catalogReader(store), log });
       const server: http.Server = await new Promise((resolve) => {
         const s = app.listen(config.port, config.host, () => resolve(s));
       });
       server.keepAliveTimeout = 65_000;
       const { port } = server.address() as { port: number };
       url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
+      if (!config.publicUrl) publicUrl = url;
       cleanups.push(
         () =>
           new Promise<void>((resolve) => {

@@ -42,7 +42,7 @@ export async function serve(role: Role): Promise<number> {
       });
       config.temporalAddress = devServer.address;
     }
-    runtime = await startRuntime({ config, worker: role !== 'server', server: role !== 'worker', schedule: role !== 'server' });
+    runtime = await startRuntime({ config, worker: role !== 'server', server: role !== 'worker', schedule: role !== 'server', watchTemplates: role === 'all' });
     console.log(`[microflows] ${role === 'all' ? 'embedded stack' : role} running`);
     console.log(`  Temporal:   ${config.temporalAddress}${devServer?.uiUrl ? `  (Web UI ${devServer.uiUrl})` : ''}`);
     if (runtime.url) console.log(`  HTTP API:   ${runtime.url}  (Segment API at /v1/*; GET /api/profiles/:id, /api/outbox)`);

@@ -29,6 +29,19 @@ export interface Config {
   fromAddress: string;
   flowsDir: string;
   templatesDir: string;
+  /**
+   * The address the world reaches the HTTP server at, for tracked links, the open pixel and unsubscribe links in
+   * emails; null: this process's own server address (or http://HOST:PORT in a worker-only process).
+   */
+  publicUrl: string | null;
+  /** The shop's address: the base of product URLs that neither the product nor the catalog gives. */
+  shopUrl: string;
+  /** Segment files (segments/<id>.yaml): named audiences, e.g. for previewing a template as a typical member. */
+  segmentsDir: string;
+  /** Recompile templates when their files change; null: yes under `microflows start`, no elsewhere. */
+  watchTemplates: boolean | null;
+  /** Product catalog files (*.json, *.csv) that `microflows start` upserts into the store; absent means none. */
+  catalogDir: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -83,5 +96,10 @@ export function readConfig(env: Env, cwd: string): Config {
     fromAddress: env.MICROFLOWS_FROM || 'microflows <no-reply@localhost>',
     flowsDir: env.MICROFLOWS_FLOWS_DIR || `${cwd}/flows`,
     templatesDir: env.MICROFLOWS_TEMPLATES_DIR || `${cwd}/templates`,
+    catalogDir: env.MICROFLOWS_CATALOG_DIR || `${cwd}/catalog`,
+    publicUrl: env.MICROFLOWS_PUBLIC_URL ? env.MICROFLOWS_PUBLIC_URL.replace(/\/+$/, '') : null,
+    shopUrl: env.MICROFLOWS_SHOP_URL || 'https://shop.example',
+    segmentsDir: env.MICROFLOWS_SEGMENTS_DIR || `${cwd}/segments`,
+    watchTemplates: env.MICROFLOWS_WATCH_TEMPLATES === undefined || env.MICROFLOWS_WATCH_TEMPLATES === '' ? null : boolFrom(env, 'MICROFLOWS_WATCH_TEMPLATES', false),
   };
 }

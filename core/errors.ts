@@ -113,6 +113,22 @@ export class TemplateError extends MicroflowsError {
   override name = 'TemplateError';
 }
 
+/**
+ * A product catalog (a `catalog/` file, or products sent to PUT /api/catalog/products) is invalid; lists every
+ * problem found, each with file:line, the JSON path or column, and what to fix. Nothing of it is stored.
+ */
+export class CatalogError extends MicroflowsError {
+  override readonly status = 400;
+  override readonly code = 'invalid_catalog';
+  override name = 'CatalogError';
+  /** Where the first problem is (a JSON path such as `$[2].price`, or a CSV column): the API answers it as `field`. */
+  readonly field: string | undefined;
+  constructor(readonly problems: FileProblem[]) {
+    super(problems.map(formatProblem).join('\n'));
+    this.field = problems[0]?.path;
+  }
+}
+
 /** The configuration (env variables, paths, binaries) is wrong; the message says which variable to set. */
 export class ConfigError extends MicroflowsError {
   override readonly code = 'config_error';

@@ -1,6 +1,6 @@
-// Signed tokens for tracked links and open pixels, and the UTM tags a click redirect adds; shared by
-// send-time link rewriting and the server's /t/ endpoints so both speak one format.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+// Signed tokens for tracked links, open pixels and one-click unsubscribe links, and the UTM tags a click redirect
+// adds; shared by send-time link rewriting and the server's /t/ and /u/ endpoints so both speak one format.
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { BadInputError } from './errors';
 
 /** What a tracked link carries: whose email, which send, and where the click goes. */
@@ -22,14 +22,24 @@ export interface OpenClaims {
   variant?: string;
 }
 
-/** A tracking token was malformed, forged, altered, or of the other kind. The server answers 400. */
+/** What an unsubscribe link carries: who opts out, and which send their link came from. */
+export interface UnsubscribeClaims {
+  customerId: string;
+  deliveryKey: string;
+  flowId: string;
+}
+
+/** A tracking token was malformed, forged, altered, or of another kind. The server answers 400. */
 export class InvalidTrackingTokenError extends BadInputError {
   override readonly code = 'invalid_tracking_token';
   override name = 'InvalidTrackingTokenError';
 }
 
-type Kind = 'c' | 'o';
-const KIND_NAME: Record<Kind, string> = { c: 'click', o: 'open' };
+type Kind = 'c' | 'o' | 'u';
+const KINDS: readonly Kind[] = ['c', 'o', 'u'];
+const KIND_NAME: Record<Kind, string> = { c: 'click', o: 'open', u: 'unsubscribe' };
+/** "a click token", "an open token", "an unsubscribe token" */
+const A_KIND: Record<Kind, string> = { c: 'a click', o: 'an open', u: 'an unsubscribe' };
 
 /** Short keys keep tokens (and so tracked URLs) short. */
 interface Payload {
@@ -37,7 +47,8 @@ interface Payload {
   c: string;
   d: string;
   f: string;
-  s: string;
+  /** step, on click and open tokens */
+  s?: string;
   v?: string;
   u?: string;
 }
@@ -46,9 +57,21 @@ interface Payload {
 const MAC_BYTES = 16;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
+/** The secret as a KeyObject, made once per secret: a key object saves the key setup on every link signed. */
+const secretKeys = new Map<string, KeyObject>();
+
+function secretKey(secret: string): KeyObject {
+  let key = secretKeys.get(secret);
+  if (!key) {
+    if (secretKeys.size >= 16) secretKeys.clear();
+    secretKeys.set(secret, (key = createSecretKey(Buffer.from(secret, 'utf8'))));
+  }
+  return key;
+}
+
 function mac(secret: string, kind: Kind, payloadSegment: string): string {
   // The kind is part of the MAC input, so a click token can never verify as an open token (or back).
-  return createHmac('sha256', secret).update(kind + payloadSegment).digest().subarray(0, MAC_BYTES).toString('base64url');
+  return createHmac('sha256', secretKey(secret)).update(kind + payloadSegment).digest().subarray(0, MAC_BYTES).toString('base64url');
 }
 
 function isHttpUrl(url: string): boolean {
@@ -74,16 +97,19 @@ function requireText(value: unknown, field: string): string {
   return value;
 }
 
-function sign(secret: string, kind: Kind, claims: OpenClaims & { url?: string }): string {
+function sign(secret: string, kind: Kind, claims: UnsubscribeClaims & { stepId?: string; variant?: string; url?: string }): string {
   requireSecret(secret);
   const payload: Payload = {
     k: kind,
     c: requireText(claims.customerId, 'customerId'),
     d: requireText(claims.deliveryKey, 'deliveryKey'),
     f: requireText(claims.flowId, 'flowId'),
-    s: requireText(claims.stepId, 'stepId'),
   };
-  if (claims.variant !== undefined) payload.v = requireText(claims.variant, 'variant');
+  // An unsubscribe token names the send, not a step: it opts the customer out whichever step it came from.
+  if (kind !== 'u') {
+    payload.s = requireText(claims.stepId, 'stepId');
+    if (claims.variant !== undefined) payload.v = requireText(claims.variant, 'variant');
+  }
   if (kind === 'c') {
     const url = requireText(claims.url, 'url');
     if (!isHttpUrl(url)) throw new BadInputError(`only http(s) links can be tracked, got ${JSON.stringify(url)}`, 'url');
@@ -96,7 +122,7 @@ function sign(secret: string, kind: Kind, claims: OpenClaims & { url?: string })
 function verify(secret: string, kind: Kind, token: unknown): Payload {
   requireSecret(secret);
   if (typeof token !== 'string' || token.length === 0) {
-    throw new InvalidTrackingTokenError(`expected a ${KIND_NAME[kind]} token, got ${token === '' ? 'an empty string' : typeof token}`);
+    throw new InvalidTrackingTokenError(`expected ${A_KIND[kind]} token, got ${token === '' ? 'an empty string' : typeof token}`);
   }
   const parts = token.split('.');
   if (parts.length !== 2 || !BASE64URL.test(parts[0] ?? '') || !BASE64URL.test(parts[1] ?? '')) {
@@ -106,10 +132,8 @@ function verify(secret: string, kind: Kind, token: unknown): Payload {
   // Compare the encoded MAC text, not decoded bytes: base64url decoding ignores a last character's spare
   // bits, so comparing bytes would accept some altered tokens.
   if (!macMatches(givenMac, mac(secret, kind, segment))) {
-    const other: Kind = kind === 'c' ? 'o' : 'c';
-    if (macMatches(givenMac, mac(secret, other, segment))) {
-      throw new InvalidTrackingTokenError(`this is ${other === 'o' ? 'an' : 'a'} ${KIND_NAME[other]} token, not ${kind === 'o' ? 'an' : 'a'} ${KIND_NAME[kind]} token`);
-    }
+    const other = KINDS.find((k) => k !== kind && macMatches(givenMac, mac(secret, k, segment)));
+    if (other !== undefined) throw new InvalidTrackingTokenError(`this is ${A_KIND[other]} token, not ${A_KIND[kind]} token`);
     throw new InvalidTrackingTokenError(`the ${KIND_NAME[kind]} token's signature does not match: it was altered or signed with another secret`);
   }
   // The MAC vouches for the bytes; the checks below guard against tokens we signed with a different shape.
@@ -134,9 +158,9 @@ function checkPayload(payload: unknown, kind: Kind): Payload {
   }
   const p = payload as Record<string, unknown>;
   if (p.k !== kind) {
-    throw new InvalidTrackingTokenError(`expected a ${KIND_NAME[kind]} token, the payload says kind ${JSON.stringify(p.k)}`);
+    throw new InvalidTrackingTokenError(`expected ${A_KIND[kind]} token, the payload says kind ${JSON.stringify(p.k)}`);
   }
-  for (const key of ['c', 'd', 'f', 's'] as const) {
+  for (const key of kind === 'u' ? (['c', 'd', 'f'] as const) : (['c', 'd', 'f', 's'] as const)) {
     if (typeof p[key] !== 'string' || p[key] === '') {
       throw new InvalidTrackingTokenError(`malformed ${KIND_NAME[kind]} token: payload field "${key}" is missing`);
     }
@@ -151,7 +175,7 @@ function checkPayload(payload: unknown, kind: Kind): Payload {
 }
 
 function openClaimsOf(p: Payload): OpenClaims {
-  const claims: OpenClaims = { customerId: p.c, deliveryKey: p.d, flowId: p.f, stepId: p.s };
+  const claims: OpenClaims = { customerId: p.c, deliveryKey: p.d, flowId: p.f, stepId: p.s as string };
   if (p.v !== undefined) claims.variant = p.v;
   return claims;
 }
@@ -175,6 +199,16 @@ export function verifyOpenToken(secret: string, token: string): OpenClaims {
   return openClaimsOf(verify(secret, 'o', token));
 }
 
+export function signUnsubscribeToken(secret: string, claims: UnsubscribeClaims): string {
+  return sign(secret, 'u', { customerId: claims.customerId, deliveryKey: claims.deliveryKey, flowId: claims.flowId });
+}
+
+/** Throws InvalidTrackingTokenError unless `token` is an unaltered unsubscribe token signed with `secret`. */
+export function verifyUnsubscribeToken(secret: string, token: string): UnsubscribeClaims {
+  const p = verify(secret, 'u', token);
+  return { customerId: p.c, deliveryKey: p.d, flowId: p.f };
+}
+
 function trimSlash(baseUrl: string): string {
   return baseUrl.replace(/\/+$/, '');
 }
@@ -184,9 +218,51 @@ export function trackedClickUrl(baseUrl: string, secret: string, claims: ClickCl
   return `${trimSlash(baseUrl)}/t/c/${signClickToken(secret, claims)}`;
 }
 
+/**
+ * One email's tracked links: the claims are checked and encoded once, then each link costs its URL check and one
+ * HMAC. Gives exactly what trackedClickUrl gives for the same claims and URL.
+ */
+export function clickUrlSigner(baseUrl: string, secret: string, claims: Omit<ClickClaims, 'url'>): (url: string) => string {
+  requireSecret(secret);
+  const payload: Payload = {
+    k: 'c',
+    c: requireText(claims.customerId, 'customerId'),
+    d: requireText(claims.deliveryKey, 'deliveryKey'),
+    f: requireText(claims.flowId, 'flowId'),
+    s: requireText(claims.stepId, 'stepId'),
+  };
+  if (claims.variant !== undefined) payload.v = requireText(claims.variant, 'variant');
+  // JSON.stringify keeps insertion order, so the payload with `u` appended is this prefix, the URL, and '}'.
+  const prefix = `${JSON.stringify(payload).slice(0, -1)},"u":`;
+  const base = `${trimSlash(baseUrl)}/t/c/`;
+  return (url) => {
+    requireText(url, 'url');
+    if (!isHttpUrl(url)) throw new BadInputError(`only http(s) links can be tracked, got ${JSON.stringify(url)}`, 'url');
+    const segment = Buffer.from(`${prefix}${JSON.stringify(url)}}`, 'utf8').toString('base64url');
+    return `${base}${segment}.${mac(secret, 'c', segment)}`;
+  };
+}
+
 /** The open pixel's address: `${baseUrl}/t/o/<token>.gif` (the server strips `.gif` before verifying). */
 export function openPixelUrl(baseUrl: string, secret: string, claims: OpenClaims): string {
   return `${trimSlash(baseUrl)}/t/o/${signOpenToken(secret, claims)}.gif`;
+}
+
+/** The unsubscribe link of an email: `${baseUrl}/u/<token>`; GET shows a confirm page, POST (RFC 8058 one-click) opts out. */
+export function unsubscribeUrl(baseUrl: string, secret: string, claims: UnsubscribeClaims): string {
+  return `${trimSlash(baseUrl)}/u/${signUnsubscribeToken(secret, claims)}`;
+}
+
+/**
+ * The RFC 8058 one-click headers for a marketing email. `url` goes inside the angle brackets verbatim, so it must be
+ * an http(s) URL with no whitespace, angle brackets or commas (which would end or split the header's URI list).
+ * Mailbox providers act on one-click only for https; http is accepted for local development.
+ */
+export function listUnsubscribeHeaders(url: string): { 'List-Unsubscribe': string; 'List-Unsubscribe-Post': string } {
+  if (!isHttpUrl(url) || /[\s<>,]/.test(url)) {
+    throw new BadInputError(`a one-click unsubscribe link must be an http(s) URL without spaces, '<', '>' or ',', got ${JSON.stringify(url)}`, 'url');
+  }
+  return { 'List-Unsubscribe': `<${url}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' };
 }
 
 export interface UtmTags {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command (`npm test`): typecheck, lint (workflows may not import Node built-ins or I/O),
-# then every jest suite in one process (2 cores: --runInBand). Extra args go to jest.
+# make sure Debian's Chromium is there for the browser tests, then every jest suite in one process (2 cores: --runInBand). Extra args go to jest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/ensure-chromium.sh
 npx tsc --noEmit -p .
 npx eslint --max-warnings 0 .
 if [ -z "${TEST_DATABASE_URL:-}" ]; then

@@ -1,6 +1,6 @@
-// The HTTP surface: Segment-compatible ingest (/v1/*), engagement tracking and ESP webhooks (/t/*, /webhooks/*),
-// and the read-only admin API (/api/*). Only wiring lives here: validation is core/, persistence the store,
-// Temporal the dispatcher.
+// The HTTP surface: Segment-compatible ingest (/v1/*), engagement tracking, one-click unsubscribe and ESP webhooks
+// (/t/*, /u/*, /webhooks/*), the read-only admin API (/api/*) and the catalog API (/api/catalog/*). Only wiring
+// lives here: validation is core/, persistence the store, Temporal the dispatcher.
 import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import express, { type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express';
@@ -8,6 +8,10 @@ import { behaviorView } from '../core/behavior';
 import type { Config } from '../core/config';
 import type { Store } from '../store/store';
 import type { EventDispatcher } from './dispatcher';
+import type { CatalogReader } from '../activities/catalog';
+import type { TemplateLibrary } from '../activities/templates';
+import { catalogRoutes } from './catalog-routes';
+import { templateRoutes } from './template-routes';
 import { BadRequestError, NotFoundError, asyncHandler, errorAnswer } from './http-errors';
 import { IngestQueue } from './ingest-queue';
 import { ingestHandler } from './ingest-routes';
@@ -28,9 +32,12 @@ const RECENT_EVENTS = 20;
 
 export interface AppDeps {
   store: Store;
-  /** `signingSecret` signs click and open links (a random one per process when absent, so links die with it). */
+  /** `signingSecret` signs click, open and unsubscribe links (a random one per process when absent, so links die with it). */
   config: Pick<Config, 'writeKey'> & Partial<Pick<Config, 'ingestMaxPending'>> & { signingSecret?: string | null };
   dispatcher: EventDispatcher;
+  /** Templates to preview (GET /api/templates/:name/preview); without them those routes are absent. */
+  templates?: TemplateLibrary;
+  catalog?: CatalogReader;
   /** Where unexpected errors and dispatch failures are reported; stderr by default. */
   log?: (message: string) => void;
   /** Arrival clock for events; tests pin it. */
@@ -127,6 +134,9 @@ export function createApp(deps: AppDeps): App {
       res.json({ runs: await store.flowEntriesOf(req.params.id ?? '') });
     }),
   );
+
+  app.use(catalogRoutes({ store, writeKey }));
+  if (deps.templates) app.use(templateRoutes({ templates: deps.templates, store, catalog: deps.catalog ?? null, now: Date.now }));
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new NotFoundError(`no route for ${req.method} ${req.path}`));

@@ -62,9 +62,9 @@ export function requireWriteKey(writeKey: string): RequestHandler {
 }
 
 /** Reads the body as bytes whatever its Content-Type (Segment clients differ), and words body-parser's errors our way. */
-export function readBody(limitBytes: number, what: 'event' | 'batch' | 'webhook'): RequestHandler {
+export function readBody(limitBytes: number, what: 'event' | 'batch' | 'webhook' | 'catalog'): RequestHandler {
   const raw = express.raw({ type: () => true, limit: limitBytes });
-  const limitText = what === 'event' ? '32 KB per event' : what === 'batch' ? '500 KB per batch' : `${Math.round(limitBytes / 1024)} KB per webhook`;
+  const limitText = what === 'event' ? '32 KB per event' : what === 'batch' ? '500 KB per batch' : `${Math.round(limitBytes / 1024)} KB per ${what}`;
   return (req, res, next) => {
     raw(req, res, (err?: unknown) => {
       if (err === undefined || err === null) return next();

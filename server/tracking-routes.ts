@@ -1,17 +1,20 @@
-// Email engagement into canonical events: the open pixel and the signed click redirect (with UTM tags), and the
-// SendGrid and Postmark event webhooks. Each becomes an `Email Opened`, `Email Link Clicked`, ... track event
-// written like any other, so engagement from any source is counted the same way.
-import { randomUUID } from 'node:crypto';
-import express, { type Router } from 'express';
+// Email engagement into canonical events: the open pixel and the signed click redirect (with UTM tags), the RFC 8058
+// one-click unsubscribe link, and the SendGrid and Postmark event webhooks. Each becomes an `Email Opened`,
+// `Email Link Clicked`, `Unsubscribed`, ... track event written like any other, so engagement from any source is
+// counted the same way.
+import { createHash, randomUUID } from 'node:crypto';
+import express, { type Response, type Router } from 'express';
 import { normalizePostmarkEvent, normalizeSendGridEvents, type EngagementEvent, type NormalizedWebhook } from '../core/esp-webhooks';
 import type { NewEvent } from '../core/event';
 import { parseStrictJson } from '../core/strict-json';
-import { verifyClickToken, verifyOpenToken, withUtm } from '../core/tracking';
+import { isMicroflowsError } from '../core/errors';
+import { verifyClickToken, verifyOpenToken, verifyUnsubscribeToken, withUtm, type UnsubscribeClaims } from '../core/tracking';
 import type { RecordEventResult, Store } from '../store/store';
 import type { EventDispatcher } from './dispatcher';
 import { asyncHandler } from './http-errors';
 import { bodyBytes, dispatchRecorded, readBody, requireWriteKey } from './ingest-routes';
 import type { IngestQueue } from './ingest-queue';
+import { confirmUnsubscribePage, invalidLinkPage, sendPage, unsubscribedPage } from './unsubscribe-pages';
 
 export interface TrackingDeps {
   store: Store;
@@ -27,6 +30,25 @@ export interface TrackingDeps {
 const PIXEL = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
 /** ESPs batch many events per POST (SendGrid up to thousands). */
 const WEBHOOK_LIMIT_BYTES = 5 * 1024 * 1024;
+
+/**
+ * One token, one event: a provider retrying its one-click POST, or a reader pressing the button twice, is the same
+ * unsubscribe, so the store deduplicates it by this messageId.
+ */
+export function unsubscribeMessageId(token: string): string {
+  return `unsubscribe:${createHash('sha256').update(token).digest('hex').slice(0, 32)}`;
+}
+
+/** The link's claims, or undefined after answering a 400 page that says why (a link is opened by a person). */
+function verifyForPage(res: Response, secret: string, token: string): UnsubscribeClaims | undefined {
+  try {
+    return verifyUnsubscribeToken(secret, token);
+  } catch (err) {
+    if (!isMicroflowsError(err) || err.status !== 400) throw err;
+    sendPage(res, 400, invalidLinkPage(err.message));
+    return undefined;
+  }
+}
 
 function trackEvent(fields: { messageId: string; customerId: string; name: string; properties: Record<string, unknown>; context: Record<string, unknown>; timestamp: number; receivedAt: number }): NewEvent {
   return { ...fields, type: 'track', userId: fields.customerId, anonymousId: null, traits: {} };
@@ -74,6 +96,40 @@ export function trackingRoutes(deps: TrackingDeps): Router {
         deps.log(`[tracking] open by ${claims.customerId} not recorded: ${(err as Error).message}`);
       }
       res.set({ 'Content-Type': 'image/gif', 'Cache-Control': 'no-store, max-age=0' }).status(200).send(PIXEL);
+    }),
+  );
+
+  // RFC 8058 one-click unsubscribe. The GET (the visible link) only shows a page with a button: link scanners and
+  // previews follow links. The POST (a mailbox provider's one-click, body `List-Unsubscribe=One-Click`, or that
+  // button) opts the customer out before it answers; the body is not read, as providers vary in what they send.
+  router.get('/u/:token', (req, res) => {
+    if (!verifyForPage(res, deps.signingSecret, req.params.token ?? '')) return;
+    sendPage(res, 200, confirmUnsubscribePage());
+  });
+
+  router.post(
+    '/u/:token',
+    asyncHandler(async (req, res) => {
+      const token = req.params.token ?? '';
+      // Verified before anything else: a forged or altered link gets a 400 and records nothing.
+      const claims = verifyForPage(res, deps.signingSecret, token);
+      if (!claims) return;
+      const at = deps.now();
+      // The store folds `Unsubscribed` into consent.email_marketing = false in the event's own transaction, so
+      // every marketing send that starts after this answer finds the consent withdrawn. Unlike a click, a failure
+      // here is not swallowed: the customer must not be told they are unsubscribed when they are not.
+      await record([
+        trackEvent({
+          messageId: unsubscribeMessageId(token),
+          customerId: claims.customerId,
+          name: 'Unsubscribed',
+          properties: { delivery_key: claims.deliveryKey, flow_id: claims.flowId, source: 'one-click' },
+          context: { userAgent: req.headers['user-agent'] ?? null, ip: req.ip ?? null, source: 'unsubscribe-link' },
+          timestamp: at,
+          receivedAt: at,
+        }),
+      ]);
+      sendPage(res, 200, unsubscribedPage());
     }),
   );
 

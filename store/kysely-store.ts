@@ -1,6 +1,8 @@
 // The one Store implementation: Kysely queries that run unchanged on SQLite and PostgreSQL, with the few
 // dialect differences (row locks, boolean columns) kept in small helpers at the top of the class.
+import type { FallbackUse } from '../core/template-helpers';
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
+import type { Product } from '../core/catalog';
 import type { FlowDefinition } from '../core/flow-types';
 import { BEHAVIOR_EVENT_TYPES, type BehaviorEvent } from '../core/behavior';
 import type { EventType } from '../core/event';
@@ -9,7 +11,16 @@ import { FlowVersionConflictError } from './errors';
 import { migrateToLatest, type StoreDialect } from './migrations';
 import { recordBatch, type EventWriteOps, type NewEventRow, type ProfileWrite } from './record-events';
 import { parseJson, profileRow, toProfile, toStoredEvent } from './rows';
-import { TABLES, type Database, type EventsTable, type FlowEntriesTable, type DecisionsTable, type SendsTable, type OutboxTable } from './schema';
+import {
+  TABLES,
+  type CatalogProductsTable,
+  type Database,
+  type EventsTable,
+  type FlowEntriesTable,
+  type DecisionsTable,
+  type SendsTable,
+  type OutboxTable,
+} from './schema';
 import type {
   DecisionRecord,
   FlowEntry,
@@ -85,6 +96,7 @@ function toSend(row: Selectable<SendsTable>): SendRecord {
     scheduledAt: row.scheduled_at,
     sentAt: row.sent_at,
     messageId: row.message_id,
+    fallbacks: parseJson(row.fallbacks ?? '[]') as unknown as FallbackUse[],
   };
 }
 
@@ -101,7 +113,37 @@ function toOutboxMessage(row: Selectable<OutboxTable>): OutboxMessage {
   };
 }
 
-/** Every id the events name: userIds, anonymousIds and aliased previousIds. */
+function toProduct(row: Selectable<CatalogProductsTable>): Product {
+  return {
+    product_id: row.product_id,
+    name: row.name,
+    category: row.category,
+    price: row.price,
+    ...(row.image_url !== null ? { image_url: row.image_url } : {}),
+    url: row.url,
+    ...(row.rating !== null ? { rating: row.rating } : {}),
+    ...(row.review_count !== null ? { review_count: row.review_count } : {}),
+    stock: row.stock,
+    related_ids: parseJson<string[]>(row.related_ids),
+  };
+}
+
+function productRow(product: Product, updatedAt: number): CatalogProductsTable {
+  return {
+    product_id: product.product_id,
+    name: product.name,
+    category: product.category,
+    price: product.price,
+    image_url: product.image_url ?? null,
+    url: product.url,
+    rating: product.rating ?? null,
+    review_count: product.review_count ?? null,
+    stock: product.stock,
+    related_ids: JSON.stringify(product.related_ids),
+    updated_at: updatedAt,
+  };
+}
+
 /** better-sqlite3 cannot bind booleans. */
 function dbBool(dialect: StoreDialect, value: boolean): number | boolean {
   return dialect === 'sqlite' ? (value ? 1 : 0) : value;
@@ -326,6 +368,12 @@ export class KyselyStore implements Store {
     return this.readProfile(this.db, customerId);
   }
 
+  async listProfiles(page: { after: string | null; limit: number }): Promise<Profile[]> {
+    let query = this.db.selectFrom('profiles').selectAll().orderBy('customer_id').limit(page.limit);
+    if (page.after !== null) query = query.where('customer_id', '>', page.after);
+    return (await query.execute()).map(toProfile);
+  }
+
   async resolveCustomerId(id: string): Promise<string> {
     const row = await this.db.selectFrom('identities').select('customer_id').where('alias_id', '=', id).executeTakeFirst();
     return row?.customer_id ?? id;
@@ -548,7 +596,7 @@ export class KyselyStore implements Store {
 
   // --- delivery ledger -------------------------------------------------------------------
 
-  async claimSend(send: Omit<SendRecord, 'status' | 'sentAt' | 'messageId'>): Promise<{ claimed: boolean; record: SendRecord }> {
+  async claimSend(send: Omit<SendRecord, 'status' | 'sentAt' | 'messageId' | 'fallbacks'> & { fallbacks?: FallbackUse[] }): Promise<{ claimed: boolean; record: SendRecord }> {
     const inserted = await this.db
       .insertInto('sends')
       .values({
@@ -566,6 +614,7 @@ export class KyselyStore implements Store {
         scheduled_at: send.scheduledAt,
         sent_at: null,
         message_id: null,
+        fallbacks: JSON.stringify(send.fallbacks ?? []),
       })
       .onConflict((oc) => oc.column('delivery_key').doNothing())
       .returningAll()
@@ -629,5 +678,84 @@ export class KyselyStore implements Store {
     if (filter.workflowId !== undefined) query = query.where('workflow_id', '=', filter.workflowId);
     const rows = await query.orderBy('scheduled_at').orderBy('delivery_key').execute();
     return rows.map(toSend);
+  }
+
+  // --- product catalog -------------------------------------------------------------------
+
+  /**
+   * Every catalog write starts here: on PostgreSQL it locks the counter row, so catalog writers queue up one behind
+   * the other (two upserts touching the same products in different orders cannot deadlock); SQLite's write
+   * transactions are serial already.
+   */
+  private async lockCatalog(trx: Transaction<Database>): Promise<void> {
+    if (this.dialect === 'postgres') await trx.selectFrom('catalog_state').select('version').where('id', '=', 1).forUpdate().execute();
+  }
+
+  private async bumpCatalogVersion(trx: Transaction<Database>): Promise<void> {
+    await trx
+      .updateTable('catalog_state')
+      .set((eb) => ({ version: eb('version', '+', 1) }))
+      .where('id', '=', 1)
+      .execute();
+  }
+
+  async upsertProducts(products: Product[]): Promise<void> {
+    if (products.length === 0) return;
+    const now = this.now();
+    const sorted = [...products].sort((a, b) => (a.product_id < b.product_id ? -1 : a.product_id > b.product_id ? 1 : 0));
+    await this.db.transaction().execute(async (trx) => {
+      await this.lockCatalog(trx);
+      for (const batch of chunks(sorted)) {
+        await trx
+          .insertInto('catalog_products')
+          .values(batch.map((p) => productRow(p, now)))
+          .onConflict((oc) =>
+            oc.column('product_id').doUpdateSet((eb) => ({
+              name: eb.ref('excluded.name'),
+              category: eb.ref('excluded.category'),
+              price: eb.ref('excluded.price'),
+              image_url: eb.ref('excluded.image_url'),
+              url: eb.ref('excluded.url'),
+              rating: eb.ref('excluded.rating'),
+              review_count: eb.ref('excluded.review_count'),
+              stock: eb.ref('excluded.stock'),
+              related_ids: eb.ref('excluded.related_ids'),
+              updated_at: eb.ref('excluded.updated_at'),
+            })),
+          )
+          .execute();
+      }
+      await this.bumpCatalogVersion(trx);
+    });
+  }
+
+  async catalogProducts(): Promise<Product[]> {
+    const rows = await this.db.selectFrom('catalog_products').selectAll().execute();
+    // Sorted here, not by ORDER BY: PostgreSQL orders text by its collation, SQLite by bytes.
+    return rows.map(toProduct).sort((a, b) => (a.product_id < b.product_id ? -1 : a.product_id > b.product_id ? 1 : 0));
+  }
+
+  async catalogProduct(productId: string): Promise<Product | undefined> {
+    const row = await this.db.selectFrom('catalog_products').selectAll().where('product_id', '=', productId).executeTakeFirst();
+    return row ? toProduct(row) : undefined;
+  }
+
+  async deleteProducts(productIds: string[]): Promise<number> {
+    if (productIds.length === 0) return 0;
+    return this.db.transaction().execute(async (trx) => {
+      await this.lockCatalog(trx);
+      let deleted = 0;
+      for (const ids of chunks([...new Set(productIds)])) {
+        const result = await trx.deleteFrom('catalog_products').where('product_id', 'in', ids).executeTakeFirst();
+        deleted += Number(result.numDeletedRows);
+      }
+      if (deleted > 0) await this.bumpCatalogVersion(trx);
+      return deleted;
+    });
+  }
+
+  async catalogVersion(): Promise<number> {
+    const row = await this.db.selectFrom('catalog_state').select('version').where('id', '=', 1).executeTakeFirst();
+    return Number(row?.version ?? 0);
   }
 }

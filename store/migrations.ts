@@ -6,8 +6,8 @@ export type StoreDialect = 'sqlite' | 'postgres';
 /** Column types that differ by dialect; everything else is portable SQL. */
 function types(dialect: StoreDialect) {
   return dialect === 'postgres'
-    ? ({ id: 'bigserial', time: 'bigint', bool: 'boolean', falseValue: sql`false` } as const)
-    : ({ id: 'integer', time: 'integer', bool: 'integer', falseValue: sql`0` } as const);
+    ? ({ id: 'bigserial', time: 'bigint', bool: 'boolean', falseValue: sql`false`, float: 'double precision' } as const)
+    : ({ id: 'integer', time: 'integer', bool: 'integer', falseValue: sql`0`, float: 'real' } as const);
 }
 
 function initial(dialect: StoreDialect): Migration {
@@ -172,9 +172,63 @@ function leanEventIndexes(): Migration {
   };
 }
 
+/**
+ * The product catalog that recommendation blocks read, shared by every worker, and the one-row counter that every
+ * catalog change bumps so a worker rebuilds its index only when the catalog changed.
+ */
+function catalog(dialect: StoreDialect): Migration {
+  const t = types(dialect);
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('catalog_products')
+        .addColumn('product_id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('category', 'text', (c) => c.notNull())
+        .addColumn('price', t.float, (c) => c.notNull())
+        .addColumn('image_url', 'text')
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('rating', t.float)
+        .addColumn('review_count', 'integer')
+        .addColumn('stock', 'integer')
+        .addColumn('related_ids', 'text', (c) => c.notNull())
+        .addColumn('updated_at', t.time, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('catalog_state')
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('version', t.time, (c) => c.notNull())
+        .execute();
+      await db.insertInto('catalog_state').values({ id: 1, version: 0 }).execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.dropTable('catalog_state').ifExists().execute();
+      await db.schema.dropTable('catalog_products').ifExists().execute();
+    },
+  };
+}
+
+/** Each send records the template fallbacks its render used (JSON list), for "why did this email say X". */
+function sendFallbacks(): Migration {
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('sends').addColumn('fallbacks', 'text', (c) => c.notNull().defaultTo('[]')).execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('sends').dropColumn('fallbacks').execute();
+    },
+  };
+}
+
 /** Names sort in the order they run; never rename or edit one that has shipped — add a new one. */
 export function migrationsFor(dialect: StoreDialect): Record<string, Migration> {
-  return { '0001_initial': initial(dialect), '0002_identities': identities(dialect), '0003_lean_event_indexes': leanEventIndexes() };
+  return {
+    '0001_initial': initial(dialect),
+    '0002_identities': identities(dialect),
+    '0003_lean_event_indexes': leanEventIndexes(),
+    '0004_catalog': catalog(dialect),
+    '0005_send_fallbacks': sendFallbacks(),
+  };
 }
 
 /** Brings the schema to the newest migration; Kysely's lock makes concurrent starts safe. */

@@ -93,6 +93,8 @@ export interface SendsTable {
   scheduled_at: number;
   sent_at: number | null;
   message_id: string | null;
+  /** JSON: the template fallbacks the render used (core/template-helpers FallbackUse[]). */
+  fallbacks: string;
 }
 
 export interface OutboxTable {
@@ -107,6 +109,28 @@ export interface OutboxTable {
   created_at: number;
 }
 
+/** One product of the catalog (core/catalog.ts `Product`); related_ids is a JSON list of ids. */
+export interface CatalogProductsTable {
+  product_id: string;
+  name: string;
+  category: string;
+  price: number;
+  image_url: string | null;
+  url: string;
+  rating: number | null;
+  review_count: number | null;
+  /** null: stock is not tracked. */
+  stock: number | null;
+  related_ids: JsonText;
+  updated_at: number;
+}
+
+/** One row (id 1): `version` goes up with every catalog change, so readers reload their index only when it moved. */
+export interface CatalogStateTable {
+  id: number;
+  version: number;
+}
+
 export interface Database {
   events: EventsTable;
   profiles: ProfilesTable;
@@ -116,6 +140,9 @@ export interface Database {
   decisions: DecisionsTable;
   sends: SendsTable;
   outbox: OutboxTable;
+  catalog_products: CatalogProductsTable;
+  catalog_state: CatalogStateTable;
 }
 
-export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'identities', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'outbox'];
+/** The tables tableCounts() counts: every one that holds records (catalog_state is a single counter row). */
+export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'identities', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'outbox', 'catalog_products'];

@@ -1,5 +1,7 @@
 // The persistence contract: one interface, implemented once over Kysely for SQLite (default) and
 // PostgreSQL (DATABASE_URL). Every method is atomic; ids and keys make retries harmless.
+import type { FallbackUse } from '../core/template-helpers';
+import type { Product } from '../core/catalog';
 import type { FlowDefinition } from '../core/flow-types';
 import type { NewEvent } from '../core/event';
 import type { Profile } from '../core/profile';
@@ -70,6 +72,8 @@ export interface SendRecord {
   scheduledAt: number;
   sentAt: number | null;
   messageId: string | null;
+  /** The template fallbacks the render used: which block or default stood in for missing data, and where. */
+  fallbacks: FallbackUse[];
 }
 
 export interface OutboxMessage {
@@ -103,6 +107,8 @@ export interface Store {
    *  An empty `names` list matches nothing. */
   eventsOf(customerId: string, filter?: { names?: string[]; since?: number; limit?: number }): Promise<StoredEvent[]>;
   getProfile(customerId: string): Promise<Profile | undefined>;
+  /** Profiles in customer id order, `limit` at a time after the customer id `after` (null: from the first). */
+  listProfiles(page: { after: string | null; limit: number }): Promise<Profile[]>;
   /** The customer an id belongs to now: an anonymousId or aliased id resolves to its customer; any other id to itself. */
   resolveCustomerId(id: string): Promise<string>;
   /** The ids (anonymousIds, aliases) merged into this customer, sorted. */
@@ -146,7 +152,7 @@ export interface Store {
 
   // --- delivery ledger -------------------------------------------------------------------
   /** Claims a delivery key. Returns the existing record if the key was claimed before (a retry). */
-  claimSend(send: Omit<SendRecord, 'status' | 'sentAt' | 'messageId'>): Promise<{ claimed: boolean; record: SendRecord }>;
+  claimSend(send: Omit<SendRecord, 'status' | 'sentAt' | 'messageId' | 'fallbacks'> & { fallbacks?: FallbackUse[] }): Promise<{ claimed: boolean; record: SendRecord }>;
   /** Marks a claimed send as delivered by SMTP; the first completion wins. Throws if the key was never claimed. */
   completeSend(deliveryKey: string, messageId: string, sentAt: number): Promise<void>;
   /** In one transaction: writes the message to the outbox and marks the send delivered. Exactly once per key.
@@ -155,4 +161,18 @@ export interface Store {
   /** Oldest first (newest last); with `limit`, the newest `limit` messages. */
   listOutbox(filter?: { to?: string; limit?: number }): Promise<OutboxMessage[]>;
   listSends(filter?: { customerId?: string; workflowId?: string }): Promise<SendRecord[]>;
+
+  // --- product catalog -------------------------------------------------------------------
+  /** In one transaction, all or nothing: inserts the products, replacing any with the same product_id, and bumps
+   *  catalogVersion. Products are stored as given: validate them first (core/catalog). */
+  upsertProducts(products: Product[]): Promise<void>;
+  /** Every product, sorted by product_id (by code unit, the same on both backends). */
+  catalogProducts(): Promise<Product[]>;
+  catalogProduct(productId: string): Promise<Product | undefined>;
+  /** Deletes the products with these ids (absent ones are ignored) and returns how many there were; bumps
+   *  catalogVersion when that is more than 0. Related ids naming them elsewhere are left; recommendations skip them. */
+  deleteProducts(productIds: string[]): Promise<number>;
+  /** A number that grows with every catalog change: one-row read, so readers can poll it and rebuild their index
+   *  (core/recommendations catalogIndex) only when it moved. */
+  catalogVersion(): Promise<number>;
 }

@@ -11,6 +11,7 @@ const FIXTURES = path.join(ROOT, 'test/fixtures');
 const TEMPLATES = path.join(FIXTURES, 'templates');
 const INVALID = 'test/fixtures/flows-invalid';
 const VALID = 'test/fixtures/flows-valid';
+const INVALID_TEMPLATES = 'test/fixtures/templates-invalid';
 
 function microflows(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string; output: string } {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MICROFLOWS_')));
@@ -59,6 +60,27 @@ describe('microflows validate', () => {
     expect(run.stdout).toContain('6 errors in 6 files');
   });
 
+  test.each([
+    ['broken-tag.mjml', 8, 'MJML: Element mj-txt doesn\'t exist'],
+    ['unknown-partial.mjml', 10, 'unknown partial "product-grid": add partials/product-grid.mjml, or use one of: footer'],
+    ['no-fallback.mjml', 9, '{{#if profile.last_viewed_product}} has no fallback: add {{else}}'],
+  ])('template %s fails naming template and line', (file, line, message) => {
+    const run = microflows(['validate', `${INVALID_TEMPLATES}/${file}`]);
+    expect(run.status).toBe(1);
+    const lines = run.output.split('\n').filter((l) => l.includes(': error: '));
+    expect(lines).toEqual([expect.stringContaining(`${INVALID_TEMPLATES}/${file}:${line}: error: `)]);
+    expect(lines[0]).toContain(message);
+    expect(run.output).not.toContain('ok:');
+  });
+
+  test('the shipped templates pass, and each lists the fields it reads', () => {
+    const run = microflows(['validate', 'templates']);
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^templates\/cart-reminder\.mjml reads: .*profile\.first_name.*profile\.orders_count/m);
+    expect(run.stdout).toContain('ok: 9 templates valid');
+  });
+
   test('valid flows pass', () => {
     const run = microflows(['validate', VALID]);
     expect(run.stderr).toBe('');
@@ -74,7 +96,7 @@ describe('microflows validate', () => {
       const spawn = (env: Record<string, string>) =>
         spawnSync(process.execPath, [path.join(ROOT, 'bin/microflows.js'), 'validate'], { cwd: dir, env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8' });
       const ok = spawn({ MICROFLOWS_TEMPLATES_DIR: TEMPLATES });
-      expect(ok.stdout).toBe('ok: 1 flow valid\n');
+      expect(ok.stdout).toContain('ok: 1 flow and 5 templates valid\n');
       expect(ok.status).toBe(0);
       // The default templates dir is ./templates, which does not exist here: every send is a missing template.
       const missing = spawn({});

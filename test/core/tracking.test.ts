@@ -1,16 +1,23 @@
-// Signed click/open tokens: what verifies, what is rejected and why; and the UTM tags a click redirect adds.
+// Signed click/open/unsubscribe tokens: what verifies, what is rejected and why; the RFC 8058 headers; and the UTM
+// tags a click redirect adds.
 import { createHmac } from 'node:crypto';
 import { BadInputError, isMicroflowsError } from '../../core/errors';
 import {
   ClickClaims,
+  clickUrlSigner,
   InvalidTrackingTokenError,
+  listUnsubscribeHeaders,
   OpenClaims,
   openPixelUrl,
   signClickToken,
   signOpenToken,
+  signUnsubscribeToken,
   trackedClickUrl,
+  UnsubscribeClaims,
+  unsubscribeUrl,
   verifyClickToken,
   verifyOpenToken,
+  verifyUnsubscribeToken,
   withUtm,
 } from '../../core/tracking';
 
@@ -24,6 +31,7 @@ const click: ClickClaims = {
   url: 'https://shop.example.com/cart?item=sku-1&ref=mail#top',
 };
 const open: OpenClaims = { customerId: 'cust_42', deliveryKey: 'cart-abandonment:run-1:reminder', flowId: 'cart-abandonment', stepId: 'reminder' };
+const unsubscribe: UnsubscribeClaims = { customerId: 'cust_42', deliveryKey: 'cart-abandonment:run-1:reminder', flowId: 'cart-abandonment' };
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
@@ -66,6 +74,7 @@ describe('click and open tokens', () => {
   test.each([
     ['click', signClickToken(SECRET, click), (t: string) => verifyClickToken(SECRET, t)],
     ['open', signOpenToken(SECRET, open), (t: string) => verifyOpenToken(SECRET, t)],
+    ['unsubscribe', signUnsubscribeToken(SECRET, unsubscribe), (t: string) => verifyUnsubscribeToken(SECRET, t)],
   ])('every single-character alteration of a %s token (payload or MAC) is rejected', (_kind, token, verify) => {
     const alterations = singleCharacterAlterations(token);
     expect(alterations.length).toBeGreaterThan(token.length * 60);
@@ -149,6 +158,66 @@ describe('click and open tokens', () => {
   });
 });
 
+/** A token with this payload and a valid MAC for `kind`: what a signer with a bug (or the secret) could produce. */
+function signedPayload(kind: string, payload: unknown): string {
+  const segment = Buffer.from(JSON.stringify(payload)).toString('base64url');
+  return `${segment}.${createHmac('sha256', SECRET).update(`${kind}${segment}`).digest().subarray(0, 16).toString('base64url')}`;
+}
+
+describe('unsubscribe tokens', () => {
+  test('round-trip their three claims, in the same opaque base64url form as the others', () => {
+    const token = signUnsubscribeToken(SECRET, unsubscribe);
+    expect(token).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$/);
+    expect(token).not.toContain('cust_42');
+    expect(verifyUnsubscribeToken(SECRET, token)).toEqual(unsubscribe);
+    expect(signUnsubscribeToken(SECRET, { ...unsubscribe })).toBe(token);
+  });
+
+  test('only the three claims are signed: extra fields a caller passes are not carried', () => {
+    const token = signUnsubscribeToken(SECRET, { ...click });
+    expect(token).toBe(signUnsubscribeToken(SECRET, unsubscribe));
+    expect(verifyUnsubscribeToken(SECRET, token)).toEqual(unsubscribe);
+  });
+
+  test('a click or open token is not an unsubscribe token, nor the reverse', () => {
+    expect(() => verifyUnsubscribeToken(SECRET, signClickToken(SECRET, click))).toThrow('this is a click token, not an unsubscribe token');
+    expect(() => verifyUnsubscribeToken(SECRET, signOpenToken(SECRET, open))).toThrow('this is an open token, not an unsubscribe token');
+    const token = signUnsubscribeToken(SECRET, unsubscribe);
+    expect(() => verifyClickToken(SECRET, token)).toThrow('this is an unsubscribe token, not a click token');
+    expect(() => verifyOpenToken(SECRET, token)).toThrow('this is an unsubscribe token, not an open token');
+  });
+
+  test('a token signed with another secret, or a forged payload under a real MAC, is rejected', () => {
+    expect(() => verifyUnsubscribeToken(SECRET, signUnsubscribeToken('another-secret', unsubscribe))).toThrow(
+      "the unsubscribe token's signature does not match: it was altered or signed with another secret",
+    );
+    const [, mac] = signUnsubscribeToken(SECRET, unsubscribe).split('.');
+    const forged = Buffer.from(JSON.stringify({ k: 'u', c: 'someone-else', d: 'x', f: 'f' })).toString('base64url');
+    expect(() => verifyUnsubscribeToken(SECRET, `${forged}.${mac}`)).toThrow('signature does not match');
+  });
+
+  test('a validly signed payload of another kind or shape is still refused', () => {
+    expect(() => verifyUnsubscribeToken(SECRET, signedPayload('u', { k: 'c', c: 'a', d: 'b', f: 'c' }))).toThrow(
+      'expected an unsubscribe token, the payload says kind "c"',
+    );
+    expect(() => verifyUnsubscribeToken(SECRET, signedPayload('u', { k: 'u', c: 'a', f: 'c' }))).toThrow('payload field "d" is missing');
+    expect(() => verifyUnsubscribeToken(SECRET, signedPayload('u', ['u']))).toThrow('the payload is not an object');
+  });
+
+  test.each([
+    ['', 'expected an unsubscribe token, got an empty string'],
+    ['abc', 'malformed unsubscribe token'],
+    ['a.b.c', 'malformed unsubscribe token'],
+  ])('malformed token %j is rejected (%s)', (token, message) => {
+    expect(() => verifyUnsubscribeToken(SECRET, token)).toThrow(message);
+  });
+
+  test('signing needs a secret and every claim', () => {
+    expect(() => signUnsubscribeToken('', unsubscribe)).toThrow('tracking secret is empty');
+    expect(() => signUnsubscribeToken(SECRET, { ...unsubscribe, deliveryKey: '' })).toThrow('deliveryKey: expected a non-empty string');
+  });
+});
+
 describe('tracked URLs', () => {
   test('click and pixel URLs carry verifiable tokens; a trailing slash on the base is ignored', () => {
     const clickUrl = trackedClickUrl('https://mf.example.com/', SECRET, click);
@@ -161,6 +230,27 @@ describe('tracked URLs', () => {
     expect(pixelMatch).not.toBeNull();
     expect(verifyOpenToken(SECRET, pixelMatch?.[1] ?? '')).toEqual(open);
   });
+});
+
+describe('one-click unsubscribe URL and headers', () => {
+  test('the URL is <base>/u/<token>, a trailing slash on the base ignored', () => {
+    const url = unsubscribeUrl('https://mf.example.com/', SECRET, unsubscribe);
+    const match = /^https:\/\/mf\.example\.com\/u\/([^/]+)$/.exec(url);
+    expect(match).not.toBeNull();
+    expect(verifyUnsubscribeToken(SECRET, match?.[1] ?? '')).toEqual(unsubscribe);
+  });
+
+  test('the headers are the RFC 8058 pair', () => {
+    const url = unsubscribeUrl('https://mf.example.com', SECRET, unsubscribe);
+    expect(listUnsubscribeHeaders(url)).toEqual({ 'List-Unsubscribe': `<${url}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' });
+  });
+
+  test.each(['mailto:unsubscribe@example.com', '/u/abc', 'https://mf.example.com/u/a>,<https://evil.example', 'https://mf.example.com/u/a\r\nBcc: x@example.com', 'https://mf.example.com/u/a b'])(
+    '%j cannot be put in the headers',
+    (url) => {
+      expect(() => listUnsubscribeHeaders(url)).toThrow(BadInputError);
+    },
+  );
 });
 
 describe('withUtm', () => {
@@ -206,5 +296,26 @@ describe('withUtm', () => {
     expect(withUtm('HTTPS://shop.example.com/a', tags)).toBe(
       'HTTPS://shop.example.com/a?utm_source=microflows&utm_medium=email&utm_campaign=cart-abandonment&utm_content=reminder',
     );
+  });
+});
+
+describe('clickUrlSigner', () => {
+  test('signs each link exactly as trackedClickUrl does', () => {
+    const { url: _url, ...claims } = click;
+    const sign = clickUrlSigner('https://t.example/', SECRET, claims);
+    for (const url of ['https://shop.example.com/a?b=1&c="x"', 'http://x.example/é#frag']) {
+      expect(sign(url)).toBe(trackedClickUrl('https://t.example/', SECRET, { ...claims, url }));
+      expect(verifyClickToken(SECRET, sign(url).split('/t/c/')[1]!)).toEqual({ ...claims, url });
+    }
+    const { variant: _variant, ...withoutVariant } = claims;
+    expect(clickUrlSigner('https://t.example', SECRET, withoutVariant)('https://a.example/')).toBe(trackedClickUrl('https://t.example', SECRET, { ...withoutVariant, url: 'https://a.example/' }));
+  });
+
+  test('refuses what trackedClickUrl refuses', () => {
+    const { url: _url, ...claims } = click;
+    const sign = clickUrlSigner('https://t.example', SECRET, claims);
+    expect(() => sign('javascript:alert(1)')).toThrow(/only http\(s\) links/);
+    expect(() => sign('')).toThrow(BadInputError);
+    expect(() => clickUrlSigner('https://t.example', SECRET, { ...claims, customerId: '' })).toThrow(/customerId/);
   });
 });

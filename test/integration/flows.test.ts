@@ -88,6 +88,24 @@ for (const database of stackDatabases('flows')) {
         expect(reminder!.html).toContain('Trail Shoe');
         expect(reminder!.text).toContain('$89.50');
         expectOffset(reminder!, entry.enteredAt, HOUR);
+        // RFC 8058 one-click unsubscribe on a marketing email: an https link with a signed token, and the POST header.
+        const listUnsubscribe = reminder!.rawHeaders.get('list-unsubscribe');
+        expect(listUnsubscribe).toMatch(new RegExp(`^<${stack.url}/u/[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+>$`));
+        expect(reminder!.rawHeaders.get('list-unsubscribe-post')).toBe('List-Unsubscribe=One-Click');
+        // The same link is visible in the body, and the plain-text part has the words, the links, and no markup.
+        const unsubscribeLink = listUnsubscribe!.slice(1, -1);
+        expect(reminder!.html).toContain(`href="${unsubscribeLink}"`);
+        expect(reminder!.text).toContain('Hi Ana, still thinking it over?');
+        expect(reminder!.text).toContain(`Unsubscribe (${unsubscribeLink})`);
+        expect(reminder!.text).toMatch(new RegExp(`Return to your cart \\(${stack.url}/t/c/[^)]+\\)`));
+        expect(reminder!.text).not.toMatch(/<[a-z]|\{\{/i);
+        // Every other link is tracked: it goes through the signed click redirect, which lands with UTM tags.
+        const tracked = [...reminder!.html.matchAll(/href="([^"]+)"/g)].map((m) => m[1]!).filter((href) => href !== unsubscribeLink && !href.includes('fonts.googleapis'));
+        expect(tracked.length).toBeGreaterThan(0);
+        for (const href of tracked) expect(href.startsWith(`${stack.url}/t/c/`)).toBe(true);
+        const landing = await fetch(tracked.find((href) => reminder!.text.includes(`Return to your cart (${href})`))!, { redirect: 'manual' });
+        expect(landing.status).toBe(302);
+        expect(landing.headers.get('location')).toBe('https://shop.example/cart?utm_source=microflows&utm_medium=email&utm_campaign=cart-abandonment&utm_content=steps%5B1%5D');
 
         await stack.env.sleep('23h');
         const mails = await waitForMails('cart-1', 2);
@@ -97,6 +115,36 @@ for (const database of stackDatabases('flows')) {
 
         await expect(runResult(entry.workflowId)).resolves.toMatchObject({ outcome: 'completed', sends: 2 });
         expect((await stack.runtime.store.getFlowEntry(entry.workflowId))?.outcome).toBe('completed');
+      });
+
+      it('a customer lacking half the fields still gets a complete email, and the send records the fallbacks', async () => {
+        // No name, no cart URL trait, no order history; the cart item has an id and nothing else.
+        const res = await post(`${stack.url}/v1/identify`, { userId: 'cart-sparse', traits: { email: 'cart-sparse@example.com', consent: { email_marketing: true } } }, WRITE_KEY);
+        expect(res.status).toBe(200);
+        await track('cart-sparse', 'Product Added', { product_id: 'sku-unnamed' });
+        const entry = await entryOf('cart-sparse', 'cart-abandonment');
+        await stack.env.sleep('1h');
+        const [reminder] = await waitForMails('cart-sparse', 1);
+        expect(reminder!.subject).toBe('Hi, you left something in your cart');
+        for (const part of [reminder!.html, reminder!.text]) {
+          expect(part).toContain('Still thinking it over?');
+          expect(part).toContain('sku-unnamed');
+          expect(part).toContain('First order? Returns are free for 30 days.');
+          expect(part).toContain('Return to your cart');
+          expect(part).toContain('Unsubscribe');
+          expect(part).not.toMatch(/\{\{|\}\}|undefined|null|NaN/);
+        }
+        const [send] = await stack.runtime.store.listSends({ customerId: 'cart-sparse' });
+        expect(send!.workflowId).toBe(entry.workflowId);
+        expect(send!.fallbacks.map((f) => `${f.at} ${f.expression}`)).toEqual(
+          expect.arrayContaining([
+            'templates/cart-reminder.mjml:2 default profile.first_name "Hi"',
+            'templates/cart-reminder.mjml:10 #if profile.first_name',
+            'templates/partials/product-row.mjml:6 default name product_id',
+            'templates/partials/product-row.mjml:7 #if price',
+            'templates/cart-reminder.mjml:28 default profile.cart_url "https://shop.example/cart"',
+          ]),
+        );
       });
 
       it('a purchase during the wait ends the run at once: no cart email, conversion recorded', async () => {
@@ -229,6 +277,9 @@ for (const database of stackDatabases('flows')) {
         const [thanks] = await waitForMails('pp-1', 1);
         expect(thanks!.subject).toBe('Thank you for your order o-77');
         expect(thanks!.text).toContain('$120.00');
+        // Transactional: no unsubscribe header or link.
+        expect(thanks!.rawHeaders.has('list-unsubscribe')).toBe(false);
+        expect(thanks!.html).not.toContain('/u/');
         expectOffset(thanks!, entry.enteredAt, 0);
 
         await stack.env.sleep('7d');

@@ -1,5 +1,6 @@
 // The one contract every Store backend must keep, run against SQLite and (with TEST_DATABASE_URL) PostgreSQL.
 // Each suite shares one database, so every test uses its own customer, flow and key names.
+import type { Product } from '../../core/catalog';
 import type { FlowDefinition } from '../../core/flow-types';
 import { isMicroflowsError } from '../../core/errors';
 import { FlowVersionConflictError } from '../../store/errors';
@@ -52,7 +53,7 @@ function flow(id: string, version: number, sha256 = `sha-${id}-${version}`): Flo
   };
 }
 
-function send(deliveryKey: string, customerId: string, overrides: Partial<SendRecord> = {}): Omit<SendRecord, 'status' | 'sentAt' | 'messageId'> {
+function send(deliveryKey: string, customerId: string, overrides: Partial<SendRecord> = {}): Omit<SendRecord, 'status' | 'sentAt' | 'messageId' | 'fallbacks'> & { fallbacks?: SendRecord['fallbacks'] } {
   return {
     deliveryKey,
     customerId,
@@ -86,6 +87,22 @@ function decision(key: string, customerId: string, outcome = 'started'): Decisio
   return { key, customerId, at: NOW, flowId: 'cart', flowVersion: 1, outcome, reason: 'trigger fired', eventMessageId: null, workflowId: null };
 }
 
+function product(productId: string, overrides: Partial<Product> = {}): Product {
+  return {
+    product_id: productId,
+    name: `Product ${productId}`,
+    category: 'Shoes',
+    price: 89.5,
+    image_url: `https://shop.example.com/img/${productId}.jpg`,
+    url: `https://shop.example.com/p/${productId}`,
+    rating: 4.7,
+    review_count: 212,
+    stock: 3,
+    related_ids: [],
+    ...overrides,
+  };
+}
+
 async function drainUndispatched(store: KyselyStore): Promise<void> {
   for (let page = await store.listUndispatched(1000); page.length > 0; page = await store.listUndispatched(1000)) {
     await store.markDispatched(page.map((e) => e.id));
@@ -113,7 +130,7 @@ for (const backend of backends) {
 
       it('counts rows in every table', async () => {
         const counts = await store.tableCounts();
-        expect(Object.keys(counts).sort()).toEqual(['decisions', 'events', 'flow_entries', 'flow_versions', 'identities', 'outbox', 'profiles', 'sends']);
+        expect(Object.keys(counts).sort()).toEqual(['catalog_products', 'decisions', 'events', 'flow_entries', 'flow_versions', 'identities', 'outbox', 'profiles', 'sends']);
         for (const n of Object.values(counts)) expect(typeof n).toBe('number');
       });
     });
@@ -136,6 +153,16 @@ for (const backend of backends) {
         const after = await store.tableCounts();
         expect(after.events).toBe((before.events ?? 0) + 1);
         expect(after.profiles).toBe((before.profiles ?? 0) + 1);
+      });
+
+      it('lists profiles in customer id order, a page at a time', async () => {
+        const prefix = unique('page');
+        for (const suffix of ['b', 'a', 'c']) await store.recordEvent(track(`${prefix}-${suffix}`, 'Product Viewed', { category: 'Shoes' }), { needsDispatch: false });
+        const mine = async (after: string | null, limit: number) => (await store.listProfiles({ after, limit })).map((p) => p.customerId).filter((id) => id.startsWith(prefix));
+        expect(await mine(`${prefix}`, 2)).toEqual([`${prefix}-a`, `${prefix}-b`]);
+        expect(await mine(`${prefix}-b`, 10)).toEqual([`${prefix}-c`]);
+        const [first] = await store.listProfiles({ after: `${prefix}-a`, limit: 1 });
+        expect(first).toEqual(await store.getProfile(`${prefix}-b`));
       });
 
       it('marks an event that needs dispatch as not yet dispatched', async () => {
@@ -492,11 +519,20 @@ for (const backend of backends) {
         const customer = unique('c');
         const key = unique('dk');
         const first = await store.claimSend(send(key, customer));
-        expect(first).toEqual({ claimed: true, record: { ...send(key, customer), status: 'pending', sentAt: null, messageId: null } });
+        expect(first).toEqual({ claimed: true, record: { ...send(key, customer), status: 'pending', sentAt: null, messageId: null, fallbacks: [] } });
 
         const retry = await store.claimSend(send(key, customer, { subject: 'changed on retry' }));
         expect(retry).toEqual({ claimed: false, record: first.record });
         expect(await store.listSends({ customerId: customer })).toEqual([first.record]);
+      });
+
+      it('keeps the template fallbacks a send used', async () => {
+        const customer = unique('c');
+        const key = unique('dk');
+        const fallbacks = [{ at: 'templates/cart-reminder.mjml:9', expression: '#if profile.first_name', reason: 'empty or missing' }];
+        const claimed = await store.claimSend({ ...send(key, customer), fallbacks });
+        expect(claimed.record.fallbacks).toEqual(fallbacks);
+        expect((await store.listSends({ customerId: customer }))[0]!.fallbacks).toEqual(fallbacks);
       });
 
       it('completes an SMTP send once; a second completion keeps the first', async () => {
@@ -560,6 +596,103 @@ for (const backend of backends) {
         await store.claimSend(b);
         expect((await store.listSends({ customerId: customer })).map((s) => s.deliveryKey)).toEqual([b.deliveryKey, a.deliveryKey]);
         expect((await store.listSends({ customerId: customer, workflowId: 'wf-a' })).map((s) => s.deliveryKey)).toEqual([a.deliveryKey]);
+      });
+    });
+
+    describe('product catalog', () => {
+      const productsWith = async (prefix: string) => (await store.catalogProducts()).filter((p) => p.product_id.startsWith(prefix));
+
+      it('stores products with every field, reads them back by id and in id order, and bumps the version', async () => {
+        const prefix = unique('cat');
+        const bare: Product = { product_id: `${prefix}-b`, name: 'Plain Socks', category: 'Accessories', price: 5, url: 'https://shop.example.com/p/b', stock: null, related_ids: [] };
+        const full = product(`${prefix}-a`, { price: 0.1 + 0.2, rating: 4.25, related_ids: [`${prefix}-b`, 'elsewhere'] });
+        const before = await store.catalogVersion();
+
+        await store.upsertProducts([bare, full]);
+
+        expect(await store.catalogVersion()).toBeGreaterThan(before);
+        expect(await productsWith(prefix)).toEqual([full, bare]);
+        expect(await store.catalogProduct(full.product_id)).toEqual(full);
+        expect(await store.catalogProduct(bare.product_id)).toEqual(bare);
+        expect(await store.catalogProduct(`${prefix}-absent`)).toBeUndefined();
+      });
+
+      it('replaces a product with the same id, clearing the fields the new one lacks', async () => {
+        const id = unique('cat');
+        await store.upsertProducts([product(id)]);
+        const version = await store.catalogVersion();
+        const replacement: Product = { product_id: id, name: 'Renamed', category: 'Home', price: 12, url: 'https://shop.example.com/p/r', stock: 0, related_ids: [] };
+
+        await store.upsertProducts([replacement]);
+
+        expect(await store.catalogProduct(id)).toEqual(replacement);
+        expect(await store.catalogVersion()).toBeGreaterThan(version);
+        expect((await store.tableCounts()).catalog_products).toBeGreaterThanOrEqual(1);
+      });
+
+      it('writes all of a batch or none of it, even across statements', async () => {
+        const prefix = unique('cat');
+        const version = await store.catalogVersion();
+        const count = (await store.tableCounts()).catalog_products;
+        // 600 products take two insert statements; the bad one is in the second.
+        const batch = Array.from({ length: 600 }, (_, i) => product(`${prefix}-${String(i).padStart(3, '0')}`));
+        batch[599] = { ...batch[599]!, name: null as unknown as string };
+
+        await expect(store.upsertProducts(batch)).rejects.toThrow();
+
+        expect(await productsWith(prefix)).toEqual([]);
+        expect(await store.catalogVersion()).toBe(version);
+        expect((await store.tableCounts()).catalog_products).toBe(count);
+      });
+
+      it('deletes by id, ignores absent ids, and bumps the version only when something went', async () => {
+        const prefix = unique('cat');
+        await store.upsertProducts([product(`${prefix}-1`), product(`${prefix}-2`), product(`${prefix}-3`)]);
+        const version = await store.catalogVersion();
+
+        expect(await store.deleteProducts([`${prefix}-1`, `${prefix}-3`, `${prefix}-absent`])).toBe(2);
+        expect((await productsWith(prefix)).map((p) => p.product_id)).toEqual([`${prefix}-2`]);
+        const afterDelete = await store.catalogVersion();
+        expect(afterDelete).toBeGreaterThan(version);
+
+        expect(await store.deleteProducts([`${prefix}-1`])).toBe(0);
+        expect(await store.deleteProducts([])).toBe(0);
+        expect(await store.catalogVersion()).toBe(afterDelete);
+      });
+
+      it('leaves the version alone for an empty batch', async () => {
+        const version = await store.catalogVersion();
+        await store.upsertProducts([]);
+        expect(await store.catalogVersion()).toBe(version);
+      });
+
+      it('is one catalog for every store on the database: a second one sees the writes and the version', async () => {
+        const other = await backend.open();
+        const id = unique('cat');
+        await store.upsertProducts([product(id)]);
+        expect(await other.catalogVersion()).toBe(await store.catalogVersion());
+        expect(await other.catalogProduct(id)).toEqual(product(id));
+        await other.deleteProducts([id]);
+        expect(await store.catalogProduct(id)).toBeUndefined();
+        expect(await store.catalogVersion()).toBe(await other.catalogVersion());
+      });
+
+      it('takes concurrent upserts of the same products in opposite orders without deadlock, counting each', async () => {
+        const other = await backend.open();
+        const prefix = unique('cat');
+        const batch = Array.from({ length: 20 }, (_, i) => product(`${prefix}-${String(i).padStart(2, '0')}`));
+        const version = await store.catalogVersion();
+
+        await Promise.all([
+          store.upsertProducts(batch.map((p) => ({ ...p, stock: 1 }))),
+          other.upsertProducts([...batch].reverse().map((p) => ({ ...p, stock: 2 }))),
+          store.upsertProducts(batch.map((p) => ({ ...p, stock: 3 }))),
+        ]);
+
+        expect(await store.catalogVersion()).toBe(version + 3);
+        const stocks = new Set((await productsWith(prefix)).map((p) => p.stock));
+        // One of the three batches was written last, whole.
+        expect(stocks.size).toBe(1);
       });
     });
   });

@@ -12,6 +12,8 @@ export interface ReceivedMail {
   messageId: string;
   date: Date;
   headers: Map<string, unknown>;
+  /** Each header as sent (lower-case name → unfolded value), before mailparser's interpretation. */
+  rawHeaders: Map<string, string>;
   /** wall-clock time the SMTP server accepted it */
   receivedAt: number;
 }
@@ -47,6 +49,7 @@ export async function startSmtpSink(): Promise<SmtpSink> {
             messageId: mail.messageId ?? '',
             date: mail.date ?? new Date(0),
             headers: mail.headers,
+            rawHeaders: new Map(mail.headerLines.map((h) => [h.key, h.line.slice(h.line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim()])),
             receivedAt: Date.now(),
           });
           callback();
