@@ -49,7 +49,7 @@ export interface CompiledTemplate {
   fieldsRead: Array<{ path: string; at: string }>;
   /** Links rewritten per recipient (tracking, UTM). */
   linkCount: number;
-  /** Size of the compiled HTML before data, bytes. */
+  /** Bytes of HTML the template emits whatever the data (loops and data add to it). */
   compiledBytes: number;
 }
 
@@ -414,6 +414,11 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
   );
 
   const textSource = pruneEmptyBlocks(rawTextSource);
+  // What the template emits whatever the data; loops and data add to it.
+  const staticBytes = Buffer.byteLength(htmlSource.replace(/\{\{[\s\S]*?\}\}/g, ''));
+  if (staticBytes > GMAIL_CLIP_BYTES) {
+    problems.warning(at(bodyLine), `the HTML is ${Math.round(staticBytes / 1024)} KB before any data: Gmail clips messages over ${GMAIL_CLIP_BYTES / 1024} KB (and hides the unsubscribe link with the rest); cut content or split the email`);
+  }
 
   let compiled: CompiledTemplate;
   try {
@@ -432,7 +437,7 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
       sites,
       fieldsRead: reads.sort((a, b) => a.path.localeCompare(b.path)),
       linkCount: links.length,
-      compiledBytes: Buffer.byteLength(htmlSource),
+      compiledBytes: staticBytes,
     };
     compiled.all({ profile: {}, consent: {} }, { data: {} });
   } catch (err) {

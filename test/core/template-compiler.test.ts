@@ -135,6 +135,16 @@ describe('validation names the template and line', () => {
   });
 });
 
+describe('size', () => {
+  test('HTML over 102 KB before any data is a warning: Gmail would clip it', () => {
+    const big = CART.replace('Free returns', `Free returns. ${'Lorem ipsum dolor sit amet. '.repeat(4000)}`);
+    const result = compile(big);
+    expect(result.template).not.toBeNull();
+    expect(result.problems).toEqual([expect.objectContaining({ severity: 'warning', line: 5, message: expect.stringMatching(/the HTML is \d+ KB before any data: Gmail clips messages over 102 KB/) })]);
+    expect(compile(CART).problems).toEqual([]);
+  });
+});
+
 describe('fields read', () => {
   test('are resolved through each scopes, partials and when conditions', () => {
     const paths = compiled(CART).fieldsRead.map((f) => f.path);
