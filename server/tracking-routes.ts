@@ -32,11 +32,12 @@ const PIXEL = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBR
 const WEBHOOK_LIMIT_BYTES = 5 * 1024 * 1024;
 
 /**
- * One token, one event: a provider retrying its one-click POST, or a reader pressing the button twice, is the same
- * unsubscribe, so the store deduplicates it by this messageId.
+ * One token, one event a day: a provider retrying its one-click POST, or a reader pressing the button twice, is the
+ * same unsubscribe, so the store deduplicates it by this messageId. The day is part of it so that a customer who
+ * resubscribed and later uses the same email's link again is unsubscribed again.
  */
-export function unsubscribeMessageId(token: string): string {
-  return `unsubscribe:${createHash('sha256').update(token).digest('hex').slice(0, 32)}`;
+export function unsubscribeMessageId(token: string, at: number): string {
+  return `unsubscribe:${createHash('sha256').update(token).digest('hex').slice(0, 32)}:${new Date(at).toISOString().slice(0, 10)}`;
 }
 
 /** The link's claims, or undefined after answering a 400 page that says why (a link is opened by a person). */
@@ -120,7 +121,7 @@ export function trackingRoutes(deps: TrackingDeps): Router {
       // here is not swallowed: the customer must not be told they are unsubscribed when they are not.
       await record([
         trackEvent({
-          messageId: unsubscribeMessageId(token),
+          messageId: unsubscribeMessageId(token, at),
           customerId: claims.customerId,
           name: 'Unsubscribed',
           properties: { delivery_key: claims.deliveryKey, flow_id: claims.flowId, source: 'one-click' },
