@@ -8,7 +8,7 @@ import YAML from 'yaml';
 import { compileCondition, fieldsRead, type Condition } from './conditions';
 import type { FileProblem } from './errors';
 import { templateReads, unprovidedField } from './template-fields';
-import { decodeEntities, registerTemplateHelpers, TEMPLATE_BLOCK_HELPERS, TEMPLATE_HELPERS, type FallbackUse, type RenderRuntime, type TemplateSite } from './template-helpers';
+import { decodeEntities, registerTemplateHelpers, TEMPLATE_BLOCK_HELPERS, TEMPLATE_HELPERS, withRenderRuntime, type FallbackUse, type RenderRuntime, type TemplateSite } from './template-helpers';
 import {
   expandPartials,
   prepareMjml,
@@ -424,15 +424,18 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
   try {
     // Known helpers compile to direct calls instead of a helper-or-field lookup at every use.
     const knownHelpers = Object.fromEntries([...TEMPLATE_HELPERS, ...TEMPLATE_BLOCK_HELPERS, '__link', '__open_pixel'].map((name) => [name, true]));
-    const options = { strict: false, preventIndent: true, knownHelpers, knownHelpersOnly: true };
     const parts = [subjectSource, preheaderSource, htmlSource, textSource];
+    // Handlebars' data frames (@index, @root, …) cost two closures and a frame per block call; a template that uses
+    // no @-variable goes without them, its helpers reaching the render's runtime through withRenderRuntime.
+    const usesDataVariables = parts.some((part) => /\{\{[^}]*@/.test(part));
+    const options = { strict: false, preventIndent: true, knownHelpers, knownHelpersOnly: true, data: usesDataVariables };
     compiled = {
       name,
       file: source.file,
       header,
       // One invocation renders all four parts: Handlebars' per-call setup and the helpers' work are paid once.
-      all: handlebars.compile(parts.join(PART_SEPARATOR), options),
-      parts: parts.map((part) => handlebars.compile(part, options)) as CompiledTemplate['parts'],
+      all: handlebars.compile(withoutLocations(handlebars.parse(parts.join(PART_SEPARATOR))), options),
+      parts: parts.map((part) => handlebars.compile(withoutLocations(handlebars.parse(part)), options)) as CompiledTemplate['parts'],
       hasPreheader: preheaderPieces !== null,
       sites,
       fieldsRead: reads.sort((a, b) => a.path.localeCompare(b.path)),
@@ -458,6 +461,23 @@ function pruneEmptyBlocks(source: string): string {
     source = source.replace(empty, '');
   }
   return source;
+}
+
+/**
+ * The syntax tree without source locations: Handlebars builds a `loc` object literal into every helper call it
+ * compiles, three objects per call per recipient, for error messages no render shows (problems are reported with
+ * template:line at load).
+ */
+function withoutLocations(program: hbs.AST.Program): hbs.AST.Program {
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) node.forEach(visit);
+    else if (node && typeof node === 'object') {
+      delete (node as { loc?: unknown }).loc;
+      for (const value of Object.values(node)) visit(value);
+    }
+  };
+  visit(program);
+  return program;
 }
 
 /** A plain-text part (subject, preheader) as Handlebars: its text pieces and its tokens' final texts, in order. */
@@ -515,9 +535,10 @@ export function renderTemplate(template: CompiledTemplate, data: TemplateData, r
       : null,
   };
   const options = { data: { mf } };
-  let parts = template.all(data, options).split(PART_SEPARATOR);
+  const root = data as unknown as Record<string, unknown>;
+  let parts = withRenderRuntime(mf, root, () => template.all(data, options)).split(PART_SEPARATOR);
   // Data that holds the separator (it is made of control characters) is rendered part by part.
-  if (parts.length !== 4) parts = template.parts.map((part) => part(data, options));
+  if (parts.length !== 4) parts = withRenderRuntime(mf, root, () => template.parts.map((part) => part(data, options)));
   const [subject, preheader, html, text] = parts as [string, string, string, string];
   return {
     subject: subject.replace(/\s+/g, ' ').trim(),

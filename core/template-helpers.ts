@@ -60,8 +60,29 @@ interface HelperOptions {
   data: { mf?: RenderRuntime; root?: Record<string, unknown> } & Record<string, unknown>;
 }
 
+/**
+ * The render in progress. Renders are synchronous, so there is one at a time per thread: templates compiled without
+ * Handlebars' data frames (they cost two closures per block call) reach their runtime and root data here.
+ */
+let current: { runtime: RenderRuntime; root: Record<string, unknown> } | null = null;
+
+/** Runs one render with its runtime reachable by the helpers. */
+export function withRenderRuntime<T>(runtime: RenderRuntime, root: Record<string, unknown>, render: () => T): T {
+  const previous = current;
+  current = { runtime, root };
+  try {
+    return render();
+  } finally {
+    current = previous;
+  }
+}
+
+function rootOf(options: HelperOptions): Record<string, unknown> {
+  return options?.data?.root ?? current?.root ?? {};
+}
+
 function runtimeOf(options: HelperOptions): RenderRuntime | undefined {
-  return options?.data?.mf;
+  return options?.data?.mf ?? current?.runtime;
 }
 
 function recordFallback(options: HelperOptions, reason: string): void {
@@ -209,7 +230,7 @@ export function registerTemplateHelpers(handlebars: typeof Handlebars): void {
       const mf = runtimeOf(options);
       const site = typeof options.hash?.__site === 'number' ? mf?.sites[options.hash.__site] : undefined;
       if (!site?.condition) return options.inverse(this);
-      const root = options.data?.root ?? {};
+      const root = rootOf(options);
       const context = { profile: root.profile as Record<string, unknown>, consent: root.consent as Record<string, unknown>, event: root.event as Record<string, unknown> };
       if (site.condition(context)) return options.fn(this);
       const missing = (site.conditionFields ?? []).filter((field) => valueAt(root, field) === undefined || valueAt(root, field) === null);
@@ -272,7 +293,7 @@ export function registerTemplateHelpers(handlebars: typeof Handlebars): void {
       const kind = asString(params[0]) ?? 'top_rated';
       const limit = asNumber(options.hash?.limit);
       const productId = options.hash?.product === undefined || options.hash?.product === null ? undefined : String(options.hash.product);
-      const profile = (options.data?.root?.profile as Record<string, unknown> | undefined) ?? {};
+      const profile = (rootOf(options).profile as Record<string, unknown> | undefined) ?? {};
       if (!mf?.recommend) {
         // Without a catalog, the cart block still shows the cart as the events described it.
         return kind === 'cart' && Array.isArray(profile.cart) ? profile.cart.slice(0, limit ?? 4) : [];
