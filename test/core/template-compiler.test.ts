@@ -250,6 +250,17 @@ describe('rendering', () => {
   });
 });
 
+describe('templates that use @-variables', () => {
+  test('@index and @root work, and fallbacks are still recorded', () => {
+    const template = compiled(`---\nsubject: x\ncategory: transactional\n---\n<mjml><mj-body><mj-section><mj-column><mj-text>
+{{#each profile.cart}}[{{@index}}:{{name}} for {{@root.profile.first_name}}]{{else}}empty{{/each}} {{default profile.nickname "pal"}}
+</mj-text></mj-column></mj-section></mj-body></mjml>`);
+    const out = render(template, { profile: { first_name: 'Ana', cart: [{ product_id: 'a', name: 'Shoe' }, { product_id: 'b', name: 'Sock' }] } });
+    expect(out.text).toContain('[0:Shoe for Ana][1:Sock for Ana] pal');
+    expect(out.fallbacks).toEqual([expect.objectContaining({ expression: 'default profile.nickname "pal"' })]);
+  });
+});
+
 describe('helpers', () => {
   const template = compiled(`---\nsubject: x\ncategory: transactional\n---\n<mjml><mj-body><mj-section><mj-column><mj-text>
 [{{money profile.total_spent}}] [{{money profile.total_spent "EUR"}}] [{{number profile.behavior_score 1}}] [{{date profile.last_order_at}}]
