@@ -3,8 +3,7 @@
 // most common values — and names, emails and other identifying traits replaced by placeholders, so a preview never
 // shows a real person. Pure and deterministic: the same members give the same profile.
 import { behaviorView } from './behavior';
-import type { ConditionTester } from './conditions';
-import { profileContext, type Profile } from './profile';
+import type { Profile } from './profile';
 
 /** Numeric fields of the profile view that say how a customer behaves; the typical member is nearest their medians. */
 export const TYPICAL_FIELDS = ['behavior_score', 'orders_count', 'total_spent', 'product_views', 'page_views', 'visit_days', 'opens_30d', 'clicks_30d'] as const;
@@ -49,10 +48,11 @@ export interface TypicalMember {
 }
 
 /**
- * `members` are the segment's members (or a sample of them); `isMember` checks the synthetic profile still belongs
- * (traits replaced by the common ones might not: then the chosen member's own traits are kept, identity aside).
+ * `members` are the segment's members (or a sample of them); `isMember` checks the synthetic profile still belongs,
+ * with the events of the member whose behavior it took (traits replaced by the common ones might not: then that
+ * member's own traits are kept, identity aside).
  */
-export function typicalMember(segmentId: string, members: Profile[], now: number, isMember: ConditionTester): TypicalMember | null {
+export function typicalMember(segmentId: string, members: Profile[], now: number, isMember: (synthetic: Profile, nearest: Profile) => boolean): TypicalMember | null {
   if (members.length === 0) return null;
   const views = members.map((m) => ({ member: m, view: behaviorView(m.computed, now) }));
   const medians = Object.fromEntries(TYPICAL_FIELDS.map((field) => [field, median(views.map((v) => Number(v.view[field]) || 0))]));
@@ -85,7 +85,7 @@ export function typicalMember(segmentId: string, members: Profile[], now: number
     tags: manualTags,
     updatedAt: now,
   };
-  if (!isMember(profileContext(synthetic, now))) synthetic.traits = { ...identityFree(nearest.traits), email: 'typical-member@example.com' };
+  if (!isMember(synthetic, nearest)) synthetic.traits = { ...identityFree(nearest.traits), email: 'typical-member@example.com' };
   const medianText = TYPICAL_FIELDS.filter((f) => medians[f] !== 0).map((f) => `${f} ${medians[f]}`).join(', ');
   return {
     profile: synthetic,

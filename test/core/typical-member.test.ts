@@ -1,5 +1,6 @@
 // The typical member of a segment: nearest the medians, common traits, placeholders for identity, deterministic.
-import { compileCondition } from '../../core/conditions';
+import { compileCondition, type ConditionTester } from '../../core/conditions';
+import { profileContext } from '../../core/profile';
 import { emptyProfile, type Profile } from '../../core/profile';
 import { parseSegmentFile } from '../../core/segment-definition';
 import { typicalMember } from '../../core/typical-member';
@@ -15,7 +16,8 @@ function member(id: string, orders: number, spent: number, traits: Record<string
   return profile;
 }
 
-const everyone = compileCondition({ 'profile.orders_count': { gte: 0 } });
+const byCondition = (test: ConditionTester) => (synthetic: Profile) => test(profileContext(synthetic, NOW));
+const everyone = byCondition(compileCondition({ 'profile.orders_count': { gte: 0 } }));
 
 describe('typicalMember', () => {
   const members = [member('a', 1, 10), member('b', 3, 300), member('c', 2, 120, { country: 'FR' }), member('d', 2, 90), member('e', 9, 2000)];
@@ -42,7 +44,7 @@ describe('typicalMember', () => {
   });
 
   test('keeps the nearest member\'s own traits (identity aside) when the common ones would leave the segment', () => {
-    const pairs = compileCondition({ any: [{ 'profile.country': 'FR', 'profile.city': 'Paris' }, { 'profile.country': 'DE', 'profile.city': 'Berlin' }, { 'profile.country': 'IT', 'profile.city': 'Paris' }] });
+    const pairs = byCondition(compileCondition({ any: [{ 'profile.country': 'FR', 'profile.city': 'Paris' }, { 'profile.country': 'DE', 'profile.city': 'Berlin' }, { 'profile.country': 'IT', 'profile.city': 'Paris' }] }));
     const people = [['a', 'FR', 'Paris'], ['b', 'FR', 'Paris'], ['c', 'DE', 'Berlin'], ['d', 'DE', 'Berlin'], ['e', 'IT', 'Paris']].map(([id, country, city]) => member(id!, 2, 100, { country, city }));
     // The most common country (DE, tied with FR) and city (Paris) make a pair no member has: a's own traits instead.
     const typical = typicalMember('pairs', people, NOW, pairs)!;
@@ -58,7 +60,7 @@ describe('parseSegmentFile', () => {
   test('reads id, description and the condition', () => {
     const { segment, problems } = parseSegmentFile('id: repeat-buyers\ndescription: two orders or more\nwhen: { profile.orders_count: { gte: 2 } }\n', 'segments/repeat-buyers.yaml');
     expect(problems).toEqual([]);
-    expect(segment).toEqual({ id: 'repeat-buyers', description: 'two orders or more', when: { 'profile.orders_count': { gte: 2 } }, file: 'segments/repeat-buyers.yaml' });
+    expect(segment).toEqual({ id: 'repeat-buyers', description: 'two orders or more', rule: { kind: 'profile', condition: { 'profile.orders_count': { gte: 2 } } }, file: 'segments/repeat-buyers.yaml' });
   });
 
   test('names file, line and what to fix', () => {

@@ -1,0 +1,111 @@
+// Keeping segment membership current without rebuilding it: on each event only that customer is evaluated, and
+// each customer carries the earliest moment any of their memberships can change with no new event. A sweep takes
+// the customers whose moment has come, and only them. This is the algorithm the store runs (in the ingest
+// transaction and in the scheduled sweep), kept here pure so it can be checked against a full recomputation.
+import { evaluateSegmentRule, type CustomerFacts, type SegmentRule } from './segment-rules';
+
+export interface SegmentChange {
+  segmentId: string;
+  customerId: string;
+  change: 'entered' | 'exited';
+  /** When the change happened: the event's arrival, or the moment the sweep found the window closed. */
+  at: number;
+}
+
+export interface SegmentSpec {
+  id: string;
+  rule: SegmentRule;
+}
+
+/** Segments in an order where a segment comes after the ones its in_segment rules name (cycles: file order). */
+export function evaluationOrder(segments: SegmentSpec[]): SegmentSpec[] {
+  const byId = new Map(segments.map((s) => [s.id, s]));
+  const ordered: SegmentSpec[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const refs = (rule: SegmentRule): string[] =>
+    rule.kind === 'in_segment' ? [rule.segment] : rule.kind === 'not' ? refs(rule.rule) : rule.kind === 'all' || rule.kind === 'any' ? rule.rules.flatMap(refs) : [];
+  const visit = (segment: SegmentSpec) => {
+    if (state.get(segment.id)) return;
+    state.set(segment.id, 'visiting');
+    for (const id of refs(segment.rule)) {
+      const other = byId.get(id);
+      if (other && state.get(id) !== 'visiting') visit(other);
+    }
+    state.set(segment.id, 'done');
+    ordered.push(segment);
+  };
+  segments.forEach(visit);
+  return ordered;
+}
+
+/** A customer's facts except what other segments say, which evaluateCustomer fills in. */
+export type BaseFacts = Omit<CustomerFacts, 'inSegment' | 'segmentNextChange'>;
+
+/**
+ * Evaluates every segment for one customer as of `now`: their memberships, and the earliest time any can change
+ * with no new event (null: none can).
+ */
+export function evaluateCustomer(segments: SegmentSpec[], facts: BaseFacts, now: number): { members: Set<string>; nextCheck: number | null } {
+  const members = new Set<string>();
+  const nextChanges = new Map<string, number | null>();
+  let nextCheck: number | null = null;
+  for (const segment of evaluationOrder(segments)) {
+    const result = evaluateSegmentRule(segment.rule, { ...facts, inSegment: (id) => members.has(id), segmentNextChange: (id) => nextChanges.get(id) ?? null }, now);
+    if (result.member) members.add(segment.id);
+    nextChanges.set(segment.id, result.nextChange);
+    if (result.nextChange !== null && (nextCheck === null || result.nextChange < nextCheck)) nextCheck = result.nextChange;
+  }
+  return { members, nextCheck };
+}
+
+/** What changed between two membership sets of one customer, in segment order. */
+export function membershipChanges(customerId: string, before: ReadonlySet<string>, after: ReadonlySet<string>, segments: SegmentSpec[], at: number): SegmentChange[] {
+  const changes: SegmentChange[] = [];
+  for (const { id } of segments) {
+    if (!before.has(id) && after.has(id)) changes.push({ segmentId: id, customerId, change: 'entered', at });
+    if (before.has(id) && !after.has(id)) changes.push({ segmentId: id, customerId, change: 'exited', at });
+  }
+  return changes;
+}
+
+/**
+ * The incremental algorithm over an in-memory store: memberships and each customer's next check. `facts(customer,
+ * now)` reads a customer's facts as of `now`. The store implements the same steps with its tables.
+ */
+export class MembershipIndex {
+  private readonly members = new Map<string, Set<string>>();
+  private readonly nextCheck = new Map<string, number>();
+
+  constructor(
+    private readonly segments: SegmentSpec[],
+    private readonly facts: (customerId: string, now: number) => BaseFacts,
+  ) {}
+
+  /** After an event of this customer is stored: re-evaluate them alone. */
+  onEvent(customerId: string, now: number): SegmentChange[] {
+    return this.reevaluate(customerId, now);
+  }
+
+  /** The scheduled sweep: the customers whose next check has come, and no one else. */
+  sweep(now: number): { changes: SegmentChange[]; evaluated: number } {
+    const due = [...this.nextCheck].filter(([, at]) => at <= now).map(([customerId]) => customerId).sort();
+    return { changes: due.flatMap((customerId) => this.reevaluate(customerId, now)), evaluated: due.length };
+  }
+
+  membersOf(segmentId: string): string[] {
+    return [...this.members].filter(([, set]) => set.has(segmentId)).map(([customerId]) => customerId).sort();
+  }
+
+  nextCheckOf(customerId: string): number | null {
+    return this.nextCheck.get(customerId) ?? null;
+  }
+
+  private reevaluate(customerId: string, now: number): SegmentChange[] {
+    const before = this.members.get(customerId) ?? new Set<string>();
+    const { members, nextCheck } = evaluateCustomer(this.segments, this.facts(customerId, now), now);
+    this.members.set(customerId, members);
+    if (nextCheck === null) this.nextCheck.delete(customerId);
+    else this.nextCheck.set(customerId, nextCheck);
+    return membershipChanges(customerId, before, members, this.segments, now);
+  }
+}

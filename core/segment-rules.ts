@@ -1,0 +1,219 @@
+// Segment rules and their evaluation for one customer: whether the customer is in, and the earliest moment their
+// membership can change with no new event (a counted event leaving its window, a "no purchase in 60 days" coming
+// true). The store indexes customers by that moment, so a sweep touches only the customers whose time has come.
+// Pure: the customer's events, profile view and RFM scores come in as facts; "now" is a parameter.
+import { compileCondition, type Condition, type ConditionTester } from './conditions';
+import { DAY_MS } from './behavior';
+import type { RfmScores } from './rfm';
+
+/** How many times, as authors write it: at_least 3, at_most 2, exactly 1. */
+export type CountTest = { at_least: number } | { at_most: number } | { exactly: number };
+
+/** Which events a rule counts: a name, and a condition on `event.*` (e.g. event.properties.category). */
+export interface EventMatch {
+  event: string;
+  where?: Condition;
+}
+
+export type SegmentRule =
+  | { kind: 'performed'; match: EventMatch; count: CountTest; within?: number; since?: number; same?: string }
+  | { kind: 'last_performed'; match: EventMatch; before?: number; after?: number }
+  | { kind: 'profile'; condition: Condition }
+  | { kind: 'rfm'; condition: Condition }
+  | { kind: 'in_segment'; segment: string }
+  | { kind: 'all'; rules: SegmentRule[] }
+  | { kind: 'any'; rules: SegmentRule[] }
+  | { kind: 'not'; rule: SegmentRule };
+
+/** A customer's event as rules read it. */
+export interface FactEvent {
+  name: string | null;
+  properties: Record<string, unknown>;
+  /** epoch ms, the event's own (corrected) time */
+  timestamp: number;
+}
+
+/** What a rule is evaluated against, all as of `now`. */
+export interface CustomerFacts {
+  /** profileContext(profile, now): profile.* and consent.* */
+  view: { profile: Record<string, unknown>; consent: Record<string, unknown> };
+  /** The customer's track events, any order; at least those newer than the segment's longest window. */
+  events: readonly FactEvent[];
+  rfm: RfmScores | null;
+  /** Membership of another segment, as of now. */
+  inSegment: (segmentId: string) => boolean;
+  /** When another segment's membership can next change (for rules that use it). */
+  segmentNextChange: (segmentId: string) => number | null;
+}
+
+export interface Evaluation {
+  member: boolean;
+  /** The earliest time after `now` at which `member` can change with no new event; null: not before one. */
+  nextChange: number | null;
+}
+
+/** Profile view fields that move with time alone, and how long a verdict on them holds at most. */
+const DAY_COUNTERS = ['days_since_last_order', 'days_since_last_action'];
+const CONTINUOUS_FIELDS = ['behavior_score', 'opens_30d', 'clicks_30d', 'behavioral_tags', 'tags'];
+/** A condition on a field that decays continuously is checked again this often: the lag the sweep documents. */
+export const CONTINUOUS_RECHECK_MS = 60 * 60 * 1000;
+
+const compiled = new WeakMap<object, ConditionTester>();
+function tester(condition: Condition): ConditionTester {
+  let test = compiled.get(condition);
+  if (!test) compiled.set(condition, (test = compileCondition(condition)));
+  return test;
+}
+
+function earliest(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.min(a, b);
+}
+
+function matches(match: EventMatch, event: FactEvent): boolean {
+  if (event.name !== match.event) return false;
+  return match.where === undefined || tester(match.where)({ event: { name: event.name, properties: event.properties, timestamp: event.timestamp } });
+}
+
+function valueAtPath(root: unknown, path: string): unknown {
+  let value = root;
+  for (const part of path.split('.')) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  return value;
+}
+
+function holds(count: number, test: CountTest): boolean {
+  if ('at_least' in test) return count >= test.at_least;
+  if ('at_most' in test) return count <= test.at_most;
+  return count === test.exactly;
+}
+
+/**
+ * `performed` over one group of matching events, counted in the window (now − within, now]: an event at t counts
+ * until t + within, exclusive — "within 7d" holds an event for exactly 7 days. As time passes the count only falls,
+ * one event at a time, at each counted event's t + within; the verdict can change only where the count crosses
+ * the test's threshold.
+ */
+function performedInGroup(times: number[], rule: Extract<SegmentRule, { kind: 'performed' }>, now: number): Evaluation {
+  const counted = times.filter((t) => t <= now && (rule.within === undefined ? rule.since === undefined || t >= rule.since : t > now - rule.within)).sort((a, b) => a - b);
+  const member = holds(counted.length, rule.count);
+  if (rule.within === undefined) return { member, nextChange: null };
+  // The count after the k oldest counted events have left (at counted[k-1] + within).
+  let nextChange: number | null = null;
+  for (let k = 1; k <= counted.length; k++) {
+    if (holds(counted.length - k, rule.count) !== member) {
+      nextChange = counted[k - 1]! + rule.within;
+      break;
+    }
+  }
+  return { member, nextChange };
+}
+
+function evaluatePerformed(rule: Extract<SegmentRule, { kind: 'performed' }>, facts: CustomerFacts, now: number): Evaluation {
+  const events = facts.events.filter((e) => matches(rule.match, e));
+  if (rule.same === undefined) return performedInGroup(events.map((e) => e.timestamp), rule, now);
+  // "3 views in one category": in when some group passes; the verdict changes when the first group flips.
+  const groups = new Map<string, number[]>();
+  for (const event of events) {
+    const key = valueAtPath({ properties: event.properties }, rule.same);
+    if (key === undefined || key === null || key === '') continue;
+    const name = typeof key === 'string' ? key.trim().toLowerCase() : JSON.stringify(key);
+    const list = groups.get(name) ?? [];
+    list.push(event.timestamp);
+    groups.set(name, list);
+  }
+  const verdicts = [...groups.values()].map((times) => performedInGroup(times, rule, now));
+  const member = 'at_least' in rule.count && rule.count.at_least > 0 ? verdicts.some((v) => v.member) : verdicts.every((v) => v.member);
+  // Conservative: the earliest change of any group (the verdict cannot change before it).
+  return { member, nextChange: verdicts.reduce<number | null>((at, v) => earliest(at, v.nextChange), null) };
+}
+
+function evaluateLastPerformed(rule: Extract<SegmentRule, { kind: 'last_performed' }>, facts: CustomerFacts, now: number): Evaluation {
+  const last = facts.events.filter((e) => matches(rule.match, e) && e.timestamp <= now).reduce<number | null>((at, e) => (at === null || e.timestamp > at ? e.timestamp : at), null);
+  if (last === null) return { member: false, nextChange: null };
+  // before D: the last one is at least D old (from last + D on); after D: it is less than D old (until last + D).
+  const beforeOk = rule.before === undefined || now >= last + rule.before;
+  const afterOk = rule.after === undefined || now < last + rule.after;
+  let nextChange: number | null = null;
+  if (rule.before !== undefined && !beforeOk) nextChange = earliest(nextChange, last + rule.before);
+  if (rule.after !== undefined && afterOk) nextChange = earliest(nextChange, last + rule.after);
+  return { member: beforeOk && afterOk, nextChange };
+}
+
+/** When a profile condition may next change with time: day counters tick at day boundaries, decaying fields are rechecked. */
+function profileNextChange(condition: Condition, view: CustomerFacts['view'], now: number): number | null {
+  const text = JSON.stringify(condition);
+  let next: number | null = null;
+  for (const field of DAY_COUNTERS) {
+    if (!text.includes(`profile.${field}`)) continue;
+    const days = view.profile[field];
+    const anchor = field === 'days_since_last_order' ? view.profile.last_order_at : view.profile.last_action_date;
+    if (typeof days === 'number' && typeof anchor === 'number') next = earliest(next, anchor + (days + 1) * DAY_MS);
+  }
+  if (CONTINUOUS_FIELDS.some((field) => text.includes(`profile.${field}`))) next = earliest(next, now + CONTINUOUS_RECHECK_MS);
+  return next;
+}
+
+/** Whether the customer is in, and when that can next change without a new event. */
+export function evaluateSegmentRule(rule: SegmentRule, facts: CustomerFacts, now: number): Evaluation {
+  switch (rule.kind) {
+    case 'performed':
+      return evaluatePerformed(rule, facts, now);
+    case 'last_performed':
+      return evaluateLastPerformed(rule, facts, now);
+    case 'profile':
+      return { member: tester(rule.condition)(facts.view), nextChange: profileNextChange(rule.condition, facts.view, now) };
+    case 'rfm':
+      // Scores move when the store's quintiles are recomputed (by the sweep), not with this customer's clock.
+      return { member: facts.rfm !== null && tester(rule.condition)({ profile: { ...facts.rfm } }), nextChange: null };
+    case 'in_segment':
+      return { member: facts.inSegment(rule.segment), nextChange: facts.segmentNextChange(rule.segment) };
+    case 'not': {
+      const inner = evaluateSegmentRule(rule.rule, facts, now);
+      return { member: !inner.member, nextChange: inner.nextChange };
+    }
+    case 'all':
+    case 'any': {
+      const parts = rule.rules.map((r) => evaluateSegmentRule(r, facts, now));
+      const member = rule.kind === 'all' ? parts.every((p) => p.member) : parts.some((p) => p.member);
+      return { member, nextChange: parts.reduce<number | null>((at, p) => earliest(at, p.nextChange), null) };
+    }
+  }
+}
+
+/** The longest look-back of a rule's event windows (how far back its facts must reach); null: all history. */
+export function longestWindow(rule: SegmentRule): number | null {
+  switch (rule.kind) {
+    case 'performed':
+      return rule.within ?? null;
+    case 'last_performed':
+      return null;
+    case 'not':
+      return longestWindow(rule.rule);
+    case 'all':
+    case 'any':
+      return rule.rules.reduce<number | null>((max, r) => {
+        const w = longestWindow(r);
+        return max === null || w === null ? null : Math.max(max, w);
+      }, 0);
+    default:
+      return 0;
+  }
+}
+
+/** Event names a rule reads: the events whose arrival can change membership. */
+export function eventsRead(rule: SegmentRule): string[] {
+  switch (rule.kind) {
+    case 'performed':
+    case 'last_performed':
+      return [rule.match.event];
+    case 'not':
+      return eventsRead(rule.rule);
+    case 'all':
+    case 'any':
+      return [...new Set(rule.rules.flatMap(eventsRead))];
+    default:
+      return [];
+  }
+}

@@ -1,0 +1,106 @@
+// Property: keeping membership incrementally (each event re-evaluates its customer; the sweep re-evaluates only the
+// customers whose next-change time has come) agrees, member for member, with recomputing every customer from
+// scratch — after any randomized sequence of events (some late) and clock moves (some landing exactly on, or a
+// millisecond before, the moment a window closes).
+import { DAY_MS } from '../../core/behavior';
+import { parseSegmentFile } from '../../core/segment-definition';
+import { evaluateCustomer, evaluationOrder, MembershipIndex, type BaseFacts, type SegmentSpec } from '../../core/segment-membership';
+import type { FactEvent } from '../../core/segment-rules';
+
+const HOUR = 3_600_000;
+
+function segment(id: string, rules: string): SegmentSpec {
+  const { segment: parsed, problems } = parseSegmentFile(`id: ${id}\nrules:\n${rules}`, `${id}.yaml`);
+  if (!parsed) throw new Error(problems.map((p) => p.message).join('\n'));
+  return { id, rule: parsed.rule };
+}
+
+const SEGMENTS: SegmentSpec[] = [
+  segment('engaged-or-recent', '  - any:\n      - in_segment: recent-purchasers\n      - opened: { at_least: 2, within: 30d }'),
+  segment('browsing', '  - performed: { event: Product Viewed, at_least: 3, within: 7d, same: properties.category }\n  - not_performed: { event: Order Completed, within: 30d }'),
+  segment('recent-purchasers', '  - performed: { event: Order Completed, within: 14d }'),
+  segment('lapsed', '  - last_performed: { event: Order Completed, before: 60d }'),
+  segment('quiet', '  - profile: { profile.days_since_last_order: { gte: 45 } }'),
+  segment('exactly-two-views', '  - performed: { event: Product Viewed, exactly: 2, within: 3d }'),
+  segment('not-browsing', '  - not: { in_segment: browsing }\n  - performed: { event: Product Viewed, within: 30d }'),
+];
+
+/** mulberry32: small, seeded, deterministic. */
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function run(seed: number) {
+  const rand = random(seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
+  const customers = Array.from({ length: 25 }, (_, i) => `c${i}`);
+  const events = new Map<string, FactEvent[]>(customers.map((c) => [c, []]));
+  const facts = (customerId: string, now: number): BaseFacts => {
+    const mine = events.get(customerId)!.filter((e) => e.timestamp <= now);
+    const lastOrder = mine.filter((e) => e.name === 'Order Completed').reduce<number | null>((at, e) => (at === null || e.timestamp > at ? e.timestamp : at), null);
+    const profile = { last_order_at: lastOrder, days_since_last_order: lastOrder === null ? null : Math.floor((now - lastOrder) / DAY_MS) };
+    return { view: { profile, consent: {} }, events: mine, rfm: null };
+  };
+  const index = new MembershipIndex(SEGMENTS, facts);
+  let now = Date.UTC(2026, 0, 1);
+  const full = () => {
+    const members = new Map<string, string[]>(SEGMENTS.map((s) => [s.id, []]));
+    for (const customerId of customers) for (const id of evaluateCustomer(SEGMENTS, facts(customerId, now), now).members) members.get(id)!.push(customerId);
+    return Object.fromEntries([...members].map(([id, list]) => [id, list.sort()]));
+  };
+  const incremental = () => Object.fromEntries(SEGMENTS.map((s) => [s.id, index.membersOf(s.id)]));
+  let swept = 0;
+  for (let step = 0; step < 600; step++) {
+    const roll = rand();
+    if (roll < 0.55) {
+      const customerId = pick(customers);
+      // Mostly now, sometimes late (backfilled up to 40 days).
+      const at = rand() < 0.8 ? now : now - Math.floor(rand() * 40 * DAY_MS);
+      const name = pick(['Product Viewed', 'Product Viewed', 'Product Viewed', 'Order Completed', 'Email Opened']);
+      events.get(customerId)!.push({ name, properties: { category: pick(['Shoes', 'Hats']) }, timestamp: at });
+      index.onEvent(customerId, now);
+    } else {
+      // Clock moves: a random stretch, or exactly onto (or a millisecond before) the next scheduled change.
+      const due = customers.map((c) => index.nextCheckOf(c)).filter((t): t is number => t !== null && t > now);
+      const soonest = due.length > 0 ? Math.min(...due) : null;
+      const move = rand();
+      if (soonest !== null && move < 0.25) now = soonest;
+      else if (soonest !== null && move < 0.35) now = soonest - 1;
+      else now += Math.floor(rand() * 5 * DAY_MS) + (rand() < 0.5 ? 0 : HOUR);
+      swept += index.sweep(now).evaluated;
+    }
+    expect({ step, members: incremental() }).toEqual({ step, members: full() });
+  }
+  return swept;
+}
+
+test.each([1, 2, 3, 4, 5, 42, 2026])('incremental membership equals a full recomputation (seed %i)', (seed) => {
+  const swept = run(seed);
+  // The sweep touched customers only when their time came, not every customer at every move.
+  expect(swept).toBeGreaterThan(0);
+});
+
+test('the sweep evaluates only the customers whose time has come', () => {
+  const facts = (customerId: string): BaseFacts => ({
+    view: { profile: {}, consent: {} },
+    events: customerId === 'buyer' ? [{ name: 'Order Completed', properties: {}, timestamp: 0 }] : [],
+    rfm: null,
+  });
+  const index = new MembershipIndex([segment('recent', '  - performed: { event: Order Completed, within: 14d }')], facts);
+  for (const c of ['buyer', 'a', 'b', 'c']) index.onEvent(c, 0);
+  expect(index.membersOf('recent')).toEqual(['buyer']);
+  expect(index.sweep(14 * DAY_MS - 1)).toEqual({ changes: [], evaluated: 0 });
+  expect(index.sweep(14 * DAY_MS)).toEqual({ changes: [{ segmentId: 'recent', customerId: 'buyer', change: 'exited', at: 14 * DAY_MS }], evaluated: 1 });
+  expect(index.membersOf('recent')).toEqual([]);
+});
+
+test('segments are evaluated after the segments they name', () => {
+  expect(evaluationOrder(SEGMENTS).map((s) => s.id).indexOf('recent-purchasers')).toBeLessThan(evaluationOrder(SEGMENTS).map((s) => s.id).indexOf('engaged-or-recent'));
+  expect(evaluationOrder(SEGMENTS).map((s) => s.id).indexOf('browsing')).toBeLessThan(evaluationOrder(SEGMENTS).map((s) => s.id).indexOf('not-browsing'));
+});
