@@ -147,3 +147,13 @@ export function evaluateCondition(condition: unknown, context: ConditionContext)
   if (condition === undefined || condition === null) return true;
   return compileCondition(condition)(context);
 }
+
+/** Reads a dotted path (`properties.category`, `profile.cart.0.name`) from plain data; undefined where it stops. */
+export function valueAtPath(root: unknown, path: string): unknown {
+  let current = root;
+  for (const part of path.split('.')) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<string, unknown>)[part];
+  }
+  return current;
+}

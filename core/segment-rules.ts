@@ -2,18 +2,17 @@
 // membership can change with no new event (a counted event leaving its window, a "no purchase in 60 days" coming
 // true). The store indexes customers by that moment, so a sweep touches only the customers whose time has come.
 // Pure: the customer's events, profile view and RFM scores come in as facts; "now" is a parameter.
-import { compileCondition, type Condition, type ConditionTester } from './conditions';
+import { compileCondition, valueAtPath, type Condition, type ConditionTester } from './conditions';
 import { DAY_MS } from './behavior';
+import type { EventMatcher } from './flow-types';
 import type { RfmScores } from './rfm';
+import { eventMatches } from './triggers';
 
 /** How many times, as authors write it: at_least 3, at_most 2, exactly 1. */
 export type CountTest = { at_least: number } | { at_most: number } | { exactly: number };
 
-/** Which events a rule counts: a name, and a condition on `event.*` (e.g. event.properties.category). */
-export interface EventMatch {
-  event: string;
-  where?: Condition;
-}
+/** Which events a rule counts: a name, and a condition on `event.*` — the same matcher flow triggers use. */
+export type EventMatch = EventMatcher;
 
 export type SegmentRule =
   | { kind: 'performed'; match: EventMatch; count: CountTest; within?: number; since?: number; same?: string }
@@ -69,20 +68,6 @@ function earliest(a: number | null, b: number | null): number | null {
   return a === null ? b : b === null ? a : Math.min(a, b);
 }
 
-function matches(match: EventMatch, event: FactEvent): boolean {
-  if (event.name !== match.event) return false;
-  return match.where === undefined || tester(match.where)({ event: { name: event.name, properties: event.properties, timestamp: event.timestamp } });
-}
-
-function valueAtPath(root: unknown, path: string): unknown {
-  let value = root;
-  for (const part of path.split('.')) {
-    if (value === null || typeof value !== 'object') return undefined;
-    value = (value as Record<string, unknown>)[part];
-  }
-  return value;
-}
-
 function holds(count: number, test: CountTest): boolean {
   if ('at_least' in test) return count >= test.at_least;
   if ('at_most' in test) return count <= test.at_most;
@@ -111,7 +96,7 @@ function performedInGroup(times: number[], rule: Extract<SegmentRule, { kind: 'p
 }
 
 function evaluatePerformed(rule: Extract<SegmentRule, { kind: 'performed' }>, facts: CustomerFacts, now: number): Evaluation {
-  const events = facts.events.filter((e) => matches(rule.match, e));
+  const events = facts.events.filter((e) => eventMatches(rule.match, e));
   if (rule.same === undefined) return performedInGroup(events.map((e) => e.timestamp), rule, now);
   // "3 views in one category": in when some group passes; the verdict changes when the first group flips.
   const groups = new Map<string, number[]>();
@@ -130,7 +115,7 @@ function evaluatePerformed(rule: Extract<SegmentRule, { kind: 'performed' }>, fa
 }
 
 function evaluateLastPerformed(rule: Extract<SegmentRule, { kind: 'last_performed' }>, facts: CustomerFacts, now: number): Evaluation {
-  const last = facts.events.filter((e) => matches(rule.match, e) && e.timestamp <= now).reduce<number | null>((at, e) => (at === null || e.timestamp > at ? e.timestamp : at), null);
+  const last = facts.events.filter((e) => eventMatches(rule.match, e) && e.timestamp <= now).reduce<number | null>((at, e) => (at === null || e.timestamp > at ? e.timestamp : at), null);
   if (last === null) return { member: false, nextChange: null };
   // before D: the last one is at least D old (from last + D on); after D: it is less than D old (until last + D).
   const beforeOk = rule.before === undefined || now >= last + rule.before;

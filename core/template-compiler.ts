@@ -49,8 +49,6 @@ export interface CompiledTemplate {
   fieldsRead: Array<{ path: string; at: string }>;
   /** Links rewritten per recipient (tracking, UTM). */
   linkCount: number;
-  /** Bytes of HTML the template emits whatever the data (loops and data add to it). */
-  compiledBytes: number;
 }
 
 export interface CompileResult {
@@ -440,7 +438,6 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
       sites,
       fieldsRead: reads.sort((a, b) => a.path.localeCompare(b.path)),
       linkCount: links.length,
-      compiledBytes: staticBytes,
     };
     compiled.all({ profile: {}, consent: {} }, { data: {} });
   } catch (err) {

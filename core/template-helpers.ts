@@ -4,7 +4,7 @@
 // every fallback a render takes is recorded with the template line it came from. No helper throws on bad data:
 // a value it cannot format gives its fallback (an empty string at worst), never a broken email.
 import Handlebars from 'handlebars';
-import type { ConditionTester } from './conditions';
+import { valueAtPath, type ConditionTester } from './conditions';
 
 /** A template position that can fall back: a conditional block, a `default`, a recommendation. */
 export interface TemplateSite {
@@ -233,7 +233,7 @@ export function registerTemplateHelpers(handlebars: typeof Handlebars): void {
       const root = rootOf(options);
       const context = { profile: root.profile as Record<string, unknown>, consent: root.consent as Record<string, unknown>, event: root.event as Record<string, unknown> };
       if (site.condition(context)) return options.fn(this);
-      const missing = (site.conditionFields ?? []).filter((field) => valueAt(root, field) === undefined || valueAt(root, field) === null);
+      const missing = (site.conditionFields ?? []).filter((field) => valueAtPath(root, field) === undefined || valueAtPath(root, field) === null);
       if (missing.length > 0) recordFallback(options, `missing ${missing.join(', ')}`);
       return options.inverse(this);
     },
@@ -332,16 +332,6 @@ function escapeAttribute(value: string): string {
   // Tracked links are base64url and URL characters: usually nothing to escape, and no copy to make.
   if (!ATTRIBUTE_SPECIAL.test(value)) return value;
   return value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
-
-/** Reads a dotted path (`profile.cart.0.name`) from a context. */
-export function valueAt(root: unknown, path: string): unknown {
-  let value: unknown = root;
-  for (const part of path.split('.')) {
-    if (value === null || value === undefined || typeof value !== 'object') return undefined;
-    value = (value as Record<string, unknown>)[part];
-  }
-  return value;
 }
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0', times: '×' };

@@ -1,6 +1,6 @@
 // Decides which flow triggers an event fires, from the event and the customer's recent events.
 // Pure: the caller fetches the recent events the triggers ask for (see `historyNeeded`).
-import { compileCondition, type ConditionTester } from './conditions';
+import { compileCondition, valueAtPath, type ConditionTester } from './conditions';
 import type { EventMatcher, FlowDefinition, Trigger } from './flow-types';
 import type { EventType } from './event';
 
@@ -35,15 +35,6 @@ export function eventMatches(matcher: EventMatcher, event: Pick<EventFacts, 'nam
   return matcher.where ? testerFor(matcher.where)(eventContext(event)) : true;
 }
 
-function readPath(value: unknown, path: string): unknown {
-  let current = value;
-  for (const part of path.split('.')) {
-    if (current === null || typeof current !== 'object') return undefined;
-    current = (current as Record<string, unknown>)[part];
-  }
-  return current;
-}
-
 /** What history a trigger needs to be decided, so the caller can fetch it in one query. */
 export function historyNeeded(trigger: Trigger, event: EventFacts): { name: string; since: number } | null {
   if (trigger.kind !== 'event_count' || event.name !== trigger.event) return null;
@@ -59,14 +50,14 @@ export function triggerFires(trigger: Trigger, event: EventFacts, history: Event
   if (event.type !== 'track' || !eventMatches(trigger, event)) return false;
   if (trigger.kind === 'event') return true;
   const since = event.timestamp - trigger.withinMs;
-  const sameValue = trigger.sameProperty ? readPath({ properties: event.properties }, trigger.sameProperty) : undefined;
+  const sameValue = trigger.sameProperty ? valueAtPath({ properties: event.properties }, trigger.sameProperty) : undefined;
   if (trigger.sameProperty && sameValue === undefined) return false;
   const counted = new Set<string>([event.messageId]);
   for (const past of history) {
     if (counted.has(past.messageId)) continue;
     if (past.timestamp < since || past.timestamp > event.timestamp) continue;
     if (!eventMatches(trigger, past)) continue;
-    if (trigger.sameProperty && readPath({ properties: past.properties }, trigger.sameProperty) !== sameValue) continue;
+    if (trigger.sameProperty && valueAtPath({ properties: past.properties }, trigger.sameProperty) !== sameValue) continue;
     counted.add(past.messageId);
   }
   return counted.size >= trigger.atLeast;

@@ -1,20 +1,9 @@
 // RFM quintiles: agree with an independent NTILE(5) computation on generated data full of ties, and behave at the edges.
+import { seededRandom } from '../support/seeded-random';
 import { rfmBoundaries, rfmScore, type RfmBoundaries, type RfmInput, type RfmScores } from '../../core/rfm';
 
 const DAY = 24 * 60 * 60 * 1000;
 const EPOCH = Date.UTC(2026, 0, 1);
-
-/** mulberry32: a tiny seeded PRNG, so every generated store is reproducible from its seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randInt(random: () => number, low: number, high: number): number {
   return low + Math.floor(random() * (high - low + 1));
@@ -22,7 +11,7 @@ function randInt(random: () => number, low: number, high: number): number {
 
 /** A store with many ties: integer order counts, amounts rounded to 5, last orders on a few dozen days; ~10% never ordered. */
 function generateStore(seed: number, size: number): RfmInput[] {
-  const random = mulberry32(seed);
+  const random = seededRandom(seed);
   return Array.from({ length: size }, (_, i) => {
     if (random() < 0.1) return { customerId: `c${i}`, lastOrderAt: null, ordersCount: 0, totalSpent: 0 };
     const ordersCount = 1 + Math.floor(-Math.log(1 - random()) * 2);
@@ -116,7 +105,7 @@ describe('rfmScore over rfmBoundaries', () => {
     const store = generateStore(42, 1000);
     const boundaries = rfmBoundaries(store);
     const reference = referenceScorer(store);
-    const random = mulberry32(43);
+    const random = seededRandom(43);
     for (let i = 0; i < 500; i++) {
       const outsider = buyer(`new${i}`, randInt(random, -5, 45) + random(), randInt(random, 1, 12), random() * 1200 - 50);
       expect(rfmScore(outsider, boundaries)).toEqual(reference(outsider));
@@ -179,7 +168,7 @@ describe('rfm edge cases', () => {
 
 describe('rfm properties', () => {
   test('a later order, more orders or more spent never lowers a score', () => {
-    const random = mulberry32(7);
+    const random = seededRandom(7);
     for (const size of [3, 50, 2000]) {
       const store = generateStore(size, size);
       const boundaries = rfmBoundaries(store);
@@ -201,7 +190,7 @@ describe('rfm properties', () => {
   test.each([1, 5, 99, 1000])('shuffled input gives identical boundaries (%i customers)', (size) => {
     const store = generateStore(size + 1, size);
     const boundaries: RfmBoundaries = rfmBoundaries(store);
-    const random = mulberry32(size);
+    const random = seededRandom(size);
     for (let i = 0; i < 5; i++) expect(rfmBoundaries(shuffle(store, random))).toEqual(boundaries);
   });
 });

@@ -6,6 +6,7 @@ import { DAY_MS } from '../../core/behavior';
 import { parseSegmentFile } from '../../core/segment-definition';
 import { evaluateCustomer, evaluationOrder, MembershipIndex, type BaseFacts, type SegmentSpec } from '../../core/segment-membership';
 import type { FactEvent } from '../../core/segment-rules';
+import { seededRandom } from '../support/seeded-random';
 
 const HOUR = 3_600_000;
 
@@ -25,19 +26,8 @@ const SEGMENTS: SegmentSpec[] = [
   segment('not-browsing', '  - not: { in_segment: browsing }\n  - performed: { event: Product Viewed, within: 30d }'),
 ];
 
-/** mulberry32: small, seeded, deterministic. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function run(seed: number) {
-  const rand = random(seed);
+  const rand = seededRandom(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
   const customers = Array.from({ length: 25 }, (_, i) => `c${i}`);
   const events = new Map<string, FactEvent[]>(customers.map((c) => [c, []]));
