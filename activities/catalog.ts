@@ -1,6 +1,7 @@
 // The catalog as rendering activities read it: an index (core/recommendations) cached per process and rebuilt only
 // when the store's catalog version has moved, so a send costs one one-row read, not a read of every product.
-import { catalogIndex, type CatalogIndex } from '../core/recommendations';
+import { catalogIndex, recommend, type CatalogIndex, type RecommendationKind } from '../core/recommendations';
+import type { RenderOptions } from './templates';
 import type { Store } from '../store/store';
 
 export interface CatalogReader {
@@ -32,5 +33,13 @@ export function catalogReader(store: Pick<Store, 'catalogVersion' | 'catalogProd
         if (loading?.promise === promise) loading = undefined;
       }
     },
+  };
+}
+
+/** What rendering needs of the catalog: recommendation blocks and product URLs (without one, blocks show the cart). */
+export function catalogRenderOptions(index: CatalogIndex | null): Pick<RenderOptions, 'recommend' | 'productUrl'> {
+  return {
+    recommend: index ? (kind, view, options) => recommend(index, kind as RecommendationKind, view, options) : null,
+    productUrl: (productId) => index?.products.get(productId)?.url,
   };
 }

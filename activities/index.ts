@@ -12,9 +12,8 @@ import { eventContext } from '../core/triggers';
 import type { SendRecord, Store } from '../store/store';
 import { signalCustomerEvent, type SignalTarget } from '../client/customer-signals';
 import type { SmtpMailer } from './mailer';
-import { recommend, type RecommendationKind } from '../core/recommendations';
 import { clickUrlSigner, listUnsubscribeHeaders, openPixelUrl, unsubscribeUrl, withUtm } from '../core/tracking';
-import type { CatalogReader } from './catalog';
+import { catalogRenderOptions, type CatalogReader } from './catalog';
 import type { RenderOptions, TemplateLibrary } from './templates';
 
 export interface ActivityDeps {
@@ -188,8 +187,7 @@ export function createActivities(deps: ActivityDeps) {
         link: (url) => (trackedUrl && /^https?:\/\//i.test(url) ? trackedUrl(url) : withUtm(url, { flowId: input.flowId, stepId: input.nodeId })),
         unsubscribeUrl: unsubscribe,
         openPixelUrl: tracking ? openPixelUrl(tracking.baseUrl(), tracking.secret, claims) : null,
-        recommend: index ? (kind, view, recommendOptions) => recommend(index, kind as RecommendationKind, view, recommendOptions) : null,
-        productUrl: (productId) => index?.products.get(productId)?.url,
+        ...catalogRenderOptions(index),
       };
       const rendered = deps.templates.render(
         input.template,

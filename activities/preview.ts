@@ -1,11 +1,11 @@
 // Preview: renders a template exactly as a send would (same data, catalog and fallbacks), for one customer of the
 // store, or for a synthetic profile given as data — without tracking tokens, so nothing a reviewer clicks is counted.
 import { profileContext, type Profile } from '../core/profile';
-import { recommend, type CatalogIndex, type RecommendationKind } from '../core/recommendations';
+import type { CatalogIndex } from '../core/recommendations';
 import { withUtm } from '../core/tracking';
 import { MicroflowsError } from '../core/errors';
 import type { Store } from '../store/store';
-import type { CatalogReader } from './catalog';
+import { catalogRenderOptions, type CatalogReader } from './catalog';
 import type { RenderedEmail, TemplateLibrary } from './templates';
 
 export interface TemplatePreview extends RenderedEmail {
@@ -60,8 +60,7 @@ export async function previewTemplate(deps: PreviewDeps, request: PreviewRequest
       link: (url) => withUtm(url, { flowId: flow.id, stepId: flow.step }),
       unsubscribeUrl: compiled.header.category === 'marketing' ? '#unsubscribe-preview' : null,
       openPixelUrl: null,
-      recommend: index ? (kind, view, options) => recommend(index, kind as RecommendationKind, view, options) : null,
-      productUrl: (productId) => index?.products.get(productId)?.url,
+      ...catalogRenderOptions(index),
     },
   );
   return { ...rendered, template: request.template, subjectOf: profile ? profile.customerId : 'an empty profile', fieldsRead: compiled.fieldsRead };
