@@ -10,6 +10,7 @@ import type { FileProblem } from './errors';
 import { templateReads, unprovidedField } from './template-fields';
 import { decodeEntities, registerTemplateHelpers, TEMPLATE_BLOCK_HELPERS, TEMPLATE_HELPERS, withRenderRuntime, type FallbackUse, type RenderRuntime, type TemplateSite } from './template-helpers';
 import {
+  PLACEHOLDER,
   expandPartials,
   prepareMjml,
   SourceProblems,
@@ -238,7 +239,7 @@ function compileTokens(tokens: Token[], problems: SourceProblems): Compiled {
 }
 
 function restoreTokens(text: string, finals: string[]): string {
-  return text.replace(/MFHB(\d+)X/g, (_m, index: string) => finals[Number(index)] ?? '');
+  return text.replace(PLACEHOLDER, (_m, index: string) => finals[Number(index)] ?? '');
 }
 
 /** Finds the links of the compiled HTML and puts a numbered marker in each href, so tracking runs per recipient. */

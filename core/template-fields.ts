@@ -1,10 +1,8 @@
 // What a template reads, found by walking its Handlebars syntax tree: every field path (resolved through `each` and
 // `with` scopes, so `name` inside `{{#each profile.cart}}` reads `profile.cart[].name`), the helpers it calls that do
 // not exist, and the fields that no profile, event, catalog or flow field provides. Pure.
-import type Handlebars from 'handlebars';
 import { TEMPLATE_BLOCK_HELPERS, TEMPLATE_HELPERS } from './template-helpers';
 
-type AST = typeof Handlebars.AST;
 type Node = hbs.AST.Node;
 
 export interface FieldRead {
@@ -130,9 +128,6 @@ export function templateReads(program: hbs.AST.Program): TemplateReads {
   return { fields: fields.filter((f) => !f.path.startsWith('?') && !f.path.includes('.?')), unknownHelpers };
 }
 
-/** Roots a template's data has. */
-export const TEMPLATE_ROOTS = ['profile', 'consent', 'event', 'data', 'flow', 'shop', 'product[]'] as const;
-
 /** Segment's reserved identify traits, which any source may set. */
 const RESERVED_TRAITS = [
   'address', 'age', 'avatar', 'birthday', 'company', 'created_at', 'createdAt', 'description', 'email', 'first_name', 'firstName',
@@ -188,4 +183,3 @@ export function unprovidedField(path: string, extraTraits: readonly string[] = [
   }
 }
 
-export type { AST };
