@@ -10,6 +10,7 @@ import { IMPORT_ARGS, runImport } from './import';
 import { loadFlowFiles, loadFlowPaths } from './project-files';
 import { PREVIEW_ARGS, runPreview } from './preview';
 import { serve } from './serve';
+import { checkSegments } from './segment-files';
 import { checkTemplates } from './template-files';
 
 export interface Command {
@@ -36,15 +37,19 @@ const countOf = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? ''
 export const commands: Record<string, Command> = {
   validate: {
     args: '[paths...]',
-    summary: 'check flow files and templates (default: the flows and templates directories), reporting every problem with file:line',
+    summary: 'check flow files, templates and segments (default: their directories), reporting every problem with file:line',
     async run(args) {
       const config = readConfig(process.env, process.cwd());
       const isTemplatePath = (p: string) => p.endsWith('.mjml') || (fs.existsSync(p) && fs.statSync(p).isDirectory() && fs.readdirSync(p).some((f) => f.endsWith('.mjml')));
-      const flowPaths = args.length > 0 ? args.filter((p) => !isTemplatePath(p)) : [config.flowsDir];
+      const isSegmentsDir = (p: string) => path.resolve(p) === path.resolve(config.segmentsDir);
+      const flowPaths = args.length > 0 ? args.filter((p) => !isTemplatePath(p) && !isSegmentsDir(p)) : [config.flowsDir];
       const templatePaths = args.length > 0 ? args.filter(isTemplatePath) : [config.templatesDir];
       const { flows, problems } = flowPaths.length > 0 ? loadFlowPaths(flowPaths, config.templatesDir) : { flows: [], problems: [] };
       const templates = templatePaths.map(checkTemplates);
-      const allProblems = [...problems, ...templates.flatMap((t) => t.problems)];
+      // Segments: the segments folder, when no paths are given or when it is one of them.
+      const segmentsDir = path.resolve(config.segmentsDir);
+      const segmentChecks = (args.length === 0 && fs.existsSync(segmentsDir)) || args.some((p) => path.resolve(p) === segmentsDir) ? [checkSegments(config.segmentsDir)] : [];
+      const allProblems = [...problems, ...templates.flatMap((t) => t.problems), ...segmentChecks.flatMap((s) => s.problems)];
       printProblems(allProblems, (line) => console.log(line));
       // What each template reads, so a reviewer sees which profile, event and catalog fields an email depends on.
       for (const template of templates.flatMap((t) => t.templates)) {
@@ -57,8 +62,12 @@ export const commands: Record<string, Command> = {
         return 1;
       }
       const templateCount = templates.reduce((n, t) => n + t.templates.length, 0);
-      const checked = [flowPaths.length > 0 ? countOf(flows.length, 'flow') : null, templatePaths.length > 0 ? countOf(templateCount, 'template') : null].filter((part) => part !== null);
-      console.log(`ok: ${checked.join(' and ')} valid`);
+      const checked = [
+        flowPaths.length > 0 ? countOf(flows.length, 'flow') : null,
+        templatePaths.length > 0 ? countOf(templateCount, 'template') : null,
+        segmentChecks.length > 0 ? countOf(segmentChecks[0]!.segments.length, 'segment') : null,
+      ].filter((part) => part !== null);
+      console.log(`ok: ${checked.length > 1 ? `${checked.slice(0, -1).join(', ')} and ${checked[checked.length - 1]}` : checked[0]} valid`);
       return 0;
     },
   },

@@ -82,7 +82,7 @@ test('bad input says what to fix', () => {
   expect(preview(['no-such-template', '--profile', 'ana']).stderr).toContain('no template "no-such-template"');
   expect(preview(['cart-reminder', '--as', 'no-such-segment']).stderr).toContain('no segment "no-such-segment"');
   expect(preview(['cart-reminder']).stderr).toContain('give exactly one of --profile <customer id> and --as <segment>');
-  const segmentWithoutMembers = preview(['cart-reminder', '--as', 'repeat-buyers']);
+  const segmentWithoutMembers = preview(['cart-reminder', '--as', 'recent-purchasers']);
   expect(segmentWithoutMembers.status).toBe(1);
-  expect(segmentWithoutMembers.stderr).toContain('segment "repeat-buyers" has no members in the store yet');
+  expect(segmentWithoutMembers.stderr).toContain('segment "recent-purchasers" has no members in the store yet');
 });

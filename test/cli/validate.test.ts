@@ -73,6 +73,28 @@ describe('microflows validate', () => {
     expect(run.output).not.toContain('ok:');
   });
 
+  test('segment files: each problem with file and line, and in_segment naming a segment that does not exist', () => {
+    const dir = 'test/fixtures/segments-invalid';
+    const run = microflows(['validate', dir], { MICROFLOWS_SEGMENTS_DIR: path.join(ROOT, dir) });
+    expect(run.status).toBe(1);
+    const lines = run.stdout.split('\n').filter((l) => l.includes(': error: '));
+    expect(lines).toEqual([
+      expect.stringMatching(/segments-invalid\/browsers\.yaml:3:\d+ \(rules\[0\]\.performed\.same\): error: same counts per value of an event property/),
+      expect.stringMatching(/segments-invalid\/lapsed-vips\.yaml:4:\d+ \(rules\[1\]\.last_performed\.before\): error: before: "60 days" is not a duration/),
+    ]);
+    // The shipped segments are valid, and a reference to an unknown one is an error at its line.
+    const shipped = microflows(['validate', 'segments'], { MICROFLOWS_SEGMENTS_DIR: path.join(ROOT, 'segments') });
+    expect(shipped.stdout).toContain('ok: 6 segments valid');
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'microflows-segments-'));
+    try {
+      fs.writeFileSync(path.join(tmp, 'lapsed.yaml'), 'id: lapsed\nrules:\n  - in_segment: vips\n');
+      const missing = microflows(['validate', tmp], { MICROFLOWS_SEGMENTS_DIR: tmp });
+      expect(missing.stdout).toContain(`${tmp}/lapsed.yaml:3: error: in_segment: no segment "vips"`);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   test('the shipped templates pass, and each lists the fields it reads', () => {
     const run = microflows(['validate', 'templates']);
     expect(run.stderr).toBe('');

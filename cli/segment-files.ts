@@ -1,0 +1,51 @@
+// Segment validation for the command line: every segments/<id>.yaml parsed, the id matching the file name, and every
+// in_segment naming a segment that exists — each problem with file:line.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { FileProblem } from '../core/errors';
+import { parseSegmentFile, type SegmentDefinition } from '../core/segment-definition';
+import type { SegmentRule } from '../core/segment-rules';
+
+export interface CheckedSegments {
+  segments: SegmentDefinition[];
+  problems: FileProblem[];
+}
+
+function referencesOf(rule: SegmentRule): string[] {
+  if (rule.kind === 'in_segment') return [rule.segment];
+  if (rule.kind === 'not') return referencesOf(rule.rule);
+  if (rule.kind === 'all' || rule.kind === 'any') return rule.rules.flatMap(referencesOf);
+  return [];
+}
+
+/** Checks a segments folder (a missing one holds no segments). */
+export function checkSegments(dir: string): CheckedSegments {
+  if (!fs.existsSync(dir)) return { segments: [], problems: [] };
+  const segments: SegmentDefinition[] = [];
+  const problems: FileProblem[] = [];
+  const sources = new Map<string, string>();
+  for (const name of fs.readdirSync(dir).filter((f) => f.endsWith('.yaml') || f.endsWith('.yml')).sort()) {
+    const file = path.join(dir, name);
+    const source = fs.readFileSync(file, 'utf8');
+    const result = parseSegmentFile(source, file);
+    problems.push(...result.problems);
+    if (!result.segment) continue;
+    const expected = name.replace(/\.ya?ml$/, '');
+    if (result.segment.id !== expected) {
+      problems.push({ file, line: 1 + source.split('\n').findIndex((l) => /^id\s*:/.test(l)), path: 'id', severity: 'error', message: `the id "${result.segment.id}" must match the file name: rename the file ${result.segment.id}.yaml or set id: ${expected}` });
+      continue;
+    }
+    segments.push(result.segment);
+    sources.set(result.segment.id, source);
+  }
+  const known = new Set(segments.map((s) => s.id));
+  for (const segment of segments) {
+    for (const reference of referencesOf(segment.rule)) {
+      if (known.has(reference)) continue;
+      const lines = sources.get(segment.id)!.split('\n');
+      const line = lines.findIndex((l) => new RegExp(`in_segment\\s*:\\s*["']?${reference.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`).test(l)) + 1;
+      problems.push({ file: segment.file, line: line || undefined, severity: 'error', message: `in_segment: no segment "${reference}" in ${dir}; known: ${[...known].sort().join(', ')}` });
+    }
+  }
+  return { segments, problems };
+}
