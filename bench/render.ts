@@ -4,6 +4,7 @@
 // once per recipient. One core: everything runs on this process's one JavaScript thread.
 //
 //   npx tsx bench/render.ts [--seconds S] [--template NAME] [--compiled-only]     (S per approach per round; 5 rounds)
+import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Handlebars from 'handlebars';
@@ -93,7 +94,6 @@ function naiveRenderer(templateName: string, index: CatalogIndex) {
   const handlebars = templateHandlebars();
   const loaded = compileTemplateDir(TEMPLATES, handlebars);
   const template = loaded.templates.get(templateName)!;
-  const fs = require('node:fs') as typeof import('node:fs');
   for (const file of fs.readdirSync(path.join(TEMPLATES, 'partials'))) handlebars.registerPartial(path.parse(file).name, fs.readFileSync(path.join(TEMPLATES, 'partials', file), 'utf8'));
   const source = fs.readFileSync(template.file, 'utf8').replace(/^---\r?\n[\s\S]*?\r?\n---\r?\n/, '');
   const body = handlebars.compile(source);

@@ -142,6 +142,15 @@ export function compileCondition(condition: unknown, path = 'when'): ConditionTe
   return (context) => tester(context);
 }
 
+const compiledTesters = new WeakMap<object, ConditionTester>();
+
+/** compileCondition, once per condition object: for conditions already validated at load (flow and segment files). */
+export function cachedTester(condition: Condition): ConditionTester {
+  let tester = compiledTesters.get(condition);
+  if (!tester) compiledTesters.set(condition, (tester = compileCondition(condition)));
+  return tester;
+}
+
 /** Convenience for one-off checks; an absent condition holds. */
 export function evaluateCondition(condition: unknown, context: ConditionContext): boolean {
   if (condition === undefined || condition === null) return true;

@@ -2,7 +2,7 @@
 // membership can change with no new event (a counted event leaving its window, a "no purchase in 60 days" coming
 // true). The store indexes customers by that moment, so a sweep touches only the customers whose time has come.
 // Pure: the customer's events, profile view and RFM scores come in as facts; "now" is a parameter.
-import { compileCondition, valueAtPath, type Condition, type ConditionTester } from './conditions';
+import { cachedTester, valueAtPath, type Condition } from './conditions';
 import { DAY_MS } from './behavior';
 import type { EventMatcher } from './flow-types';
 import type { RfmScores } from './rfm';
@@ -56,13 +56,6 @@ const DAY_COUNTERS = ['days_since_last_order', 'days_since_last_action'];
 const CONTINUOUS_FIELDS = ['behavior_score', 'opens_30d', 'clicks_30d', 'behavioral_tags', 'tags'];
 /** A condition on a field that decays continuously is checked again this often: the lag the sweep documents. */
 export const CONTINUOUS_RECHECK_MS = 60 * 60 * 1000;
-
-const compiled = new WeakMap<object, ConditionTester>();
-function tester(condition: Condition): ConditionTester {
-  let test = compiled.get(condition);
-  if (!test) compiled.set(condition, (test = compileCondition(condition)));
-  return test;
-}
 
 function earliest(a: number | null, b: number | null): number | null {
   return a === null ? b : b === null ? a : Math.min(a, b);
@@ -148,10 +141,10 @@ export function evaluateSegmentRule(rule: SegmentRule, facts: CustomerFacts, now
     case 'last_performed':
       return evaluateLastPerformed(rule, facts, now);
     case 'profile':
-      return { member: tester(rule.condition)(facts.view), nextChange: profileNextChange(rule.condition, facts.view, now) };
+      return { member: cachedTester(rule.condition)(facts.view), nextChange: profileNextChange(rule.condition, facts.view, now) };
     case 'rfm':
       // Scores move when the store's quintiles are recomputed (by the sweep), not with this customer's clock.
-      return { member: facts.rfm !== null && tester(rule.condition)({ profile: { ...facts.rfm } }), nextChange: null };
+      return { member: facts.rfm !== null && cachedTester(rule.condition)({ profile: { ...facts.rfm } }), nextChange: null };
     case 'in_segment':
       return { member: facts.inSegment(rule.segment), nextChange: facts.segmentNextChange(rule.segment) };
     case 'not': {

@@ -1,6 +1,6 @@
 // Decides which flow triggers an event fires, from the event and the customer's recent events.
 // Pure: the caller fetches the recent events the triggers ask for (see `historyNeeded`).
-import { compileCondition, valueAtPath, type ConditionTester } from './conditions';
+import { cachedTester, valueAtPath } from './conditions';
 import type { EventMatcher, FlowDefinition, Trigger } from './flow-types';
 import type { EventType } from './event';
 
@@ -14,17 +14,6 @@ export interface EventFacts {
   timestamp: number;
 }
 
-const testerCache = new WeakMap<object, ConditionTester>();
-
-function testerFor(where: object): ConditionTester {
-  let tester = testerCache.get(where);
-  if (!tester) {
-    tester = compileCondition(where, 'where');
-    testerCache.set(where, tester);
-  }
-  return tester;
-}
-
 /** The condition context an event is seen through: `event.name`, `event.properties.*`. */
 export function eventContext(event: Pick<EventFacts, 'name' | 'properties' | 'timestamp'>): { event: Record<string, unknown> } {
   return { event: { name: event.name, properties: event.properties, timestamp: event.timestamp } };
@@ -32,7 +21,7 @@ export function eventContext(event: Pick<EventFacts, 'name' | 'properties' | 'ti
 
 export function eventMatches(matcher: EventMatcher, event: Pick<EventFacts, 'name' | 'properties' | 'timestamp'>): boolean {
   if (event.name !== matcher.event) return false;
-  return matcher.where ? testerFor(matcher.where)(eventContext(event)) : true;
+  return matcher.where ? cachedTester(matcher.where)(eventContext(event)) : true;
 }
 
 /** What history a trigger needs to be decided, so the caller can fetch it in one query. */
