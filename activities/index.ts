@@ -15,6 +15,7 @@ import type { SmtpMailer } from './mailer';
 import { clickUrlSigner, listUnsubscribeHeaders, openPixelUrl, unsubscribeUrl, withUtm } from '../core/tracking';
 import { catalogRenderOptions, type CatalogReader } from './catalog';
 import type { RenderOptions, TemplateLibrary } from './templates';
+import type { SegmentEngine, SweepPage } from './segment-engine';
 
 export interface ActivityDeps {
   store: Store;
@@ -33,6 +34,8 @@ export interface ActivityDeps {
   signals: SignalTarget | null;
   /** The flows currently loaded (latest versions), for the sweep's inactivity triggers. */
   currentFlows: () => FlowDefinition[];
+  /** Segment membership, for the segment sweep; null: no segments (the sweep has nothing to do). */
+  segments: SegmentEngine | null;
 }
 
 /** What the arbiter hands a run it admitted, for the run to record as its first step. */
@@ -102,7 +105,7 @@ export function createActivities(deps: ActivityDeps) {
 
     /** Evaluates a flow's entry condition for the customer now (a queued trigger, decided again later). */
     async checkEntry(input: { customerId: string; flowId: string; version: number; event: EventFacts }): Promise<EntryCheck> {
-      return evaluateEntry(await flowVersion(input.flowId, input.version), await store.getProfile(input.customerId), input.event);
+      return evaluateEntry(await flowVersion(input.flowId, input.version), await store.getProfile(input.customerId, { withSegments: true }), input.event);
     },
 
     /** Persists what one arbitration step decided: the new run's entry (first, so the run number is taken) and the decisions. */
@@ -140,7 +143,7 @@ export function createActivities(deps: ActivityDeps) {
 
     /** `at` is the flow's (workflow) time: time-relative fields such as behavior_score are read as of then. */
     async evaluateForCustomer(input: { customerId: string; condition: Condition; event: EventFacts; at?: number }): Promise<boolean> {
-      const profile = await store.getProfile(input.customerId);
+      const profile = await store.getProfile(input.customerId, { withSegments: true });
       return compileCondition(input.condition)({ ...profileContext(profile, input.at ?? Date.now()), ...eventContext(input.event) });
     },
 
@@ -154,7 +157,7 @@ export function createActivities(deps: ActivityDeps) {
      * with the same Message-ID, so the receiver sees one message.
      */
     async sendEmail(input: SendEmailInput): Promise<SendEmailResult> {
-      const profile = await store.getProfile(input.customerId);
+      const profile = await store.getProfile(input.customerId, { withSegments: true });
       const to = profile?.email;
       if (!to) return { status: 'skipped', reason: `customer ${input.customerId} has no email address` };
       const context = profileContext(profile, input.scheduledAt);
@@ -236,6 +239,23 @@ export function createActivities(deps: ActivityDeps) {
       return { status: 'sent', messageId, transport };
     },
 
+    /** The segment sweep's first step: RFM quintiles recomputed when stale (moving cut points schedule every buyer). */
+    async refreshRfm(input: { now: number }): Promise<boolean> {
+      return deps.segments ? deps.segments.refreshRfm(input.now) : false;
+    },
+
+    /** One page of the segment sweep: customers whose next check has come, evaluated as of `now`. */
+    async sweepSegments(input: { now: number; limit: number; after: SweepPage['next'] }): Promise<SweepPage> {
+      if (!deps.segments) return { evaluated: 0, changes: 0, failed: 0, next: null };
+      Context.current().heartbeat();
+      return deps.segments.sweepPage(input.now, input.limit, input.after);
+    },
+
+    /** The segment sweep's last step: every time-based change up to `now` is applied (the report shows it). */
+    async markSegmentsSwept(input: { now: number }): Promise<void> {
+      await store.markSegmentsSwept(input.now);
+    },
+
     /** One page of the inactivity sweep: signals customers whose "no X for N days" came true. */
     async sweepInactivity(input: { now: number; cursor: string | null; pageSize: number; sweepId: string }): Promise<{ signalled: number; nextCursor: string | null }> {
       if (!deps.signals) throw ApplicationFailure.nonRetryable('the sweep needs a Temporal client: the worker was built without one', 'SweepMisconfigured');
@@ -256,7 +276,7 @@ export function createActivities(deps: ActivityDeps) {
           properties: { inactive_since: hit.lastEventAt, sweep: input.sweepId },
           timestamp: input.now,
         };
-        const event: CustomerEventSignalInput = { ...facts, triggers: [fireTrigger(flow, await store.getProfile(hit.customerId), facts)] };
+        const event: CustomerEventSignalInput = { ...facts, triggers: [fireTrigger(flow, await store.getProfile(hit.customerId, { withSegments: true }), facts)] };
         await signalCustomerEvent(deps.signals, hit.customerId, event);
         signalled += 1;
         Context.current().heartbeat(hit.customerId);

@@ -46,7 +46,7 @@ export async function previewTemplate(deps: PreviewDeps, request: PreviewRequest
   const compiled = deps.templates.get(request.template);
   let profile = request.profile;
   if (!profile && request.customerId !== undefined) {
-    profile = await deps.store.getProfile(request.customerId);
+    profile = await deps.store.getProfile(request.customerId, { withSegments: true });
     if (!profile) throw new UnknownProfileError(`no profile "${request.customerId}" in the store: pass the id of a customer who sent events (GET /api/profiles/:id shows one)`);
   }
   const index: CatalogIndex | null = deps.catalog ? await deps.catalog.index() : null;

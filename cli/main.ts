@@ -10,7 +10,8 @@ import { IMPORT_ARGS, runImport } from './import';
 import { loadFlowFiles, loadFlowPaths } from './project-files';
 import { PREVIEW_ARGS, runPreview } from './preview';
 import { serve } from './serve';
-import { checkSegments } from './segment-files';
+import { checkSegments, segmentIdsIn } from './segment-files';
+import { SEGMENTS_ARGS, runSegments } from './segments';
 import { checkTemplates } from './template-files';
 
 export interface Command {
@@ -44,7 +45,7 @@ export const commands: Record<string, Command> = {
       const isSegmentsDir = (p: string) => path.resolve(p) === path.resolve(config.segmentsDir);
       const flowPaths = args.length > 0 ? args.filter((p) => !isTemplatePath(p) && !isSegmentsDir(p)) : [config.flowsDir];
       const templatePaths = args.length > 0 ? args.filter(isTemplatePath) : [config.templatesDir];
-      const { flows, problems } = flowPaths.length > 0 ? loadFlowPaths(flowPaths, config.templatesDir) : { flows: [], problems: [] };
+      const { flows, problems } = flowPaths.length > 0 ? loadFlowPaths(flowPaths, config.templatesDir, segmentIdsIn(config.segmentsDir)) : { flows: [], problems: [] };
       const templates = templatePaths.map(checkTemplates);
       // Segments: the segments folder, when no paths are given or when it is one of them.
       const segmentsDir = path.resolve(config.segmentsDir);
@@ -120,6 +121,12 @@ export const commands: Record<string, Command> = {
     args: PREVIEW_ARGS,
     summary: 'render a template for a customer or a typical member of a segment: subject, fallbacks, fields, text (preview --help)',
     run: runPreview,
+  },
+
+  segments: {
+    args: SEGMENTS_ARGS,
+    summary: 'segment sizes, overlap, too-small and unused segments, last sweep (report), or a page of members',
+    run: runSegments,
   },
 
   start: {

@@ -19,17 +19,17 @@ export function templateChecker(templatesDir: string): (name: string) => boolean
 }
 
 /** Every `*.yaml` / `*.yml` directly in `flowsDir`, sorted by name, compiled. */
-export function loadFlowFiles(flowsDir: string, templatesDir: string): LoadedFlows {
-  return loadFlowPaths([flowsDir], templatesDir);
+export function loadFlowFiles(flowsDir: string, templatesDir: string, segmentIds?: ReadonlySet<string>): LoadedFlows {
+  return loadFlowPaths([flowsDir], templatesDir, segmentIds);
 }
 
 /** Problems in the given files and directories (a directory means its flow files); empty when all are valid. */
-export function validatePaths(paths: string[], templatesDir: string): FileProblem[] {
-  return loadFlowPaths(paths, templatesDir).problems;
+export function validatePaths(paths: string[], templatesDir: string, segmentIds?: ReadonlySet<string>): FileProblem[] {
+  return loadFlowPaths(paths, templatesDir, segmentIds).problems;
 }
 
 /** Compiles the flow files named by `paths` (files, or directories of flow files), checking them against each other. */
-export function loadFlowPaths(paths: string[], templatesDir: string): LoadedFlows {
+export function loadFlowPaths(paths: string[], templatesDir: string, segmentIds?: ReadonlySet<string>): LoadedFlows {
   const problems: FileProblem[] = [];
   const files: string[] = [];
   for (const p of paths) {
@@ -60,7 +60,7 @@ export function loadFlowPaths(paths: string[], templatesDir: string): LoadedFlow
   for (const file of [...new Set(files)]) {
     const source = fs.readFileSync(file, 'utf8');
     const sha256 = createHash('sha256').update(source, 'utf8').digest('hex');
-    const result = checkFlow(source, file, { templateExists, sha256 });
+    const result = checkFlow(source, file, { templateExists, sha256, ...(segmentIds ? { segmentIds } : {}) });
     problems.push(...result.problems);
     if (!result.flow) continue;
     const key = `${result.flow.id}@${result.flow.version}`;

@@ -21,6 +21,8 @@ import { catalogReader } from '../activities/catalog';
 import { formatProblem } from '../core/errors';
 import { syncCatalogDir } from './catalog-files';
 import { loadFlowFiles } from './project-files';
+import { loadSegments, segmentIdsIn } from './segment-files';
+import { SegmentEngine } from '../activities/segment-engine';
 
 /**
  * The key that signs click, open and unsubscribe links: MICROFLOWS_SIGNING_SECRET, or one generated on first start
@@ -54,9 +56,11 @@ export interface RuntimeOptions {
   worker?: boolean;
   /** Run the HTTP server in this process (default true). */
   server?: boolean;
-  /** Create or update the sweep Schedule (needs a server with Schedules; default true). */
+  /** Create or update the sweep Schedules (needs a server with Schedules; default true). */
   schedule?: boolean;
   sweepEvery?: Duration;
+  /** How often the segment sweep runs (default config.segmentSweepEvery). */
+  segmentSweepEvery?: Duration;
   /** Recompile templates when their files change (dev mode); config.watchTemplates, when set, wins. */
   watchTemplates?: boolean;
   log?: (message: string) => void;
@@ -67,6 +71,7 @@ export interface Runtime {
   store: Store;
   client: Client;
   dispatcher: TemporalDispatcher;
+  segments: SegmentEngine;
   templates: TemplateLibrary;
   worker: Worker | null;
   /** Base URL of the HTTP server, when running one. */
@@ -77,27 +82,30 @@ export interface Runtime {
 }
 
 export const SWEEP_SCHEDULE_ID = 'microflows-sweep';
+export const SEGMENT_SWEEP_SCHEDULE_ID = 'microflows-segment-sweep';
 
 /** Loads and validates flows/ and templates/, and records each flow version in the store. Refuses invalid files. */
 export async function loadAndRegisterFlows(config: Config, store: Store): Promise<FlowDefinition[]> {
-  const { flows, problems } = loadFlowFiles(config.flowsDir, config.templatesDir);
+  const { flows, problems } = loadFlowFiles(config.flowsDir, config.templatesDir, segmentIdsIn(config.segmentsDir));
   if (problems.some((p) => p.severity === 'error')) throw new InvalidFileError(problems);
   for (const flow of flows) await store.registerFlowVersion(flow);
   return flows;
 }
 
-export async function ensureSweepSchedule(client: Client, taskQueue: string, every: Duration): Promise<void> {
+export async function ensureSweepSchedule(client: Client, taskQueue: string, every: Duration, kind: 'inactivity' | 'segments' = 'inactivity'): Promise<void> {
+  const scheduleId = kind === 'inactivity' ? SWEEP_SCHEDULE_ID : SEGMENT_SWEEP_SCHEDULE_ID;
   const options = {
-    scheduleId: SWEEP_SCHEDULE_ID,
+    scheduleId,
     spec: { intervals: [{ every }] },
-    action: { type: 'startWorkflow' as const, workflowType: 'sweepWorkflow', taskQueue, workflowId: 'microflows-sweep-run' },
+    action: { type: 'startWorkflow' as const, workflowType: kind === 'inactivity' ? 'sweepWorkflow' : 'segmentSweepWorkflow', taskQueue, workflowId: `${scheduleId}-run` },
+    // A sweep still running when the next is due: the next is skipped, never stacked.
     policies: { overlap: ScheduleOverlapPolicy.SKIP },
   };
   try {
     await client.schedule.create(options);
   } catch (err) {
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-    await client.schedule.getHandle(SWEEP_SCHEDULE_ID).update((previous) => ({ ...previous, spec: options.spec, action: options.action }));
+    await client.schedule.getHandle(scheduleId).update((previous) => ({ ...previous, spec: options.spec, action: options.action }));
   }
 }
 
@@ -139,6 +147,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
 
     const signals = { client, taskQueue: config.taskQueue, searchAttributes: config.searchAttributes };
     const dispatcher = new TemporalDispatcher(store, signals, flows, log);
+    const segments = new SegmentEngine({ store, segments: loadSegments(config.segmentsDir), dispatcher, log });
+    await segments.syncDefinitions();
 
     let worker: Worker | null = null;
     if (options.worker !== false) {
@@ -158,6 +168,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
           catalog: catalogReader(store),
           signals,
           currentFlows: () => dispatcher.currentFlows(),
+          segments,
         }),
       });
       const running = worker.run();
@@ -168,11 +179,14 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       });
     }
 
-    if (options.schedule !== false) await ensureSweepSchedule(client, config.taskQueue, options.sweepEvery ?? '1h');
+    if (options.schedule !== false) {
+      await ensureSweepSchedule(client, config.taskQueue, options.sweepEvery ?? '1h');
+      await ensureSweepSchedule(client, config.taskQueue, options.segmentSweepEvery ?? config.segmentSweepEvery, 'segments');
+    }
 
     let url: string | null = null;
     if (options.server !== false) {
-      const app = createApp({ store, config: { ...config, signingSecret }, dispatcher, templates, catalog: catalogReader(store), log });
+      const app = createApp({ store, config: { ...config, signingSecret }, dispatcher, segments, flows: () => dispatcher.currentFlows(), segmentMinSize: config.segmentMinSize, templates, catalog: catalogReader(store), log });
       const server: http.Server = await new Promise((resolve) => {
         const s = app.listen(config.port, config.host, () => resolve(s));
       });
@@ -188,8 +202,9 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
           }),
       );
     }
-    // Let in-flight dispatches finish before the client closes.
+    // Let in-flight dispatches finish before the client closes: segment evaluations first, as they dispatch too.
     cleanups.push(() => dispatcher.idle());
+    cleanups.push(() => segments.idle());
 
     // Events committed before a crash but never signalled are delivered now, in order. Only processes
     // that ingest do this; a redelivery racing a live server is harmless (arbiters dedupe by messageId).
@@ -203,12 +218,16 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       store,
       client,
       dispatcher,
+      segments,
       templates,
       worker,
       url,
       async reloadFlows() {
+        const reloadedSegments = loadSegments(config.segmentsDir);
         const reloaded = await loadAndRegisterFlows(config, store);
         dispatcher.setFlows(reloaded);
+        segments.setSegments(reloadedSegments);
+        await segments.syncDefinitions();
         return reloaded;
       },
       stop: stopAll,

@@ -2,7 +2,7 @@
 // in_segment naming a segment that exists — each problem with file:line.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { FileProblem } from '../core/errors';
+import { InvalidFileError, type FileProblem } from '../core/errors';
 import { parseSegmentFile, type SegmentDefinition } from '../core/segment-definition';
 import type { SegmentRule } from '../core/segment-rules';
 
@@ -48,4 +48,17 @@ export function checkSegments(dir: string): CheckedSegments {
     }
   }
   return { segments, problems };
+}
+
+/** The segment ids a flow may name: the segment files' names in `dir` (none when it does not exist). */
+export function segmentIdsIn(dir: string): Set<string> {
+  if (!fs.existsSync(dir)) return new Set();
+  return new Set(fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).map((f) => f.replace(/\.ya?ml$/, '')));
+}
+
+/** The valid segments of `dir`, or an InvalidFileError naming every problem (what start refuses to run with). */
+export function loadSegments(dir: string): SegmentDefinition[] {
+  const { segments, problems } = checkSegments(dir);
+  if (problems.some((p) => p.severity === 'error')) throw new InvalidFileError(problems);
+  return segments;
 }

@@ -5,6 +5,7 @@ import { readConfig, DEFAULT_WRITE_KEY, type Config } from '../core/config';
 import { InvalidFileError } from '../core/errors';
 import { EMBEDDED_SQLITE_PRAGMAS, startDevServer, type DevServer } from './dev-server';
 import { loadFlowFiles } from './project-files';
+import { loadSegments, segmentIdsIn } from './segment-files';
 import { startRuntime, type Runtime } from './runtime';
 
 type Role = 'all' | 'worker' | 'server';
@@ -18,8 +19,9 @@ function shutdownRequested(): Promise<string> {
 }
 
 function refuseInvalidFiles(config: Config): void {
-  const { problems } = loadFlowFiles(config.flowsDir, config.templatesDir);
+  const { problems } = loadFlowFiles(config.flowsDir, config.templatesDir, segmentIdsIn(config.segmentsDir));
   if (problems.some((p) => p.severity === 'error')) throw new InvalidFileError(problems);
+  loadSegments(config.segmentsDir);
 }
 
 export async function serve(role: Role): Promise<number> {

@@ -101,8 +101,8 @@ function isMachineOpen(event: Pick<BehaviorEvent, 'name'> & { properties?: Recor
   return event.name === 'Email Opened' && event.properties?.machine_open === true;
 }
 
-/** Events that report something done to the customer (a delivery, a bounce) or by a machine are not their actions. */
-const NOT_CUSTOMER_ACTIONS = new Set(['Email Delivered', 'Email Bounced']);
+/** Events that report something done to the customer (a delivery, a bounce), by a machine, or about them (a segment change) are not their actions. */
+const NOT_CUSTOMER_ACTIONS = new Set(['Email Delivered', 'Email Bounced', 'Segment Entered', 'Segment Exited']);
 
 /** Whether the event is something the customer did: what last_action_date and inactivity measure. */
 export function isCustomerAction(event: Pick<BehaviorEvent, 'type' | 'name' | 'properties'>): boolean {

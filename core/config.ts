@@ -1,5 +1,6 @@
 // Reads configuration from environment variables (passed in, so this stays pure). Defaults run the
 // embedded stack; every variable here is listed in the README.
+import { parseDuration } from './duration';
 import { ConfigError } from './errors';
 
 export interface Config {
@@ -42,6 +43,10 @@ export interface Config {
   watchTemplates: boolean | null;
   /** Product catalog files (*.json, *.csv) that `microflows start` upserts into the store; absent means none. */
   catalogDir: string;
+  /** How often (ms) the segment sweep applies time-based changes: the bound on their lag, plus the sweep's own time. */
+  segmentSweepEvery: number;
+  /** Segments with fewer members are flagged "too small" by `microflows segments report`. */
+  segmentMinSize: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -62,6 +67,18 @@ function positiveIntFrom(env: Env, name: string, fallback: number): number {
   const value = Number(raw);
   if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`${name}=${raw} must be a whole number of at least 1`);
   return value;
+}
+
+function durationFrom(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  try {
+    const ms = parseDuration(raw);
+    if (ms >= 1000) return ms;
+  } catch {
+    // reported below with the variable's name
+  }
+  throw new ConfigError(`${name}=${raw} must be a duration of at least 1s, e.g. 30s, 1m, 1h`);
 }
 
 function boolFrom(env: Env, name: string, fallback: boolean): boolean {
@@ -100,6 +117,8 @@ export function readConfig(env: Env, cwd: string): Config {
     publicUrl: env.MICROFLOWS_PUBLIC_URL ? env.MICROFLOWS_PUBLIC_URL.replace(/\/+$/, '') : null,
     shopUrl: env.MICROFLOWS_SHOP_URL || 'https://shop.example',
     segmentsDir: env.MICROFLOWS_SEGMENTS_DIR || `${cwd}/segments`,
+    segmentSweepEvery: durationFrom(env, 'MICROFLOWS_SEGMENT_SWEEP_EVERY', 60_000),
+    segmentMinSize: positiveIntFrom(env, 'MICROFLOWS_SEGMENT_MIN_SIZE', 100),
     watchTemplates: env.MICROFLOWS_WATCH_TEMPLATES === undefined || env.MICROFLOWS_WATCH_TEMPLATES === '' ? null : boolFrom(env, 'MICROFLOWS_WATCH_TEMPLATES', false),
   };
 }

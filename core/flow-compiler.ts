@@ -12,6 +12,7 @@ import type {
   Trigger,
 } from './flow-types';
 import { describe, readYaml, suggest } from './yaml-reader';
+import { SEGMENT_ENTERED } from './segment-membership';
 import type { Entry, Spot, YamlNode, YamlReader } from './yaml-reader';
 
 export const STEP_KINDS = ['wait', 'wait_for', 'split', 'send', 'update_profile', 'exit', 'goto'] as const;
@@ -24,6 +25,8 @@ export interface CompileOptions {
   templateExists: (name: string) => boolean;
   /** Hex SHA-256 of `source`, computed by the caller so this module stays free of I/O and crypto. */
   sha256: string;
+  /** The segment ids that exist (segments/<id>.yaml), for `segment:` in triggers and wait_for; absent: not checked. */
+  segmentIds?: ReadonlySet<string>;
 }
 
 export interface FlowCheck {
@@ -96,6 +99,11 @@ const RESERVED_PROFILE_FIELDS: Record<string, string> = {
   timezone: 'timezone comes from identify calls',
   tags: 'use add_tags / remove_tags',
 };
+
+/** What `segment: <id>` in a trigger or wait_for listens to: the customer's Segment Entered event for that segment. */
+export function segmentEntered(segmentId: string): EventMatcher {
+  return { event: SEGMENT_ENTERED, where: { 'event.properties.segment_id': segmentId } };
+}
 
 class FlowCompiler {
   readonly positions: Record<string, { line: number; column: number }> = {};
@@ -173,10 +181,31 @@ class FlowCompiler {
 
   // --- trigger, entry, exit ------------------------------------------------------------------------------------
 
+  /** A segment id that must name a segment file, when the caller said which exist. */
+  private segmentId(entry: Entry, path: string): string | undefined {
+    const id = this.r.text(entry, path);
+    const known = this.options.segmentIds;
+    if (id !== undefined && known && !known.has(id)) {
+      this.r.error(entry.value, entry.path, `no segment "${id}": create segments/${id}.yaml or use one of ${[...known].sort().join(', ') || '(none defined)'}`);
+      return undefined;
+    }
+    return id;
+  }
+
   private trigger(entry: Entry): Trigger | undefined {
     const r = this.r;
-    const m = r.map(entry.value, 'trigger', 'trigger', ['event', 'where', 'count', 'inactivity'], entry.keySpot);
+    const m = r.map(entry.value, 'trigger', 'trigger', ['event', 'where', 'count', 'inactivity', 'segment'], entry.keySpot);
     if (!m) return undefined;
+    const segment = m.get('segment');
+    if (segment) {
+      for (const other of ['event', 'where', 'count', 'inactivity']) {
+        const e = m.get(other);
+        if (e) r.error(e.keySpot, e.path, `a segment trigger stands alone: remove "${other}" or drop "segment"`);
+      }
+      const segmentId = this.segmentId(segment, 'trigger.segment');
+      if (segmentId === undefined || m.size > 1) return undefined;
+      return { kind: 'event', ...segmentEntered(segmentId) };
+    }
     const inactivity = m.get('inactivity');
     if (inactivity) {
       for (const other of ['event', 'where', 'count']) {
@@ -443,11 +472,18 @@ class FlowCompiler {
 
   private waitForStep(kind: Entry, nodeId: NodeId): StepBody {
     const r = this.r;
-    const m = r.map(kind.value, kind.path, 'wait_for', ['event', 'where', 'timeout', 'on_event', 'on_timeout'], kind.keySpot);
-    const event = m ? r.text(r.require(m, 'event', kind.value, kind.path, 'the event to wait for, e.g. Order Completed'), 'event') : undefined;
-    const where = m?.has('where') ? r.condition(m.get('where'), true) : undefined;
+    const m = r.map(kind.value, kind.path, 'wait_for', ['event', 'where', 'segment', 'timeout', 'on_event', 'on_timeout'], kind.keySpot);
     const timeoutMs = m ? r.duration(r.require(m, 'timeout', kind.value, kind.path, 'how long to wait, e.g. "timeout: 2d"'), 'timeout') : undefined;
-    const match: EventMatcher = { event: event ?? '', ...(where ? { where } : {}) };
+    let match: EventMatcher;
+    if (m?.has('segment')) {
+      // Waits for the customer to enter the segment (its Segment Entered event).
+      for (const other of ['event', 'where']) if (m.has(other)) r.error(m.get(other)!.keySpot, m.get(other)!.path, `wait_for takes an event or a segment, not both: remove "${other}" or "segment"`);
+      match = segmentEntered(this.segmentId(m.get('segment')!, `${kind.path}.segment`) ?? '');
+    } else {
+      const event = m ? r.text(r.require(m, 'event', kind.value, kind.path, 'the event to wait for, e.g. Order Completed (or segment: <id> to wait for an entry)'), 'event') : undefined;
+      const where = m?.has('where') ? r.condition(m.get('where'), true) : undefined;
+      match = { event: event ?? '', ...(where ? { where } : {}) };
+    }
     return {
       shape: 'branch',
       waits: true,

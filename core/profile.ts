@@ -27,6 +27,8 @@ export interface Profile {
   tags: string[];
   /** epoch ms */
   updatedAt: number;
+  /** The segments the customer is in, when the reader asked the store for them (not a stored profile column). */
+  segments?: string[];
 }
 
 /** The part of an ingested event the profile fold needs. */
@@ -161,6 +163,7 @@ export function profileContext(profile: Profile | undefined, now: number): { pro
       email: profile.email,
       timezone: profile.timezone,
       tags: [...new Set([...profile.tags, ...(computed.behavioral_tags as string[])])].sort(),
+      segments: profile.segments ?? [],
     },
     consent,
   };

@@ -13,6 +13,7 @@
 // fields, tags, consent), rfm (recency / frequency / monetary quintile scores 1–5), in_segment, and all / any / not.
 // `when:` at the top level is shorthand for one profile rule.
 import { validateCondition, type Condition } from './conditions';
+import { SEGMENT_ENTERED, SEGMENT_EXITED } from './segment-membership';
 import type { FileProblem } from './errors';
 import type { CountTest, EventMatch, SegmentRule } from './segment-rules';
 import { readYaml, type Entry, type YamlNode, type YamlReader } from './yaml-reader';
@@ -85,6 +86,10 @@ class SegmentReader {
   private match(entries: Map<string, Entry>, entry: Entry, fixedEvent: string | undefined): EventMatch | undefined {
     const event = fixedEvent ?? this.r.text(this.r.require(entries, 'event', entry.value, entry.path, 'the event name, e.g. "event: Product Viewed"'), 'event');
     const where = entries.has('where') ? this.r.condition(entries.get('where'), true) : undefined;
+    if (event === SEGMENT_ENTERED || event === SEGMENT_EXITED) {
+      this.r.error(entries.get('event')?.value, `${entry.path}.event`, `segments are not built on "${event}" events: write in_segment: <id> (or not: { in_segment: <id> })`);
+      return undefined;
+    }
     if (event === undefined || (entries.has('where') && where === undefined)) return undefined;
     return where === undefined ? { event } : { event, where };
   }

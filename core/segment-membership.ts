@@ -2,6 +2,7 @@
 // each customer carries the earliest moment any of their memberships can change with no new event. A sweep takes
 // the customers whose moment has come, and only them. This is the algorithm the store runs (in the ingest
 // transaction and in the scheduled sweep), kept here pure so it can be checked against a full recomputation.
+import type { NewEvent } from './event';
 import { evaluateSegmentRule, type CustomerFacts, type SegmentRule } from './segment-rules';
 
 export interface SegmentChange {
@@ -108,4 +109,55 @@ export class MembershipIndex {
     else this.nextCheck.set(customerId, nextCheck);
     return membershipChanges(customerId, before, members, this.segments, now);
   }
+}
+
+/** The events that record membership changes: flows start on them (`trigger: { segment }`) and wait for them. */
+export const SEGMENT_ENTERED = 'Segment Entered';
+export const SEGMENT_EXITED = 'Segment Exited';
+
+/** Which events of a customer the segments read as of `now`: per event name, from when (null: all of them). */
+export function segmentEventReads(segments: SegmentSpec[], now: number): Array<{ name: string; since: number | null }> {
+  const since = new Map<string, number | null>();
+  const widen = (name: string, from: number | null) => {
+    const current = since.get(name);
+    since.set(name, current === undefined ? from : current === null || from === null ? null : Math.min(current, from));
+  };
+  const visit = (rule: SegmentRule): void => {
+    switch (rule.kind) {
+      case 'performed':
+        widen(rule.match.event, rule.within !== undefined ? now - rule.within : (rule.since ?? null));
+        return;
+      case 'last_performed':
+        widen(rule.match.event, null);
+        return;
+      case 'not':
+        visit(rule.rule);
+        return;
+      case 'all':
+      case 'any':
+        rule.rules.forEach(visit);
+        return;
+      default:
+        return;
+    }
+  };
+  segments.forEach((s) => visit(s.rule));
+  return [...since].map(([name, from]) => ({ name, since: from })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** The Segment Entered / Exited events for a customer's changes, with ids that make a retried evaluation a no-op. */
+export function segmentChangeEvents(changes: SegmentChange[], descriptions: ReadonlyMap<string, string | null>, receivedAt: number): NewEvent[] {
+  return changes.map((change) => ({
+    messageId: `segment-${change.change}:${change.segmentId}:${change.customerId}:${change.at}`,
+    type: 'track',
+    customerId: change.customerId,
+    userId: change.customerId,
+    anonymousId: null,
+    name: change.change === 'entered' ? SEGMENT_ENTERED : SEGMENT_EXITED,
+    properties: { segment_id: change.segmentId, ...(descriptions.get(change.segmentId) ? { segment_description: descriptions.get(change.segmentId) } : {}) },
+    traits: {},
+    context: { library: { name: 'microflows-segments' } },
+    timestamp: change.at,
+    receivedAt,
+  }));
 }

@@ -11,6 +11,9 @@ import type { EventDispatcher } from './dispatcher';
 import type { CatalogReader } from '../activities/catalog';
 import type { TemplateLibrary } from '../activities/templates';
 import { catalogRoutes } from './catalog-routes';
+import { segmentRoutes } from './segment-routes';
+import type { SegmentEngine } from '../activities/segment-engine';
+import type { FlowDefinition } from '../core/flow-types';
 import { templateRoutes } from './template-routes';
 import { BadRequestError, NotFoundError, asyncHandler, errorAnswer } from './http-errors';
 import { IngestQueue } from './ingest-queue';
@@ -38,6 +41,12 @@ export interface AppDeps {
   /** Templates to preview (GET /api/templates/:name/preview); without them those routes are absent. */
   templates?: TemplateLibrary;
   catalog?: CatalogReader;
+  /** Segment membership: evaluated for each customer an ingest commit touched; also serves /api/segments. */
+  segments?: SegmentEngine;
+  /** The flows currently loaded, for the segment report's "used by". */
+  flows?: () => FlowDefinition[];
+  /** Segments under this size are flagged in the report (default 100). */
+  segmentMinSize?: number;
   /** Where unexpected errors and dispatch failures are reported; stderr by default. */
   log?: (message: string) => void;
   /** Arrival clock for events; tests pin it. */
@@ -58,8 +67,24 @@ export interface App {
 }
 
 /** The ingest endpoints answer on node:http directly; every other request goes to the express app. */
+/**
+ * After a commit, the customers whose events were stored are evaluated for their segments (off the request path),
+ * then the events go to the flows' dispatcher as before.
+ */
+function withSegmentUpdates(dispatcher: EventDispatcher, segments: SegmentEngine | undefined): EventDispatcher {
+  if (!segments) return dispatcher;
+  return {
+    needsDispatch: (event) => dispatcher.needsDispatch(event),
+    dispatch(result) {
+      if (!result.duplicate) segments.enqueue([result.event.customerId]);
+      dispatcher.dispatch(result);
+    },
+  };
+}
+
 export function createApp(deps: AppDeps): App {
-  const { store, dispatcher } = deps;
+  const { store } = deps;
+  const dispatcher = withSegmentUpdates(deps.dispatcher, deps.segments);
   const log = deps.log ?? ((message: string) => console.error(message));
   const now = deps.now ?? Date.now;
   const app = express();
@@ -104,6 +129,7 @@ export function createApp(deps: AppDeps): App {
         behavioralTags: computed.behavioral_tags,
         consent: profile.consent,
         updatedAt: profile.updatedAt,
+        segments: await store.segmentsOf(customerId),
         asOf: at,
         recentEvents: (await store.recentEvents(customerId, RECENT_EVENTS)).map(({ dispatched: _d, ...event }) => event),
       });
@@ -136,6 +162,7 @@ export function createApp(deps: AppDeps): App {
   );
 
   app.use(catalogRoutes({ store, writeKey }));
+  if (deps.segments) app.use(segmentRoutes({ store, segments: deps.segments, flows: deps.flows ?? (() => []), minSize: deps.segmentMinSize ?? 100 }));
   if (deps.templates) app.use(templateRoutes({ templates: deps.templates, store, catalog: deps.catalog ?? null, now: Date.now }));
 
   app.use((req: Request, _res: Response, next: NextFunction) => {

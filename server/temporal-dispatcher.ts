@@ -93,7 +93,7 @@ export class TemporalDispatcher implements EventDispatcher {
       const history = need ? (await this.store.eventsOf(event.customerId, { names: [need.name], since: need.since })).map(factsOf) : [];
       if (!triggerFires(flow.trigger, facts, history)) continue;
       // Recovery after a crash has no profile in hand: the current one is the best there is.
-      profile ??= await this.store.getProfile(event.customerId);
+      profile ??= await this.store.getProfile(event.customerId, { withSegments: true });
       fired.push(fireTrigger(flow, profile, facts));
     }
     return fired;

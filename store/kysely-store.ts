@@ -3,6 +3,7 @@
 import type { FallbackUse } from '../core/template-helpers';
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Product } from '../core/catalog';
+import type { RfmBoundaries, RfmInput } from '../core/rfm';
 import type { FlowDefinition } from '../core/flow-types';
 import { BEHAVIOR_EVENT_TYPES, type BehaviorEvent } from '../core/behavior';
 import type { EventType } from '../core/event';
@@ -27,6 +28,11 @@ import type {
   NewEvent,
   OutboxMessage,
   RecordEventResult,
+  SegmentDecision,
+  SegmentEventRead,
+  SegmentFactsRead,
+  SegmentStateRecord,
+  SegmentUpdate,
   SendRecord,
   Store,
   StoredEvent,
@@ -226,6 +232,14 @@ class KyselyEventOps implements EventWriteOps {
       .onConflict((oc) => oc.column('alias_id').doUpdateSet({ customer_id: into }))
       .execute();
     await this.trx.deleteFrom('profiles').where('customer_id', '=', from).execute();
+    // The merged customer keeps the earlier entry of a segment both were in; the merge marks them due.
+    await this.trx
+      .deleteFrom('segment_members')
+      .where('customer_id', '=', from)
+      .where('segment_id', 'in', this.trx.selectFrom('segment_members').select('segment_id').where('customer_id', '=', into))
+      .execute();
+    await this.trx.updateTable('segment_members').set({ customer_id: into }).where('customer_id', '=', from).execute();
+    await this.trx.deleteFrom('segment_checks').where('customer_id', '=', from).execute();
   }
 
   async behaviorEventsOf(customerId: string): Promise<BehaviorEvent[]> {
@@ -267,6 +281,55 @@ class KyselyEventOps implements EventWriteOps {
       for (const row of await this.trx.selectFrom('profiles').selectAll().where('customer_id', 'in', ids).execute()) profiles.set(row.customer_id, toProfile(row));
     }
     return profiles;
+  }
+
+  async markSegmentChecksDue(customerIds: string[], at: number): Promise<void> {
+    for (const batch of chunks([...customerIds].sort())) {
+      await this.trx
+        .insertInto('segment_checks')
+        .values(batch.map((customer_id) => ({ customer_id, next_check_at: at })))
+        .onConflict((oc) =>
+          oc.column('customer_id').doUpdateSet({
+            next_check_at: sql`case when segment_checks.next_check_at is null or excluded.next_check_at < segment_checks.next_check_at then excluded.next_check_at else segment_checks.next_check_at end`,
+          }),
+        )
+        .execute();
+    }
+  }
+
+  async lockSegmentCheck(customerId: string): Promise<number | null> {
+    await this.trx.insertInto('segment_checks').values({ customer_id: customerId, next_check_at: null }).onConflict((oc) => oc.column('customer_id').doNothing()).execute();
+    let query = this.trx.selectFrom('segment_checks').select('next_check_at').where('customer_id', '=', customerId);
+    if (this.dialect === 'postgres') query = query.forUpdate();
+    const row = await query.executeTakeFirstOrThrow();
+    return row.next_check_at === null ? null : Number(row.next_check_at);
+  }
+
+  async segmentEvents(customerId: string, reads: SegmentEventRead[]): Promise<SegmentFactsRead['events']> {
+    const events: SegmentFactsRead['events'] = [];
+    for (const read of reads) {
+      let query = this.trx.selectFrom('events').select(['properties', 'timestamp']).where('customer_id', '=', customerId).where('name', '=', read.name).where('type', '=', 'track');
+      if (read.since !== null) query = query.where('timestamp', '>=', read.since);
+      for (const row of await query.execute()) events.push({ name: read.name, properties: parseJson(row.properties), timestamp: Number(row.timestamp) });
+    }
+    return events;
+  }
+
+  async segmentMembership(customerId: string): Promise<Map<string, number>> {
+    const rows = await this.trx.selectFrom('segment_members').select(['segment_id', 'entered_at']).where('customer_id', '=', customerId).execute();
+    return new Map(rows.map((r) => [r.segment_id, Number(r.entered_at)]));
+  }
+
+  async writeSegmentMembership(customerId: string, enter: string[], exit: string[], at: number, nextCheckAt: number | null): Promise<void> {
+    if (enter.length > 0) {
+      await this.trx
+        .insertInto('segment_members')
+        .values(enter.map((segment_id) => ({ segment_id, customer_id: customerId, entered_at: at })))
+        .onConflict((oc) => oc.columns(['segment_id', 'customer_id']).doNothing())
+        .execute();
+    }
+    if (exit.length > 0) await this.trx.deleteFrom('segment_members').where('customer_id', '=', customerId).where('segment_id', 'in', exit).execute();
+    await this.trx.updateTable('segment_checks').set({ next_check_at: nextCheckAt }).where('customer_id', '=', customerId).execute();
   }
 }
 
@@ -364,8 +427,10 @@ export class KyselyStore implements Store {
     return (await query.execute()).map(toStoredEvent);
   }
 
-  getProfile(customerId: string): Promise<Profile | undefined> {
-    return this.readProfile(this.db, customerId);
+  async getProfile(customerId: string, options: { withSegments?: boolean } = {}): Promise<Profile | undefined> {
+    const profile = await this.readProfile(this.db, customerId);
+    if (profile && options.withSegments) profile.segments = (await this.segmentsOf(customerId)).map((m) => m.segmentId);
+    return profile;
   }
 
   async listProfiles(page: { after: string | null; limit: number }): Promise<Profile[]> {
@@ -546,6 +611,145 @@ export class KyselyStore implements Store {
       if (rows.length === query.limit && lastSeen !== undefined) return { customers, nextCursor: `${index}\u0000${lastSeen}` };
     }
     return { customers, nextCursor: null };
+  }
+
+  // --- segments ----------------------------------------------------------------------------
+
+  /** Runs `work` in one write transaction with the ingest path's statements, so recorded events go the same way. */
+  private writeTransaction<T>(work: (ops: EventWriteOps) => Promise<T>): Promise<T> {
+    if (this.eventWriter) return this.eventWriter(work);
+    return this.db.transaction().execute((trx) => work(new KyselyEventOps(trx, this.dialect)));
+  }
+
+  updateSegments(customerId: string, reads: SegmentEventRead[], decide: (facts: SegmentFactsRead) => SegmentDecision, needsDispatch: (event: NewEvent) => boolean): Promise<SegmentUpdate> {
+    return this.writeTransaction(async (ops) => {
+      // Ingest's lock order (identity lock, profile row, check row), so the two never deadlock on PostgreSQL.
+      await ops.lockIdentities([customerId]);
+      const profile = (await ops.profiles([customerId])).get(customerId);
+      if (profile) await ops.profilesForUpdate([customerId], profile.updatedAt);
+      const dueAt = await ops.lockSegmentCheck(customerId);
+      const members = await ops.segmentMembership(customerId);
+      const events = await ops.segmentEvents(customerId, reads);
+      const decision = decide({ profile, events, members, dueAt });
+      const recorded = decision.events.length > 0 ? await recordBatch(ops, decision.events, needsDispatch) : [];
+      const entered = [...decision.members].filter((id) => !members.has(id)).sort();
+      const exited = [...members.keys()].filter((id) => !decision.members.has(id)).sort();
+      // After recordBatch, which marked the customer due for its own events: the decision's next check stands.
+      await ops.writeSegmentMembership(customerId, entered, exited, decision.at, decision.nextCheckAt);
+      return { entered, exited, recorded };
+    });
+  }
+
+  async dueSegmentChecks(now: number, limit: number, after?: { dueAt: number; customerId: string }): Promise<Array<{ customerId: string; dueAt: number }>> {
+    let query = this.db.selectFrom('segment_checks').select(['customer_id', 'next_check_at']).where('next_check_at', 'is not', null).where('next_check_at', '<=', now);
+    if (after) query = query.where((eb) => eb.or([eb('next_check_at', '>', after.dueAt), eb.and([eb('next_check_at', '=', after.dueAt), eb('customer_id', '>', after.customerId)])]));
+    const rows = await query
+      .orderBy('next_check_at')
+      .orderBy('customer_id')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ customerId: r.customer_id, dueAt: Number(r.next_check_at) }));
+  }
+
+  async segmentsOf(customerId: string): Promise<Array<{ segmentId: string; enteredAt: number }>> {
+    const rows = await this.db.selectFrom('segment_members').select(['segment_id', 'entered_at']).where('customer_id', '=', customerId).orderBy('segment_id').execute();
+    return rows.map((r) => ({ segmentId: r.segment_id, enteredAt: Number(r.entered_at) }));
+  }
+
+  async segmentMembers(segmentId: string, page: { after: string | null; limit: number }): Promise<Array<{ customerId: string; enteredAt: number }>> {
+    let query = this.db.selectFrom('segment_members').select(['customer_id', 'entered_at']).where('segment_id', '=', segmentId).orderBy('customer_id').limit(page.limit);
+    if (page.after !== null) query = query.where('customer_id', '>', page.after);
+    return (await query.execute()).map((r) => ({ customerId: r.customer_id, enteredAt: Number(r.entered_at) }));
+  }
+
+  async segmentCounts(): Promise<{ sizes: Record<string, number>; overlap: Array<{ a: string; b: string; shared: number }> }> {
+    const sizes: Record<string, number> = {};
+    const rows = await this.db.selectFrom('segment_members').select(['segment_id', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('segment_id').execute();
+    for (const row of rows) sizes[row.segment_id] = Number(row.n);
+    const pairs = await this.db
+      .selectFrom('segment_members as a')
+      .innerJoin('segment_members as b', (join) => join.onRef('a.customer_id', '=', 'b.customer_id').onRef('a.segment_id', '<', 'b.segment_id'))
+      .select(['a.segment_id as a', 'b.segment_id as b', (eb) => eb.fn.countAll<number>().as('shared')])
+      .groupBy(['a.segment_id', 'b.segment_id'])
+      .orderBy('a.segment_id')
+      .orderBy('b.segment_id')
+      .execute();
+    return { sizes, overlap: pairs.map((p) => ({ a: p.a, b: p.b, shared: Number(p.shared) })) };
+  }
+
+  async syncSegmentDefinitions(definitions: Array<{ segmentId: string; hash: string }>, now: number): Promise<{ changed: string[]; removed: string[] }> {
+    return this.db.transaction().execute(async (trx) => {
+      const stored = new Map((await trx.selectFrom('segment_state').selectAll().execute()).map((r) => [r.segment_id, r.definition_hash]));
+      const changed = definitions.filter((d) => stored.get(d.segmentId) !== d.hash).map((d) => d.segmentId);
+      const ids = new Set(definitions.map((d) => d.segmentId));
+      const removed = [...stored.keys()].filter((id) => !ids.has(id)).sort();
+      for (const d of definitions.filter((d) => changed.includes(d.segmentId))) {
+        await trx
+          .insertInto('segment_state')
+          .values({ segment_id: d.segmentId, definition_hash: d.hash, defined_at: now, swept_at: null })
+          .onConflict((oc) => oc.column('segment_id').doUpdateSet({ definition_hash: d.hash, defined_at: now, swept_at: null }))
+          .execute();
+      }
+      if (removed.length > 0) {
+        await trx.deleteFrom('segment_members').where('segment_id', 'in', removed).execute();
+        await trx.deleteFrom('segment_state').where('segment_id', 'in', removed).execute();
+      }
+      if (changed.length > 0) await this.scheduleChecks(trx, 'everyone', now);
+      return { changed: changed.sort(), removed };
+    });
+  }
+
+  async segmentStates(): Promise<SegmentStateRecord[]> {
+    const rows = await this.db.selectFrom('segment_state').selectAll().orderBy('segment_id').execute();
+    return rows.map((r) => ({ segmentId: r.segment_id, definitionHash: r.definition_hash, definedAt: Number(r.defined_at), sweptAt: r.swept_at === null ? null : Number(r.swept_at) }));
+  }
+
+  async markSegmentsSwept(at: number): Promise<void> {
+    await this.db.updateTable('segment_state').set({ swept_at: at }).execute();
+  }
+
+  scheduleSegmentChecks(target: { customerIds: string[] } | 'buyers' | 'everyone', at: number): Promise<void> {
+    return this.db.transaction().execute((trx) => this.scheduleChecks(trx, target, at));
+  }
+
+  private async scheduleChecks(trx: Transaction<Database>, target: { customerIds: string[] } | 'buyers' | 'everyone', at: number): Promise<void> {
+    if (typeof target === 'object') {
+      await new KyselyEventOps(trx, this.dialect).markSegmentChecksDue(target.customerIds, at);
+      return;
+    }
+    // SQLite needs a WHERE between INSERT ... SELECT and ON CONFLICT (or it reads ON as a join's).
+    const which = target === 'buyers' ? sql`${this.computedNumber('orders_count')} >= 1` : sql`1 = 1`;
+    await sql`insert into segment_checks (customer_id, next_check_at) select customer_id, ${at} from profiles where ${which}
+      on conflict (customer_id) do update set next_check_at = case when segment_checks.next_check_at is null or excluded.next_check_at < segment_checks.next_check_at
+        then excluded.next_check_at else segment_checks.next_check_at end`.execute(trx);
+  }
+
+  /** A number inside profiles.computed (JSON text), in SQL. */
+  private computedNumber(field: 'orders_count' | 'last_order_at' | 'total_spent') {
+    return this.dialect === 'postgres' ? sql`(computed::jsonb->>${field})::double precision` : sql`json_extract(computed, ${'$.' + field})`;
+  }
+
+  async rfmInputs(): Promise<RfmInput[]> {
+    const rows = await sql<{ customer_id: string; last_order_at: number | null; orders_count: number | null; total_spent: number | null }>`
+      select customer_id, ${this.computedNumber('last_order_at')} as last_order_at, ${this.computedNumber('orders_count')} as orders_count,
+        ${this.computedNumber('total_spent')} as total_spent
+      from profiles where ${this.computedNumber('orders_count')} >= 1`.execute(this.db);
+    return rows.rows.map((r) => ({
+      customerId: r.customer_id,
+      lastOrderAt: r.last_order_at === null ? null : Number(r.last_order_at),
+      ordersCount: Number(r.orders_count ?? 0),
+      totalSpent: Number(r.total_spent ?? 0),
+    }));
+  }
+
+  async rfmState(): Promise<{ boundaries: RfmBoundaries; computedAt: number } | undefined> {
+    const row = await this.db.selectFrom('rfm_state').selectAll().where('id', '=', 1).executeTakeFirst();
+    return row ? { boundaries: parseJson(row.boundaries), computedAt: Number(row.computed_at) } : undefined;
+  }
+
+  async saveRfmState(boundaries: RfmBoundaries, computedAt: number): Promise<void> {
+    const values = { boundaries: JSON.stringify(boundaries), computed_at: computedAt };
+    await this.db.insertInto('rfm_state').values({ id: 1, ...values }).onConflict((oc) => oc.column('id').doUpdateSet(values)).execute();
   }
 
   async flowEntriesOf(customerId: string): Promise<FlowEntry[]> {

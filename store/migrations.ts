@@ -220,6 +220,54 @@ function sendFallbacks(): Migration {
   };
 }
 
+/**
+ * Segment membership, kept current by events and by a sweep over `segment_checks` (the next time each customer's
+ * membership can change with time alone), so nothing is ever rebuilt wholesale.
+ */
+function segments(dialect: StoreDialect): Migration {
+  const t = types(dialect);
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('segment_members')
+        .addColumn('segment_id', 'text', (c) => c.notNull())
+        .addColumn('customer_id', 'text', (c) => c.notNull())
+        .addColumn('entered_at', t.time, (c) => c.notNull())
+        .addPrimaryKeyConstraint('segment_members_pk', ['segment_id', 'customer_id'])
+        .execute();
+      await db.schema.createIndex('segment_members_customer').on('segment_members').column('customer_id').execute();
+      await db.schema
+        .createTable('segment_checks')
+        .addColumn('customer_id', 'text', (c) => c.primaryKey())
+        .addColumn('next_check_at', t.time)
+        .execute();
+      // Partial: customers with nothing scheduled are not in the sweep's index at all.
+      await db.schema
+        .createIndex('segment_checks_due')
+        .on('segment_checks')
+        .column('next_check_at')
+        .where(sql.ref('next_check_at'), 'is not', null)
+        .execute();
+      await db.schema
+        .createTable('segment_state')
+        .addColumn('segment_id', 'text', (c) => c.primaryKey())
+        .addColumn('definition_hash', 'text', (c) => c.notNull())
+        .addColumn('defined_at', t.time, (c) => c.notNull())
+        .addColumn('swept_at', t.time)
+        .execute();
+      await db.schema
+        .createTable('rfm_state')
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('boundaries', 'text', (c) => c.notNull())
+        .addColumn('computed_at', t.time, (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      for (const table of ['rfm_state', 'segment_state', 'segment_checks', 'segment_members']) await db.schema.dropTable(table).ifExists().execute();
+    },
+  };
+}
+
 /** Names sort in the order they run; never rename or edit one that has shipped — add a new one. */
 export function migrationsFor(dialect: StoreDialect): Record<string, Migration> {
   return {
@@ -228,6 +276,7 @@ export function migrationsFor(dialect: StoreDialect): Record<string, Migration> 
     '0003_lean_event_indexes': leanEventIndexes(),
     '0004_catalog': catalog(dialect),
     '0005_send_fallbacks': sendFallbacks(),
+    '0006_segments': segments(dialect),
   };
 }
 

@@ -7,7 +7,7 @@ import { BEHAVIOR_EVENT_TYPES, foldAll, needsRefold, type BehaviorEvent } from '
 import { applyEventsInPlace, emptyProfile, mergeProfiles, type Profile } from '../core/profile';
 import { toStoredEvent } from './rows';
 import type { EventsTable } from './schema';
-import type { NewEvent, RecordEventResult, StoredEvent } from './store';
+import type { NewEvent, RecordEventResult, SegmentEventRead, SegmentFactsRead, StoredEvent } from './store';
 
 /** An events row as inserted (the id is the store's); each backend stores `dispatched` its own way. */
 export type NewEventRow = Omit<Selectable<EventsTable>, 'id' | 'dispatched'> & { dispatched: boolean };
@@ -37,6 +37,15 @@ export interface EventWriteOps {
   writeProfiles(writes: ProfileWrite[]): Promise<void>;
   /** Profiles as stored, without a lock (the owners of duplicates). */
   profiles(customerIds: string[]): Promise<Map<string, Profile>>;
+
+  // Segment membership (store/segment-writes.ts runs these in the same transaction as the events it records).
+  /** Schedules these customers' segment evaluation at `at` (or keeps an earlier one). */
+  markSegmentChecksDue(customerIds: string[], at: number): Promise<void>;
+  /** Takes the customer's check row (creating it), locked until commit on PostgreSQL; its next_check_at. */
+  lockSegmentCheck(customerId: string): Promise<number | null>;
+  segmentEvents(customerId: string, reads: SegmentEventRead[]): Promise<SegmentFactsRead['events']>;
+  segmentMembership(customerId: string): Promise<Map<string, number>>;
+  writeSegmentMembership(customerId: string, enter: string[], exit: string[], at: number, nextCheckAt: number | null): Promise<void>;
 }
 
 function identityIdsOf(events: NewEvent[]): Set<string> {
@@ -155,9 +164,10 @@ export async function recordBatch(ops: EventWriteOps, events: NewEvent[], needsD
     profile.computed = foldAll(await ops.behaviorEventsOf(customerId));
     profiles.set(customerId, profile);
   }
-  await ops.writeProfiles(
-    [...new Set([...newEvents.keys(), ...refold])].map((customerId) => ({ profile: profiles.get(customerId)!, storedEmail: storedEmails.has(customerId) ? storedEmails.get(customerId) : undefined })),
-  );
+  const written = [...new Set([...newEvents.keys(), ...refold])];
+  await ops.writeProfiles(written.map((customerId) => ({ profile: profiles.get(customerId)!, storedEmail: storedEmails.has(customerId) ? storedEmails.get(customerId) : undefined })));
+  // Committed with the events: a crash before the segment engine runs leaves these customers due for the sweep.
+  if (written.length > 0) await ops.markSegmentChecksDue(written, at);
 
   const duplicateOwners = [...new Set([...stored.values()].map((row) => row.customer_id).filter((id) => !profiles.has(id)))];
   if (duplicateOwners.length > 0) for (const [id, profile] of await ops.profiles(duplicateOwners)) profiles.set(id, profile);

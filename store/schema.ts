@@ -131,6 +131,40 @@ export interface CatalogStateTable {
   version: number;
 }
 
+/** A customer's membership of a segment (segments/<id>.yaml), since `entered_at`. */
+export interface SegmentMembersTable {
+  segment_id: string;
+  customer_id: string;
+  entered_at: number;
+}
+
+/**
+ * When each customer's memberships must next be evaluated: set to the event's arrival by ingest (in the event's
+ * transaction), and to the earliest moment a membership can change with time alone after an evaluation. null: not
+ * before a new event. The sweep reads this index and touches no one else.
+ */
+export interface SegmentChecksTable {
+  customer_id: string;
+  next_check_at: number | null;
+}
+
+/** One row per segment the engine knows: its definition's hash (a change re-evaluates everyone) and evaluation times. */
+export interface SegmentStateTable {
+  segment_id: string;
+  definition_hash: string;
+  /** When this definition (this hash) was first loaded. */
+  defined_at: number;
+  /** The sweep time up to which every time-based change of this segment has been applied; null: never swept. */
+  swept_at: number | null;
+}
+
+/** One row (id 1): the RFM quintile cut points (core/rfm RfmBoundaries, JSON) and when they were computed. */
+export interface RfmStateTable {
+  id: number;
+  boundaries: JsonText;
+  computed_at: number;
+}
+
 export interface Database {
   events: EventsTable;
   profiles: ProfilesTable;
@@ -142,7 +176,11 @@ export interface Database {
   outbox: OutboxTable;
   catalog_products: CatalogProductsTable;
   catalog_state: CatalogStateTable;
+  segment_members: SegmentMembersTable;
+  segment_checks: SegmentChecksTable;
+  segment_state: SegmentStateTable;
+  rfm_state: RfmStateTable;
 }
 
 /** The tables tableCounts() counts: every one that holds records (catalog_state is a single counter row). */
-export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'identities', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'outbox', 'catalog_products'];
+export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'identities', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'outbox', 'catalog_products', 'segment_members'];

@@ -9,6 +9,7 @@ import type { EventType } from '../core/event';
 import type { Profile } from '../core/profile';
 import type { EventWriter } from './kysely-store';
 import type { EventWriteOps, NewEventRow, ProfileWrite } from './record-events';
+import type { SegmentEventRead, SegmentFactsRead } from './store';
 import { parseJson, profileRow, toProfile } from './rows';
 import type { Database, EventsTable, ProfilesTable } from './schema';
 
@@ -33,6 +34,20 @@ const SQL = {
     tags = @tags, updated_at = @updated_at, trait_times = @trait_times where customer_id = @customer_id`,
   updateProfileKeepingEmail: `update profiles set timezone = @timezone, traits = @traits, computed = @computed, consent = @consent,
     tags = @tags, updated_at = @updated_at, trait_times = @trait_times where customer_id = @customer_id`,
+  markDue: `insert into segment_checks (customer_id, next_check_at) select value, @at from json_each(@ids) where true
+    on conflict (customer_id) do update set next_check_at = case when segment_checks.next_check_at is null or excluded.next_check_at < segment_checks.next_check_at
+      then excluded.next_check_at else segment_checks.next_check_at end`,
+  ensureCheck: 'insert into segment_checks (customer_id, next_check_at) values (?, null) on conflict (customer_id) do nothing',
+  readCheck: 'select next_check_at from segment_checks where customer_id = ?',
+  segmentEventsSince: "select name, properties, timestamp from events where customer_id = ? and name = ? and type = 'track' and timestamp >= ?",
+  segmentEventsAll: "select name, properties, timestamp from events where customer_id = ? and name = ? and type = 'track'",
+  membership: 'select segment_id, entered_at from segment_members where customer_id = ?',
+  enterSegment: 'insert into segment_members (segment_id, customer_id, entered_at) values (?, ?, ?) on conflict do nothing',
+  exitSegment: 'delete from segment_members where segment_id = ? and customer_id = ?',
+  setNextCheck: 'update segment_checks set next_check_at = ? where customer_id = ?',
+  dropSharedMemberships: 'delete from segment_members where customer_id = @from and segment_id in (select segment_id from segment_members where customer_id = @into)',
+  moveMemberships: 'update segment_members set customer_id = @into where customer_id = @from',
+  dropCheck: 'delete from segment_checks where customer_id = ?',
 } as const;
 
 type StatementName = keyof typeof SQL;
@@ -87,6 +102,10 @@ class SqliteEventOps implements EventWriteOps {
     this.statement('moveAliases').run(into, from);
     this.statement('addAlias').run(from, into, at);
     this.statement('deleteProfile').run(from);
+    // The merged customer keeps the earlier entry of a segment both were in; the merge marks them due.
+    this.statement('dropSharedMemberships').run({ from, into });
+    this.statement('moveMemberships').run({ from, into });
+    this.statement('dropCheck').run(from);
   }
 
   async behaviorEventsOf(customerId: string): Promise<BehaviorEvent[]> {
@@ -107,6 +126,40 @@ class SqliteEventOps implements EventWriteOps {
     if (customerIds.length === 0) return profiles;
     for (const row of this.statement('profiles').all(JSON.stringify(customerIds)) as Array<Selectable<ProfilesTable>>) profiles.set(row.customer_id, toProfile(row));
     return profiles;
+  }
+
+  async markSegmentChecksDue(customerIds: string[], at: number): Promise<void> {
+    this.statement('markDue').run({ ids: JSON.stringify(customerIds), at });
+  }
+
+  async lockSegmentCheck(customerId: string): Promise<number | null> {
+    // The write transaction (begin immediate) already excludes every other writer.
+    this.statement('ensureCheck').run(customerId);
+    return (this.statement('readCheck').get(customerId) as { next_check_at: number | null }).next_check_at;
+  }
+
+  async segmentEvents(customerId: string, reads: SegmentEventRead[]): Promise<SegmentFactsRead['events']> {
+    const events: SegmentFactsRead['events'] = [];
+    for (const read of reads) {
+      const rows = (read.since === null ? this.statement('segmentEventsAll').all(customerId, read.name) : this.statement('segmentEventsSince').all(customerId, read.name, read.since)) as Array<{
+        name: string;
+        properties: string;
+        timestamp: number;
+      }>;
+      for (const row of rows) events.push({ name: row.name, properties: parseJson(row.properties), timestamp: row.timestamp });
+    }
+    return events;
+  }
+
+  async segmentMembership(customerId: string): Promise<Map<string, number>> {
+    const rows = this.statement('membership').all(customerId) as Array<{ segment_id: string; entered_at: number }>;
+    return new Map(rows.map((r) => [r.segment_id, r.entered_at]));
+  }
+
+  async writeSegmentMembership(customerId: string, enter: string[], exit: string[], at: number, nextCheckAt: number | null): Promise<void> {
+    for (const segmentId of enter) this.statement('enterSegment').run(segmentId, customerId, at);
+    for (const segmentId of exit) this.statement('exitSegment').run(segmentId, customerId);
+    this.statement('setNextCheck').run(nextCheckAt, customerId);
   }
 }
 

@@ -5,6 +5,7 @@ import type { Product } from '../core/catalog';
 import type { FlowDefinition } from '../core/flow-types';
 import type { NewEvent } from '../core/event';
 import type { Profile } from '../core/profile';
+import type { RfmBoundaries, RfmInput } from '../core/rfm';
 
 // Defined in core so ingest validation (core/segment-spec) can build them without importing store/.
 export type { EventType, NewEvent } from '../core/event';
@@ -22,6 +23,48 @@ export interface RecordEventResult {
   event: StoredEvent;
   /** The customer's profile after this event (or as it is, for a duplicate). */
   profile: Profile;
+}
+
+/** Which of a customer's events segment rules read: an event name, from `since` on (null: all of them). */
+export interface SegmentEventRead {
+  name: string;
+  since: number | null;
+}
+
+/** What a segment evaluation reads about one customer, inside its transaction. */
+export interface SegmentFactsRead {
+  profile: Profile | undefined;
+  /** The customer's track events of the names asked for, any order. */
+  events: Array<{ name: string; properties: Record<string, unknown>; timestamp: number }>;
+  /** segment id → entered_at, as stored now */
+  members: Map<string, number>;
+  /** The stored next check (the moment a time-based change was expected, or the arrival of the event that marked
+   *  the customer due); null: none was scheduled. */
+  dueAt: number | null;
+}
+
+/** What an evaluation decided: the full membership now, when to look again, and the events that record the change. */
+export interface SegmentDecision {
+  members: ReadonlySet<string>;
+  /** When the changes happened (entered_at of new members). */
+  at: number;
+  nextCheckAt: number | null;
+  /** `Segment Entered` / `Segment Exited` events, recorded in the same transaction as the membership change. */
+  events: NewEvent[];
+}
+
+export interface SegmentUpdate {
+  entered: string[];
+  exited: string[];
+  /** The recording of the decision's events (dispatch the fresh ones after this resolves). */
+  recorded: RecordEventResult[];
+}
+
+export interface SegmentStateRecord {
+  segmentId: string;
+  definitionHash: string;
+  definedAt: number;
+  sweptAt: number | null;
 }
 
 export interface FlowEntry {
@@ -106,7 +149,8 @@ export interface Store {
   /** A customer's track events, newest first, optionally filtered by names and a lower time bound (inclusive).
    *  An empty `names` list matches nothing. */
   eventsOf(customerId: string, filter?: { names?: string[]; since?: number; limit?: number }): Promise<StoredEvent[]>;
-  getProfile(customerId: string): Promise<Profile | undefined>;
+  /** With `withSegments`, `profile.segments` lists the segments the customer is in (what conditions read as profile.segments). */
+  getProfile(customerId: string, options?: { withSegments?: boolean }): Promise<Profile | undefined>;
   /** Profiles in customer id order, `limit` at a time after the customer id `after` (null: from the first). */
   listProfiles(page: { after: string | null; limit: number }): Promise<Profile[]>;
   /** The customer an id belongs to now: an anonymousId or aliased id resolves to its customer; any other id to itself. */
@@ -149,6 +193,36 @@ export interface Store {
     cursor: string | null;
     limit: number;
   }): Promise<{ customers: Array<{ customerId: string; flowId: string; lastEventAt: number }>; nextCursor: string | null }>;
+
+  // --- segments -------------------------------------------------------------------------
+  /**
+   * In one transaction, for one customer: locks their check row, reads their profile, the events asked for and
+   * their stored membership, asks `decide`, records the decision's events (as recordEvents would) and writes the
+   * membership and the next check. A customer being evaluated elsewhere waits; a crash changes nothing.
+   */
+  updateSegments(customerId: string, reads: SegmentEventRead[], decide: (facts: SegmentFactsRead) => SegmentDecision, needsDispatch: (event: NewEvent) => boolean): Promise<SegmentUpdate>;
+  /** Customers whose next check is at or before `now`, earliest first (by due time, then id), after `after` when given. */
+  dueSegmentChecks(now: number, limit: number, after?: { dueAt: number; customerId: string }): Promise<Array<{ customerId: string; dueAt: number }>>;
+  /** The customer's segments, by segment id. */
+  segmentsOf(customerId: string): Promise<Array<{ segmentId: string; enteredAt: number }>>;
+  /** One page of a segment's members, by customer id. */
+  segmentMembers(segmentId: string, page: { after: string | null; limit: number }): Promise<Array<{ customerId: string; enteredAt: number }>>;
+  /** Members per segment, and members shared by each pair of segments (a < b), from the membership table. */
+  segmentCounts(): Promise<{ sizes: Record<string, number>; overlap: Array<{ a: string; b: string; shared: number }> }>;
+  /**
+   * Records the loaded segment definitions: a new or changed one (another hash) schedules every customer for an
+   * evaluation at `now`; a segment no longer defined loses its members and its state. Returns which ids did what.
+   */
+  syncSegmentDefinitions(definitions: Array<{ segmentId: string; hash: string }>, now: number): Promise<{ changed: string[]; removed: string[] }>;
+  segmentStates(): Promise<SegmentStateRecord[]>;
+  /** After a sweep: every time-based change up to `at` has been applied. */
+  markSegmentsSwept(at: number): Promise<void>;
+  /** Schedules these customers (all customers with `everyone`) for an evaluation at `at`. */
+  scheduleSegmentChecks(target: { customerIds: string[] } | 'buyers' | 'everyone', at: number): Promise<void>;
+  /** Every buyer's order summary from the computed fields, for the RFM quintiles. */
+  rfmInputs(): Promise<RfmInput[]>;
+  rfmState(): Promise<{ boundaries: RfmBoundaries; computedAt: number } | undefined>;
+  saveRfmState(boundaries: RfmBoundaries, computedAt: number): Promise<void>;
 
   // --- delivery ledger -------------------------------------------------------------------
   /** Claims a delivery key. Returns the existing record if the key was claimed before (a retry). */

@@ -24,3 +24,32 @@ export async function sweepWorkflow(): Promise<SweepResult> {
   } while (cursor !== null);
   return { signalled, at };
 }
+
+export interface SegmentSweepResult {
+  evaluated: number;
+  changes: number;
+  failed: number;
+  /** The "now" every due check was compared with and every customer evaluated at. */
+  at: number;
+}
+
+/** Pages through the customers whose segment check has come (and no one else), then marks the segments swept. */
+export async function segmentSweepWorkflow(input: { pageSize?: number } = {}): Promise<SegmentSweepResult> {
+  const at = Date.now();
+  await sweep.refreshRfm({ now: at });
+  let evaluated = 0;
+  let changes = 0;
+  let failed = 0;
+  type Cursor = { dueAt: number; customerId: string } | null;
+  let after: Cursor = null;
+  do {
+    const page: { evaluated: number; changes: number; failed: number; next: Cursor } = await sweep.sweepSegments({ now: at, limit: input.pageSize ?? 500, after });
+    evaluated += page.evaluated;
+    changes += page.changes;
+    failed += page.failed;
+    after = page.next;
+  } while (after !== null);
+  // A sweep with failures has not applied everything up to `at`: the report keeps the previous sweep time.
+  if (failed === 0) await sweep.markSegmentsSwept({ now: at });
+  return { evaluated, changes, failed, at };
+}

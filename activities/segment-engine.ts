@@ -1,0 +1,219 @@
+// Keeps segment membership current: after each ingest commit it re-evaluates the customers the batch touched (and
+// only them), and the scheduled sweep re-evaluates the customers whose next check has come (a window closed, a
+// "no purchase in 60 days" came true). Each evaluation is one store transaction: the membership change, the
+// Segment Entered / Exited events that record it, and the customer's next check. The rules are core's.
+import { createHash } from 'node:crypto';
+import { profileContext } from '../core/profile';
+import { rfmBoundaries, rfmScore, type RfmBoundaries } from '../core/rfm';
+import type { SegmentDefinition } from '../core/segment-definition';
+import { evaluateCustomer, membershipChanges, segmentChangeEvents, segmentEventReads, type SegmentChange, type SegmentSpec } from '../core/segment-membership';
+import type { RecordEventResult, SegmentDecision, SegmentFactsRead, Store } from '../store/store';
+import type { EventDispatcher } from '../server/dispatcher';
+import { DAY_MS } from '../core/behavior';
+
+/** RFM quintiles are recomputed by the sweep when they are older than this (a change re-evaluates every buyer). */
+export const RFM_REFRESH_MS = DAY_MS;
+/** How long a process trusts its copy of the stored RFM quintiles before reading them again. */
+const RFM_RELOAD_MS = 60_000;
+
+export interface SegmentEngineOptions {
+  store: Store;
+  segments: SegmentDefinition[];
+  /** Where the recorded Segment Entered / Exited events go (flow triggers, wait_for); null: nowhere. */
+  dispatcher: EventDispatcher | null;
+  now?: () => number;
+  log?: (message: string) => void;
+}
+
+export interface CustomerSegmentResult {
+  customerId: string;
+  changes: SegmentChange[];
+}
+
+export interface SweepPage {
+  evaluated: number;
+  changes: number;
+  /** Customers whose evaluation failed: they stay due, for the next sweep. */
+  failed: number;
+  /** Where the next page starts; null when this page was the last. */
+  next: { dueAt: number; customerId: string } | null;
+}
+
+/** A definition's identity: a change of rules (not of description or file) re-evaluates everyone. */
+export function segmentDefinitionHash(segment: SegmentDefinition): string {
+  return createHash('sha256').update(JSON.stringify(segment.rule)).digest('hex').slice(0, 16);
+}
+
+function usesRfm(segments: SegmentDefinition[]): boolean {
+  return segments.some((s) => JSON.stringify(s.rule).includes('"kind":"rfm"'));
+}
+
+export class SegmentEngine {
+  private segments: SegmentDefinition[] = [];
+  private specs: SegmentSpec[] = [];
+  private descriptions = new Map<string, string | null>();
+  private readonly store: Store;
+  private readonly dispatcher: EventDispatcher | null;
+  private readonly now: () => number;
+  private readonly log: (message: string) => void;
+  private rfm: { boundaries: RfmBoundaries | null; readAt: number } = { boundaries: null, readAt: -Infinity };
+  /** Customers waiting for a real-time evaluation, and the one evaluation chain that drains them. */
+  private readonly pending = new Set<string>();
+  private draining: Promise<void> | null = null;
+  private failures = 0;
+
+  constructor(options: SegmentEngineOptions) {
+    this.store = options.store;
+    this.dispatcher = options.dispatcher;
+    this.now = options.now ?? Date.now;
+    this.log = options.log ?? ((m) => console.error(m));
+    this.setSegments(options.segments);
+  }
+
+  setSegments(segments: SegmentDefinition[]): void {
+    this.segments = segments;
+    this.specs = segments.map((s) => ({ id: s.id, rule: s.rule }));
+    this.descriptions = new Map(segments.map((s) => [s.id, s.description]));
+  }
+
+  currentSegments(): SegmentDefinition[] {
+    return this.segments;
+  }
+
+  get failureCount(): number {
+    return this.failures;
+  }
+
+  /**
+   * Records the definitions in the store: a new or changed segment schedules everyone for an evaluation (the next
+   * sweep picks them up, a page at a time); a removed one loses its members.
+   */
+  async syncDefinitions(): Promise<{ changed: string[]; removed: string[] }> {
+    const result = await this.store.syncSegmentDefinitions(
+      this.segments.map((s) => ({ segmentId: s.id, hash: segmentDefinitionHash(s) })),
+      this.now(),
+    );
+    if (result.changed.length > 0) this.log(`[segments] new or changed: ${result.changed.join(', ')}: every customer is due for evaluation`);
+    if (result.removed.length > 0) this.log(`[segments] removed: ${result.removed.join(', ')}: their memberships were deleted`);
+    return result;
+  }
+
+  /** After an ingest commit: evaluate these customers soon, once each, off the request path. */
+  enqueue(customerIds: Iterable<string>): void {
+    if (this.specs.length === 0) return;
+    for (const id of customerIds) this.pending.add(id);
+    this.draining ??= this.drain().finally(() => {
+      this.draining = null;
+      if (this.pending.size > 0) this.enqueue([]);
+    });
+  }
+
+  /** Resolves when every queued evaluation has run. */
+  async idle(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending.size > 0) {
+      const [customerId] = this.pending;
+      this.pending.delete(customerId!);
+      try {
+        await this.evaluate(customerId!, this.now());
+      } catch (err) {
+        // The customer stays due in the store (marked in the event's transaction): the sweep evaluates them.
+        this.failures += 1;
+        this.log(`[segments] evaluation of ${customerId} failed, left for the sweep: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** Evaluates one customer's segments as of `now`, in one transaction, and dispatches the events it recorded. */
+  async evaluate(customerId: string, now: number): Promise<CustomerSegmentResult> {
+    const boundaries = await this.boundaries(now);
+    let changes: SegmentChange[] = [];
+    const decide = (facts: SegmentFactsRead): SegmentDecision => {
+      const base = {
+        view: profileContext(facts.profile, now),
+        events: facts.events,
+        rfm:
+          facts.profile && boundaries
+            ? rfmScore(
+                {
+                  customerId,
+                  lastOrderAt: typeof facts.profile.computed.last_order_at === 'number' ? facts.profile.computed.last_order_at : null,
+                  ordersCount: Number(facts.profile.computed.orders_count ?? 0),
+                  totalSpent: Number(facts.profile.computed.total_spent ?? 0),
+                },
+                boundaries,
+              )
+            : null,
+      };
+      const { members, nextCheck } = facts.profile ? evaluateCustomer(this.specs, base, now) : { members: new Set<string>(), nextCheck: null };
+      // A change found by a check that was due happened when it fell due (the window closed then, or the event
+      // that marked the customer arrived then); otherwise now.
+      const at = facts.dueAt !== null && facts.dueAt <= now ? facts.dueAt : now;
+      changes = membershipChanges(customerId, new Set(facts.members.keys()), members, this.specs, at);
+      return { members, at, nextCheckAt: nextCheck, events: segmentChangeEvents(changes, this.descriptions, now) };
+    };
+    const update = await this.store.updateSegments(customerId, segmentEventReads(this.specs, now), decide, (event) => this.dispatcher?.needsDispatch(event) ?? false);
+    this.dispatchRecorded(update.recorded);
+    return { customerId, changes };
+  }
+
+  private dispatchRecorded(results: RecordEventResult[]): void {
+    if (!this.dispatcher) return;
+    for (const result of results) {
+      try {
+        this.dispatcher.dispatch(result);
+      } catch (err) {
+        // Stored undispatched: recovery at the next start delivers it.
+        this.log(`[segments] dispatch of ${result.event.messageId} failed: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /**
+   * One page of the sweep: the customers whose next check is at or before `now`, earliest first, each evaluated
+   * as of `now`. Run pages from `next` until it is null.
+   */
+  async sweepPage(now: number, limit: number, after: SweepPage['next'] = null): Promise<SweepPage> {
+    const due = await this.store.dueSegmentChecks(now, limit, after ?? undefined);
+    let changes = 0;
+    let failed = 0;
+    for (const { customerId } of due) {
+      try {
+        changes += (await this.evaluate(customerId, now)).changes.length;
+      } catch (err) {
+        failed += 1;
+        this.failures += 1;
+        this.log(`[segments] sweep: evaluation of ${customerId} failed, left due: ${(err as Error).message}`);
+      }
+    }
+    const last = due[due.length - 1];
+    return { evaluated: due.length - failed, changes, failed, next: due.length === limit && last ? { dueAt: last.dueAt, customerId: last.customerId } : null };
+  }
+
+  /**
+   * Recomputes the RFM quintiles when a segment uses them and the stored ones are older than RFM_REFRESH_MS; when
+   * the cut points moved, every buyer is scheduled for an evaluation. Returns whether they were recomputed.
+   */
+  async refreshRfm(now: number, maxAgeMs = RFM_REFRESH_MS): Promise<boolean> {
+    if (!usesRfm(this.segments)) return false;
+    const stored = await this.store.rfmState();
+    if (stored && now - stored.computedAt < maxAgeMs) return false;
+    const boundaries = rfmBoundaries(await this.store.rfmInputs());
+    await this.store.saveRfmState(boundaries, now);
+    this.rfm = { boundaries, readAt: now };
+    if (!stored || JSON.stringify(stored.boundaries) !== JSON.stringify(boundaries)) await this.store.scheduleSegmentChecks('buyers', now);
+    return true;
+  }
+
+  /** The stored quintiles, read again at most every RFM_RELOAD_MS; computed once if none are stored yet. */
+  private async boundaries(now: number): Promise<RfmBoundaries | null> {
+    if (!usesRfm(this.segments)) return null;
+    if (Math.abs(now - this.rfm.readAt) < RFM_RELOAD_MS) return this.rfm.boundaries;
+    const stored = await this.store.rfmState();
+    this.rfm = { boundaries: stored?.boundaries ?? null, readAt: now };
+    return this.rfm.boundaries;
+  }
+}
