@@ -13,6 +13,16 @@ import { DAY_MS } from '../core/behavior';
 
 /** RFM quintiles are recomputed by the sweep when they are older than this (a change re-evaluates every buyer). */
 export const RFM_REFRESH_MS = DAY_MS;
+/** A customer evaluated late steps through at most this many change moments, then jumps to now. */
+const MAX_CATCH_UP_STEPS = 64;
+
+/** When each segment entered in these changes was (last) entered. */
+function enteredTimes(changes: SegmentChange[]): Map<string, number> {
+  const times = new Map<string, number>();
+  for (const change of changes) if (change.change === 'entered') times.set(change.segmentId, change.at);
+  return times;
+}
+
 /** How long a process trusts its copy of the stored RFM quintiles before reading them again. */
 const RFM_RELOAD_MS = 60_000;
 
@@ -131,6 +141,7 @@ export class SegmentEngine {
   async evaluate(customerId: string, now: number): Promise<CustomerSegmentResult> {
     const boundaries = await this.boundaries(now);
     let changes: SegmentChange[] = [];
+    let members: ReadonlySet<string> = new Set();
     const decide = (facts: SegmentFactsRead): SegmentDecision => {
       const base = {
         view: profileContext(facts.profile, now),
@@ -148,14 +159,31 @@ export class SegmentEngine {
               )
             : null,
       };
-      const { members, nextCheck } = facts.profile ? evaluateCustomer(this.specs, base, now) : { members: new Set<string>(), nextCheck: null };
-      // A change found by a check that was due happened when it fell due (the window closed then, or the event
-      // that marked the customer arrived then); otherwise now.
-      const at = facts.dueAt !== null && facts.dueAt <= now ? facts.dueAt : now;
-      changes = membershipChanges(customerId, new Set(facts.members.keys()), members, this.specs, at);
-      return { members, at, nextCheckAt: nextCheck, events: segmentChangeEvents(changes, this.descriptions, now) };
+      // From the moment the check fell due (a window closed then, or the event that marked the customer arrived
+      // then) up to now, one step per moment a membership could change: each change carries the time it happened,
+      // even when the sweep comes late, and an entry and exit inside the lag are both recorded.
+      members = new Set(facts.members.keys());
+      let at = facts.dueAt !== null && facts.dueAt < now ? facts.dueAt : now;
+      let nextCheckAt: number | null = null;
+      changes = [];
+      for (let step = 1; ; step++) {
+        const result = facts.profile ? evaluateCustomer(this.specs, { ...base, view: profileContext(facts.profile, at) }, at) : { members: new Set<string>(), nextCheck: null, nextExactChange: null };
+        changes.push(...membershipChanges(customerId, members, result.members, this.specs, at));
+        members = result.members;
+        if (at >= now) {
+          nextCheckAt = result.nextCheck;
+          break;
+        }
+        // Known change moments only: an hourly recheck of a decaying score is evaluated at now, not stepped through.
+        at = result.nextExactChange === null || result.nextExactChange > now || step >= MAX_CATCH_UP_STEPS ? now : result.nextExactChange;
+      }
+      return { members, at: now, enteredAt: enteredTimes(changes), nextCheckAt, events: segmentChangeEvents(changes, this.descriptions, now) };
     };
-    const update = await this.store.updateSegments(customerId, segmentEventReads(this.specs, now), decide, (event) => this.dispatcher?.needsDispatch(event) ?? false);
+    // A late evaluation starts at the due moment: its windows reach back from there.
+    const reads = (dueAt: number | null) => segmentEventReads(this.specs, dueAt !== null && dueAt < now ? dueAt : now);
+    const update = await this.store.updateSegments(customerId, reads, decide, (event) => this.dispatcher?.needsDispatch(event) ?? false);
+    // The profile handed to flow triggers lists the segments as this evaluation left them.
+    for (const result of update.recorded) result.profile.segments = [...members].sort();
     this.dispatchRecorded(update.recorded);
     return { customerId, changes };
   }

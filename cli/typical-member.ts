@@ -46,7 +46,7 @@ export async function typicalMemberProfile(store: Pick<Store, 'listProfiles' | '
         const other = ruleOf(id);
         return other !== null && evaluate(other, profile, events);
       },
-      segmentNextChange: () => null,
+      segmentNextChange: () => ({ nextChange: null, exactChange: null }),
     };
     return evaluateSegmentRule(rule, facts, now).member;
   };

@@ -1,4 +1,5 @@
 // Draws a compiled flow as a Mermaid flowchart, so authors can see branches, loops and dead ends at a glance.
+import { SEGMENT_ENTERED } from './segment-membership';
 import { formatDuration } from './duration';
 import type { Condition } from './conditions';
 import type { EventMatcher, FlowDefinition, FlowNode, NodeId, Trigger } from './flow-types';
@@ -114,6 +115,9 @@ function triggerLabel(trigger: Trigger): string {
 }
 
 function matcherLabel(matcher: EventMatcher): string {
+  // segment: <id> in a trigger or wait_for reads as what the author wrote.
+  const segmentId = matcher.event === SEGMENT_ENTERED && matcher.where ? matcher.where['event.properties.segment_id'] : undefined;
+  if (typeof segmentId === 'string' && Object.keys(matcher.where!).length === 1) return `enters segment ${segmentId}`;
   return matcher.where ? `${matcher.event} where ${conditionLabel(matcher.where)}` : matcher.event;
 }
 

@@ -3,7 +3,7 @@
 // the customers whose moment has come, and only them. This is the algorithm the store runs (in the ingest
 // transaction and in the scheduled sweep), kept here pure so it can be checked against a full recomputation.
 import type { NewEvent } from './event';
-import { evaluateSegmentRule, type CustomerFacts, type SegmentRule } from './segment-rules';
+import { evaluateSegmentRule, type CustomerFacts, type Evaluation, type SegmentRule } from './segment-rules';
 
 export interface SegmentChange {
   segmentId: string;
@@ -46,17 +46,20 @@ export type BaseFacts = Omit<CustomerFacts, 'inSegment' | 'segmentNextChange'>;
  * Evaluates every segment for one customer as of `now`: their memberships, and the earliest time any can change
  * with no new event (null: none can).
  */
-export function evaluateCustomer(segments: SegmentSpec[], facts: BaseFacts, now: number): { members: Set<string>; nextCheck: number | null } {
+export function evaluateCustomer(segments: SegmentSpec[], facts: BaseFacts, now: number): { members: Set<string>; nextCheck: number | null; nextExactChange: number | null } {
   const members = new Set<string>();
-  const nextChanges = new Map<string, number | null>();
+  const nextChanges = new Map<string, Evaluation>();
   let nextCheck: number | null = null;
+  let nextExactChange: number | null = null;
+  const none = { nextChange: null, exactChange: null };
   for (const segment of evaluationOrder(segments)) {
-    const result = evaluateSegmentRule(segment.rule, { ...facts, inSegment: (id) => members.has(id), segmentNextChange: (id) => nextChanges.get(id) ?? null }, now);
+    const result = evaluateSegmentRule(segment.rule, { ...facts, inSegment: (id) => members.has(id), segmentNextChange: (id) => nextChanges.get(id) ?? none }, now);
     if (result.member) members.add(segment.id);
-    nextChanges.set(segment.id, result.nextChange);
+    nextChanges.set(segment.id, result);
     if (result.nextChange !== null && (nextCheck === null || result.nextChange < nextCheck)) nextCheck = result.nextChange;
+    if (result.exactChange !== null && (nextExactChange === null || result.exactChange < nextExactChange)) nextExactChange = result.exactChange;
   }
-  return { members, nextCheck };
+  return { members, nextCheck, nextExactChange };
 }
 
 /** What changed between two membership sets of one customer, in segment order. */

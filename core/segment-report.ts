@@ -84,7 +84,11 @@ export function segmentReport(input: SegmentReportInput): SegmentReport {
     grew = false;
     for (const segment of input.segments) {
       if (!used.has(segment.id)) continue;
-      for (const id of referencesOf(segment.rule)) if (!used.has(id) && usedByFlows.has(id)) (used.add(id), (grew = true));
+      for (const id of referencesOf(segment.rule)) {
+        if (used.has(id) || !usedByFlows.has(id)) continue;
+        used.add(id);
+        grew = true;
+      }
     }
   }
   const index = new Map(ids.map((id, i) => [id, i]));

@@ -42,13 +42,18 @@ export interface CustomerFacts {
   /** Membership of another segment, as of now. */
   inSegment: (segmentId: string) => boolean;
   /** When another segment's membership can next change (for rules that use it). */
-  segmentNextChange: (segmentId: string) => number | null;
+  segmentNextChange: (segmentId: string) => Pick<Evaluation, 'nextChange' | 'exactChange'>;
 }
 
 export interface Evaluation {
   member: boolean;
   /** The earliest time after `now` at which `member` can change with no new event; null: not before one. */
   nextChange: number | null;
+  /**
+   * Like nextChange, but only the moments known exactly (a window closing, a day counter ticking), not the hourly
+   * recheck of continuously decaying fields: a late evaluation steps through these to date each change.
+   */
+  exactChange: number | null;
 }
 
 /** Profile view fields that move with time alone, and how long a verdict on them holds at most. */
@@ -76,7 +81,7 @@ function holds(count: number, test: CountTest): boolean {
 function performedInGroup(times: number[], rule: Extract<SegmentRule, { kind: 'performed' }>, now: number): Evaluation {
   const counted = times.filter((t) => t <= now && (rule.within === undefined ? rule.since === undefined || t >= rule.since : t > now - rule.within)).sort((a, b) => a - b);
   const member = holds(counted.length, rule.count);
-  if (rule.within === undefined) return { member, nextChange: null };
+  if (rule.within === undefined) return { member, nextChange: null, exactChange: null };
   // The count after the k oldest counted events have left (at counted[k-1] + within).
   let nextChange: number | null = null;
   for (let k = 1; k <= counted.length; k++) {
@@ -85,7 +90,7 @@ function performedInGroup(times: number[], rule: Extract<SegmentRule, { kind: 'p
       break;
     }
   }
-  return { member, nextChange };
+  return { member, nextChange, exactChange: nextChange };
 }
 
 function evaluatePerformed(rule: Extract<SegmentRule, { kind: 'performed' }>, facts: CustomerFacts, now: number): Evaluation {
@@ -104,33 +109,34 @@ function evaluatePerformed(rule: Extract<SegmentRule, { kind: 'performed' }>, fa
   const verdicts = [...groups.values()].map((times) => performedInGroup(times, rule, now));
   const member = 'at_least' in rule.count && rule.count.at_least > 0 ? verdicts.some((v) => v.member) : verdicts.every((v) => v.member);
   // Conservative: the earliest change of any group (the verdict cannot change before it).
-  return { member, nextChange: verdicts.reduce<number | null>((at, v) => earliest(at, v.nextChange), null) };
+  const nextChange = verdicts.reduce<number | null>((at, v) => earliest(at, v.nextChange), null);
+  return { member, nextChange, exactChange: nextChange };
 }
 
 function evaluateLastPerformed(rule: Extract<SegmentRule, { kind: 'last_performed' }>, facts: CustomerFacts, now: number): Evaluation {
   const last = facts.events.filter((e) => eventMatches(rule.match, e) && e.timestamp <= now).reduce<number | null>((at, e) => (at === null || e.timestamp > at ? e.timestamp : at), null);
-  if (last === null) return { member: false, nextChange: null };
+  if (last === null) return { member: false, nextChange: null, exactChange: null };
   // before D: the last one is at least D old (from last + D on); after D: it is less than D old (until last + D).
   const beforeOk = rule.before === undefined || now >= last + rule.before;
   const afterOk = rule.after === undefined || now < last + rule.after;
   let nextChange: number | null = null;
   if (rule.before !== undefined && !beforeOk) nextChange = earliest(nextChange, last + rule.before);
   if (rule.after !== undefined && afterOk) nextChange = earliest(nextChange, last + rule.after);
-  return { member: beforeOk && afterOk, nextChange };
+  return { member: beforeOk && afterOk, nextChange, exactChange: nextChange };
 }
 
-/** When a profile condition may next change with time: day counters tick at day boundaries, decaying fields are rechecked. */
-function profileNextChange(condition: Condition, view: CustomerFacts['view'], now: number): number | null {
+/** When a profile condition may next change with time: day counters tick at day boundaries (exact), decaying fields are rechecked. */
+function profileNextChange(condition: Condition, view: CustomerFacts['view'], now: number): { nextChange: number | null; exactChange: number | null } {
   const text = JSON.stringify(condition);
-  let next: number | null = null;
+  let exact: number | null = null;
   for (const field of DAY_COUNTERS) {
     if (!text.includes(`profile.${field}`)) continue;
     const days = view.profile[field];
     const anchor = field === 'days_since_last_order' ? view.profile.last_order_at : view.profile.last_action_date;
-    if (typeof days === 'number' && typeof anchor === 'number') next = earliest(next, anchor + (days + 1) * DAY_MS);
+    if (typeof days === 'number' && typeof anchor === 'number') exact = earliest(exact, anchor + (days + 1) * DAY_MS);
   }
-  if (CONTINUOUS_FIELDS.some((field) => text.includes(`profile.${field}`))) next = earliest(next, now + CONTINUOUS_RECHECK_MS);
-  return next;
+  const recheck = CONTINUOUS_FIELDS.some((field) => text.includes(`profile.${field}`)) ? now + CONTINUOUS_RECHECK_MS : null;
+  return { nextChange: earliest(exact, recheck), exactChange: exact };
 }
 
 /** Whether the customer is in, and when that can next change without a new event. */
@@ -141,21 +147,25 @@ export function evaluateSegmentRule(rule: SegmentRule, facts: CustomerFacts, now
     case 'last_performed':
       return evaluateLastPerformed(rule, facts, now);
     case 'profile':
-      return { member: cachedTester(rule.condition)(facts.view), nextChange: profileNextChange(rule.condition, facts.view, now) };
+      return { member: cachedTester(rule.condition)(facts.view), ...profileNextChange(rule.condition, facts.view, now) };
     case 'rfm':
       // Scores move when the store's quintiles are recomputed (by the sweep), not with this customer's clock.
-      return { member: facts.rfm !== null && cachedTester(rule.condition)({ profile: { ...facts.rfm } }), nextChange: null };
+      return { member: facts.rfm !== null && cachedTester(rule.condition)({ profile: { ...facts.rfm } }), nextChange: null, exactChange: null };
     case 'in_segment':
-      return { member: facts.inSegment(rule.segment), nextChange: facts.segmentNextChange(rule.segment) };
+      return { member: facts.inSegment(rule.segment), ...facts.segmentNextChange(rule.segment) };
     case 'not': {
       const inner = evaluateSegmentRule(rule.rule, facts, now);
-      return { member: !inner.member, nextChange: inner.nextChange };
+      return { member: !inner.member, nextChange: inner.nextChange, exactChange: inner.exactChange };
     }
     case 'all':
     case 'any': {
       const parts = rule.rules.map((r) => evaluateSegmentRule(r, facts, now));
       const member = rule.kind === 'all' ? parts.every((p) => p.member) : parts.some((p) => p.member);
-      return { member, nextChange: parts.reduce<number | null>((at, p) => earliest(at, p.nextChange), null) };
+      return {
+        member,
+        nextChange: parts.reduce<number | null>((at, p) => earliest(at, p.nextChange), null),
+        exactChange: parts.reduce<number | null>((at, p) => earliest(at, p.exactChange), null),
+      };
     }
   }
 }

@@ -94,6 +94,10 @@ export class TemporalDispatcher implements EventDispatcher {
       if (!triggerFires(flow.trigger, facts, history)) continue;
       // Recovery after a crash has no profile in hand: the current one is the best there is.
       profile ??= await this.store.getProfile(event.customerId, { withSegments: true });
+      // The profile an ingest hands over does not list segments; an entry condition on them reads the stored ones.
+      if (profile && profile.segments === undefined && flow.entry.when && JSON.stringify(flow.entry.when).includes('"profile.segments"')) {
+        profile = { ...profile, segments: (await this.store.segmentsOf(event.customerId)).map((m) => m.segmentId) };
+      }
       fired.push(fireTrigger(flow, profile, facts));
     }
     return fired;

@@ -320,11 +320,11 @@ class KyselyEventOps implements EventWriteOps {
     return new Map(rows.map((r) => [r.segment_id, Number(r.entered_at)]));
   }
 
-  async writeSegmentMembership(customerId: string, enter: string[], exit: string[], at: number, nextCheckAt: number | null): Promise<void> {
+  async writeSegmentMembership(customerId: string, enter: Array<{ segmentId: string; at: number }>, exit: string[], nextCheckAt: number | null): Promise<void> {
     if (enter.length > 0) {
       await this.trx
         .insertInto('segment_members')
-        .values(enter.map((segment_id) => ({ segment_id, customer_id: customerId, entered_at: at })))
+        .values(enter.map(({ segmentId, at }) => ({ segment_id: segmentId, customer_id: customerId, entered_at: at })))
         .onConflict((oc) => oc.columns(['segment_id', 'customer_id']).doNothing())
         .execute();
     }
@@ -621,7 +621,7 @@ export class KyselyStore implements Store {
     return this.db.transaction().execute((trx) => work(new KyselyEventOps(trx, this.dialect)));
   }
 
-  updateSegments(customerId: string, reads: SegmentEventRead[], decide: (facts: SegmentFactsRead) => SegmentDecision, needsDispatch: (event: NewEvent) => boolean): Promise<SegmentUpdate> {
+  updateSegments(customerId: string, reads: (dueAt: number | null) => SegmentEventRead[], decide: (facts: SegmentFactsRead) => SegmentDecision, needsDispatch: (event: NewEvent) => boolean): Promise<SegmentUpdate> {
     return this.writeTransaction(async (ops) => {
       // Ingest's lock order (identity lock, profile row, check row), so the two never deadlock on PostgreSQL.
       await ops.lockIdentities([customerId]);
@@ -629,13 +629,18 @@ export class KyselyStore implements Store {
       if (profile) await ops.profilesForUpdate([customerId], profile.updatedAt);
       const dueAt = await ops.lockSegmentCheck(customerId);
       const members = await ops.segmentMembership(customerId);
-      const events = await ops.segmentEvents(customerId, reads);
+      const events = await ops.segmentEvents(customerId, reads(dueAt));
       const decision = decide({ profile, events, members, dueAt });
       const recorded = decision.events.length > 0 ? await recordBatch(ops, decision.events, needsDispatch) : [];
       const entered = [...decision.members].filter((id) => !members.has(id)).sort();
       const exited = [...members.keys()].filter((id) => !decision.members.has(id)).sort();
       // After recordBatch, which marked the customer due for its own events: the decision's next check stands.
-      await ops.writeSegmentMembership(customerId, entered, exited, decision.at, decision.nextCheckAt);
+      await ops.writeSegmentMembership(
+        customerId,
+        entered.map((segmentId) => ({ segmentId, at: decision.enteredAt?.get(segmentId) ?? decision.at })),
+        exited,
+        decision.nextCheckAt,
+      );
       return { entered, exited, recorded };
     });
   }

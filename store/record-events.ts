@@ -45,7 +45,7 @@ export interface EventWriteOps {
   lockSegmentCheck(customerId: string): Promise<number | null>;
   segmentEvents(customerId: string, reads: SegmentEventRead[]): Promise<SegmentFactsRead['events']>;
   segmentMembership(customerId: string): Promise<Map<string, number>>;
-  writeSegmentMembership(customerId: string, enter: string[], exit: string[], at: number, nextCheckAt: number | null): Promise<void>;
+  writeSegmentMembership(customerId: string, enter: Array<{ segmentId: string; at: number }>, exit: string[], nextCheckAt: number | null): Promise<void>;
 }
 
 function identityIdsOf(events: NewEvent[]): Set<string> {

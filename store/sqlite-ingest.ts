@@ -156,8 +156,8 @@ class SqliteEventOps implements EventWriteOps {
     return new Map(rows.map((r) => [r.segment_id, r.entered_at]));
   }
 
-  async writeSegmentMembership(customerId: string, enter: string[], exit: string[], at: number, nextCheckAt: number | null): Promise<void> {
-    for (const segmentId of enter) this.statement('enterSegment').run(segmentId, customerId, at);
+  async writeSegmentMembership(customerId: string, enter: Array<{ segmentId: string; at: number }>, exit: string[], nextCheckAt: number | null): Promise<void> {
+    for (const { segmentId, at } of enter) this.statement('enterSegment').run(segmentId, customerId, at);
     for (const segmentId of exit) this.statement('exitSegment').run(segmentId, customerId);
     this.statement('setNextCheck').run(nextCheckAt, customerId);
   }

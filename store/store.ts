@@ -46,7 +46,8 @@ export interface SegmentFactsRead {
 /** What an evaluation decided: the full membership now, when to look again, and the events that record the change. */
 export interface SegmentDecision {
   members: ReadonlySet<string>;
-  /** When the changes happened (entered_at of new members). */
+  /** When each newly entered segment was entered; `at` for any not listed. */
+  enteredAt?: ReadonlyMap<string, number>;
   at: number;
   nextCheckAt: number | null;
   /** `Segment Entered` / `Segment Exited` events, recorded in the same transaction as the membership change. */
@@ -196,11 +197,11 @@ export interface Store {
 
   // --- segments -------------------------------------------------------------------------
   /**
-   * In one transaction, for one customer: locks their check row, reads their profile, the events asked for and
-   * their stored membership, asks `decide`, records the decision's events (as recordEvents would) and writes the
+   * In one transaction, for one customer: locks their check row, reads their profile, the events `reads` asks for
+   * (given the stored due time) and their stored membership, asks `decide`, records the decision's events (as recordEvents would) and writes the
    * membership and the next check. A customer being evaluated elsewhere waits; a crash changes nothing.
    */
-  updateSegments(customerId: string, reads: SegmentEventRead[], decide: (facts: SegmentFactsRead) => SegmentDecision, needsDispatch: (event: NewEvent) => boolean): Promise<SegmentUpdate>;
+  updateSegments(customerId: string, reads: (dueAt: number | null) => SegmentEventRead[], decide: (facts: SegmentFactsRead) => SegmentDecision, needsDispatch: (event: NewEvent) => boolean): Promise<SegmentUpdate>;
   /** Customers whose next check is at or before `now`, earliest first (by due time, then id), after `after` when given. */
   dueSegmentChecks(now: number, limit: number, after?: { dueAt: number; customerId: string }): Promise<Array<{ customerId: string; dueAt: number }>>;
   /** The customer's segments, by segment id. */

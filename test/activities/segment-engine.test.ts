@@ -109,6 +109,16 @@ for (const backend of storeBackends('segment engine')) {
       expect((await store.dueSegmentChecks(T0 + 10_000 * DAY_MS, 100_000)).some((d) => d.customerId === c)).toBe(false);
     });
 
+    it('a late sweep records each change at the moment it happened: out of recent at 14 days, into lapsed at 60', async () => {
+      const c = customer('late');
+      await record([track(c, 'Order Completed', T0)]);
+      await engine.evaluate(c, T0);
+      await engine.sweepPage(T0 + 75 * DAY_MS, 100_000);
+      expect(await segmentsOf(c)).toEqual(['lapsed']);
+      expect((await segmentEvents(c)).map((e) => `${e.name}:${e.segment}@${(e.at - T0) / DAY_MS}d`)).toEqual(['Segment Entered:recent@0d', 'Segment Exited:recent@14d', 'Segment Entered:lapsed@60d']);
+      expect((await store.segmentsOf(c))[0]!.enteredAt).toBe(T0 + 60 * DAY_MS);
+    });
+
     it('records a change once when the same evaluation runs again, and touches nobody whose time has not come', async () => {
       const c = customer('retry');
       await record([track(c, 'Order Completed', T0)]);
@@ -124,7 +134,7 @@ for (const backend of storeBackends('segment engine')) {
       const c = customer('crash');
       await record([track(c, 'Order Completed', T0)]);
       await expect(
-        store.updateSegments(c, segmentEventReads(SEGMENTS, T0), () => {
+        store.updateSegments(c, () => segmentEventReads(SEGMENTS, T0), () => {
           throw new Error('crash in the middle');
         }, () => false),
       ).rejects.toMatchObject({ message: 'crash in the middle' });

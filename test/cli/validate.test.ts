@@ -32,6 +32,7 @@ describe('microflows validate', () => {
     ['unreachable-step.yaml', '8:5 (steps[2])', 'unreachable step: it follows "exit" (line 7)'],
     ['loop-without-wait.yaml', '9:5 (steps[2])', 'loop without a wait: goto "again" jumps back to line 7'],
     ['unknown-operator.yaml', '9:11 (steps[0].split.when.profile.behavior_score.greater_than)', 'unknown operator "greater_than"'],
+    ['unknown-segment.yaml', '5:12 (trigger.segment)', 'no segment "vip-browsers": create segments/vip-browsers.yaml or use one of at-risk, browsing-no-purchase'],
   ])('%s fails with file and line', (file, location, message) => {
     const run = microflows(['validate', `${INVALID}/${file}`]);
     expect(run.status).toBe(1);
@@ -54,10 +55,11 @@ describe('microflows validate', () => {
       'loop-without-wait.yaml',
       'missing-template.yaml',
       'unknown-operator.yaml',
+      'unknown-segment.yaml',
       'unknown-step-kind.yaml',
       'unreachable-step.yaml',
     ].map((f) => `${INVALID}/${f}`));
-    expect(run.stdout).toContain('6 errors in 6 files');
+    expect(run.stdout).toContain('7 errors in 7 files');
   });
 
   test.each([
@@ -84,7 +86,7 @@ describe('microflows validate', () => {
     ]);
     // The shipped segments are valid, and a reference to an unknown one is an error at its line.
     const shipped = microflows(['validate', 'segments'], { MICROFLOWS_SEGMENTS_DIR: path.join(ROOT, 'segments') });
-    expect(shipped.stdout).toContain('ok: 6 segments valid');
+    expect(shipped.stdout).toContain('ok: 7 segments valid');
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'microflows-segments-'));
     try {
       fs.writeFileSync(path.join(tmp, 'lapsed.yaml'), 'id: lapsed\nrules:\n  - in_segment: vips\n');

@@ -157,6 +157,31 @@ describe('compileFlow: valid flows', () => {
     expect(inactive.trigger).toEqual({ kind: 'inactivity', event: 'Order Completed', forMs: 60 * 86_400_000 });
   });
 
+  test('segment: in a trigger and in wait_for listens for the Segment Entered event of that segment, which must exist', () => {
+    const segmentIds = new Set(['lapsed-customers', 'at-risk']);
+    const flow = compileFlow(
+      yaml(
+        'id: lapse',
+        'version: 1',
+        'priority: 1',
+        'trigger: { segment: lapsed-customers }',
+        'steps:',
+        '  - wait_for: { segment: at-risk, timeout: 30d, on_timeout: [ { exit: never at risk } ] }',
+        '  - send: { template: welcome }',
+      ),
+      'f.yaml',
+      { ...options, segmentIds },
+    );
+    expect(flow.trigger).toEqual({ kind: 'event', event: 'Segment Entered', where: { 'event.properties.segment_id': 'lapsed-customers' } });
+    expect(flow.nodes['steps[0]']).toMatchObject({ kind: 'wait_for', match: { event: 'Segment Entered', where: { 'event.properties.segment_id': 'at-risk' } }, timeoutMs: 30 * 86_400_000 });
+    const unknown = checkFlow(yaml('id: lapse', 'version: 1', 'priority: 1', 'trigger: { segment: vips }', 'steps: [ { send: { template: welcome } } ]'), 'f.yaml', { ...options, segmentIds });
+    expect(unknown.problems.filter((p) => p.severity === 'error')).toEqual([
+      expect.objectContaining({ line: 4, path: 'trigger.segment', message: expect.stringContaining('no segment "vips": create segments/vips.yaml or use one of at-risk, lapsed-customers') }),
+    ]);
+    const mixed = checkFlow(yaml('id: lapse', 'version: 1', 'priority: 1', 'trigger: { segment: at-risk, event: Signed Up }', 'steps: [ { send: { template: welcome } } ]'), 'f.yaml', { ...options, segmentIds });
+    expect(mixed.problems.map((p) => p.message)).toContain('a segment trigger stands alone: remove "event" or drop "segment"');
+  });
+
   test('reentry once, exit events as names and matchers, exit step forms', () => {
     const flow = compileFlow(
       yaml(

@@ -2,7 +2,7 @@
 // changes with no new event (what the sweep's index is keyed by).
 import { DAY_MS } from '../../core/behavior';
 import { parseSegmentFile } from '../../core/segment-definition';
-import { evaluateSegmentRule, eventsRead, longestWindow, type CustomerFacts, type FactEvent, type SegmentRule } from '../../core/segment-rules';
+import { CONTINUOUS_RECHECK_MS, evaluateSegmentRule, eventsRead, longestWindow, type CustomerFacts, type FactEvent, type SegmentRule } from '../../core/segment-rules';
 
 const NOW = Date.UTC(2026, 10, 29, 12);
 const HOUR = 3_600_000;
@@ -14,7 +14,7 @@ function rule(yaml: string): SegmentRule {
 }
 
 function facts(events: FactEvent[], profile: Record<string, unknown> = {}, extra: Partial<CustomerFacts> = {}): CustomerFacts {
-  return { view: { profile, consent: {} }, events, rfm: null, inSegment: () => false, segmentNextChange: () => null, ...extra };
+  return { view: { profile, consent: {} }, events, rfm: null, inSegment: () => false, segmentNextChange: () => ({ nextChange: null, exactChange: null }), ...extra };
 }
 
 const view = (category: string, at: number): FactEvent => ({ name: 'Product Viewed', properties: { category }, timestamp: at });
@@ -42,36 +42,36 @@ describe('performed: at least N within a window', () => {
     const events = [view('Shoes', NOW - 6 * DAY_MS), view('Shoes', NOW - 5 * DAY_MS), view('Shoes', NOW - 4 * DAY_MS), view('Shoes', NOW - HOUR)];
     // 4 counted; at_least 3 fails when 2 have left: the second-oldest leaves at NOW - 5d + 7d.
     const at = evaluateSegmentRule(threeViews, facts(events), NOW);
-    expect(at).toEqual({ member: true, nextChange: NOW + 2 * DAY_MS });
+    expect(at).toEqual({ member: true, nextChange: NOW + 2 * DAY_MS, exactChange: NOW + 2 * DAY_MS });
     expect(evaluateSegmentRule(threeViews, facts(events), NOW + 2 * DAY_MS - 1).member).toBe(true);
     expect(evaluateSegmentRule(threeViews, facts(events), NOW + 2 * DAY_MS).member).toBe(false);
   });
 
   test('too few events: nothing can make it true without a new event', () => {
-    expect(evaluateSegmentRule(threeViews, facts([view('Shoes', NOW - HOUR)]), NOW)).toEqual({ member: false, nextChange: null });
+    expect(evaluateSegmentRule(threeViews, facts([view('Shoes', NOW - HOUR)]), NOW)).toEqual({ member: false, nextChange: null, exactChange: null });
   });
 
   test('same: the N must share a property value', () => {
     const perCategory = rule('  - performed: { event: Product Viewed, at_least: 3, within: 7d, same: properties.category }');
     const mixed = [view('Shoes', NOW - HOUR), view('Hats', NOW - 2 * HOUR), view('shoes ', NOW - 3 * HOUR)];
     expect(evaluateSegmentRule(perCategory, facts(mixed), NOW).member).toBe(false);
-    expect(evaluateSegmentRule(perCategory, facts([...mixed, view('Shoes', NOW - 4 * HOUR)]), NOW)).toEqual({ member: true, nextChange: NOW - 4 * HOUR + 7 * DAY_MS });
+    expect(evaluateSegmentRule(perCategory, facts([...mixed, view('Shoes', NOW - 4 * HOUR)]), NOW)).toEqual({ member: true, nextChange: NOW - 4 * HOUR + 7 * DAY_MS, exactChange: NOW - 4 * HOUR + 7 * DAY_MS });
   });
 
   test('at_most and exactly', () => {
     const atMost = rule('  - performed: { event: Product Viewed, at_most: 1, within: 1d }');
     const two = [view('Shoes', NOW - 2 * HOUR), view('Shoes', NOW - HOUR)];
     // Two in the window: out, until the older leaves.
-    expect(evaluateSegmentRule(atMost, facts(two), NOW)).toEqual({ member: false, nextChange: NOW - 2 * HOUR + DAY_MS });
+    expect(evaluateSegmentRule(atMost, facts(two), NOW)).toEqual({ member: false, nextChange: NOW - 2 * HOUR + DAY_MS, exactChange: NOW - 2 * HOUR + DAY_MS });
     const exactly = rule('  - performed: { event: Product Viewed, exactly: 2, within: 1d }');
-    expect(evaluateSegmentRule(exactly, facts(two), NOW)).toEqual({ member: true, nextChange: NOW - 2 * HOUR + DAY_MS });
-    expect(evaluateSegmentRule(exactly, facts([view('x', NOW - HOUR)]), NOW)).toEqual({ member: false, nextChange: null });
+    expect(evaluateSegmentRule(exactly, facts(two), NOW)).toEqual({ member: true, nextChange: NOW - 2 * HOUR + DAY_MS, exactChange: NOW - 2 * HOUR + DAY_MS });
+    expect(evaluateSegmentRule(exactly, facts([view('x', NOW - HOUR)]), NOW)).toEqual({ member: false, nextChange: null, exactChange: null });
   });
 
   test('since a date counts from that moment on, for good', () => {
     const since = rule('  - performed: { event: Order Completed, since: 2026-11-01 }');
     expect(evaluateSegmentRule(since, facts([order(Date.UTC(2026, 9, 31, 23, 59))]), NOW).member).toBe(false);
-    expect(evaluateSegmentRule(since, facts([order(Date.UTC(2026, 10, 1))]), NOW)).toEqual({ member: true, nextChange: null });
+    expect(evaluateSegmentRule(since, facts([order(Date.UTC(2026, 10, 1))]), NOW)).toEqual({ member: true, nextChange: null, exactChange: null });
   });
 
   test('where filters on the event', () => {
@@ -86,17 +86,17 @@ describe('not_performed and last_performed: membership that time alone brings', 
 
   test('enters "no purchase in 60 days" the second the last order turns 60 days old', () => {
     const last = NOW - 59 * DAY_MS;
-    expect(evaluateSegmentRule(noPurchase, facts([order(NOW - 70 * DAY_MS), order(last)]), NOW)).toEqual({ member: false, nextChange: last + 60 * DAY_MS });
+    expect(evaluateSegmentRule(noPurchase, facts([order(NOW - 70 * DAY_MS), order(last)]), NOW)).toEqual({ member: false, nextChange: last + 60 * DAY_MS, exactChange: last + 60 * DAY_MS });
     expect(evaluateSegmentRule(noPurchase, facts([order(last)]), last + 60 * DAY_MS - 1).member).toBe(false);
-    expect(evaluateSegmentRule(noPurchase, facts([order(last)]), last + 60 * DAY_MS)).toEqual({ member: true, nextChange: null });
+    expect(evaluateSegmentRule(noPurchase, facts([order(last)]), last + 60 * DAY_MS)).toEqual({ member: true, nextChange: null, exactChange: null });
   });
 
   test('last_performed before / after a duration ago', () => {
     const lapsed = rule('  - last_performed: { event: Order Completed, before: 30d }');
-    expect(evaluateSegmentRule(lapsed, facts([]), NOW)).toEqual({ member: false, nextChange: null });
-    expect(evaluateSegmentRule(lapsed, facts([order(NOW - 29 * DAY_MS)]), NOW)).toEqual({ member: false, nextChange: NOW + DAY_MS });
+    expect(evaluateSegmentRule(lapsed, facts([]), NOW)).toEqual({ member: false, nextChange: null, exactChange: null });
+    expect(evaluateSegmentRule(lapsed, facts([order(NOW - 29 * DAY_MS)]), NOW)).toEqual({ member: false, nextChange: NOW + DAY_MS, exactChange: NOW + DAY_MS });
     const recent = rule('  - last_performed: { event: Order Completed, after: 14d }');
-    expect(evaluateSegmentRule(recent, facts([order(NOW - 13 * DAY_MS)]), NOW)).toEqual({ member: true, nextChange: NOW + DAY_MS });
+    expect(evaluateSegmentRule(recent, facts([order(NOW - 13 * DAY_MS)]), NOW)).toEqual({ member: true, nextChange: NOW + DAY_MS, exactChange: NOW + DAY_MS });
     expect(evaluateSegmentRule(recent, facts([order(NOW - 14 * DAY_MS)]), NOW).member).toBe(false);
   });
 });
@@ -106,7 +106,14 @@ describe('profile, engagement, rfm, other segments and combinators', () => {
     const quiet = rule('  - profile: { profile.days_since_last_order: { gte: 45 } }');
     const lastOrder = NOW - 44 * DAY_MS - HOUR;
     const result = evaluateSegmentRule(quiet, facts([], { days_since_last_order: 44, last_order_at: lastOrder }), NOW);
-    expect(result).toEqual({ member: false, nextChange: lastOrder + 45 * DAY_MS });
+    expect(result).toEqual({ member: false, nextChange: lastOrder + 45 * DAY_MS, exactChange: lastOrder + 45 * DAY_MS });
+  });
+
+  test('a decaying field is rechecked hourly, which is not a known change moment; a window in the same rule is', () => {
+    const hot = rule('  - profile: { profile.behavior_score: { gte: 10 } }');
+    expect(evaluateSegmentRule(hot, facts([], { behavior_score: 12 }), NOW)).toEqual({ member: true, nextChange: NOW + CONTINUOUS_RECHECK_MS, exactChange: null });
+    const hotBrowser = rule('  - profile: { profile.behavior_score: { gte: 10 } }\n  - performed: { event: Product Viewed, within: 2d }');
+    expect(evaluateSegmentRule(hotBrowser, facts([view('Shoes', NOW - DAY_MS)], { behavior_score: 12 }), NOW)).toEqual({ member: true, nextChange: NOW + CONTINUOUS_RECHECK_MS, exactChange: NOW + DAY_MS });
   });
 
   test('opened: email engagement counts', () => {
@@ -130,7 +137,7 @@ describe('profile, engagement, rfm, other segments and combinators', () => {
           - performed: { event: Product Viewed, within: 1d }
           - not: { performed: { event: Order Completed, within: 1d } }`);
     const events = [view('Shoes', NOW - 2 * HOUR), order(NOW - 5 * HOUR)];
-    expect(evaluateSegmentRule(combined, facts(events), NOW)).toEqual({ member: false, nextChange: NOW - 5 * HOUR + DAY_MS });
+    expect(evaluateSegmentRule(combined, facts(events), NOW)).toEqual({ member: false, nextChange: NOW - 5 * HOUR + DAY_MS, exactChange: NOW - 5 * HOUR + DAY_MS });
     expect(evaluateSegmentRule(combined, facts(events, {}, { inSegment: (id) => id === 'vip' }), NOW).member).toBe(true);
     expect(eventsRead(combined)).toEqual(['Product Viewed', 'Order Completed']);
     expect(longestWindow(combined)).toBe(DAY_MS);

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startDevServer, type DevServer } from '../../cli/dev-server';
-import { SWEEP_SCHEDULE_ID, startRuntime, type Runtime } from '../../cli/runtime';
+import { SEGMENT_SWEEP_SCHEDULE_ID, SWEEP_SCHEDULE_ID, startRuntime, type Runtime } from '../../cli/runtime';
 import { post, waitUntil } from '../support/http';
 import { startSmtpSink, type SmtpSink } from '../support/smtp-sink';
 import { PROJECT_ROOT, tempDir, testConfig, WRITE_KEY } from '../support/stack';
@@ -112,6 +112,27 @@ describe('on the dev server', () => {
     await schedule.trigger();
     const entry = await waitUntil('winback-test entry for lapsed-1', async () => (await runtime.store.flowEntriesOf('lapsed-1')).find((e) => e.flowId === 'winback-test'), 60_000);
     await expect(runtime.client.workflow.getHandle(entry.workflowId).result()).resolves.toMatchObject({ outcome: 'completed', sends: 1 });
+  }, 120_000);
+
+  it('the segment sweep Schedule exists, and when it fires a worker moves the customers whose check has come', async () => {
+    if (!workers.some((w) => w.exitCode === null && w.signalCode === null)) startWorkerProcess();
+    // Written straight to the store, as an import would: no server evaluated this customer, who is due now.
+    const now = Date.now();
+    await runtime.store.recordEvents(
+      [{ messageId: 'sweep-1-order', type: 'track', customerId: 'sweep-1', userId: 'sweep-1', anonymousId: null, name: 'Order Completed', properties: { total: 30 }, traits: {}, context: {}, timestamp: now - 61 * DAY, receivedAt: now }],
+      { needsDispatch: () => false },
+    );
+    expect(await runtime.store.segmentsOf('sweep-1')).toEqual([]);
+    const schedule = runtime.client.schedule.getHandle(SEGMENT_SWEEP_SCHEDULE_ID);
+    const description = await schedule.describe();
+    expect(description.action).toMatchObject({ type: 'startWorkflow', workflowType: 'segmentSweepWorkflow' });
+    expect(description.spec.intervals).toEqual([expect.objectContaining({ every: 60_000 })]);
+    await schedule.trigger();
+    const members = await waitUntil('sweep-1 in lapsed-customers', async () => {
+      const found = await runtime.store.segmentsOf('sweep-1');
+      return found.length > 0 ? found : undefined;
+    }, 60_000);
+    expect(members).toEqual([{ segmentId: 'lapsed-customers', enteredAt: now }]);
   }, 120_000);
 
   it('the arbiter continues-as-new when Temporal suggests it, keeping its state and decision log', async () => {

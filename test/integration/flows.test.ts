@@ -322,17 +322,14 @@ for (const database of stackDatabases('flows')) {
     });
 
     describe('winback', () => {
-      it('a buyer with no order for 60 days is found by the sweep and gets both emails', async () => {
+      it('a buyer whose last order is 60 days old enters lapsed-customers, which starts winback: both emails', async () => {
         await identify('wb-1');
         const longAgo = new Date(Date.now() - 61 * DAY).toISOString();
         await track('wb-1', 'Order Completed', { order_id: 'o-old', total: 50 }, { timestamp: longAgo });
-        await stack.runtime.dispatcher.idle();
-        // a backfilled purchase is history: it starts no post-purchase run
-        expect(await stack.runtime.store.flowEntriesOf('wb-1')).toHaveLength(0);
-
-        const sweep = await stack.env.client.workflow.execute('sweepWorkflow', { taskQueue: stack.runtime.config.taskQueue, workflowId: 'sweep-test-1' });
-        expect((sweep as { signalled: number }).signalled).toBeGreaterThanOrEqual(1);
         const entry = await entryOf('wb-1', 'winback');
+        expect((await stack.runtime.store.segmentsOf('wb-1')).map((m) => m.segmentId)).toContain('lapsed-customers');
+        // a backfilled purchase is history: it starts no post-purchase run
+        expect((await stack.runtime.store.flowEntriesOf('wb-1')).map((e) => e.flowId)).toEqual(['winback']);
         const [first] = await waitForMails('wb-1', 1);
         expect(first!.subject).toBe('We miss you, Ana');
 
@@ -341,8 +338,8 @@ for (const database of stackDatabases('flows')) {
         expect(two[1]!.subject).toBe('10% off your next order');
         expectOffset(two[1]!, entry.enteredAt, 7 * DAY);
 
-        // a second sweep does not start it again (re-entry cooldown 90d / already entered since the last order)
-        await stack.env.client.workflow.execute('sweepWorkflow', { taskQueue: stack.runtime.config.taskQueue, workflowId: 'sweep-test-2' });
+        // a segment sweep does not start it again: the customer is still in the segment, which entered once
+        await stack.env.client.workflow.execute('segmentSweepWorkflow', { taskQueue: stack.runtime.config.taskQueue, workflowId: 'segment-sweep-test-wb', args: [{}] });
         await stack.env.sleep('1h');
         expect((await stack.runtime.store.flowEntriesOf('wb-1')).filter((e) => e.flowId === 'winback')).toHaveLength(1);
       });

@@ -209,7 +209,8 @@ export async function startTimeSkippingStack(overrides: Record<string, string> =
   });
   started.runtime = runtime;
   const idle = runtime.dispatcher.idle.bind(runtime.dispatcher);
-  runtime.dispatcher.idle = () => within('the dispatcher handing recorded events to Temporal', SKIP_DEADLINE_MS, idle());
+  // Segment evaluations after a commit record Segment Entered / Exited events and dispatch them: wait for those too.
+  runtime.dispatcher.idle = () => within('segment updates and the dispatcher handing recorded events to Temporal', SKIP_DEADLINE_MS, runtime.segments.idle().then(idle));
   return {
     env,
     runtime,
