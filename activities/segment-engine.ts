@@ -3,18 +3,18 @@
 // "no purchase in 60 days" came true). Each evaluation is one store transaction: the membership change, the
 // Segment Entered / Exited events that record it, and the customer's next check. The rules are core's.
 import { createHash } from 'node:crypto';
-import { profileContext } from '../core/profile';
-import { rfmBoundaries, rfmScore, type RfmBoundaries } from '../core/rfm';
+import { DAY_MS } from '../core/behavior';
+import { profileContext, type Profile } from '../core/profile';
+import { rfmBoundaries, rfmScore, type RfmBoundaries, type RfmScores } from '../core/rfm';
 import type { SegmentDefinition } from '../core/segment-definition';
-import { evaluateCustomer, membershipChanges, segmentChangeEvents, segmentEventReads, type SegmentChange, type SegmentSpec } from '../core/segment-membership';
+import { catchUpCustomer, membershipChanges, segmentChangeEvents, segmentEventReads, type SegmentChange, type SegmentSpec } from '../core/segment-membership';
 import type { RecordEventResult, SegmentDecision, SegmentFactsRead, Store } from '../store/store';
 import type { EventDispatcher } from '../server/dispatcher';
-import { DAY_MS } from '../core/behavior';
 
 /** RFM quintiles are recomputed by the sweep when they are older than this (a change re-evaluates every buyer). */
 export const RFM_REFRESH_MS = DAY_MS;
-/** A customer evaluated late steps through at most this many change moments, then jumps to now. */
-const MAX_CATCH_UP_STEPS = 64;
+/** How long a process trusts its copy of the stored RFM quintiles before reading them again. */
+const RFM_RELOAD_MS = 60_000;
 
 /** When each segment entered in these changes was (last) entered. */
 function enteredTimes(changes: SegmentChange[]): Map<string, number> {
@@ -22,9 +22,6 @@ function enteredTimes(changes: SegmentChange[]): Map<string, number> {
   for (const change of changes) if (change.change === 'entered') times.set(change.segmentId, change.at);
   return times;
 }
-
-/** How long a process trusts its copy of the stored RFM quintiles before reading them again. */
-const RFM_RELOAD_MS = 60_000;
 
 export interface SegmentEngineOptions {
   store: Store;
@@ -54,6 +51,21 @@ export function segmentDefinitionHash(segment: SegmentDefinition): string {
   return createHash('sha256').update(JSON.stringify(segment.rule)).digest('hex').slice(0, 16);
 }
 
+/** The customer's RFM scores against the store's quintiles (null: not a buyer, or no quintiles yet). */
+function rfmOf(profile: Profile, boundaries: RfmBoundaries | null): RfmScores | null {
+  if (!boundaries) return null;
+  const computed = profile.computed;
+  return rfmScore(
+    {
+      customerId: profile.customerId,
+      lastOrderAt: typeof computed.last_order_at === 'number' ? computed.last_order_at : null,
+      ordersCount: Number(computed.orders_count ?? 0),
+      totalSpent: Number(computed.total_spent ?? 0),
+    },
+    boundaries,
+  );
+}
+
 function usesRfm(segments: SegmentDefinition[]): boolean {
   return segments.some((s) => JSON.stringify(s.rule).includes('"kind":"rfm"'));
 }
@@ -62,6 +74,7 @@ export class SegmentEngine {
   private segments: SegmentDefinition[] = [];
   private specs: SegmentSpec[] = [];
   private descriptions = new Map<string, string | null>();
+  private rfmUsed = false;
   private readonly store: Store;
   private readonly dispatcher: EventDispatcher | null;
   private readonly now: () => number;
@@ -84,6 +97,7 @@ export class SegmentEngine {
     this.segments = segments;
     this.specs = segments.map((s) => ({ id: s.id, rule: s.rule }));
     this.descriptions = new Map(segments.map((s) => [s.id, s.description]));
+    this.rfmUsed = usesRfm(segments);
   }
 
   currentSegments(): SegmentDefinition[] {
@@ -143,41 +157,15 @@ export class SegmentEngine {
     let changes: SegmentChange[] = [];
     let members: ReadonlySet<string> = new Set();
     const decide = (facts: SegmentFactsRead): SegmentDecision => {
-      const base = {
-        view: profileContext(facts.profile, now),
-        events: facts.events,
-        rfm:
-          facts.profile && boundaries
-            ? rfmScore(
-                {
-                  customerId,
-                  lastOrderAt: typeof facts.profile.computed.last_order_at === 'number' ? facts.profile.computed.last_order_at : null,
-                  ordersCount: Number(facts.profile.computed.orders_count ?? 0),
-                  totalSpent: Number(facts.profile.computed.total_spent ?? 0),
-                },
-                boundaries,
-              )
-            : null,
-      };
-      // From the moment the check fell due (a window closed then, or the event that marked the customer arrived
-      // then) up to now, one step per moment a membership could change: each change carries the time it happened,
-      // even when the sweep comes late, and an entry and exit inside the lag are both recorded.
-      members = new Set(facts.members.keys());
-      let at = facts.dueAt !== null && facts.dueAt < now ? facts.dueAt : now;
-      let nextCheckAt: number | null = null;
-      changes = [];
-      for (let step = 1; ; step++) {
-        const result = facts.profile ? evaluateCustomer(this.specs, { ...base, view: profileContext(facts.profile, at) }, at) : { members: new Set<string>(), nextCheck: null, nextExactChange: null };
-        changes.push(...membershipChanges(customerId, members, result.members, this.specs, at));
-        members = result.members;
-        if (at >= now) {
-          nextCheckAt = result.nextCheck;
-          break;
-        }
-        // Known change moments only: an hourly recheck of a decaying score is evaluated at now, not stepped through.
-        at = result.nextExactChange === null || result.nextExactChange > now || step >= MAX_CATCH_UP_STEPS ? now : result.nextExactChange;
-      }
-      return { members, at: now, enteredAt: enteredTimes(changes), nextCheckAt, events: segmentChangeEvents(changes, this.descriptions, now) };
+      const before = new Set(facts.members.keys());
+      const { profile } = facts;
+      // A customer with no profile (merged into another since it was marked) is in no segment.
+      const result = profile
+        ? catchUpCustomer(this.specs, customerId, (at) => ({ view: profileContext(profile, at), events: facts.events, rfm: rfmOf(profile, boundaries) }), before, facts.dueAt, now)
+        : { members: new Set<string>(), changes: membershipChanges(customerId, before, new Set(), this.specs, now), nextCheck: null };
+      members = result.members;
+      changes = result.changes;
+      return { members, at: now, enteredAt: enteredTimes(changes), nextCheckAt: result.nextCheck, events: segmentChangeEvents(changes, this.descriptions, now) };
     };
     // A late evaluation starts at the due moment: its windows reach back from there.
     const reads = (dueAt: number | null) => segmentEventReads(this.specs, dueAt !== null && dueAt < now ? dueAt : now);
@@ -226,7 +214,7 @@ export class SegmentEngine {
    * the cut points moved, every buyer is scheduled for an evaluation. Returns whether they were recomputed.
    */
   async refreshRfm(now: number, maxAgeMs = RFM_REFRESH_MS): Promise<boolean> {
-    if (!usesRfm(this.segments)) return false;
+    if (!this.rfmUsed) return false;
     const stored = await this.store.rfmState();
     if (stored && now - stored.computedAt < maxAgeMs) return false;
     const boundaries = rfmBoundaries(await this.store.rfmInputs());
@@ -238,7 +226,7 @@ export class SegmentEngine {
 
   /** The stored quintiles, read again at most every RFM_RELOAD_MS; computed once if none are stored yet. */
   private async boundaries(now: number): Promise<RfmBoundaries | null> {
-    if (!usesRfm(this.segments)) return null;
+    if (!this.rfmUsed) return null;
     if (Math.abs(now - this.rfm.readAt) < RFM_RELOAD_MS) return this.rfm.boundaries;
     const stored = await this.store.rfmState();
     this.rfm = { boundaries: stored?.boundaries ?? null, readAt: now };

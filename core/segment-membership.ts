@@ -72,6 +72,36 @@ export function membershipChanges(customerId: string, before: ReadonlySet<string
   return changes;
 }
 
+/** A customer evaluated late steps through at most this many change moments, then jumps to now. */
+export const MAX_CATCH_UP_STEPS = 64;
+
+/**
+ * Evaluates one customer from the moment their check fell due (`dueAt`: a window closed then, or the event that
+ * marked them arrived then) up to `now`, one step per moment a membership could change, so each change carries the
+ * time it happened even when the evaluation comes late, and an entry and exit inside the lag are both recorded.
+ * Only exactly known moments are stepped through (not the hourly recheck of decaying fields). `factsAt(t)` gives
+ * the customer's facts as of t; `before` is the stored membership.
+ */
+export function catchUpCustomer(
+  segments: SegmentSpec[],
+  customerId: string,
+  factsAt: (at: number) => BaseFacts,
+  before: ReadonlySet<string>,
+  dueAt: number | null,
+  now: number,
+): { members: Set<string>; changes: SegmentChange[]; nextCheck: number | null } {
+  let members = new Set(before);
+  const changes: SegmentChange[] = [];
+  let at = dueAt !== null && dueAt < now ? dueAt : now;
+  for (let step = 1; ; step++) {
+    const result = evaluateCustomer(segments, factsAt(at), at);
+    changes.push(...membershipChanges(customerId, members, result.members, segments, at));
+    members = result.members;
+    if (at >= now) return { members, changes, nextCheck: result.nextCheck };
+    at = result.nextExactChange === null || result.nextExactChange > now || step >= MAX_CATCH_UP_STEPS ? now : result.nextExactChange;
+  }
+}
+
 /**
  * The incremental algorithm over an in-memory store: memberships and each customer's next check. `facts(customer,
  * now)` reads a customer's facts as of `now`. The store implements the same steps with its tables.
@@ -85,15 +115,16 @@ export class MembershipIndex {
     private readonly facts: (customerId: string, now: number) => BaseFacts,
   ) {}
 
-  /** After an event of this customer is stored: re-evaluate them alone. */
+  /** After an event of this customer is stored: re-evaluate them alone (from an earlier due moment, if one passed). */
   onEvent(customerId: string, now: number): SegmentChange[] {
-    return this.reevaluate(customerId, now);
+    const due = this.nextCheck.get(customerId);
+    return this.reevaluate(customerId, due !== undefined && due < now ? due : now, now);
   }
 
-  /** The scheduled sweep: the customers whose next check has come, and no one else. */
+  /** The scheduled sweep: the customers whose next check has come, and no one else, each from its due moment. */
   sweep(now: number): { changes: SegmentChange[]; evaluated: number } {
-    const due = [...this.nextCheck].filter(([, at]) => at <= now).map(([customerId]) => customerId).sort();
-    return { changes: due.flatMap((customerId) => this.reevaluate(customerId, now)), evaluated: due.length };
+    const due = [...this.nextCheck].filter(([, at]) => at <= now).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return { changes: due.flatMap(([customerId, at]) => this.reevaluate(customerId, at, now)), evaluated: due.length };
   }
 
   membersOf(segmentId: string): string[] {
@@ -104,13 +135,13 @@ export class MembershipIndex {
     return this.nextCheck.get(customerId) ?? null;
   }
 
-  private reevaluate(customerId: string, now: number): SegmentChange[] {
+  private reevaluate(customerId: string, dueAt: number, now: number): SegmentChange[] {
     const before = this.members.get(customerId) ?? new Set<string>();
-    const { members, nextCheck } = evaluateCustomer(this.segments, this.facts(customerId, now), now);
+    const { members, changes, nextCheck } = catchUpCustomer(this.segments, customerId, (at) => this.facts(customerId, at), before, dueAt, now);
     this.members.set(customerId, members);
     if (nextCheck === null) this.nextCheck.delete(customerId);
     else this.nextCheck.set(customerId, nextCheck);
-    return membershipChanges(customerId, before, members, this.segments, now);
+    return changes;
   }
 }
 

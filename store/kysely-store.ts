@@ -283,11 +283,11 @@ class KyselyEventOps implements EventWriteOps {
     return profiles;
   }
 
-  async markSegmentChecksDue(customerIds: string[], at: number): Promise<void> {
-    for (const batch of chunks([...customerIds].sort())) {
+  async markSegmentChecksDue(due: Array<{ customerId: string; at: number }>): Promise<void> {
+    for (const batch of chunks([...due].sort((a, b) => (a.customerId < b.customerId ? -1 : a.customerId > b.customerId ? 1 : 0)))) {
       await this.trx
         .insertInto('segment_checks')
-        .values(batch.map((customer_id) => ({ customer_id, next_check_at: at })))
+        .values(batch.map((d) => ({ customer_id: d.customerId, next_check_at: d.at })))
         .onConflict((oc) =>
           oc.column('customer_id').doUpdateSet({
             next_check_at: sql`case when segment_checks.next_check_at is null or excluded.next_check_at < segment_checks.next_check_at then excluded.next_check_at else segment_checks.next_check_at end`,
@@ -719,7 +719,7 @@ export class KyselyStore implements Store {
 
   private async scheduleChecks(trx: Transaction<Database>, target: { customerIds: string[] } | 'buyers' | 'everyone', at: number): Promise<void> {
     if (typeof target === 'object') {
-      await new KyselyEventOps(trx, this.dialect).markSegmentChecksDue(target.customerIds, at);
+      await new KyselyEventOps(trx, this.dialect).markSegmentChecksDue(target.customerIds.map((customerId) => ({ customerId, at })));
       return;
     }
     // SQLite needs a WHERE between INSERT ... SELECT and ON CONFLICT (or it reads ON as a join's).

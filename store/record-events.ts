@@ -39,8 +39,8 @@ export interface EventWriteOps {
   profiles(customerIds: string[]): Promise<Map<string, Profile>>;
 
   // Segment membership (store/segment-writes.ts runs these in the same transaction as the events it records).
-  /** Schedules these customers' segment evaluation at `at` (or keeps an earlier one). */
-  markSegmentChecksDue(customerIds: string[], at: number): Promise<void>;
+  /** Schedules each customer's segment evaluation at its `at` (or keeps an earlier one). */
+  markSegmentChecksDue(due: Array<{ customerId: string; at: number }>): Promise<void>;
   /** Takes the customer's check row (creating it), locked until commit on PostgreSQL; its next_check_at. */
   lockSegmentCheck(customerId: string): Promise<number | null>;
   segmentEvents(customerId: string, reads: SegmentEventRead[]): Promise<SegmentFactsRead['events']>;
@@ -167,7 +167,16 @@ export async function recordBatch(ops: EventWriteOps, events: NewEvent[], needsD
   const written = [...new Set([...newEvents.keys(), ...refold])];
   await ops.writeProfiles(written.map((customerId) => ({ profile: profiles.get(customerId)!, storedEmail: storedEmails.has(customerId) ? storedEmails.get(customerId) : undefined })));
   // Committed with the events: a crash before the segment engine runs leaves these customers due for the sweep.
-  if (written.length > 0) await ops.markSegmentChecksDue(written, at);
+  // Due from the earliest new event's own time, so a change a backfilled event causes is dated (and treated) as
+  // history, and a live one at its arrival.
+  if (written.length > 0) {
+    await ops.markSegmentChecksDue(
+      written.map((customerId) => ({
+        customerId,
+        at: Math.min(at, ...(newEvents.get(customerId) ?? []).map((e) => Math.min(e.timestamp, e.receivedAt))),
+      })),
+    );
+  }
 
   const duplicateOwners = [...new Set([...stored.values()].map((row) => row.customer_id).filter((id) => !profiles.has(id)))];
   if (duplicateOwners.length > 0) for (const [id, profile] of await ops.profiles(duplicateOwners)) profiles.set(id, profile);

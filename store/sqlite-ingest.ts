@@ -34,7 +34,7 @@ const SQL = {
     tags = @tags, updated_at = @updated_at, trait_times = @trait_times where customer_id = @customer_id`,
   updateProfileKeepingEmail: `update profiles set timezone = @timezone, traits = @traits, computed = @computed, consent = @consent,
     tags = @tags, updated_at = @updated_at, trait_times = @trait_times where customer_id = @customer_id`,
-  markDue: `insert into segment_checks (customer_id, next_check_at) select value, @at from json_each(@ids) where true
+  markDue: `insert into segment_checks (customer_id, next_check_at) select json_extract(value, '$[0]'), json_extract(value, '$[1]') from json_each(?) where true
     on conflict (customer_id) do update set next_check_at = case when segment_checks.next_check_at is null or excluded.next_check_at < segment_checks.next_check_at
       then excluded.next_check_at else segment_checks.next_check_at end`,
   ensureCheck: 'insert into segment_checks (customer_id, next_check_at) values (?, null) on conflict (customer_id) do nothing',
@@ -128,8 +128,8 @@ class SqliteEventOps implements EventWriteOps {
     return profiles;
   }
 
-  async markSegmentChecksDue(customerIds: string[], at: number): Promise<void> {
-    this.statement('markDue').run({ ids: JSON.stringify(customerIds), at });
+  async markSegmentChecksDue(due: Array<{ customerId: string; at: number }>): Promise<void> {
+    this.statement('markDue').run(JSON.stringify(due.map((d) => [d.customerId, d.at])));
   }
 
   async lockSegmentCheck(customerId: string): Promise<number | null> {

@@ -119,6 +119,18 @@ for (const backend of storeBackends('segment engine')) {
       expect((await store.segmentsOf(c))[0]!.enteredAt).toBe(T0 + 60 * DAY_MS);
     });
 
+    it('a backfilled event dates the changes it causes at their own moments, in the past', async () => {
+      const c = customer('backfill');
+      await record([{ ...track(c, 'Order Completed', T0 - 100 * DAY_MS), receivedAt: T0 }]);
+      expect((await store.dueSegmentChecks(T0, 100_000)).find((d) => d.customerId === c)?.dueAt).toBe(T0 - 100 * DAY_MS);
+      await engine.evaluate(c, T0);
+      expect((await segmentEvents(c)).map((e) => `${e.name}:${e.segment}@${(e.at - T0) / DAY_MS}d`)).toEqual([
+        'Segment Entered:recent@-100d',
+        'Segment Exited:recent@-86d',
+        'Segment Entered:lapsed@-40d',
+      ]);
+    });
+
     it('records a change once when the same evaluation runs again, and touches nobody whose time has not come', async () => {
       const c = customer('retry');
       await record([track(c, 'Order Completed', T0)]);

@@ -94,3 +94,18 @@ test('segments are evaluated after the segments they name', () => {
   expect(evaluationOrder(SEGMENTS).map((s) => s.id).indexOf('recent-purchasers')).toBeLessThan(evaluationOrder(SEGMENTS).map((s) => s.id).indexOf('engaged-or-recent'));
   expect(evaluationOrder(SEGMENTS).map((s) => s.id).indexOf('browsing')).toBeLessThan(evaluationOrder(SEGMENTS).map((s) => s.id).indexOf('not-browsing'));
 });
+
+test('a sweep that comes late records each change at the moment it happened, stepping through them', () => {
+  const order = { name: 'Order Completed', properties: {}, timestamp: 0 };
+  const facts = (): BaseFacts => ({ view: { profile: {}, consent: {} }, events: [order], rfm: null });
+  const index = new MembershipIndex(
+    [segment('recent', '  - performed: { event: Order Completed, within: 14d }'), segment('lapsed', '  - last_performed: { event: Order Completed, before: 60d }')],
+    facts,
+  );
+  expect(index.onEvent('buyer', 0)).toEqual([{ segmentId: 'recent', customerId: 'buyer', change: 'entered', at: 0 }]);
+  expect(index.sweep(75 * DAY_MS).changes).toEqual([
+    { segmentId: 'recent', customerId: 'buyer', change: 'exited', at: 14 * DAY_MS },
+    { segmentId: 'lapsed', customerId: 'buyer', change: 'entered', at: 60 * DAY_MS },
+  ]);
+  expect(index.nextCheckOf('buyer')).toBeNull();
+});

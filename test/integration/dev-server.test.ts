@@ -132,7 +132,8 @@ describe('on the dev server', () => {
       const found = await runtime.store.segmentsOf('sweep-1');
       return found.length > 0 ? found : undefined;
     }, 60_000);
-    expect(members).toEqual([{ segmentId: 'lapsed-customers', enteredAt: now }]);
+    // Entered when the order turned 60 days old (yesterday), not when the sweep found it.
+    expect(members).toEqual([{ segmentId: 'lapsed-customers', enteredAt: now - DAY }]);
   }, 120_000);
 
   it('the arbiter continues-as-new when Temporal suggests it, keeping its state and decision log', async () => {

@@ -322,9 +322,10 @@ for (const database of stackDatabases('flows')) {
     });
 
     describe('winback', () => {
-      it('a buyer whose last order is 60 days old enters lapsed-customers, which starts winback: both emails', async () => {
+      it('a buyer whose last order turned 60 days old an hour ago enters lapsed-customers, which starts winback: both emails', async () => {
         await identify('wb-1');
-        const longAgo = new Date(Date.now() - 61 * DAY).toISOString();
+        // (Had it turned 60 days old more than a day ago, the entry would be history, which starts no flow.)
+        const longAgo = new Date(Date.now() - 60 * DAY - HOUR).toISOString();
         await track('wb-1', 'Order Completed', { order_id: 'o-old', total: 50 }, { timestamp: longAgo });
         const entry = await entryOf('wb-1', 'winback');
         expect((await stack.runtime.store.segmentsOf('wb-1')).map((m) => m.segmentId)).toContain('lapsed-customers');
