@@ -3,11 +3,11 @@
 // "no purchase in 60 days" came true). Each evaluation is one store transaction: the membership change, the
 // Segment Entered / Exited events that record it, and the customer's next check. The rules are core's.
 import { createHash } from 'node:crypto';
-import { DAY_MS } from '../core/behavior';
+import { DAY_MS, nextTimeChange } from '../core/behavior';
 import { profileContext, type Profile } from '../core/profile';
 import { rfmBoundaries, rfmScore, type RfmBoundaries, type RfmScores } from '../core/rfm';
 import type { SegmentDefinition } from '../core/segment-definition';
-import { catchUpCustomer, membershipChanges, segmentChangeEvents, segmentEventReads, type SegmentChange, type SegmentSpec } from '../core/segment-membership';
+import { catchUpCustomer, membershipChanges, segmentChangeEvents, segmentEventReads, type BaseFacts, type SegmentChange, type SegmentSpec } from '../core/segment-membership';
 import type { RecordEventResult, SegmentDecision, SegmentFactsRead, Store } from '../store/store';
 import type { EventDispatcher } from '../server/dispatcher';
 
@@ -64,6 +64,11 @@ function rfmOf(profile: Profile, boundaries: RfmBoundaries | null): RfmScores | 
     },
     boundaries,
   );
+}
+
+/** A customer's facts as of `at`, with the exact times their time-relative fields change. */
+function factsAt(profile: Profile, events: SegmentFactsRead['events'], rfm: RfmScores | null, at: number): BaseFacts {
+  return { view: profileContext(profile, at), events, rfm, timeChange: (field) => nextTimeChange(profile.computed, field, at) };
 }
 
 function usesRfm(segments: SegmentDefinition[]): boolean {
@@ -161,7 +166,7 @@ export class SegmentEngine {
       const { profile } = facts;
       // A customer with no profile (merged into another since it was marked) is in no segment.
       const result = profile
-        ? catchUpCustomer(this.specs, customerId, (at) => ({ view: profileContext(profile, at), events: facts.events, rfm: rfmOf(profile, boundaries) }), before, facts.dueAt, now)
+        ? catchUpCustomer(this.specs, customerId, (at) => factsAt(profile, facts.events, rfmOf(profile, boundaries), at), before, facts.dueAt, now)
         : { members: new Set<string>(), changes: membershipChanges(customerId, before, new Set(), this.specs, now), nextCheck: null };
       members = result.members;
       changes = result.changes;

@@ -290,6 +290,28 @@ export function behavioralTags(computed: Computed, now: number): string[] {
   return tags.sort();
 }
 
+/**
+ * The view fields that change with time alone and whose next change can be known exactly, with that moment after
+ * `now` (null: not without a new event): the cart-abandoner and engaged tags, the 30-day open and click counts.
+ * behavior_score decays continuously and is not among them.
+ */
+export const EXACT_TIME_FIELDS = ['behavioral_tags', 'opens_30d', 'clicks_30d'] as const;
+
+export function nextTimeChange(computed: Computed, field: (typeof EXACT_TIME_FIELDS)[number], now: number): number | null {
+  const after = (t: number | undefined) => (t !== undefined && t > now ? t : null);
+  const earliest = (...times: Array<number | null>) => times.reduce<number | null>((a, t) => (t === null ? a : a === null ? t : Math.min(a, t)), null);
+  // An open at t counts while now - t <= 30 days: it stops counting at t + 30d + 1 ms.
+  const leaves = (times: number[]) => earliest(...times.filter((t) => t <= now).map((t) => after(t + ENGAGEMENT_WINDOW_MS + 1)));
+  if (field === 'opens_30d') return leaves(asTimes(computed._recent_opens));
+  if (field === 'clicks_30d') return leaves(asTimes(computed._recent_clicks));
+  const abandonedSince = asNumber(computed.cart_abandonment_time);
+  const lastEngaged = Math.max(asNumber(computed.last_open_at) ?? -Infinity, asNumber(computed.last_click_at) ?? -Infinity);
+  return earliest(
+    abandonedSince === undefined ? null : after(abandonedSince + CART_ABANDONED_AFTER_MS),
+    Number.isFinite(lastEngaged) ? after(lastEngaged + ENGAGEMENT_WINDOW_MS + 1) : null,
+  );
+}
+
 /** Inclusive at both ends, like the "Engaged" tag: an open exactly 30 days ago still counts. */
 function countSince(times: number[], since: number, until: number): number {
   return times.filter((t) => t >= since && t <= until).length;

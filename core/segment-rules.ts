@@ -3,7 +3,7 @@
 // true). The store indexes customers by that moment, so a sweep touches only the customers whose time has come.
 // Pure: the customer's events, profile view and RFM scores come in as facts; "now" is a parameter.
 import { cachedTester, valueAtPath, type Condition } from './conditions';
-import { DAY_MS } from './behavior';
+import { DAY_MS, type EXACT_TIME_FIELDS } from './behavior';
 import type { EventMatcher } from './flow-types';
 import type { RfmScores } from './rfm';
 import { eventMatches } from './triggers';
@@ -41,6 +41,11 @@ export interface CustomerFacts {
   rfm: RfmScores | null;
   /** Membership of another segment, as of now. */
   inSegment: (segmentId: string) => boolean;
+  /**
+   * When a time-relative profile field (core/behavior EXACT_TIME_FIELDS) next changes with no new event; without
+   * it, a rule on such a field is rechecked every CONTINUOUS_RECHECK_MS.
+   */
+  timeChange?: (field: (typeof EXACT_TIME_FIELDS)[number]) => number | null;
   /** When another segment's membership can next change (for rules that use it). */
   segmentNextChange: (segmentId: string) => Pick<Evaluation, 'nextChange' | 'exactChange'>;
 }
@@ -58,7 +63,10 @@ export interface Evaluation {
 
 /** Profile view fields that move with time alone, and how long a verdict on them holds at most. */
 const DAY_COUNTERS = ['days_since_last_order', 'days_since_last_action'];
-const CONTINUOUS_FIELDS = ['behavior_score', 'opens_30d', 'clicks_30d', 'behavioral_tags', 'tags'];
+/** Fields whose next change is known exactly when the facts say (`timeChange`); `tags` includes the behavioral ones. */
+const TIMED_FIELDS: Record<string, (typeof EXACT_TIME_FIELDS)[number]> = { behavioral_tags: 'behavioral_tags', tags: 'behavioral_tags', opens_30d: 'opens_30d', clicks_30d: 'clicks_30d' };
+/** Decays continuously: a condition on it is rechecked. */
+const CONTINUOUS_FIELDS = ['behavior_score'];
 /** A condition on a field that decays continuously is checked again this often: the lag the sweep documents. */
 export const CONTINUOUS_RECHECK_MS = 60 * 60 * 1000;
 
@@ -126,16 +134,39 @@ function evaluateLastPerformed(rule: Extract<SegmentRule, { kind: 'last_performe
 }
 
 /** When a profile condition may next change with time: day counters tick at day boundaries (exact), decaying fields are rechecked. */
-function profileNextChange(condition: Condition, view: CustomerFacts['view'], now: number): { nextChange: number | null; exactChange: number | null } {
-  const text = JSON.stringify(condition);
+/** Which time-relative fields a condition reads, found once per condition object. */
+interface TimeFieldsRead {
+  continuous: boolean;
+  timed: Array<(typeof EXACT_TIME_FIELDS)[number]>;
+  dayCounters: string[];
+}
+const timeFieldsOfCondition = new WeakMap<Condition, TimeFieldsRead>();
+
+function timeFieldsRead(condition: Condition): TimeFieldsRead {
+  let read = timeFieldsOfCondition.get(condition);
+  if (!read) {
+    const text = JSON.stringify(condition);
+    read = {
+      continuous: CONTINUOUS_FIELDS.some((field) => text.includes(`"profile.${field}"`)),
+      timed: [...new Set(Object.entries(TIMED_FIELDS).filter(([field]) => text.includes(`"profile.${field}"`)).map(([, timed]) => timed))],
+      dayCounters: DAY_COUNTERS.filter((field) => text.includes(`"profile.${field}"`)),
+    };
+    timeFieldsOfCondition.set(condition, read);
+  }
+  return read;
+}
+
+function profileNextChange(condition: Condition, facts: CustomerFacts, now: number): { nextChange: number | null; exactChange: number | null } {
+  const { view } = facts;
+  const read = timeFieldsRead(condition);
   let exact: number | null = null;
-  for (const field of DAY_COUNTERS) {
-    if (!text.includes(`profile.${field}`)) continue;
+  const recheck: number | null = read.continuous || (read.timed.length > 0 && !facts.timeChange) ? now + CONTINUOUS_RECHECK_MS : null;
+  if (facts.timeChange) for (const field of read.timed) exact = earliest(exact, facts.timeChange(field));
+  for (const field of read.dayCounters) {
     const days = view.profile[field];
     const anchor = field === 'days_since_last_order' ? view.profile.last_order_at : view.profile.last_action_date;
     if (typeof days === 'number' && typeof anchor === 'number') exact = earliest(exact, anchor + (days + 1) * DAY_MS);
   }
-  const recheck = CONTINUOUS_FIELDS.some((field) => text.includes(`profile.${field}`)) ? now + CONTINUOUS_RECHECK_MS : null;
   return { nextChange: earliest(exact, recheck), exactChange: exact };
 }
 
@@ -147,7 +178,7 @@ export function evaluateSegmentRule(rule: SegmentRule, facts: CustomerFacts, now
     case 'last_performed':
       return evaluateLastPerformed(rule, facts, now);
     case 'profile':
-      return { member: cachedTester(rule.condition)(facts.view), ...profileNextChange(rule.condition, facts.view, now) };
+      return { member: cachedTester(rule.condition)(facts.view), ...profileNextChange(rule.condition, facts, now) };
     case 'rfm':
       // Scores move when the store's quintiles are recomputed (by the sweep), not with this customer's clock.
       return { member: facts.rfm !== null && cachedTester(rule.condition)({ profile: { ...facts.rfm } }), nextChange: null, exactChange: null };

@@ -297,6 +297,13 @@ class KyselyEventOps implements EventWriteOps {
     }
   }
 
+  async profileForSegments(customerId: string): Promise<Profile | undefined> {
+    let query = this.trx.selectFrom('profiles').selectAll().where('customer_id', '=', customerId);
+    if (this.dialect === 'postgres') query = query.forUpdate();
+    const row = await query.executeTakeFirst();
+    return row ? toProfile(row) : undefined;
+  }
+
   async lockSegmentCheck(customerId: string): Promise<number | null> {
     await this.trx.insertInto('segment_checks').values({ customer_id: customerId, next_check_at: null }).onConflict((oc) => oc.column('customer_id').doNothing()).execute();
     let query = this.trx.selectFrom('segment_checks').select('next_check_at').where('customer_id', '=', customerId);
@@ -625,8 +632,7 @@ export class KyselyStore implements Store {
     return this.writeTransaction(async (ops) => {
       // Ingest's lock order (identity lock, profile row, check row), so the two never deadlock on PostgreSQL.
       await ops.lockIdentities([customerId]);
-      const profile = (await ops.profiles([customerId])).get(customerId);
-      if (profile) await ops.profilesForUpdate([customerId], profile.updatedAt);
+      const profile = await ops.profileForSegments(customerId);
       const dueAt = await ops.lockSegmentCheck(customerId);
       const members = await ops.segmentMembership(customerId);
       const events = await ops.segmentEvents(customerId, reads(dueAt));

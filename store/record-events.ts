@@ -41,6 +41,8 @@ export interface EventWriteOps {
   // Segment membership (store/segment-writes.ts runs these in the same transaction as the events it records).
   /** Schedules each customer's segment evaluation at its `at` (or keeps an earlier one). */
   markSegmentChecksDue(due: Array<{ customerId: string; at: number }>): Promise<void>;
+  /** The customer's profile, locked until commit on PostgreSQL (an absent one is not created). */
+  profileForSegments(customerId: string): Promise<Profile | undefined>;
   /** Takes the customer's check row (creating it), locked until commit on PostgreSQL; its next_check_at. */
   lockSegmentCheck(customerId: string): Promise<number | null>;
   segmentEvents(customerId: string, reads: SegmentEventRead[]): Promise<SegmentFactsRead['events']>;

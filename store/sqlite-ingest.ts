@@ -132,6 +132,10 @@ class SqliteEventOps implements EventWriteOps {
     this.statement('markDue').run(JSON.stringify(due.map((d) => [d.customerId, d.at])));
   }
 
+  async profileForSegments(customerId: string): Promise<Profile | undefined> {
+    return (await this.profiles([customerId])).get(customerId);
+  }
+
   async lockSegmentCheck(customerId: string): Promise<number | null> {
     // The write transaction (begin immediate) already excludes every other writer.
     this.statement('ensureCheck').run(customerId);

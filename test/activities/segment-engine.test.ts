@@ -25,7 +25,8 @@ const BROWSING = segment('browsing', '  - performed: { event: Product Viewed, at
 const LAPSED = segment('lapsed', '  - last_performed: { event: Order Completed, before: 60d }');
 const RECENT = segment('recent', '  - performed: { event: Order Completed, within: 14d }');
 const BIG_SPENDERS = segment('big-spenders', '  - rfm: { monetary: { gte: 4 } }');
-const SEGMENTS = [BROWSING, LAPSED, RECENT, BIG_SPENDERS];
+const CART = segment('cart', '  - profile: { profile.behavioral_tags: { contains: Cart Abandoner } }');
+const SEGMENTS = [BROWSING, LAPSED, RECENT, BIG_SPENDERS, CART];
 
 function track(customerId: string, name: string, at: number, properties: Record<string, unknown> = {}, anonymousId: string | null = null): NewEvent {
   sequence += 1;
@@ -131,6 +132,19 @@ for (const backend of storeBackends('segment engine')) {
       ]);
     });
 
+    it('a cart untouched for an hour: due at exactly that moment, not rechecked hourly before it', async () => {
+      const c = customer('cart');
+      await record([track(c, 'Product Added', T0, { product_id: 'p1', price: 10 })]);
+      await engine.evaluate(c, T0 + 5);
+      expect(await segmentsOf(c)).toEqual([]);
+      const due = async (at: number) => (await store.dueSegmentChecks(at, 100_000)).find((d) => d.customerId === c)?.dueAt;
+      expect(await due(T0 + 3_600_000 - 1)).toBeUndefined();
+      expect(await due(T0 + 3_600_000)).toBe(T0 + 3_600_000);
+      await engine.sweepPage(T0 + 2 * 3_600_000, 100_000);
+      expect(await segmentsOf(c)).toEqual(['cart']);
+      expect((await store.segmentsOf(c))[0]!.enteredAt).toBe(T0 + 3_600_000);
+    });
+
     it('records a change once when the same evaluation runs again, and touches nobody whose time has not come', async () => {
       const c = customer('retry');
       await record([track(c, 'Order Completed', T0)]);
@@ -196,12 +210,12 @@ for (const backend of storeBackends('segment engine')) {
       await engine.sweepPage(T0 + 1, 100_000);
       expect((await store.dueSegmentChecks(T0 + 1, 100_000)).length).toBe(0);
       const narrower = new SegmentEngine({ store, segments: [BROWSING, segment('recent', '  - performed: { event: Order Completed, within: 1d }')], dispatcher: null, log: () => undefined });
-      expect(await narrower.syncDefinitions()).toEqual({ changed: ['recent'], removed: ['big-spenders', 'lapsed'] });
+      expect(await narrower.syncDefinitions()).toEqual({ changed: ['recent'], removed: ['big-spenders', 'cart', 'lapsed'] });
       expect((await store.segmentCounts()).sizes['lapsed']).toBeUndefined();
       expect((await store.dueSegmentChecks(Date.now(), 100_000)).some((d) => d.customerId === c)).toBe(true);
       expect((await store.segmentStates()).map((s) => s.segmentId)).toEqual(['browsing', 'recent']);
       // Put the full set back for the tests after this one.
-      expect((await engine.syncDefinitions()).changed).toEqual(['big-spenders', 'lapsed', 'recent']);
+      expect((await engine.syncDefinitions()).changed).toEqual(['big-spenders', 'cart', 'lapsed', 'recent']);
     });
 
     it('agrees member for member with a from-scratch evaluation after random events and clock moves', async () => {

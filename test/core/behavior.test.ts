@@ -10,6 +10,8 @@ import {
   ENGAGEMENT_WINDOW_MS,
   PAGE_WEIGHT,
   behaviorView,
+  behavioralTags,
+  nextTimeChange,
   behaviorWeight,
   foldAll,
   foldBehavior,
@@ -678,5 +680,27 @@ describe('property: the store strategy equals a time-ordered fold', () => {
       expect({ run, view: behaviorView(second, now) }).toEqual({ run, view: behaviorView(first, now) });
       expect(first).toEqual(foldAll(timeOrder(events)));
     }
+  });
+});
+
+describe('nextTimeChange: when a time-relative field changes with no new event', () => {
+  const HOUR_MS = 3_600_000;
+  test('the cart-abandoner tag at exactly an hour after the cart was last touched; engaged and the 30-day counts a millisecond after 30 days', () => {
+    const t = Date.UTC(2026, 0, 1);
+    const computed = { cart_abandonment_time: t, last_open_at: t - DAY_MS, _recent_opens: [t - 2 * DAY_MS, t - DAY_MS], _recent_clicks: [] };
+    expect(nextTimeChange(computed, 'behavioral_tags', t)).toBe(t + HOUR_MS);
+    expect(behavioralTags(computed, t + HOUR_MS - 1)).not.toContain('Cart Abandoner');
+    expect(behavioralTags(computed, t + HOUR_MS)).toContain('Cart Abandoner');
+    // After the tag came: the next change is the engaged tag leaving.
+    const engagedEnds = t - DAY_MS + 30 * DAY_MS + 1;
+    expect(nextTimeChange(computed, 'behavioral_tags', t + HOUR_MS)).toBe(engagedEnds);
+    expect(behavioralTags(computed, engagedEnds - 1)).toContain('Engaged');
+    expect(behavioralTags(computed, engagedEnds)).not.toContain('Engaged');
+    const firstOpenLeaves = t - 2 * DAY_MS + 30 * DAY_MS + 1;
+    expect(nextTimeChange(computed, 'opens_30d', t)).toBe(firstOpenLeaves);
+    expect(behaviorView(computed, firstOpenLeaves - 1).opens_30d).toBe(2);
+    expect(behaviorView(computed, firstOpenLeaves).opens_30d).toBe(1);
+    expect(nextTimeChange(computed, 'clicks_30d', t)).toBeNull();
+    expect(nextTimeChange({}, 'behavioral_tags', t)).toBeNull();
   });
 });

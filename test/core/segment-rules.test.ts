@@ -116,6 +116,13 @@ describe('profile, engagement, rfm, other segments and combinators', () => {
     expect(evaluateSegmentRule(hotBrowser, facts([view('Shoes', NOW - DAY_MS)], { behavior_score: 12 }), NOW)).toEqual({ member: true, nextChange: NOW + CONTINUOUS_RECHECK_MS, exactChange: NOW + DAY_MS });
   });
 
+  test('a tag or a 30-day count changes at the exact moment the facts give, or is rechecked hourly without it', () => {
+    const abandoner = rule('  - profile: { profile.behavioral_tags: { contains: Cart Abandoner } }');
+    const timeChange = (field: string) => (field === 'behavioral_tags' ? NOW + 40 * 60_000 : null);
+    expect(evaluateSegmentRule(abandoner, facts([], { behavioral_tags: [] }, { timeChange }), NOW)).toEqual({ member: false, nextChange: NOW + 40 * 60_000, exactChange: NOW + 40 * 60_000 });
+    expect(evaluateSegmentRule(abandoner, facts([], { behavioral_tags: [] }), NOW)).toEqual({ member: false, nextChange: NOW + CONTINUOUS_RECHECK_MS, exactChange: null });
+  });
+
   test('opened: email engagement counts', () => {
     const engaged = rule('  - opened: { at_least: 2, within: 30d }');
     const open = (at: number): FactEvent => ({ name: 'Email Opened', properties: {}, timestamp: at });
