@@ -156,18 +156,96 @@ function timeFieldsRead(condition: Condition): TimeFieldsRead {
   return read;
 }
 
+/** How far ahead a day-counter condition is scanned for its next verdict change; beyond, it is checked again then. */
+export const DAY_SCAN_DAYS = 120;
+const ANCHORS: Record<string, string> = { days_since_last_order: 'last_order_at', days_since_last_action: 'last_action_date' };
+
+/**
+ * How a condition's verdict can move as day counters grow (other fields held): "up" (false → true only, e.g. gte),
+ * "down" (true → false only, e.g. lt), or "both" (anything else: scanned day by day).
+ */
+function dayCounterDirection(condition: Condition): 'up' | 'down' | 'both' {
+  const text = JSON.stringify(condition);
+  if (/"(not|nor)"/.test(text)) return 'both';
+  const operators = new Set<string>();
+  const visit = (node: unknown, key: string | null): void => {
+    if (Array.isArray(node)) return node.forEach((n) => visit(n, key));
+    if (!node || typeof node !== 'object') return;
+    for (const [k, v] of Object.entries(node)) {
+      if (k in ANCHORS || k.replace(/^profile\./, '') in ANCHORS) {
+        if (v && typeof v === 'object' && !Array.isArray(v)) Object.keys(v).forEach((op) => operators.add(op));
+        else operators.add('eq');
+      } else visit(v, k);
+    }
+  };
+  visit(condition, null);
+  if ([...operators].every((op) => op === 'gte' || op === 'gt')) return 'up';
+  if ([...operators].every((op) => op === 'lte' || op === 'lt')) return 'down';
+  return 'both';
+}
+const directionOfCondition = new WeakMap<Condition, 'up' | 'down' | 'both'>();
+
+/**
+ * The moment a condition's verdict next changes as the day counters tick (each at its anchor's time of day),
+ * found by stepping through the ticks of the next DAY_SCAN_DAYS days; a monotone condition already past its
+ * threshold never changes. `recheck` when nothing changed within the scan.
+ */
+function dayCounterChange(condition: Condition, fields: string[], view: CustomerFacts['view'], now: number): { exact: number | null; recheck: number | null } {
+  const profile = view.profile;
+  const counters = fields.filter((f) => typeof profile[f] === 'number' && typeof profile[ANCHORS[f]!] === 'number');
+  if (counters.length === 0) return { exact: null, recheck: null };
+  const test = cachedTester(condition);
+  const verdict = test(view);
+  let direction = directionOfCondition.get(condition);
+  if (!direction) directionOfCondition.set(condition, (direction = dayCounterDirection(condition)));
+  if ((direction === 'up' && verdict) || (direction === 'down' && !verdict)) return { exact: null, recheck: null };
+  const saved = counters.map((f) => profile[f]);
+  const limit = now + DAY_SCAN_DAYS * DAY_MS;
+  try {
+    for (;;) {
+      // The next tick of any counter, and every counter that ticks then.
+      let at = Infinity;
+      for (const f of counters) at = Math.min(at, (profile[ANCHORS[f]!] as number) + ((profile[f] as number) + 1) * DAY_MS);
+      if (at > limit) return { exact: null, recheck: limit };
+      for (const f of counters) if ((profile[ANCHORS[f]!] as number) + ((profile[f] as number) + 1) * DAY_MS === at) profile[f] = (profile[f] as number) + 1;
+      if (test(view) !== verdict) return { exact: at, recheck: null };
+    }
+  } finally {
+    counters.forEach((f, i) => (profile[f] = saved[i]));
+  }
+}
+
 function profileNextChange(condition: Condition, facts: CustomerFacts, now: number): { nextChange: number | null; exactChange: number | null } {
-  const { view } = facts;
   const read = timeFieldsRead(condition);
   let exact: number | null = null;
-  const recheck: number | null = read.continuous || (read.timed.length > 0 && !facts.timeChange) ? now + CONTINUOUS_RECHECK_MS : null;
+  let recheck: number | null = read.continuous || (read.timed.length > 0 && !facts.timeChange) ? now + CONTINUOUS_RECHECK_MS : null;
   if (facts.timeChange) for (const field of read.timed) exact = earliest(exact, facts.timeChange(field));
-  for (const field of read.dayCounters) {
-    const days = view.profile[field];
-    const anchor = field === 'days_since_last_order' ? view.profile.last_order_at : view.profile.last_action_date;
-    if (typeof days === 'number' && typeof anchor === 'number') exact = earliest(exact, anchor + (days + 1) * DAY_MS);
+  if (read.dayCounters.length > 0) {
+    const days = dayCounterChange(condition, read.dayCounters, facts.view, now);
+    exact = earliest(exact, days.exact);
+    recheck = earliest(recheck, days.recheck);
   }
   return { nextChange: earliest(exact, recheck), exactChange: exact };
+}
+
+/**
+ * When a combination can next change. All parts are "critical" when any one flipping flips the whole (an `all`
+ * that holds, an `any` that does not): the earliest of theirs. Otherwise only the parts holding the whole back
+ * matter (an `all`'s false parts, an `any`'s true parts), and every one of them must flip first: the latest of
+ * theirs, or never when one of them never changes.
+ */
+function combinedChange(parts: Evaluation[], whole: boolean, kind: 'all' | 'any'): Pick<Evaluation, 'nextChange' | 'exactChange'> {
+  const anyFlips = (kind === 'all') === whole;
+  if (anyFlips) {
+    return {
+      nextChange: parts.reduce<number | null>((at, p) => earliest(at, p.nextChange), null),
+      exactChange: parts.reduce<number | null>((at, p) => earliest(at, p.exactChange), null),
+    };
+  }
+  const blocking = parts.filter((p) => p.member === whole);
+  const latest = (pick: (p: Evaluation) => number | null): number | null =>
+    blocking.reduce<number | null>((at, p) => (pick(p) === null || at === null ? null : Math.max(at, pick(p)!)), blocking.length > 0 ? -Infinity : null);
+  return { nextChange: latest((p) => p.nextChange), exactChange: latest((p) => p.exactChange) };
 }
 
 /** Whether the customer is in, and when that can next change without a new event. */
@@ -192,11 +270,7 @@ export function evaluateSegmentRule(rule: SegmentRule, facts: CustomerFacts, now
     case 'any': {
       const parts = rule.rules.map((r) => evaluateSegmentRule(r, facts, now));
       const member = rule.kind === 'all' ? parts.every((p) => p.member) : parts.some((p) => p.member);
-      return {
-        member,
-        nextChange: parts.reduce<number | null>((at, p) => earliest(at, p.nextChange), null),
-        exactChange: parts.reduce<number | null>((at, p) => earliest(at, p.exactChange), null),
-      };
+      return { member, ...combinedChange(parts, member, rule.kind) };
     }
   }
 }

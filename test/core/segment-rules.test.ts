@@ -2,7 +2,7 @@
 // changes with no new event (what the sweep's index is keyed by).
 import { DAY_MS } from '../../core/behavior';
 import { parseSegmentFile } from '../../core/segment-definition';
-import { CONTINUOUS_RECHECK_MS, evaluateSegmentRule, eventsRead, longestWindow, type CustomerFacts, type FactEvent, type SegmentRule } from '../../core/segment-rules';
+import { CONTINUOUS_RECHECK_MS, DAY_SCAN_DAYS, evaluateSegmentRule, eventsRead, longestWindow, type CustomerFacts, type FactEvent, type SegmentRule } from '../../core/segment-rules';
 
 const NOW = Date.UTC(2026, 10, 29, 12);
 const HOUR = 3_600_000;
@@ -121,6 +121,30 @@ describe('profile, engagement, rfm, other segments and combinators', () => {
     const timeChange = (field: string) => (field === 'behavioral_tags' ? NOW + 40 * 60_000 : null);
     expect(evaluateSegmentRule(abandoner, facts([], { behavioral_tags: [] }, { timeChange }), NOW)).toEqual({ member: false, nextChange: NOW + 40 * 60_000, exactChange: NOW + 40 * 60_000 });
     expect(evaluateSegmentRule(abandoner, facts([], { behavioral_tags: [] }), NOW)).toEqual({ member: false, nextChange: NOW + CONTINUOUS_RECHECK_MS, exactChange: null });
+  });
+
+  test('a day-counter condition changes when its verdict does, not at every tick; one past its threshold never changes', () => {
+    const lastOrder = NOW - 10 * DAY_MS - HOUR;
+    const view = (days: number) => ({ days_since_last_order: days, last_order_at: lastOrder });
+    const quiet = rule('  - profile: { profile.days_since_last_order: { gte: 45 } }');
+    expect(evaluateSegmentRule(quiet, facts([], view(10)), NOW)).toEqual({ member: false, nextChange: lastOrder + 45 * DAY_MS, exactChange: lastOrder + 45 * DAY_MS });
+    expect(evaluateSegmentRule(quiet, facts([], view(50)), NOW)).toEqual({ member: true, nextChange: null, exactChange: null });
+    const exactly = rule('  - profile: { profile.days_since_last_order: 12 }');
+    expect(evaluateSegmentRule(exactly, facts([], view(10)), NOW)).toEqual({ member: false, nextChange: lastOrder + 12 * DAY_MS, exactChange: lastOrder + 12 * DAY_MS });
+    expect(evaluateSegmentRule(exactly, facts([], view(12)), NOW)).toEqual({ member: true, nextChange: lastOrder + 13 * DAY_MS, exactChange: lastOrder + 13 * DAY_MS });
+    // Far thresholds are scanned up to DAY_SCAN_DAYS ahead, then checked again there.
+    const far = rule('  - profile: { profile.days_since_last_order: 400 }');
+    expect(evaluateSegmentRule(far, facts([], view(10)), NOW)).toEqual({ member: false, nextChange: NOW + DAY_SCAN_DAYS * DAY_MS, exactChange: null });
+  });
+
+  test('a combination waits for every part holding it back: an all kept false by a part time cannot change never changes', () => {
+    const vipBrowser = rule('  - rfm: { monetary: { gte: 5 } }\n  - performed: { event: Product Viewed, within: 2d }');
+    const viewed = [view('Shoes', NOW - DAY_MS)];
+    expect(evaluateSegmentRule(vipBrowser, facts(viewed, {}, { rfm: { recency: 1, frequency: 1, monetary: 2 } }), NOW)).toEqual({ member: false, nextChange: null, exactChange: null });
+    expect(evaluateSegmentRule(vipBrowser, facts(viewed, {}, { rfm: { recency: 1, frequency: 1, monetary: 5 } }), NOW)).toEqual({ member: true, nextChange: NOW + DAY_MS, exactChange: NOW + DAY_MS });
+    // An any that holds through two parts changes only once both have flipped: the later of the two.
+    const either = rule('  - any:\n      - performed: { event: Product Viewed, within: 2d }\n      - performed: { event: Product Viewed, within: 5d }');
+    expect(evaluateSegmentRule(either, facts(viewed), NOW)).toEqual({ member: true, nextChange: NOW + 4 * DAY_MS, exactChange: NOW + 4 * DAY_MS });
   });
 
   test('opened: email engagement counts', () => {
