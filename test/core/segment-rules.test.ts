@@ -68,6 +68,19 @@ describe('performed: at least N within a window', () => {
     expect(evaluateSegmentRule(exactly, facts([view('x', NOW - HOUR)]), NOW)).toEqual({ member: false, nextChange: null, exactChange: null });
   });
 
+  test.each([
+    ['at_most: 2', 1, true],
+    ['at_most: 2', 2, true],
+    ['at_most: 2', 3, false],
+    ['exactly: 2', 1, false],
+    ['exactly: 2', 2, true],
+    ['exactly: 2', 3, false],
+  ])('%s with %i views in the window: member %s', (count, n, member) => {
+    const counted = rule(`  - performed: { event: Product Viewed, ${count}, within: 1d }`);
+    const events = Array.from({ length: n }, (_, i) => view('Shoes', NOW - (i + 1) * HOUR));
+    expect(evaluateSegmentRule(counted, facts(events), NOW).member).toBe(member);
+  });
+
   test('since a date counts from that moment on, for good', () => {
     const since = rule('  - performed: { event: Order Completed, since: 2026-11-01 }');
     expect(evaluateSegmentRule(since, facts([order(Date.UTC(2026, 9, 31, 23, 59))]), NOW).member).toBe(false);
@@ -147,11 +160,34 @@ describe('profile, engagement, rfm, other segments and combinators', () => {
     expect(evaluateSegmentRule(either, facts(viewed), NOW)).toEqual({ member: true, nextChange: NOW + 4 * DAY_MS, exactChange: NOW + 4 * DAY_MS });
   });
 
-  test('opened: email engagement counts', () => {
-    const engaged = rule('  - opened: { at_least: 2, within: 30d }');
-    const open = (at: number): FactEvent => ({ name: 'Email Opened', properties: {}, timestamp: at });
-    expect(evaluateSegmentRule(engaged, facts([open(NOW - DAY_MS)]), NOW).member).toBe(false);
-    expect(evaluateSegmentRule(engaged, facts([open(NOW - DAY_MS), open(NOW - 2 * DAY_MS)]), NOW).member).toBe(true);
+  test.each([
+    ['opened', 'Email Opened'],
+    ['clicked', 'Email Link Clicked'],
+  ])('%s: N-1, N and N+1 engagements, the window edge, and the second the second-newest leaves', (kind, name) => {
+    const engaged = rule(`  - ${kind}: { at_least: 2, within: 30d }`);
+    const at = (t: number): FactEvent => ({ name, properties: {}, timestamp: t });
+    expect(evaluateSegmentRule(engaged, facts([at(NOW - DAY_MS)]), NOW).member).toBe(false);
+    expect(evaluateSegmentRule(engaged, facts([at(NOW - DAY_MS), at(NOW - 2 * DAY_MS)]), NOW)).toEqual({ member: true, nextChange: NOW + 28 * DAY_MS, exactChange: NOW + 28 * DAY_MS });
+    expect(evaluateSegmentRule(engaged, facts([at(NOW - DAY_MS), at(NOW - 2 * DAY_MS), at(NOW - 3 * DAY_MS)]), NOW).member).toBe(true);
+    expect(evaluateSegmentRule(engaged, facts([at(NOW - DAY_MS), at(NOW - 30 * DAY_MS)]), NOW).member).toBe(false);
+    expect(evaluateSegmentRule(engaged, facts([at(NOW - DAY_MS), at(NOW - 30 * DAY_MS + 1)]), NOW).member).toBe(true);
+    expect(evaluateSegmentRule(engaged, facts([at(NOW - DAY_MS), at(NOW - 2 * DAY_MS)]), NOW + 28 * DAY_MS - 1).member).toBe(true);
+    expect(evaluateSegmentRule(engaged, facts([at(NOW - DAY_MS), at(NOW - 2 * DAY_MS)]), NOW + 28 * DAY_MS).member).toBe(false);
+  });
+
+  test.each([
+    ['a trait below, at and above its threshold', '  - profile: { profile.lifetime_value: { gte: 100 } }', [{ lifetime_value: 99 }, { lifetime_value: 100 }, { lifetime_value: 101 }], [false, true, true]],
+    ['a computed field', '  - profile: { profile.orders_count: { gt: 1 } }', [{ orders_count: 1 }, { orders_count: 2 }, { orders_count: 3 }], [false, true, true]],
+    ['a tag', '  - profile: { profile.tags: { contains: VIP } }', [{ tags: [] }, { tags: ['VIP'] }, { tags: ['Customer', 'VIP'] }], [false, true, true]],
+  ])('profile: %s', (_what, rules, profiles, members) => {
+    const segmentRule = rule(rules);
+    expect(profiles.map((p) => evaluateSegmentRule(segmentRule, facts([], p), NOW).member)).toEqual(members);
+  });
+
+  test('profile: consent, and the when shorthand', () => {
+    const { segment } = parseSegmentFile('id: mailable\nwhen: { consent.email_marketing: true }\n', 'mailable.yaml');
+    const consenting = (granted: boolean | undefined): CustomerFacts => ({ ...facts([]), view: { profile: {}, consent: granted === undefined ? {} : { email_marketing: granted } } });
+    expect([true, false, undefined].map((g) => evaluateSegmentRule(segment!.rule, consenting(g), NOW).member)).toEqual([true, false, false]);
   });
 
   test('rfm scores', () => {
