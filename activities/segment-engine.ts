@@ -3,6 +3,7 @@
 // "no purchase in 60 days" came true). Each evaluation is one store transaction: the membership change, the
 // Segment Entered / Exited events that record it, and the customer's next check. The rules are core's.
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { DAY_MS, nextTimeChange } from '../core/behavior';
 import { profileContext, type Profile } from '../core/profile';
 import { rfmBoundaries, rfmScore, type RfmBoundaries, type RfmScores } from '../core/rfm';
@@ -13,6 +14,8 @@ import type { EventDispatcher } from '../server/dispatcher';
 
 /** RFM quintiles are recomputed by the sweep when they are older than this (a change re-evaluates every buyer). */
 export const RFM_REFRESH_MS = DAY_MS;
+/** Customers evaluated in one store transaction (real-time updates and sweep pages alike). */
+const EVALUATION_BATCH = 100;
 /** How long a process trusts its copy of the stored RFM quintiles before reading them again. */
 const RFM_RELOAD_MS = 60_000;
 
@@ -142,43 +145,84 @@ export class SegmentEngine {
     while (this.draining) await this.draining;
   }
 
+  /**
+   * Evaluates the pending customers a batch at a time. Under sustained ingest it pauses after each batch for as
+   * long as the batch took, so the updates take at most half of this process and ingest keeps the rest: the
+   * pending set then grows (each customer once, however many events they sent) and the updates lag, catching up
+   * when the load drops. A customer's first evaluation after a quiet spell starts at once.
+   */
   private async drain(): Promise<void> {
     while (this.pending.size > 0) {
-      const [customerId] = this.pending;
-      this.pending.delete(customerId!);
-      try {
-        await this.evaluate(customerId!, this.now());
-      } catch (err) {
+      const batch = [...this.pending].slice(0, EVALUATION_BATCH);
+      for (const id of batch) this.pending.delete(id);
+      const started = performance.now();
+      await this.evaluateAll(batch, this.now(), (customerId, err) => {
         // The customer stays due in the store (marked in the event's transaction): the sweep evaluates them.
-        this.failures += 1;
-        this.log(`[segments] evaluation of ${customerId} failed, left for the sweep: ${(err as Error).message}`);
-      }
+        this.log(`[segments] evaluation of ${customerId} failed, left for the sweep: ${err.message}`);
+      });
+      if (this.pending.size > 0) await new Promise((resolve) => setTimeout(resolve, performance.now() - started));
     }
   }
 
   /** Evaluates one customer's segments as of `now`, in one transaction, and dispatches the events it recorded. */
   async evaluate(customerId: string, now: number): Promise<CustomerSegmentResult> {
+    return (await this.evaluateMany([customerId], now))[0]!;
+  }
+
+  /**
+   * Evaluates these customers' segments as of `now`, all in one transaction (a failure for one fails them all),
+   * and dispatches the events it recorded.
+   */
+  async evaluateMany(customerIds: string[], now: number): Promise<CustomerSegmentResult[]> {
     const boundaries = await this.boundaries(now);
-    let changes: SegmentChange[] = [];
-    let members: ReadonlySet<string> = new Set();
-    const decide = (facts: SegmentFactsRead): SegmentDecision => {
+    const results = new Map<string, { changes: SegmentChange[]; members: ReadonlySet<string> }>();
+    const decide = (customerId: string, facts: SegmentFactsRead): SegmentDecision => {
       const before = new Set(facts.members.keys());
       const { profile } = facts;
       // A customer with no profile (merged into another since it was marked) is in no segment.
       const result = profile
         ? catchUpCustomer(this.specs, customerId, (at) => factsAt(profile, facts.events, rfmOf(profile, boundaries), at), before, facts.dueAt, now)
         : { members: new Set<string>(), changes: membershipChanges(customerId, before, new Set(), this.specs, now), nextCheck: null };
-      members = result.members;
-      changes = result.changes;
-      return { members, at: now, enteredAt: enteredTimes(changes), nextCheckAt: result.nextCheck, events: segmentChangeEvents(changes, this.descriptions, now) };
+      results.set(customerId, result);
+      return { members: result.members, at: now, enteredAt: enteredTimes(result.changes), nextCheckAt: result.nextCheck, events: segmentChangeEvents(result.changes, this.descriptions, now) };
     };
     // A late evaluation starts at the due moment: its windows reach back from there.
-    const reads = (dueAt: number | null) => segmentEventReads(this.specs, dueAt !== null && dueAt < now ? dueAt : now);
-    const update = await this.store.updateSegments(customerId, reads, decide, (event) => this.dispatcher?.needsDispatch(event) ?? false);
-    // The profile handed to flow triggers lists the segments as this evaluation left them.
-    for (const result of update.recorded) result.profile.segments = [...members].sort();
-    this.dispatchRecorded(update.recorded);
-    return { customerId, changes };
+    const reads = (_customerId: string, dueAt: number | null) => segmentEventReads(this.specs, dueAt !== null && dueAt < now ? dueAt : now);
+    const updates = await this.store.updateSegments(customerIds, reads, decide, (event) => this.dispatcher?.needsDispatch(event) ?? false);
+    for (const update of updates) {
+      // The profile handed to flow triggers lists the segments as this evaluation left them.
+      const members = [...(results.get(update.customerId)?.members ?? [])].sort();
+      for (const result of update.recorded) result.profile.segments = members;
+      this.dispatchRecorded(update.recorded);
+    }
+    return customerIds.map((customerId) => ({ customerId, changes: results.get(customerId)?.changes ?? [] }));
+  }
+
+  /**
+   * Evaluates the customers a batch at a time; a batch that fails is retried one customer at a time, so one bad
+   * customer costs only their own evaluation. Returns the changes made and how many customers failed.
+   */
+  private async evaluateAll(customerIds: string[], now: number, onFailure: (customerId: string, err: Error) => void): Promise<{ changes: number; failed: number }> {
+    let changes = 0;
+    let failed = 0;
+    const count = (results: CustomerSegmentResult[]) => results.reduce((n, r) => n + r.changes.length, 0);
+    for (let i = 0; i < customerIds.length; i += EVALUATION_BATCH) {
+      const batch = customerIds.slice(i, i + EVALUATION_BATCH);
+      try {
+        changes += count(await this.evaluateMany(batch, now));
+      } catch {
+        for (const customerId of batch) {
+          try {
+            changes += count(await this.evaluateMany([customerId], now));
+          } catch (err) {
+            failed += 1;
+            this.failures += 1;
+            onFailure(customerId, err as Error);
+          }
+        }
+      }
+    }
+    return { changes, failed };
   }
 
   private dispatchRecorded(results: RecordEventResult[]): void {
@@ -199,17 +243,11 @@ export class SegmentEngine {
    */
   async sweepPage(now: number, limit: number, after: SweepPage['next'] = null): Promise<SweepPage> {
     const due = await this.store.dueSegmentChecks(now, limit, after ?? undefined);
-    let changes = 0;
-    let failed = 0;
-    for (const { customerId } of due) {
-      try {
-        changes += (await this.evaluate(customerId, now)).changes.length;
-      } catch (err) {
-        failed += 1;
-        this.failures += 1;
-        this.log(`[segments] sweep: evaluation of ${customerId} failed, left due: ${(err as Error).message}`);
-      }
-    }
+    const { changes, failed } = await this.evaluateAll(
+      due.map((d) => d.customerId),
+      now,
+      (customerId, err) => this.log(`[segments] sweep: evaluation of ${customerId} failed, left due: ${err.message}`),
+    );
     const last = due[due.length - 1];
     return { evaluated: due.length - failed, changes, failed, next: due.length === limit && last ? { dueAt: last.dueAt, customerId: last.customerId } : null };
   }

@@ -2,7 +2,10 @@
 // POST /v1/batch into SQLite and PostgreSQL (computed fields kept current) against one store transaction per
 // event in this process, and p50–p99 of POST /v1/track at a fixed open-loop rate against a bare node:http handler.
 //
-//   npx tsx bench/ingest.ts [--events N] [--duration S] [--rate R] [--only batch|track|baseline]
+//   npx tsx bench/ingest.ts [--events N] [--duration S] [--rate R] [--only batch|track|baseline] [--segments]
+//
+// --segments: the server also keeps the shipped segments current after each commit (as `microflows start` does);
+// the batch rows then say how long the segment updates took to catch up after the last acknowledgement.
 //
 // PostgreSQL: BENCH_DATABASE_URL, else TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/test; a throwaway
 // database is created on that server and dropped. When it cannot be reached, the PostgreSQL rows are skipped.
@@ -28,6 +31,8 @@ import type { BatchJob, BatchResult, LoadJob, LoadMessage, TrackJob, TrackResult
 import { summarize, type LatencySummary } from './open-loop';
 import { procCpuSeconds, startCpuWindow } from './process-cpu';
 import { printTable } from './table';
+import { SegmentEngine } from '../activities/segment-engine';
+import { loadSegments } from '../cli/segment-files';
 
 const WRITE_KEY = 'bench-write-key';
 const SEED = 20_000;
@@ -64,14 +69,20 @@ interface Flags {
   duration: number;
   rate: number;
   only: Section | null;
+  /** The server evaluates the shipped segments after each commit. */
+  segments: boolean;
 }
 
-const USAGE = 'usage: npx tsx bench/ingest.ts [--events N] [--duration S] [--rate R] [--only batch|track|baseline]';
+const USAGE = 'usage: npx tsx bench/ingest.ts [--events N] [--duration S] [--rate R] [--only batch|track|baseline] [--segments]';
 
 function parseFlags(argv: string[]): Flags {
-  const flags: Flags = { events: 200_000, duration: 30, rate: TARGET_RATE, only: null };
+  const flags: Flags = { events: 200_000, duration: 30, rate: TARGET_RATE, only: null, segments: false };
   for (let i = 0; i < argv.length; i++) {
     const [name, inline] = argv[i]!.split('=', 2) as [string, string | undefined];
+    if (name === '--segments') {
+      flags.segments = true;
+      continue;
+    }
     const value = inline ?? argv[++i];
     if (value === undefined) throw new Error(`${name} needs a value\n${USAGE}`);
     const positive = () => {
@@ -158,10 +169,21 @@ async function postgresProblem(url: string): Promise<string | null> {
   }
 }
 
+/** Segment Entered / Exited events the segment updates recorded (not ingested traffic). */
+async function segmentChangeCount(store: KyselyStore): Promise<number> {
+  let changes = 0;
+  for (let after: string | null = null; ; ) {
+    const page: Awaited<ReturnType<KyselyStore['listProfiles']>> = await store.listProfiles({ after, limit: 1000 });
+    if (page.length === 0) return changes;
+    for (const profile of page) changes += (await store.eventsOf(profile.customerId, { names: ['Segment Entered', 'Segment Exited'] })).length;
+    after = page[page.length - 1]!.customerId;
+  }
+}
+
 /** Every stored event counted, and the computed fields current on a profile: the figure is for the real work. */
-async function checkStored(store: KyselyStore, expectedEvents: number): Promise<void> {
+async function checkStored(store: KyselyStore, expectedEvents: number, segmentEvents = 0): Promise<void> {
   const counts = await store.tableCounts();
-  if (counts.events !== expectedEvents) throw new Error(`expected ${expectedEvents} stored events, found ${counts.events}`);
+  if (counts.events !== expectedEvents + segmentEvents) throw new Error(`expected ${expectedEvents} stored events (and ${segmentEvents} segment changes), found ${counts.events}`);
   let folded = 0;
   for (let n = 0; n < 100; n++) {
     const profile = await store.getProfile(`user-${n}`);
@@ -197,14 +219,14 @@ interface Transactions {
 }
 
 /** The server as `microflows server` wires it (no flows, so nothing is dispatched), counting recordEvents calls. */
-function microflowsApp(store: KyselyStore, transactions: Transactions): App {
+function microflowsApp(store: KyselyStore, transactions: Transactions, segments?: SegmentEngine): App {
   const counted = Object.create(store) as KyselyStore;
   counted.recordEvents = (events, options) => {
     transactions.count += 1;
     transactions.events += events.length;
     return store.recordEvents(events, options);
   };
-  return createApp({ store: counted, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, log: (m) => console.error(`[server] ${m}`) });
+  return createApp({ store: counted, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, ...(segments ? { segments } : {}), log: (m) => console.error(`[server] ${m}`) });
 }
 
 /** The track baseline: node:http (what the ingest path is served on) reading the body and answering 200, no parsing, no store. */
@@ -313,12 +335,15 @@ interface ThroughputFigure {
   cpu: Cpu;
   /** Events stored before timing began: seeding and warm-up. */
   before: number;
+  /** With --segments: seconds the segment updates took to catch up after the last acknowledgement. */
+  segmentCatchUp?: number;
 }
 
 async function batchScenario(backend: BackendName, postgresUrl: string, batchSize: number, flags: Flags): Promise<ThroughputFigure> {
   return withStore(backend, postgresUrl, async (store) => {
     const transactions: Transactions = { count: 0, events: 0 };
-    const server = await listen(microflowsApp(store, transactions));
+    const segments = flags.segments ? new SegmentEngine({ store, segments: loadSegments(path.join(__dirname, '..', 'segments')), dispatcher: noDispatch, log: (m) => console.error(`[segments] ${m}`) }) : undefined;
+    const server = await listen(microflowsApp(store, transactions, segments));
     try {
       const job: BatchJob = {
         job: 'batch',
@@ -334,10 +359,13 @@ async function batchScenario(backend: BackendName, postgresUrl: string, batchSiz
         events: flags.events,
       };
       const { result, cpu } = await runLoader<BatchResult>(job, () => Object.assign(transactions, { count: 0, events: 0 }));
-      await checkStored(store, result.before + result.events);
+      const catchUpStart = performance.now();
+      await segments?.idle();
+      const segmentCatchUp = segments ? (performance.now() - catchUpStart) / 1000 : undefined;
+      await checkStored(store, result.before + result.events, segments ? await segmentChangeCount(store) : 0);
       return {
         backend,
-        path: 'POST /v1/batch',
+        path: segments ? 'POST /v1/batch + segments' : 'POST /v1/batch',
         batch: batchSize,
         events: result.events,
         seconds: result.seconds,
@@ -346,6 +374,7 @@ async function batchScenario(backend: BackendName, postgresUrl: string, batchSiz
         eventsPerTransaction: transactions.events / transactions.count,
         cpu,
         before: result.before,
+        ...(segmentCatchUp !== undefined ? { segmentCatchUp } : {}),
       };
     } finally {
       await server.close();
@@ -550,7 +579,10 @@ async function main(): Promise<void> {
       for (const size of BATCH_SIZES) {
         const f = await batchScenario(backend, postgresUrl, size, flags);
         throughput.push(f);
-        progress(`${backend} batch ${size}: ${count(f.eventsPerSecond)} events/s over ${count(f.events)} events (after ${count(f.before)})`);
+        progress(
+          `${backend} batch ${size}: ${count(f.eventsPerSecond)} events/s over ${count(f.events)} events (after ${count(f.before)})` +
+            (f.segmentCatchUp !== undefined ? `; segment updates caught up ${f.segmentCatchUp.toFixed(1)} s after the last acknowledgement` : ''),
+        );
       }
     }
     if (wants('baseline')) {

@@ -101,8 +101,15 @@ function isMachineOpen(event: Pick<BehaviorEvent, 'name'> & { properties?: Recor
   return event.name === 'Email Opened' && event.properties?.machine_open === true;
 }
 
+/** The engine's own record of segment changes: about the customer, not by them; they fold into nothing. */
+const SEGMENT_CHANGES = new Set(['Segment Entered', 'Segment Exited']);
 /** Events that report something done to the customer (a delivery, a bounce), by a machine, or about them (a segment change) are not their actions. */
-const NOT_CUSTOMER_ACTIONS = new Set(['Email Delivered', 'Email Bounced', 'Segment Entered', 'Segment Exited']);
+const NOT_CUSTOMER_ACTIONS = new Set(['Email Delivered', 'Email Bounced', ...SEGMENT_CHANGES]);
+
+/** Whether the fold reads the event: behavior types, except the segment changes (so recording one late never refolds). */
+export function isFolded(event: Pick<BehaviorEvent, 'type' | 'name'>): boolean {
+  return BEHAVIOR_EVENT_TYPES.includes(event.type) && !(event.type === 'track' && event.name !== null && SEGMENT_CHANGES.has(event.name));
+}
 
 /** Whether the event is something the customer did: what last_action_date and inactivity measure. */
 export function isCustomerAction(event: Pick<BehaviorEvent, 'type' | 'name' | 'properties'>): boolean {
@@ -220,7 +227,7 @@ export function foldBehavior(computed: Computed, event: BehaviorEvent): Computed
 
 /** foldBehavior that changes `c` in place: for callers that fold many events into a copy they own. */
 export function foldBehaviorInto(c: Computed, event: BehaviorEvent): void {
-  if (!BEHAVIOR_EVENT_TYPES.includes(event.type)) return;
+  if (!isFolded(event)) return;
   if (event.type === 'track') foldTrack(c, event);
   if (event.type === 'page' || event.type === 'screen') c.page_views = (asNumber(c.page_views) ?? 0) + 1;
   if (event.type === 'group') {
@@ -252,8 +259,8 @@ export function foldBehaviorInto(c: Computed, event: BehaviorEvent): void {
 }
 
 /** True when `event` is older than something already folded: the store must then refold in time order. */
-export function needsRefold(computed: Computed, event: Pick<BehaviorEvent, 'type' | 'timestamp'>): boolean {
-  if (!BEHAVIOR_EVENT_TYPES.includes(event.type)) return false;
+export function needsRefold(computed: Computed, event: Pick<BehaviorEvent, 'type' | 'name' | 'timestamp'>): boolean {
+  if (!isFolded(event)) return false;
   const through = asNumber(computed._folded_through);
   return through !== undefined && event.timestamp < through;
 }

@@ -10,7 +10,7 @@ import type { EventType } from '../core/event';
 import { applyProfileUpdate, emptyProfile, type Profile } from '../core/profile';
 import { FlowVersionConflictError } from './errors';
 import { migrateToLatest, type StoreDialect } from './migrations';
-import { recordBatch, type EventWriteOps, type NewEventRow, type ProfileWrite } from './record-events';
+import { newEventRow, recordBatch, type EventWriteOps, type NewEventRow, type ProfileWrite } from './record-events';
 import { parseJson, profileRow, toProfile, toStoredEvent } from './rows';
 import {
   TABLES,
@@ -288,10 +288,12 @@ class KyselyEventOps implements EventWriteOps {
       await this.trx
         .insertInto('segment_checks')
         .values(batch.map((d) => ({ customer_id: d.customerId, next_check_at: d.at })))
+        // Already due earlier: left as it is (no new row version).
         .onConflict((oc) =>
-          oc.column('customer_id').doUpdateSet({
-            next_check_at: sql`case when segment_checks.next_check_at is null or excluded.next_check_at < segment_checks.next_check_at then excluded.next_check_at else segment_checks.next_check_at end`,
-          }),
+          oc
+            .column('customer_id')
+            .doUpdateSet({ next_check_at: (eb) => eb.ref('excluded.next_check_at') })
+            .where((eb) => eb.or([eb('segment_checks.next_check_at', 'is', null), eb('excluded.next_check_at', '<', eb.ref('segment_checks.next_check_at'))])),
         )
         .execute();
     }
@@ -628,26 +630,48 @@ export class KyselyStore implements Store {
     return this.db.transaction().execute((trx) => work(new KyselyEventOps(trx, this.dialect)));
   }
 
-  updateSegments(customerId: string, reads: (dueAt: number | null) => SegmentEventRead[], decide: (facts: SegmentFactsRead) => SegmentDecision, needsDispatch: (event: NewEvent) => boolean): Promise<SegmentUpdate> {
+  updateSegments(
+    customerIds: string[],
+    reads: (customerId: string, dueAt: number | null) => SegmentEventRead[],
+    decide: (customerId: string, facts: SegmentFactsRead) => SegmentDecision,
+    needsDispatch: (event: NewEvent) => boolean,
+  ): Promise<SegmentUpdate[]> {
+    const ids = [...new Set(customerIds)].sort();
     return this.writeTransaction(async (ops) => {
-      // Ingest's lock order (identity lock, profile row, check row), so the two never deadlock on PostgreSQL.
-      await ops.lockIdentities([customerId]);
-      const profile = await ops.profileForSegments(customerId);
-      const dueAt = await ops.lockSegmentCheck(customerId);
-      const members = await ops.segmentMembership(customerId);
-      const events = await ops.segmentEvents(customerId, reads(dueAt));
-      const decision = decide({ profile, events, members, dueAt });
-      const recorded = decision.events.length > 0 ? await recordBatch(ops, decision.events, needsDispatch) : [];
-      const entered = [...decision.members].filter((id) => !members.has(id)).sort();
-      const exited = [...members.keys()].filter((id) => !decision.members.has(id)).sort();
-      // After recordBatch, which marked the customer due for its own events: the decision's next check stands.
-      await ops.writeSegmentMembership(
-        customerId,
-        entered.map((segmentId) => ({ segmentId, at: decision.enteredAt?.get(segmentId) ?? decision.at })),
-        exited,
-        decision.nextCheckAt,
-      );
-      return { entered, exited, recorded };
+      // Ingest's lock order (identity locks, profile rows by id, check rows by id), so the two never deadlock on PostgreSQL.
+      await ops.lockIdentities(ids);
+      const decided: Array<{ customerId: string; profile: Profile | undefined; members: Map<string, number>; decision: SegmentDecision }> = [];
+      for (const customerId of ids) {
+        const profile = await ops.profileForSegments(customerId);
+        const dueAt = await ops.lockSegmentCheck(customerId);
+        const members = await ops.segmentMembership(customerId);
+        const events = await ops.segmentEvents(customerId, reads(customerId, dueAt));
+        decided.push({ customerId, profile, members, decision: decide(customerId, { profile, events, members, dueAt }) });
+      }
+      // The change events are the customer's own, fold into nothing and name no new identity: inserted as they are
+      // (a retried evaluation's are already stored under the same messageIds, and skipped).
+      const recorded: RecordEventResult[] = [];
+      const changeEvents = decided.flatMap((d) => d.decision.events.map((event) => ({ event, profile: d.profile ?? emptyProfile(d.customerId, event.receivedAt) })));
+      if (changeEvents.length > 0) {
+        const inserted = await ops.insertEvents(changeEvents.map(({ event }) => newEventRow(event, event.customerId, !needsDispatch(event))));
+        for (const { event, profile } of changeEvents) {
+          const id = inserted.get(event.messageId);
+          if (id !== undefined) recorded.push({ duplicate: false, event: { ...event, id, dispatched: !needsDispatch(event) }, profile });
+        }
+      }
+      const updates: SegmentUpdate[] = [];
+      for (const { customerId, members, decision } of decided) {
+        const entered = [...decision.members].filter((id) => !members.has(id)).sort();
+        const exited = [...members.keys()].filter((id) => !decision.members.has(id)).sort();
+        await ops.writeSegmentMembership(
+          customerId,
+          entered.map((segmentId) => ({ segmentId, at: decision.enteredAt?.get(segmentId) ?? decision.at })),
+          exited,
+          decision.nextCheckAt,
+        );
+        updates.push({ customerId, entered, exited, recorded: recorded.filter((r) => r.event.customerId === customerId) });
+      }
+      return updates;
     });
   }
 
@@ -731,8 +755,8 @@ export class KyselyStore implements Store {
     // SQLite needs a WHERE between INSERT ... SELECT and ON CONFLICT (or it reads ON as a join's).
     const which = target === 'buyers' ? sql`${this.computedNumber('orders_count')} >= 1` : sql`1 = 1`;
     await sql`insert into segment_checks (customer_id, next_check_at) select customer_id, ${at} from profiles where ${which}
-      on conflict (customer_id) do update set next_check_at = case when segment_checks.next_check_at is null or excluded.next_check_at < segment_checks.next_check_at
-        then excluded.next_check_at else segment_checks.next_check_at end`.execute(trx);
+      on conflict (customer_id) do update set next_check_at = excluded.next_check_at
+      where segment_checks.next_check_at is null or excluded.next_check_at < segment_checks.next_check_at`.execute(trx);
   }
 
   /** A number inside profiles.computed (JSON text), in SQL. */

@@ -3,7 +3,7 @@
 // (Kysely in a transaction; prepared better-sqlite3 statements on the SQLite ingest path), so they sit behind
 // EventWriteOps and this file holds only the order of work and the decisions.
 import type { Selectable } from 'kysely';
-import { BEHAVIOR_EVENT_TYPES, foldAll, needsRefold, type BehaviorEvent } from '../core/behavior';
+import { foldAll, isFolded, needsRefold, type BehaviorEvent } from '../core/behavior';
 import { applyEventsInPlace, emptyProfile, mergeProfiles, type Profile } from '../core/profile';
 import { toStoredEvent } from './rows';
 import type { EventsTable } from './schema';
@@ -48,6 +48,24 @@ export interface EventWriteOps {
   segmentEvents(customerId: string, reads: SegmentEventRead[]): Promise<SegmentFactsRead['events']>;
   segmentMembership(customerId: string): Promise<Map<string, number>>;
   writeSegmentMembership(customerId: string, enter: Array<{ segmentId: string; at: number }>, exit: string[], nextCheckAt: number | null): Promise<void>;
+}
+
+/** The events row for an event of `customerId` (the id its identities resolve to). */
+export function newEventRow(event: NewEvent, customerId: string, dispatched: boolean): NewEventRow {
+  return {
+    message_id: event.messageId,
+    type: event.type,
+    customer_id: customerId,
+    user_id: event.userId,
+    anonymous_id: event.anonymousId,
+    name: event.name,
+    properties: JSON.stringify(event.properties),
+    traits: JSON.stringify(event.traits),
+    context: JSON.stringify(event.context),
+    timestamp: event.timestamp,
+    received_at: event.receivedAt,
+    dispatched,
+  };
 }
 
 function identityIdsOf(events: NewEvent[]): Set<string> {
@@ -104,20 +122,7 @@ export async function recordBatch(ops: EventWriteOps, events: NewEvent[], needsD
   const insertedIds = await ops.insertEvents(
     insertOrder.map((index) => {
       const event = events[index]!;
-      return {
-        message_id: event.messageId,
-        type: event.type,
-        customer_id: customerOf(event),
-        user_id: event.userId,
-        anonymous_id: event.anonymousId,
-        name: event.name,
-        properties: JSON.stringify(event.properties),
-        traits: JSON.stringify(event.traits),
-        context: JSON.stringify(event.context),
-        timestamp: event.timestamp,
-        received_at: event.receivedAt,
-        dispatched: !needsDispatch(event),
-      };
+      return newEventRow(event, customerOf(event), !needsDispatch(event));
     }),
   );
   const lost = fresh.filter((i) => !insertedIds.has(events[i]!.messageId)).map((i) => events[i]!.messageId);
@@ -153,7 +158,7 @@ export async function recordBatch(ops: EventWriteOps, events: NewEvent[], needsD
   for (const [customerId, list] of newEvents) {
     list.sort((a, b) => a.timestamp - b.timestamp || a.id - b.id);
     const profile = profiles.get(customerId) ?? emptyProfile(customerId, list[0]!.receivedAt);
-    if (needsRefold(profile.computed, list.find((e) => BEHAVIOR_EVENT_TYPES.includes(e.type)) ?? list[0]!)) refold.add(customerId);
+    if (needsRefold(profile.computed, list.find(isFolded) ?? list[0]!)) refold.add(customerId);
     // Every profile in `profiles` was parsed from its row (or made) in this transaction: ours to change.
     applyEventsInPlace(
       profile,

@@ -35,8 +35,8 @@ const SQL = {
   updateProfileKeepingEmail: `update profiles set timezone = @timezone, traits = @traits, computed = @computed, consent = @consent,
     tags = @tags, updated_at = @updated_at, trait_times = @trait_times where customer_id = @customer_id`,
   markDue: `insert into segment_checks (customer_id, next_check_at) select json_extract(value, '$[0]'), json_extract(value, '$[1]') from json_each(?) where true
-    on conflict (customer_id) do update set next_check_at = case when segment_checks.next_check_at is null or excluded.next_check_at < segment_checks.next_check_at
-      then excluded.next_check_at else segment_checks.next_check_at end`,
+    on conflict (customer_id) do update set next_check_at = excluded.next_check_at
+    where segment_checks.next_check_at is null or excluded.next_check_at < segment_checks.next_check_at`,
   ensureCheck: 'insert into segment_checks (customer_id, next_check_at) values (?, null) on conflict (customer_id) do nothing',
   readCheck: 'select next_check_at from segment_checks where customer_id = ?',
   segmentEventsSince: "select name, properties, timestamp from events where customer_id = ? and name = ? and type = 'track' and timestamp >= ?",

@@ -55,6 +55,7 @@ export interface SegmentDecision {
 }
 
 export interface SegmentUpdate {
+  customerId: string;
   entered: string[];
   exited: string[];
   /** The recording of the decision's events (dispatch the fresh ones after this resolves). */
@@ -197,11 +198,17 @@ export interface Store {
 
   // --- segments -------------------------------------------------------------------------
   /**
-   * In one transaction, for one customer: locks their check row, reads their profile, the events `reads` asks for
-   * (given the stored due time) and their stored membership, asks `decide`, records the decision's events (as recordEvents would) and writes the
-   * membership and the next check. A customer being evaluated elsewhere waits; a crash changes nothing.
+   * In one transaction, for each customer (in id order): locks their check row, reads their profile, the events
+   * `reads` asks for (given their stored due time) and their stored membership, and asks `decide`; then records
+   * the decisions' events (as recordEvents would) and writes each membership and next check. A customer being
+   * evaluated elsewhere waits; a failure anywhere changes nothing for any of them.
    */
-  updateSegments(customerId: string, reads: (dueAt: number | null) => SegmentEventRead[], decide: (facts: SegmentFactsRead) => SegmentDecision, needsDispatch: (event: NewEvent) => boolean): Promise<SegmentUpdate>;
+  updateSegments(
+    customerIds: string[],
+    reads: (customerId: string, dueAt: number | null) => SegmentEventRead[],
+    decide: (customerId: string, facts: SegmentFactsRead) => SegmentDecision,
+    needsDispatch: (event: NewEvent) => boolean,
+  ): Promise<SegmentUpdate[]>;
   /** Customers whose next check is at or before `now`, earliest first (by due time, then id), after `after` when given. */
   dueSegmentChecks(now: number, limit: number, after?: { dueAt: number; customerId: string }): Promise<Array<{ customerId: string; dueAt: number }>>;
   /** The customer's segments, by segment id. */

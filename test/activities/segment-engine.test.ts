@@ -156,17 +156,26 @@ for (const backend of storeBackends('segment engine')) {
       expect(await segmentEvents(c)).toHaveLength(1);
     });
 
-    it('changes nothing when an evaluation fails half-way: no membership, no event, still due', async () => {
+    it('changes nothing when an evaluation fails half-way: no membership, no event, still due, for any customer of the batch', async () => {
       const c = customer('crash');
-      await record([track(c, 'Order Completed', T0)]);
+      const other = customer('crash-a');
+      await record([track(c, 'Order Completed', T0), track(other, 'Order Completed', T0)]);
       await expect(
-        store.updateSegments(c, () => segmentEventReads(SEGMENTS, T0), () => {
-          throw new Error('crash in the middle');
-        }, () => false),
+        store.updateSegments(
+          [other, c],
+          () => segmentEventReads(SEGMENTS, T0),
+          (customerId) => {
+            if (customerId === c) throw new Error('crash in the middle');
+            return { members: new Set(['recent']), at: T0, nextCheckAt: null, events: [] };
+          },
+          () => false,
+        ),
       ).rejects.toMatchObject({ message: 'crash in the middle' });
-      expect(await segmentsOf(c)).toEqual([]);
-      expect(await segmentEvents(c)).toEqual([]);
-      expect((await store.dueSegmentChecks(T0, 100_000)).some((d) => d.customerId === c)).toBe(true);
+      for (const id of [c, other]) {
+        expect(await segmentsOf(id)).toEqual([]);
+        expect(await segmentEvents(id)).toEqual([]);
+        expect((await store.dueSegmentChecks(T0, 100_000)).some((d) => d.customerId === id)).toBe(true);
+      }
     });
 
     it('moves memberships with a merge: the anonymous browser who identifies keeps the segment', async () => {

@@ -145,7 +145,14 @@ describe('the store strategy helper', () => {
   it('never refolds for identify or alias, which merge by time instead', () => {
     const computed = foldAll([viewed('Shoes', T0 + 10)]);
     expect(needsRefold(computed, identify({ plan: 'pro' }, T0))).toBe(false);
-    expect(needsRefold(computed, { type: 'alias', timestamp: T0 })).toBe(false);
+    expect(needsRefold(computed, { type: 'alias', name: null, timestamp: T0 })).toBe(false);
+  });
+
+  it('folds no segment change: a late Segment Entered neither refolds nor moves anything', () => {
+    const computed = foldAll([viewed('Shoes', T0 + 10)]);
+    const entered = track('Segment Entered', T0, { segment_id: 'vips' });
+    expect(needsRefold(computed, entered)).toBe(false);
+    expect(foldAll([viewed('Shoes', T0 + 10), track('Segment Entered', T0 + 20, { segment_id: 'vips' })])).toEqual(computed);
   });
 
   it('leaves the input of foldBehavior untouched', () => {
