@@ -4,18 +4,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidFileError, type FileProblem } from '../core/errors';
 import { parseSegmentFile, type SegmentDefinition } from '../core/segment-definition';
-import type { SegmentRule } from '../core/segment-rules';
+import { segmentReferences } from '../core/segment-rules';
 
 export interface CheckedSegments {
   segments: SegmentDefinition[];
   problems: FileProblem[];
-}
-
-function referencesOf(rule: SegmentRule): string[] {
-  if (rule.kind === 'in_segment') return [rule.segment];
-  if (rule.kind === 'not') return referencesOf(rule.rule);
-  if (rule.kind === 'all' || rule.kind === 'any') return rule.rules.flatMap(referencesOf);
-  return [];
 }
 
 /** Checks a segments folder (a missing one holds no segments). */
@@ -40,7 +33,7 @@ export function checkSegments(dir: string): CheckedSegments {
   }
   const known = new Set(segments.map((s) => s.id));
   for (const segment of segments) {
-    for (const reference of referencesOf(segment.rule)) {
+    for (const reference of segmentReferences(segment.rule)) {
       if (known.has(reference)) continue;
       const lines = sources.get(segment.id)!.split('\n');
       const line = lines.findIndex((l) => new RegExp(`in_segment\\s*:\\s*["']?${reference.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`).test(l)) + 1;

@@ -3,7 +3,7 @@
 // the customers whose moment has come, and only them. This is the algorithm the store runs (in the ingest
 // transaction and in the scheduled sweep), kept here pure so it can be checked against a full recomputation.
 import type { NewEvent } from './event';
-import { evaluateSegmentRule, type CustomerFacts, type Evaluation, type SegmentRule } from './segment-rules';
+import { evaluateSegmentRule, segmentReferences, type CustomerFacts, type Evaluation, type SegmentRule } from './segment-rules';
 
 export interface SegmentChange {
   segmentId: string;
@@ -23,12 +23,10 @@ export function evaluationOrder(segments: SegmentSpec[]): SegmentSpec[] {
   const byId = new Map(segments.map((s) => [s.id, s]));
   const ordered: SegmentSpec[] = [];
   const state = new Map<string, 'visiting' | 'done'>();
-  const refs = (rule: SegmentRule): string[] =>
-    rule.kind === 'in_segment' ? [rule.segment] : rule.kind === 'not' ? refs(rule.rule) : rule.kind === 'all' || rule.kind === 'any' ? rule.rules.flatMap(refs) : [];
   const visit = (segment: SegmentSpec) => {
     if (state.get(segment.id)) return;
     state.set(segment.id, 'visiting');
-    for (const id of refs(segment.rule)) {
+    for (const id of segmentReferences(segment.rule)) {
       const other = byId.get(id);
       if (other && state.get(id) !== 'visiting') visit(other);
     }

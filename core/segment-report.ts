@@ -2,7 +2,7 @@
 // pair, the segments too small to matter, the ones no flow uses, and when each was last swept. Pure: the store's
 // counts, the definitions and the flows come in.
 import type { FlowDefinition } from './flow-types';
-import type { SegmentRule } from './segment-rules';
+import { segmentReferences, type SegmentRule } from './segment-rules';
 
 /** Condition paths whose values name segments: a Segment Entered event's segment, and the profile's segments. */
 const SEGMENT_PATHS = new Set(['event.properties.segment_id', 'profile.segments']);
@@ -28,13 +28,6 @@ export function segmentsUsedBy(flow: Pick<FlowDefinition, 'trigger' | 'entry' | 
   const found = new Set<string>();
   collect([flow.trigger, flow.entry, flow.exit, flow.nodes], found);
   return [...found].sort();
-}
-
-function referencesOf(rule: SegmentRule): string[] {
-  if (rule.kind === 'in_segment') return [rule.segment];
-  if (rule.kind === 'not') return referencesOf(rule.rule);
-  if (rule.kind === 'all' || rule.kind === 'any') return rule.rules.flatMap(referencesOf);
-  return [];
 }
 
 export interface SegmentReportInput {
@@ -77,14 +70,14 @@ export function segmentReport(input: SegmentReportInput): SegmentReport {
   const usedByFlows = new Map<string, string[]>(ids.map((id) => [id, []]));
   for (const flow of input.flows) for (const id of segmentsUsedBy(flow)) usedByFlows.get(id)?.push(flow.id);
   const usedBySegments = new Map<string, string[]>(ids.map((id) => [id, []]));
-  for (const segment of input.segments) for (const id of new Set(referencesOf(segment.rule))) usedBySegments.get(id)?.push(segment.id);
+  for (const segment of input.segments) for (const id of new Set(segmentReferences(segment.rule))) usedBySegments.get(id)?.push(segment.id);
   // Used: a flow names it, or a used segment is built on it.
   const used = new Set<string>(ids.filter((id) => usedByFlows.get(id)!.length > 0));
   for (let grew = true; grew; ) {
     grew = false;
     for (const segment of input.segments) {
       if (!used.has(segment.id)) continue;
-      for (const id of referencesOf(segment.rule)) {
+      for (const id of segmentReferences(segment.rule)) {
         if (used.has(id) || !usedByFlows.has(id)) continue;
         used.add(id);
         grew = true;

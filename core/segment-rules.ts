@@ -295,6 +295,14 @@ export function longestWindow(rule: SegmentRule): number | null {
   }
 }
 
+/** The other segments a rule names (in_segment), in the order written. */
+export function segmentReferences(rule: SegmentRule): string[] {
+  if (rule.kind === 'in_segment') return [rule.segment];
+  if (rule.kind === 'not') return segmentReferences(rule.rule);
+  if (rule.kind === 'all' || rule.kind === 'any') return rule.rules.flatMap(segmentReferences);
+  return [];
+}
+
 /** Event names a rule reads: the events whose arrival can change membership. */
 export function eventsRead(rule: SegmentRule): string[] {
   switch (rule.kind) {
