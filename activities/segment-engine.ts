@@ -6,11 +6,11 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { DAY_MS, nextTimeChange } from '../core/behavior';
 import { profileContext, type Profile } from '../core/profile';
-import { rfmBoundaries, rfmScore, type RfmBoundaries, type RfmScores } from '../core/rfm';
+import { rfmBoundaries, rfmInputOf, rfmScore, type RfmBoundaries, type RfmScores } from '../core/rfm';
 import type { SegmentDefinition } from '../core/segment-definition';
 import { catchUpCustomer, membershipChanges, segmentChangeEvents, segmentEventReads, type BaseFacts, type SegmentChange, type SegmentSpec } from '../core/segment-membership';
-import type { RecordEventResult, SegmentDecision, SegmentFactsRead, Store } from '../store/store';
-import type { EventDispatcher } from '../server/dispatcher';
+import type { SegmentDecision, SegmentFactsRead, Store } from '../store/store';
+import { dispatchRecorded, type EventDispatcher } from '../server/dispatcher';
 
 /** RFM quintiles are recomputed by the sweep when they are older than this (a change re-evaluates every buyer). */
 export const RFM_REFRESH_MS = DAY_MS;
@@ -57,16 +57,7 @@ export function segmentDefinitionHash(segment: SegmentDefinition): string {
 /** The customer's RFM scores against the store's quintiles (null: not a buyer, or no quintiles yet). */
 function rfmOf(profile: Profile, boundaries: RfmBoundaries | null): RfmScores | null {
   if (!boundaries) return null;
-  const computed = profile.computed;
-  return rfmScore(
-    {
-      customerId: profile.customerId,
-      lastOrderAt: typeof computed.last_order_at === 'number' ? computed.last_order_at : null,
-      ordersCount: Number(computed.orders_count ?? 0),
-      totalSpent: Number(computed.total_spent ?? 0),
-    },
-    boundaries,
-  );
+  return rfmScore(rfmInputOf(profile.customerId, profile.computed), boundaries);
 }
 
 /** A customer's facts as of `at`, with the exact times their time-relative fields change. */
@@ -193,7 +184,7 @@ export class SegmentEngine {
       // The profile handed to flow triggers lists the segments as this evaluation left them.
       const members = [...(results.get(update.customerId)?.members ?? [])].sort();
       for (const result of update.recorded) result.profile.segments = members;
-      this.dispatchRecorded(update.recorded);
+      if (this.dispatcher) dispatchRecorded(this.dispatcher, this.log, update.recorded);
     }
     return customerIds.map((customerId) => ({ customerId, changes: results.get(customerId)?.changes ?? [] }));
   }
@@ -223,18 +214,6 @@ export class SegmentEngine {
       }
     }
     return { changes, failed };
-  }
-
-  private dispatchRecorded(results: RecordEventResult[]): void {
-    if (!this.dispatcher) return;
-    for (const result of results) {
-      try {
-        this.dispatcher.dispatch(result);
-      } catch (err) {
-        // Stored undispatched: recovery at the next start delivers it.
-        this.log(`[segments] dispatch of ${result.event.messageId} failed: ${(err as Error).message}`);
-      }
-    }
   }
 
   /**

@@ -15,6 +15,16 @@ export interface RfmInput {
   totalSpent: number;
 }
 
+/** A customer's RFM input from their profile's computed fields (`last_order_at`, `orders_count`, `total_spent`). */
+export function rfmInputOf(customerId: string, computed: Record<string, unknown>): RfmInput {
+  return {
+    customerId,
+    lastOrderAt: typeof computed.last_order_at === 'number' ? computed.last_order_at : null,
+    ordersCount: Number(computed.orders_count ?? 0),
+    totalSpent: Number(computed.total_spent ?? 0),
+  };
+}
+
 /** Each score is 1..5; 5 is the best fifth of the store's buyers. */
 export interface RfmScores {
   recency: number;

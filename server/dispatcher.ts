@@ -14,3 +14,16 @@ export const noDispatch: EventDispatcher = {
   needsDispatch: () => false,
   dispatch: () => undefined,
 };
+
+/** Hands newly stored events to the dispatcher after their commit; a dispatch failure never reaches the caller. */
+export function dispatchRecorded(dispatcher: EventDispatcher, log: (message: string) => void, results: RecordEventResult[]): void {
+  for (const result of results) {
+    if (result.duplicate) continue;
+    try {
+      dispatcher.dispatch(result);
+    } catch (err) {
+      // The event stays undispatched in the store, so recovery at the next start picks it up.
+      log(`[dispatch] dispatch of ${result.event.messageId} failed: ${(err as Error).stack ?? String(err)}`);
+    }
+  }
+}

@@ -11,7 +11,7 @@ import type { EventType, NewEvent } from '../core/event';
 import { BATCH_LIMIT_BYTES, EVENT_LIMIT_BYTES, parseBatchCall, parseCallOfType } from '../core/segment-spec';
 import { parseStrictJson } from '../core/strict-json';
 import type { RecordEventResult } from '../store/store';
-import type { EventDispatcher } from './dispatcher';
+import { dispatchRecorded, type EventDispatcher } from './dispatcher';
 import { errorAnswer } from './http-errors';
 import type { IngestQueue } from './ingest-queue';
 
@@ -93,19 +93,6 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(text)), ...headers });
   res.end(text);
-}
-
-/** Hands newly stored events to the dispatcher after the response; a dispatch failure never reaches the client. */
-export function dispatchRecorded(dispatcher: EventDispatcher, log: (message: string) => void, results: RecordEventResult[]): void {
-  for (const result of results) {
-    if (result.duplicate) continue;
-    try {
-      dispatcher.dispatch(result);
-    } catch (err) {
-      // The event stays undispatched in the store, so recovery at the next start picks it up.
-      log(`[ingest] dispatch of ${result.event.messageId} failed: ${(err as Error).stack ?? String(err)}`);
-    }
-  }
 }
 
 /** The single-call endpoints, with the one-letter paths analytics.js posts to. */

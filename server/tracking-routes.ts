@@ -12,7 +12,8 @@ import { verifyClickToken, verifyOpenToken, verifyUnsubscribeToken, withUtm, typ
 import type { RecordEventResult, Store } from '../store/store';
 import type { EventDispatcher } from './dispatcher';
 import { asyncHandler } from './http-errors';
-import { bodyBytes, dispatchRecorded, readBody, requireWriteKey } from './ingest-routes';
+import { dispatchRecorded } from './dispatcher';
+import { bodyBytes, readBody, requireWriteKey } from './ingest-routes';
 import type { IngestQueue } from './ingest-queue';
 import { confirmUnsubscribePage, invalidLinkPage, sendPage, unsubscribedPage } from './unsubscribe-pages';
 

@@ -743,20 +743,16 @@ export class KyselyStore implements Store {
     await this.db.updateTable('segment_state').set({ swept_at: at }).execute();
   }
 
-  scheduleSegmentChecks(target: { customerIds: string[] } | 'buyers' | 'everyone', at: number): Promise<void> {
-    return this.db.transaction().execute((trx) => this.scheduleChecks(trx, target, at));
+  scheduleSegmentChecks(target: 'buyers' | 'everyone', at: number): Promise<void> {
+    return this.scheduleChecks(this.db, target, at);
   }
 
-  private async scheduleChecks(trx: Transaction<Database>, target: { customerIds: string[] } | 'buyers' | 'everyone', at: number): Promise<void> {
-    if (typeof target === 'object') {
-      await new KyselyEventOps(trx, this.dialect).markSegmentChecksDue(target.customerIds.map((customerId) => ({ customerId, at })));
-      return;
-    }
+  private async scheduleChecks(db: Db, target: 'buyers' | 'everyone', at: number): Promise<void> {
     // SQLite needs a WHERE between INSERT ... SELECT and ON CONFLICT (or it reads ON as a join's).
     const which = target === 'buyers' ? sql`${this.computedNumber('orders_count')} >= 1` : sql`1 = 1`;
     await sql`insert into segment_checks (customer_id, next_check_at) select customer_id, ${at} from profiles where ${which}
       on conflict (customer_id) do update set next_check_at = excluded.next_check_at
-      where segment_checks.next_check_at is null or excluded.next_check_at < segment_checks.next_check_at`.execute(trx);
+      where segment_checks.next_check_at is null or excluded.next_check_at < segment_checks.next_check_at`.execute(db);
   }
 
   /** A number inside profiles.computed (JSON text), in SQL. */

@@ -225,8 +225,8 @@ export interface Store {
   segmentStates(): Promise<SegmentStateRecord[]>;
   /** After a sweep: every time-based change up to `at` has been applied. */
   markSegmentsSwept(at: number): Promise<void>;
-  /** Schedules these customers (all customers with `everyone`) for an evaluation at `at`. */
-  scheduleSegmentChecks(target: { customerIds: string[] } | 'buyers' | 'everyone', at: number): Promise<void>;
+  /** Schedules every buyer (every customer with `everyone`) for an evaluation at `at`, or keeps an earlier one. */
+  scheduleSegmentChecks(target: 'buyers' | 'everyone', at: number): Promise<void>;
   /** Every buyer's order summary from the computed fields, for the RFM quintiles. */
   rfmInputs(): Promise<RfmInput[]>;
   rfmState(): Promise<{ boundaries: RfmBoundaries; computedAt: number } | undefined>;
