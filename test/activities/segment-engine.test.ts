@@ -46,7 +46,7 @@ function track(customerId: string, name: string, at: number, properties: Record<
 }
 
 for (const backend of storeBackends('segment engine')) {
-  describe(`segment engine: ${backend.name}`, () => {
+  backend.describe(`segment engine: ${backend.name}`, () => {
     let store: KyselyStore;
     let engine: SegmentEngine;
     let prefix = 0;

@@ -107,7 +107,7 @@ const reportLines = (file: string): any[] =>
     .map((l) => JSON.parse(l));
 
 for (const backend of storeBackends('microflows import')) {
-  describe(`microflows import (${backend.name})`, () => {
+  backend.describe(`microflows import (${backend.name})`, () => {
     let store: KyselyStore;
     let dir: string;
     const run = (args: string[]) => microflows(args, backend.env);

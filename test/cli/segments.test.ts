@@ -21,7 +21,7 @@ function order(customerId: string, at: number): NewEvent {
 }
 
 for (const backend of storeBackends('segments CLI')) {
-  describe(`microflows segments on ${backend.name}`, () => {
+  backend.describe(`microflows segments on ${backend.name}`, () => {
     afterAll(() => backend.dispose());
 
     test('report: sizes, overlap, too small, unused, last sweep; members: a page by customer id', async () => {

@@ -4,13 +4,14 @@ import { customerWorkflowId } from '../../core/arbiter-state';
 import { decisionsQuery } from '../../workflows/messages';
 import { post, waitUntil } from '../support/http';
 import { stackDatabases, startTimeSkippingStack, WRITE_KEY, type TimeSkippingStack } from '../support/stack';
+import { describeOn } from '../support/store-backends';
 import type { ReceivedMail } from '../support/smtp-sink';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
 for (const database of stackDatabases('flows')) {
-  describe(`on ${database}`, () => {
+  describeOn(database, `on ${database}`, () => {
     let stack: TimeSkippingStack;
 
     beforeAll(async () => {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { SEGMENT_ENTERED, SEGMENT_EXITED } from '../../core/segment-membership';
 import { post, waitUntil } from '../support/http';
 import { stackDatabases, startTimeSkippingStack, tempDir, WRITE_KEY, type TimeSkippingStack } from '../support/stack';
+import { describeOn } from '../support/store-backends';
 
 const DAY = 24 * 3_600_000;
 
@@ -53,7 +54,7 @@ steps:
 const NOTE = '---\nsubject: "{{data.text}}"\ncategory: transactional\n---\n<mjml><mj-body><mj-section><mj-column><mj-text>{{data.text}}</mj-text></mj-column></mj-section></mj-body></mjml>\n';
 
 for (const database of stackDatabases('segments')) {
-  describe(`segments on ${database}`, () => {
+  describeOn(database, `segments on ${database}`, () => {
     let stack: TimeSkippingStack;
     let flowsDir: string;
     let templatesDir: string;

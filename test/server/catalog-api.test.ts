@@ -44,7 +44,7 @@ function fileProduct(id: string, overrides: Record<string, unknown> = {}): Recor
 const backends = storeBackends('catalog api');
 
 for (const backend of backends) {
-  describe(`catalog API over HTTP: ${backend.name}`, () => {
+  backend.describe(`catalog API over HTTP: ${backend.name}`, () => {
     let store: KyselyStore;
     let app: RunningApp;
 

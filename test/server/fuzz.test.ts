@@ -288,7 +288,7 @@ async function forEachLimit<T>(items: readonly T[], limit: number, work: (item: 
 const backends = storeBackends('fuzz');
 
 for (const backend of backends) {
-  describe(`fuzzed ingest over HTTP: ${backend.name}`, () => {
+  backend.describe(`fuzzed ingest over HTTP: ${backend.name}`, () => {
     let store: KyselyStore;
     let app: RunningApp;
     const logged: string[] = [];

@@ -56,7 +56,7 @@ class RecordingDispatcher implements EventDispatcher {
 const backends = storeBackends('ingest');
 
 for (const backend of backends) {
-  describe(`ingest over HTTP: ${backend.name}`, () => {
+  backend.describe(`ingest over HTTP: ${backend.name}`, () => {
     let store: KyselyStore;
     let app: RunningApp;
     const logged: string[] = [];

@@ -70,7 +70,7 @@ function canonical(event: StoredEvent): Record<string, unknown> {
 const backends = storeBackends('segment-api');
 
 for (const backend of backends) {
-  describe(`Segment API, tracking links and webhooks over HTTP: ${backend.name}`, () => {
+  backend.describe(`Segment API, tracking links and webhooks over HTTP: ${backend.name}`, () => {
     let store: KyselyStore;
     let app: RunningApp;
 

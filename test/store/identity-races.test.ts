@@ -13,7 +13,7 @@ const once = { needsDispatch: false };
 const batch = { needsDispatch: () => false };
 
 for (const backend of storeBackends('identity races')) {
-  describe(`identity and duplicate races: ${backend.name}`, () => {
+  backend.describe(`identity and duplicate races: ${backend.name}`, () => {
     afterAll(() => backend.dispose());
 
     it('1. a messageId repeated inside one batch answers with the stored event, not the copy', async () => {

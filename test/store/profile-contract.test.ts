@@ -67,7 +67,7 @@ const messageIds = (events: Array<{ messageId: string }>) => events.map((e) => e
 const backends = storeBackends('profile contract');
 
 for (const backend of backends) {
-  describe(`Profile contract: ${backend.name}`, () => {
+  backend.describe(`Profile contract: ${backend.name}`, () => {
     let store: KyselyStore;
 
     beforeAll(async () => {

@@ -112,7 +112,7 @@ async function drainUndispatched(store: KyselyStore): Promise<void> {
 const backends = storeBackends('store contract');
 
 for (const backend of backends) {
-  describe(`Store contract: ${backend.name}`, () => {
+  backend.describe(`Store contract: ${backend.name}`, () => {
     let store: KyselyStore;
 
     beforeAll(async () => {

@@ -9,7 +9,7 @@ import { readConfig, type Config } from '../../core/config';
 import { startRuntime, type Runtime } from '../../cli/runtime';
 import { temporalTestServerPath } from '../../cli/temporal-binaries';
 import { startSmtpSink, type SmtpSink } from './smtp-sink';
-import { throwawayDatabase } from './store-backends';
+import { postgresSkipReason, throwawayDatabase } from './store-backends';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '../..');
 export const WRITE_KEY = 'test-write-key';
@@ -174,11 +174,14 @@ export async function within<T>(what: string, ms: number, promise: Promise<T>, d
 
 export type StackDatabase = 'sqlite' | 'postgres';
 
-/** The databases an integration suite runs on: SQLite always, PostgreSQL when TEST_DATABASE_URL is set. */
+/**
+ * The databases an integration suite runs on: SQLite and PostgreSQL. Suites describe each with `describeOn`, so
+ * without TEST_DATABASE_URL the PostgreSQL run registers as skipped, with the reason, and says so in one line.
+ */
 export function stackDatabases(suite: string): StackDatabase[] {
-  if (process.env.TEST_DATABASE_URL) return ['sqlite', 'postgres'];
-  process.stdout.write(`${suite}: PostgreSQL run skipped because TEST_DATABASE_URL is unset\n`);
-  return ['sqlite'];
+  const reason = postgresSkipReason();
+  if (reason) process.stdout.write(`${suite}: PostgreSQL run skipped because ${reason}\n`);
+  return ['sqlite', 'postgres'];
 }
 
 export async function startTimeSkippingStack(overrides: Record<string, string> = {}, database: StackDatabase = 'sqlite'): Promise<TimeSkippingStack> {

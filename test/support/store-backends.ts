@@ -1,5 +1,6 @@
-// The store backends a suite runs against: always SQLite in a temp dir, plus PostgreSQL in a throwaway database
-// when TEST_DATABASE_URL is set. Suites loop over the list, so an absent PostgreSQL registers no tests at all.
+// The store backends a suite runs against: SQLite in a temp dir, and PostgreSQL in a throwaway database when
+// TEST_DATABASE_URL is set. Without it the PostgreSQL suites still register, as skipped with the reason, so the
+// closing count says how many tests did not run instead of leaving them out.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,8 +9,27 @@ import type { KyselyStore, KyselyStoreOptions } from '../../store/kysely-store';
 import { openPostgresStore } from '../../store/postgres';
 import { openSqliteStore } from '../../store/sqlite';
 
+export type DatabaseName = 'sqlite' | 'postgres';
+
+/** Why the PostgreSQL suites cannot run here, or null when they can. */
+export function postgresSkipReason(): string | null {
+  return process.env.TEST_DATABASE_URL ? null : 'TEST_DATABASE_URL is unset';
+}
+
+/**
+ * describe() for a suite on `database`; for PostgreSQL without TEST_DATABASE_URL, describe.skip() with the reason in
+ * its title, so its tests count as skipped (its hooks do not run, so nothing connects).
+ */
+export function describeOn(database: DatabaseName, title: string, body: () => void): void {
+  const reason = database === 'postgres' ? postgresSkipReason() : null;
+  if (reason) describe.skip(`${title} (skipped: ${reason})`, body);
+  else describe(title, body);
+}
+
 export interface StoreBackend {
-  name: 'sqlite' | 'postgres';
+  name: DatabaseName;
+  /** describe() on this backend: skipped, with the reason, when the backend cannot run here. */
+  describe(title: string, body: () => void): void;
   /** A migrated store. Every call within one suite opens the same database, so two stores can race on it. */
   open(options?: KyselyStoreOptions): Promise<KyselyStore>;
   /** Closes every store opened and deletes the database. */
@@ -24,6 +44,7 @@ function sqliteBackend(): StoreBackend {
   const stores: KyselyStore[] = [];
   return {
     name: 'sqlite',
+    describe: (title, body) => describeOn('sqlite', title, body),
     env: { MICROFLOWS_SQLITE_PATH: file },
     async open(options) {
       const store = openSqliteStore(file, options);
@@ -88,6 +109,7 @@ function postgresBackend(adminUrl: string): StoreBackend {
   const stores: KyselyStore[] = [];
   return {
     name: 'postgres',
+    describe: (title, body) => describeOn('postgres', title, body),
     env: { DATABASE_URL: database.url },
     async open(options) {
       await database.create();
@@ -103,12 +125,22 @@ function postgresBackend(adminUrl: string): StoreBackend {
   };
 }
 
+/** A PostgreSQL backend that cannot run here: its suites register as skipped and never open it. */
+function absentPostgresBackend(reason: string): StoreBackend {
+  return {
+    name: 'postgres',
+    describe: (title, body) => describeOn('postgres', title, body),
+    env: {},
+    open: () => Promise.reject(new Error(`PostgreSQL is not available: ${reason}`)),
+    dispose: async () => undefined,
+  };
+}
+
 /** Prints one line (not a jest console block) when PostgreSQL is skipped, so the skip is visible but quiet. */
 export function storeBackends(suite: string): StoreBackend[] {
   const url = process.env.TEST_DATABASE_URL;
-  if (!url) {
-    process.stdout.write(`${suite}: PostgreSQL tests skipped because TEST_DATABASE_URL is unset\n`);
-    return [sqliteBackend()];
-  }
-  return [sqliteBackend(), postgresBackend(url)];
+  if (url) return [sqliteBackend(), postgresBackend(url)];
+  const reason = postgresSkipReason() ?? 'TEST_DATABASE_URL is unset';
+  process.stdout.write(`${suite}: PostgreSQL tests skipped because ${reason}\n`);
+  return [sqliteBackend(), absentPostgresBackend(reason)];
 }
