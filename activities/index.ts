@@ -16,6 +16,7 @@ import { clickUrlSigner, listUnsubscribeHeaders, openPixelUrl, unsubscribeUrl, w
 import { catalogRenderOptions, type CatalogReader } from './catalog';
 import type { RenderOptions, TemplateLibrary } from './templates';
 import type { SegmentEngine, SweepPage } from './segment-engine';
+import { SEND_HEARTBEAT_EVERY_MS } from '../core/send-heartbeat';
 
 export interface ActivityDeps {
   store: Store;
@@ -98,6 +99,89 @@ export function createActivities(deps: ActivityDeps) {
     }
   }
 
+  /** Renders and delivers one email (see the sendEmail activity for the guarantees). */
+  async function sendEmail(input: SendEmailInput): Promise<SendEmailResult> {
+    const profile = await store.getProfile(input.customerId, { withSegments: true });
+    const to = profile?.email;
+    if (!to) return { status: 'skipped', reason: `customer ${input.customerId} has no email address` };
+    const context = profileContext(profile, input.scheduledAt);
+    const category = deps.templates.category(input.template);
+    if (category === 'marketing' && context.consent.email_marketing !== true) {
+      // Consent is re-read at send time, so an unsubscribe (one-click, a webhook, an identify) cancels every
+      // marketing send still pending for this customer; transactional sends go on.
+      const reason = profile.consent.email_marketing?.source === 'unsubscribe' ? 'unsubscribed' : `customer ${input.customerId} has no email marketing consent`;
+      await store.recordDecisions([
+        {
+          key: `${input.deliveryKey}:skipped`,
+          customerId: input.customerId,
+          at: input.scheduledAt,
+          flowId: input.flowId,
+          flowVersion: input.flowVersion,
+          outcome: 'skipped',
+          reason: `send ${input.nodeId} (${input.template}) skipped: ${reason}`,
+          eventMessageId: null,
+          workflowId: input.workflowId,
+        },
+      ]);
+      return { status: 'skipped', reason };
+    }
+    const claims = { customerId: input.customerId, deliveryKey: input.deliveryKey, flowId: input.flowId, stepId: input.nodeId };
+    const tracking = deps.tracking;
+    const unsubscribe = category === 'marketing' && tracking ? unsubscribeUrl(tracking.baseUrl(), tracking.secret, claims) : null;
+    const index = deps.catalog ? await deps.catalog.index() : null;
+    const trackedUrl = tracking ? clickUrlSigner(tracking.baseUrl(), tracking.secret, claims) : null;
+    const options: RenderOptions = {
+      link: (url) => (trackedUrl && /^https?:\/\//i.test(url) ? trackedUrl(url) : withUtm(url, { flowId: input.flowId, stepId: input.nodeId })),
+      unsubscribeUrl: unsubscribe,
+      openPixelUrl: tracking ? openPixelUrl(tracking.baseUrl(), tracking.secret, claims) : null,
+      ...catalogRenderOptions(index),
+    };
+    const rendered = deps.templates.render(
+      input.template,
+      {
+        ...context,
+        event: { name: input.trigger.name, properties: input.trigger.properties, timestamp: input.trigger.timestamp },
+        data: input.data,
+        flow: { id: input.flowId, version: input.flowVersion, step: input.nodeId },
+      },
+      options,
+    );
+    const messageId = messageIdFor(input.deliveryKey);
+    const transport = deps.smtp ? 'smtp' : 'outbox';
+    const { claimed, record } = await store.claimSend({
+      deliveryKey: input.deliveryKey,
+      customerId: input.customerId,
+      flowId: input.flowId,
+      flowVersion: input.flowVersion,
+      workflowId: input.workflowId,
+      nodeId: input.nodeId,
+      template: input.template,
+      to,
+      subject: rendered.subject,
+      transport,
+      scheduledAt: input.scheduledAt,
+      fallbacks: rendered.fallbacks,
+    });
+    if (!claimed && record.status === 'sent') return { status: 'already_sent', messageId: record.messageId };
+    const headers: Record<string, string> = {
+      'X-Microflows-Delivery-Key': input.deliveryKey,
+      'X-Microflows-Flow': `${input.flowId}@${input.flowVersion}`,
+      // RFC 8058 one-click: mailbox providers POST to the link; marketing only.
+      ...(unsubscribe ? listUnsubscribeHeaders(unsubscribe) : {}),
+    };
+    const from = rendered.from ?? deps.fromAddress;
+    if (deps.smtp) {
+      await deps.smtp.send({ from, to, subject: rendered.subject, html: rendered.html, text: rendered.text, messageId, date: new Date(input.scheduledAt), headers });
+      await store.completeSend(input.deliveryKey, messageId, Date.now());
+    } else {
+      await store.deliverToOutbox(
+        { deliveryKey: input.deliveryKey, to, from, subject: rendered.subject, html: rendered.html, text: rendered.text, headers, createdAt: input.scheduledAt },
+        messageId,
+      );
+    }
+    return { status: 'sent', messageId, transport };
+  }
+
   return {
     async loadEntryHistory(customerId: string): Promise<EntryHistory> {
       return summarizeEntryHistory(await store.flowEntriesOf(customerId));
@@ -157,86 +241,14 @@ export function createActivities(deps: ActivityDeps) {
      * with the same Message-ID, so the receiver sees one message.
      */
     async sendEmail(input: SendEmailInput): Promise<SendEmailResult> {
-      const profile = await store.getProfile(input.customerId, { withSegments: true });
-      const to = profile?.email;
-      if (!to) return { status: 'skipped', reason: `customer ${input.customerId} has no email address` };
-      const context = profileContext(profile, input.scheduledAt);
-      const category = deps.templates.category(input.template);
-      if (category === 'marketing' && context.consent.email_marketing !== true) {
-        // Consent is re-read at send time, so an unsubscribe (one-click, a webhook, an identify) cancels every
-        // marketing send still pending for this customer; transactional sends go on.
-        const reason = profile.consent.email_marketing?.source === 'unsubscribe' ? 'unsubscribed' : `customer ${input.customerId} has no email marketing consent`;
-        await store.recordDecisions([
-          {
-            key: `${input.deliveryKey}:skipped`,
-            customerId: input.customerId,
-            at: input.scheduledAt,
-            flowId: input.flowId,
-            flowVersion: input.flowVersion,
-            outcome: 'skipped',
-            reason: `send ${input.nodeId} (${input.template}) skipped: ${reason}`,
-            eventMessageId: null,
-            workflowId: input.workflowId,
-          },
-        ]);
-        return { status: 'skipped', reason };
+      const context = Context.current();
+      context.heartbeat();
+      const heartbeat = setInterval(() => context.heartbeat(), SEND_HEARTBEAT_EVERY_MS);
+      try {
+        return await sendEmail(input);
+      } finally {
+        clearInterval(heartbeat);
       }
-      const claims = { customerId: input.customerId, deliveryKey: input.deliveryKey, flowId: input.flowId, stepId: input.nodeId };
-      const tracking = deps.tracking;
-      const unsubscribe = category === 'marketing' && tracking ? unsubscribeUrl(tracking.baseUrl(), tracking.secret, claims) : null;
-      const index = deps.catalog ? await deps.catalog.index() : null;
-      const trackedUrl = tracking ? clickUrlSigner(tracking.baseUrl(), tracking.secret, claims) : null;
-      const options: RenderOptions = {
-        link: (url) => (trackedUrl && /^https?:\/\//i.test(url) ? trackedUrl(url) : withUtm(url, { flowId: input.flowId, stepId: input.nodeId })),
-        unsubscribeUrl: unsubscribe,
-        openPixelUrl: tracking ? openPixelUrl(tracking.baseUrl(), tracking.secret, claims) : null,
-        ...catalogRenderOptions(index),
-      };
-      const rendered = deps.templates.render(
-        input.template,
-        {
-          ...context,
-          event: { name: input.trigger.name, properties: input.trigger.properties, timestamp: input.trigger.timestamp },
-          data: input.data,
-          flow: { id: input.flowId, version: input.flowVersion, step: input.nodeId },
-        },
-        options,
-      );
-      const messageId = messageIdFor(input.deliveryKey);
-      const transport = deps.smtp ? 'smtp' : 'outbox';
-      const { claimed, record } = await store.claimSend({
-        deliveryKey: input.deliveryKey,
-        customerId: input.customerId,
-        flowId: input.flowId,
-        flowVersion: input.flowVersion,
-        workflowId: input.workflowId,
-        nodeId: input.nodeId,
-        template: input.template,
-        to,
-        subject: rendered.subject,
-        transport,
-        scheduledAt: input.scheduledAt,
-        fallbacks: rendered.fallbacks,
-      });
-      if (!claimed && record.status === 'sent') return { status: 'already_sent', messageId: record.messageId };
-      const headers: Record<string, string> = {
-        'X-Microflows-Delivery-Key': input.deliveryKey,
-        'X-Microflows-Flow': `${input.flowId}@${input.flowVersion}`,
-        // RFC 8058 one-click: mailbox providers POST to the link; marketing only.
-        ...(unsubscribe ? listUnsubscribeHeaders(unsubscribe) : {}),
-      };
-      const from = rendered.from ?? deps.fromAddress;
-      if (deps.smtp) {
-        Context.current().heartbeat();
-        await deps.smtp.send({ from, to, subject: rendered.subject, html: rendered.html, text: rendered.text, messageId, date: new Date(input.scheduledAt), headers });
-        await store.completeSend(input.deliveryKey, messageId, Date.now());
-      } else {
-        await store.deliverToOutbox(
-          { deliveryKey: input.deliveryKey, to, from, subject: rendered.subject, html: rendered.html, text: rendered.text, headers, createdAt: input.scheduledAt },
-          messageId,
-        );
-      }
-      return { status: 'sent', messageId, transport };
     },
 
     /** The segment sweep's first step: RFM quintiles recomputed when stale (moving cut points schedule every buyer). */

@@ -3,6 +3,7 @@
 import { condition, getExternalWorkflowHandle, proxyActivities, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { createActivities, RunAdmission } from '../activities';
 import type { FlowNode, NodeId } from '../core/flow-types';
+import { SEND_HEARTBEAT_TIMEOUT_MS } from '../core/send-heartbeat';
 import { msUntilTimeOfDay } from '../core/time-of-day';
 import { eventMatches, type EventFacts } from '../core/triggers';
 import { currentStepQuery, runEndedSignal, runEventSignal, stopRunSignal, type RunOutcome } from './messages';
@@ -10,8 +11,13 @@ import { currentStepQuery, runEndedSignal, runEventSignal, stopRunSignal, type R
 type Activities = ReturnType<typeof createActivities>;
 
 const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '30s', retry: { initialInterval: '200ms', maximumInterval: '10s' } });
-// Delivery talks to an SMTP server: a regular activity with a longer timeout and unlimited retries.
-const delivery = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: { initialInterval: '1s', maximumInterval: '5m' } });
+// Delivery talks to an SMTP server: a regular activity with a longer timeout and unlimited retries. It heartbeats
+// while it works, so a send whose worker died is retried once the heartbeat is missed, not after the 2-minute timeout.
+const delivery = proxyActivities<Activities>({
+  startToCloseTimeout: '2m',
+  heartbeatTimeout: SEND_HEARTBEAT_TIMEOUT_MS,
+  retry: { initialInterval: '1s', maximumInterval: '5m' },
+});
 
 /** The idempotency key of one send: the run, the step, and the pass through it (loops pass again). */
 export function deliveryKeyFor(workflowId: string, nodeId: NodeId, pass: number): string {

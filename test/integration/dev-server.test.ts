@@ -1,13 +1,14 @@
 // On the real Temporal dev server (SQLite file, search attributes registered): the worker survives a
 // SIGKILL mid-wait with exactly one email per send, runs are found by CustomerId, and the sweep
 // Schedule exists and starts the inactivity flow.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startDevServer, type DevServer } from '../../cli/dev-server';
 import { SEGMENT_SWEEP_SCHEDULE_ID, SWEEP_SCHEDULE_ID, startRuntime, type Runtime } from '../../cli/runtime';
 import { post, waitUntil } from '../support/http';
 import { startSmtpSink, type SmtpSink } from '../support/smtp-sink';
+import { spawnWorker } from '../support/worker-process';
 import { PROJECT_ROOT, tempDir, testConfig, WRITE_KEY } from '../support/stack';
 
 const DAY = 86_400_000;
@@ -20,16 +21,7 @@ let env: Record<string, string>;
 const workers: ChildProcess[] = [];
 
 function startWorkerProcess(): ChildProcess {
-  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/microflows.js'), 'worker'], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-  child.on('exit', (code, signal) => {
-    if (code !== 0 && signal !== 'SIGKILL' && signal !== 'SIGTERM') console.error(`worker exited ${code ?? signal}:\n${output}`);
-  });
+  const child = spawnWorker(env);
   workers.push(child);
   return child;
 }
@@ -72,9 +64,8 @@ describe('on the dev server', () => {
     expect((await post(`${runtime.url}/v1/track`, { userId: 'crash-1', event: 'Product Added', properties: { product_id: 'p1' } }, WRITE_KEY)).status).toBe(200);
     await smtp.waitForCount(1, 60_000);
     expect(smtp.messages[0]!.subject).toBe('crash test: first');
-    // The mail reaching the sink is not the send activity completing. Kill before the completion
-    // reaches the server and the retry waits out the activity's 2-minute timeout; that is a
-    // different crash. This one is mid-wait: kill once the 6 s timer is on the server.
+    // This crash is mid-wait: kill once the 6 s timer is on the server, so the replacement replays the
+    // history and must not send again. A kill that makes Temporal retry the send itself is in send-retry.test.ts.
     const handle = runtime.client.workflow.getHandle('flow/crash-test/crash-1/1');
     await waitUntil('the wait timer started', async () => (await handle.fetchHistory()).events?.some((e) => e.timerStartedEventAttributes));
 
@@ -83,7 +74,7 @@ describe('on the dev server', () => {
     startWorkerProcess();
 
     await expect(handle.result()).resolves.toMatchObject({ outcome: 'completed', sends: 2 });
-    await new Promise((r) => setTimeout(r, 1000)); // any duplicate would have arrived by now
+    // Every send activity has completed, and a message reaches the sink before its activity completes: a duplicate would be here.
     const mine = smtp.messages.filter((m) => m.to.includes('crash-1@'));
     expect(mine.map((m) => m.subject)).toEqual(['crash test: first', 'crash test: second']);
     const sends = await runtime.store.listSends({ workflowId: 'flow/crash-test/crash-1/1' });

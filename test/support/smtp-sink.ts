@@ -18,9 +18,19 @@ export interface ReceivedMail {
   receivedAt: number;
 }
 
+/** A message the sink has received and keeps unanswered (no 250 yet) until the test releases it. */
+export interface HeldReply {
+  /** Resolves with the message once it has arrived (it is already in `messages`). */
+  arrived: Promise<ReceivedMail>;
+  /** Sends the 250 that accepts it. */
+  release(): void;
+}
+
 export interface SmtpSink {
   url: string;
   messages: ReceivedMail[];
+  /** The next message to a recipient matching `to` is held before its 250, so a test can act in between. */
+  holdReply(to: (recipient: string) => boolean): HeldReply;
   /** Resolves once at least `count` messages have arrived. */
   waitForCount(count: number, timeoutMs?: number): Promise<ReceivedMail[]>;
   close(): Promise<void>;
@@ -33,14 +43,15 @@ function addressText(value: ParsedMail['to'] | ParsedMail['from']): string {
 
 export async function startSmtpSink(): Promise<SmtpSink> {
   const messages: ReceivedMail[] = [];
+  const holds: Array<{ to: (recipient: string) => boolean; arrive(mail: ReceivedMail): void; released: Promise<void> }> = [];
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS', 'AUTH'],
     logger: false,
     onData(stream, _session, callback) {
       simpleParser(stream)
-        .then((mail) => {
-          messages.push({
+        .then(async (mail) => {
+          const received: ReceivedMail = {
             to: addressText(mail.to),
             from: addressText(mail.from),
             subject: mail.subject ?? '',
@@ -51,7 +62,14 @@ export async function startSmtpSink(): Promise<SmtpSink> {
             headers: mail.headers,
             rawHeaders: new Map(mail.headerLines.map((h) => [h.key, h.line.slice(h.line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim()])),
             receivedAt: Date.now(),
-          });
+          };
+          messages.push(received);
+          const hold = holds.findIndex((h) => h.to(received.to));
+          if (hold >= 0) {
+            const [held] = holds.splice(hold, 1);
+            held!.arrive(received);
+            await held!.released;
+          }
           callback();
         })
         .catch((err: Error) => callback(err));
@@ -62,6 +80,14 @@ export async function startSmtpSink(): Promise<SmtpSink> {
   return {
     url: `smtp://127.0.0.1:${port}`,
     messages,
+    holdReply(to) {
+      let arrive!: (mail: ReceivedMail) => void;
+      let release!: () => void;
+      const arrived = new Promise<ReceivedMail>((resolve) => (arrive = resolve));
+      const released = new Promise<void>((resolve) => (release = resolve));
+      holds.push({ to, arrive, released });
+      return { arrived, release };
+    },
     async waitForCount(count, timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;
       while (messages.length < count) {
