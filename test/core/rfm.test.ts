@@ -1,4 +1,5 @@
 // RFM quintiles: agree with an independent NTILE(5) computation on generated data full of ties, and behave at the edges.
+import { runSeed } from '../support/run-seed';
 import { seededRandom } from '../support/seeded-random';
 import { rfmBoundaries, rfmScore, type RfmBoundaries, type RfmInput, type RfmScores } from '../../core/rfm';
 
@@ -91,6 +92,15 @@ describe('rfmScore over rfmBoundaries', () => {
     }
     // Boundaries survive a round trip through the database unchanged.
     expect(JSON.parse(JSON.stringify(boundaries))).toEqual(boundaries);
+  });
+
+  // The cases above are the regression set; this one is generated fresh each run.
+  test('matches the reference NTILE(5) for every customer of a store generated fresh this run', () => {
+    const seed = runSeed('rfm');
+    const size = 1 + Math.floor(seededRandom(seed)() * 3000);
+    const store = generateStore(seed, size);
+    const boundaries = rfmBoundaries(store);
+    expect({ seed, size, scores: store.map((c) => rfmScore(c, boundaries)) }).toEqual({ seed, size, scores: store.map(referenceScorer(store)) });
   });
 
   test.each([5, 6, 99, 1000])('fills the tiles as NTILE(5) does when there are no ties (%i buyers)', (size) => {

@@ -1,5 +1,8 @@
 // Group commit on a real SQLite store: requests that arrive together share a transaction, and under sustained
-// load a short linger lets a request that comes one loop turn later join too; an idle queue does not linger.
+// load a short linger lets later requests join; an idle queue does not linger. The clock the queue reads
+// (setTimeout and performance.now) is jest's fake one, so "does not linger" is a count of pending timers and a
+// linger is stepped through by the test, never waited for; setImmediate and the microtask queue stay real, as
+// the store needs them.
 import { IngestQueue } from '../../server/ingest-queue';
 import type { KyselyStore } from '../../store/kysely-store';
 import { openSqliteStore } from '../../store/sqlite';
@@ -26,9 +29,18 @@ function viewed(customerId: string): NewEvent {
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** Several real turns of the event loop: long enough for a write that was not held back to finish. */
+async function turns(count = 20): Promise<void> {
+  for (let i = 0; i < count; i++) await nextTurn();
+}
+
+const LINGER_MS = 2;
+const BUSY_WINDOW_MS = 60_000;
+
 describe('IngestQueue', () => {
   let store: KyselyStore;
   let transactions: number[];
+  let queues: IngestQueue[] = [];
 
   beforeEach(async () => {
     store = openSqliteStore(':memory:');
@@ -39,49 +51,100 @@ describe('IngestQueue', () => {
       transactions.push(events.length);
       return recordEvents(events, options);
     };
+    jest.useFakeTimers({
+      doNotFake: ['Date', 'hrtime', 'nextTick', 'queueMicrotask', 'setImmediate', 'clearImmediate', 'setInterval', 'clearInterval', 'requestAnimationFrame', 'cancelAnimationFrame', 'requestIdleCallback', 'cancelIdleCallback'],
+    });
   });
 
   afterEach(async () => {
+    // A failed test can leave a write pending: let it finish here, not on a closed store in the next test.
+    jest.runOnlyPendingTimers();
+    for (let i = 0; i < 100 && queues.some((q) => q.pending > 0); i++) await nextTurn();
+    queues = [];
+    jest.useRealTimers();
     await store.close();
   });
 
-  // A wide busy window: a slow machine pausing between two submissions must not make the queue count as idle.
-  const queueWith = (lingerMs: number) => new IngestQueue(store, () => false, { maxPendingEvents: 1000, maxBatchEvents: 100, lingerMs, busyWindowMs: 60_000 });
+  const queueWith = (lingerMs: number) => {
+    const queue = new IngestQueue(store, () => false, { maxPendingEvents: 1000, maxBatchEvents: 100, lingerMs, busyWindowMs: BUSY_WINDOW_MS });
+    queues.push(queue);
+    return queue;
+  };
+
+  /** Ends one write now, so that by the fake clock the queue is busy until BUSY_WINDOW_MS have passed. */
+  async function warm(queue: IngestQueue): Promise<void> {
+    const written = queue.submit([viewed('warm')]);
+    expect(jest.getTimerCount()).toBe(0); // a fresh queue is idle (and a timer here would hold this write forever)
+    await written;
+    await nextTurn(); // the drain is over
+    transactions = [];
+  }
 
   it('writes requests submitted in the same turn in one transaction, in order', async () => {
-    const queue = queueWith(2);
-    const results = await Promise.all([queue.submit([viewed('a'), viewed('b')]), queue.submit([viewed('c')])]);
+    const queue = queueWith(LINGER_MS);
+    const written = Promise.all([queue.submit([viewed('a'), viewed('b')]), queue.submit([viewed('c')])]);
+    expect(jest.getTimerCount()).toBe(0);
+    const results = await written;
     expect(transactions).toEqual([3]);
     expect(results.map((r) => r.map((x) => x.event.customerId))).toEqual([['a', 'b'], ['c']]);
   });
 
-  it('under load, a request one turn later joins the lingering transaction', async () => {
-    const queue = queueWith(2);
-    await queue.submit([viewed('warm')]);
-    await nextTurn(); // the drain is over and a transaction has just ended: the queue counts as busy
+  it('an idle queue sets no linger timer and writes at the next turn, even with a long linger', async () => {
+    const queue = queueWith(10_000);
+    const written = queue.submit([viewed('h')]);
+    expect(jest.getTimerCount()).toBe(0);
+    // The fake clock never moves in this test: a write held back by any timer would never resolve.
+    const [result] = await written;
+    expect(transactions).toEqual([1]);
+    expect(result!.duplicate).toBe(false);
+    expect(await store.eventsOf('h')).toHaveLength(1);
+  });
+
+  it('under load, the first request waits one linger timer, and a request arriving meanwhile joins its transaction', async () => {
+    const queue = queueWith(LINGER_MS);
+    await warm(queue);
     const first = queue.submit([viewed('d')]);
-    await nextTurn();
+    expect(jest.getTimerCount()).toBe(1);
+    await turns();
     const second = queue.submit([viewed('e')]);
+    expect(jest.getTimerCount()).toBe(1); // the second request joins the pending linger, it sets no timer of its own
+    await turns();
+    expect(transactions).toEqual([]);
+    jest.advanceTimersByTime(LINGER_MS - 1);
+    await turns();
+    expect(transactions).toEqual([]);
+    jest.advanceTimersByTime(1);
     await Promise.all([first, second]);
-    expect(transactions).toEqual([1, 2]);
+    expect(transactions).toEqual([2]);
+    expect(jest.getTimerCount()).toBe(0);
     expect(await store.eventsOf('e')).toHaveLength(1);
+  });
+
+  it('counts as busy for the busy window after a write ends, and as idle from its end on', async () => {
+    const queue = queueWith(LINGER_MS);
+    await warm(queue);
+    jest.advanceTimersByTime(BUSY_WINDOW_MS - 1);
+    const late = queue.submit([viewed('i')]);
+    expect(jest.getTimerCount()).toBe(1);
+    jest.advanceTimersByTime(LINGER_MS);
+    await late;
+    await nextTurn();
+    // That write ended just now: wait out a whole window again, to the millisecond.
+    jest.advanceTimersByTime(BUSY_WINDOW_MS);
+    const idle = queue.submit([viewed('j')]);
+    expect(jest.getTimerCount()).toBe(0);
+    await idle;
+    expect(transactions).toEqual([1, 1]);
   });
 
   it('without a linger, the same request one turn later gets a transaction of its own', async () => {
     const queue = queueWith(0);
-    await queue.submit([viewed('warm')]);
-    await nextTurn();
+    await warm(queue);
     const first = queue.submit([viewed('f')]);
+    expect(jest.getTimerCount()).toBe(0);
     await nextTurn();
     const second = queue.submit([viewed('g')]);
     await Promise.all([first, second]);
-    expect(transactions).toEqual([1, 1, 1]);
-  });
-
-  it('an idle queue writes at the next turn without lingering', async () => {
-    const queue = queueWith(10_000);
-    // Nothing was written before: a 10 s linger would time this test out if an idle queue lingered.
-    await queue.submit([viewed('h')]);
-    expect(transactions).toEqual([1]);
+    expect(transactions).toEqual([1, 1]);
   });
 });

@@ -1,10 +1,17 @@
 // The real app on a real port and a real store: valid Segment calls are stored once, bad ones are refused with
-// a reason and change nothing, and the admin API reads back what the store holds.
+// a reason and change nothing, and the admin API reads back what the store holds. Dispatch to a running Temporal
+// is tested in test/integration/dispatch.test.ts; here the real dispatcher faces a Temporal that is down.
+import path from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
+import { freePort } from '../../cli/dev-server';
+import { loadFlowFiles } from '../../cli/project-files';
+import { segmentIdsIn } from '../../cli/segment-files';
 import { EVENT_LIMIT_BYTES } from '../../server/app';
-import { noDispatch, type EventDispatcher } from '../../server/dispatcher';
+import { noDispatch } from '../../server/dispatcher';
+import { TemporalDispatcher } from '../../server/temporal-dispatcher';
 import type { KyselyStore } from '../../store/kysely-store';
-import type { NewEvent, RecordEventResult, Store } from '../../store/store';
+import type { Store } from '../../store/store';
 import { storeBackends } from '../support/store-backends';
 import { serveApp, type RunningApp } from '../support/serve-app';
 
@@ -32,25 +39,6 @@ async function post(base: string, path: string, body: unknown, options: { auth?:
 async function get(base: string, path: string): Promise<Reply> {
   const res = await fetch(`${base}${path}`);
   return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers };
-}
-
-/** Records what the server asks of its dispatcher, and whether each event was already committed when it was asked. */
-class RecordingDispatcher implements EventDispatcher {
-  readonly dispatched: RecordEventResult[] = [];
-  /** Reads started inside dispatch(): on PostgreSQL they run on another connection and see only committed rows. */
-  readonly committedAtDispatch: Promise<boolean>[] = [];
-  constructor(
-    private readonly store: Store,
-    private readonly throwOnDispatch = false,
-  ) {}
-  needsDispatch(event: NewEvent): boolean {
-    return event.name === 'Product Added';
-  }
-  dispatch(result: RecordEventResult): void {
-    this.dispatched.push(result);
-    this.committedAtDispatch.push(this.store.eventsOf(result.event.customerId).then((events) => events.some((e) => e.messageId === result.event.messageId)));
-    if (this.throwOnDispatch) throw new Error('Temporal is down');
-  }
 }
 
 const backends = storeBackends('ingest');
@@ -199,36 +187,28 @@ for (const backend of backends) {
     });
 
     describe('dispatch', () => {
-      it('dispatches after commit, not for duplicates, and stores events that need it as undispatched', async () => {
-        const dispatcher = new RecordingDispatcher(store);
-        const other = await serveApp({ store, config: { writeKey: WRITE_KEY }, dispatcher });
+      it('answers 200 while Temporal is down, logs the failed dispatch, and keeps the event owed for the next start', async () => {
+        const root = path.resolve(__dirname, '../..');
+        const { flows } = loadFlowFiles(path.join(root, 'flows'), path.join(root, 'templates'), segmentIdsIn(path.join(root, 'segments')));
+        // Nothing listens on this port; one attempt per call, so the failure comes at once instead of after retries.
+        const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 1 }))] });
+        const log: string[] = [];
+        const dispatcher = new TemporalDispatcher(store, { client: new Client({ connection }), taskQueue: 'nowhere', searchAttributes: false }, flows, (m) => log.push(m));
+        const other = await serveApp({ store, config: { writeKey: WRITE_KEY }, dispatcher, log: (m) => log.push(m) });
         try {
           const customer = unique('c');
-          const added = { userId: customer, event: 'Product Added', properties: { product_id: 'p1' }, messageId: unique('m') };
-          await post(other.url, '/v1/track', added);
-          await post(other.url, '/v1/track', added);
-          await post(other.url, '/v1/track', { userId: customer, event: 'Product Viewed' });
-
-          expect(dispatcher.dispatched.map((r) => [r.event.name, r.event.dispatched, r.duplicate])).toEqual([
-            ['Product Added', false, false],
-            ['Product Viewed', true, false],
-          ]);
-          expect(await Promise.all(dispatcher.committedAtDispatch)).toEqual([true, true]);
-          expect((await store.listUndispatched(1000)).map((e) => e.messageId)).toContain(added.messageId);
-        } finally {
-          await other.close();
-        }
-      });
-
-      it('answers 200 even when the dispatcher throws, and logs it', async () => {
-        const log: string[] = [];
-        const other = await serveApp({ store, config: { writeKey: WRITE_KEY }, dispatcher: new RecordingDispatcher(store, true), log: (m) => log.push(m) });
-        try {
-          const reply = await post(other.url, '/v1/track', { userId: unique('c'), event: 'Product Added', properties: { product_id: 'p' } });
+          const messageId = unique('m');
+          // Product Added starts the shipped cart-abandonment flow: it is owed to Temporal.
+          const reply = await post(other.url, '/v1/track', { userId: customer, event: 'Product Added', properties: { product_id: 'p' }, messageId });
           expect(reply).toMatchObject({ status: 200, body: { success: true } });
-          expect(log.join('\n')).toMatch(/Temporal is down/);
+          await dispatcher.idle();
+          expect(dispatcher.failureCount).toBe(1);
+          expect(log.join('\n')).toContain(`[dispatch] event ${messageId} for ${customer} not delivered yet`);
+          expect((await store.eventsOf(customer)).map((e) => [e.messageId, e.dispatched])).toEqual([[messageId, false]]);
+          expect((await store.listUndispatched(100_000)).map((e) => e.messageId)).toContain(messageId);
         } finally {
           await other.close();
+          await connection.close();
         }
       });
     });
