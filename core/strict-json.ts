@@ -1,5 +1,6 @@
 // Parses ingest bodies as strict RFC 8259 JSON and refuses what JSON.parse lets through silently (invalid UTF-8,
-// duplicate keys, numbers that lose precision, nesting deep enough to hurt), saying what to fix and where.
+// duplicate keys, numbers that lose precision, nesting deep enough to hurt, text no store keeps as sent: U+0000 and
+// lone surrogates), saying what to fix and where.
 import { BadEventError } from './errors';
 
 export interface StrictJsonOptions {
@@ -39,8 +40,8 @@ const RBRACE = 0x7d;
 /**
  * Parses UTF-8 bytes as one JSON value and returns what JSON.parse would return for them, or throws
  * BadEventError saying what is wrong and where: a byte offset for bad UTF-8, line and column for syntax,
- * and the JSON path (as `field`) for duplicate keys, nesting deeper than `maxDepth`, and numbers that are
- * not finite or are integers beyond Number.MAX_SAFE_INTEGER.
+ * and the JSON path (as `field`) for duplicate keys, nesting deeper than `maxDepth`, numbers that are
+ * not finite or are integers beyond Number.MAX_SAFE_INTEGER, and strings holding \u0000 or a lone surrogate.
  */
 export function parseStrictJson(bytes: Uint8Array, options: StrictJsonOptions = {}): unknown {
   const maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
@@ -93,7 +94,7 @@ class StrictJsonParser {
       // A value starts at `pos`, whitespace already skipped.
       let c = text.charCodeAt(pos);
       if (c === QUOTE) {
-        value = this.readString(pos + 1);
+        value = this.readString(pos + 1, depth);
         pos = this.end;
       } else if (c === LBRACE) {
         if (depth >= maxDepth) throw this.tooDeep(depth);
@@ -173,7 +174,7 @@ class StrictJsonParser {
   private readKey(object: Record<string, unknown>, level: number, pos: number): number {
     const text = this.text;
     if (text.charCodeAt(pos) !== QUOTE) throw this.unexpected(pos, level, 'expected a key in double quotes');
-    const key = this.readString(pos + 1);
+    const key = this.readString(pos + 1, level);
     if (Object.prototype.hasOwnProperty.call(object, key)) {
       const path = this.pathTo(level);
       throw new BadEventError(`duplicate key ${JSON.stringify(key)}; each key may appear only once in an object`, path);
@@ -184,8 +185,11 @@ class StrictJsonParser {
     return skipWhitespace(text, pos + 1);
   }
 
-  /** Reads a string whose opening quote is just before `start`; sets `end` past the closing quote. */
-  private readString(start: number): string {
+  /**
+   * Reads a string whose opening quote is just before `start`, a value at nesting `levels` or a key of the object
+   * there; sets `end` past the closing quote.
+   */
+  private readString(start: number, levels: number): string {
     const text = this.text;
     const length = text.length;
     for (let i = start; i < length; i++) {
@@ -194,14 +198,14 @@ class StrictJsonParser {
         this.end = i + 1;
         return text.slice(start, i);
       }
-      if (c === BACKSLASH) return this.readEscapedString(start, i);
+      if (c === BACKSLASH) return this.readEscapedString(start, i, levels);
       if (c < SPACE) throw this.controlCharacter(i);
     }
     throw this.unterminatedString(start - 1);
   }
 
   /** The slow path of readString, from the first backslash at `i`: plain runs are sliced, escapes appended. */
-  private readEscapedString(start: number, i: number): string {
+  private readEscapedString(start: number, i: number, levels: number): string {
     const text = this.text;
     const length = text.length;
     let out = text.slice(start, i);
@@ -234,9 +238,19 @@ class StrictJsonParser {
           out += '\t';
           break;
         case 0x75 /* u */: {
-          const code = (hexDigit(text.charCodeAt(i + 2)) << 12) | (hexDigit(text.charCodeAt(i + 3)) << 8) | (hexDigit(text.charCodeAt(i + 4)) << 4) | hexDigit(text.charCodeAt(i + 5));
+          const code = hex4(text, i + 2);
           if (code < 0) throw this.badEscape(i, 'a \\u escape takes exactly 4 hex digits, e.g. \\u00e9');
-          // Lone surrogates are kept, as JSON.parse keeps them.
+          // JSON.parse keeps both, but PostgreSQL refuses U+0000 in text, and a lone surrogate has no UTF-8 form: a
+          // store would turn it into U+FFFD, so two different ids would become one. Refused, so nothing is stored changed.
+          if (code === 0) throw this.unstorable(i, levels, '\\u0000 (the NUL character)', 'remove it; no store keeps it in text');
+          if (code >= 0xdc00 && code <= 0xdfff) throw this.unstorable(i, levels, `the lone low surrogate \\u${text.slice(i + 2, i + 6)}`, 'a low surrogate must follow a high one (\\ud800-\\udbff)');
+          if (code >= 0xd800 && code <= 0xdbff) {
+            const low = text.charCodeAt(i + 6) === BACKSLASH && text.charCodeAt(i + 7) === 0x75 /* u */ ? hex4(text, i + 8) : -1;
+            if (low < 0xdc00 || low > 0xdfff) throw this.unstorable(i, levels, `the lone high surrogate \\u${text.slice(i + 2, i + 6)}`, 'follow it with its low surrogate (\\udc00-\\udfff), or send the character as UTF-8');
+            out += String.fromCharCode(code, low);
+            i += 10;
+            break;
+          }
           out += String.fromCharCode(code);
           i += 4;
           break;
@@ -354,6 +368,12 @@ class StrictJsonParser {
     return this.syntaxError(pos, 0, `unescaped control character ${codePoint(c)} in a string`, `write it as ${escape}`);
   }
 
+  /** A string holding a character no store keeps as sent, at the path of the value (or of the object, for a key). */
+  private unstorable(pos: number, levels: number, what: string, fix: string): BadEventError {
+    const { line, column } = lineAndColumn(this.text, pos);
+    return new BadEventError(`a string holds ${what} at line ${line}, column ${column}, which cannot be stored as sent: ${fix}`, this.pathTo(levels));
+  }
+
   private badEscape(pos: number, fix: string): BadEventError {
     const text = this.text;
     let end = pos + 2;
@@ -375,6 +395,11 @@ function skipWhitespace(text: string, pos: number): number {
 }
 
 /** 0-15 for a hex digit, and a large negative number otherwise, so one bad digit makes the OR-ed code negative. */
+/** The code unit of the 4 hex digits at `pos`, or a negative number when they are not 4 hex digits. */
+function hex4(text: string, pos: number): number {
+  return (hexDigit(text.charCodeAt(pos)) << 12) | (hexDigit(text.charCodeAt(pos + 1)) << 8) | (hexDigit(text.charCodeAt(pos + 2)) << 4) | hexDigit(text.charCodeAt(pos + 3));
+}
+
 function hexDigit(c: number): number {
   if (c >= ZERO && c <= NINE) return c - ZERO;
   const lower = c | 0x20;

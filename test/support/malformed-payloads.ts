@@ -1,6 +1,6 @@
-// Malformed Segment calls for the ingest fuzz test: deterministic for a seed, each breaking the ingest rules in one
-// known way, and every batch whose body parses holding only invalid items, so a correct server answers every one
-// with 400 (or 401 for the write-key cases) and stores nothing.
+// Malformed Segment calls for the ingest fuzz's regression set: deterministic for a seed, each breaking the ingest
+// rules in one known way, and every batch whose body parses holding only invalid items, so a correct server answers
+// every one with 400 (or 401 for the write-key cases) and stores nothing.
 import { gzipSync } from 'node:zlib';
 import { seededRandom } from './seeded-random';
 
