@@ -5,6 +5,7 @@ import type { NewEvent } from './event';
 import { BadInputError, InvalidFileError, isMicroflowsError } from './errors';
 import type { FileProblem } from './errors';
 import { EVENT_LIMIT_BYTES, parseIdentifyCall, parseIsoTimestamp, parseTrackCall } from './segment-spec';
+import { parseStrictJson } from './strict-json';
 import { describe, editDistance, readYaml, suggest } from './yaml-reader';
 import type { Entry, YamlReader } from './yaml-reader';
 
@@ -505,9 +506,12 @@ const utf8 = new TextEncoder();
  */
 export function importRow(mapping: ImportMapping, record: ImportRecord, options: { receivedAt: number; sha256: (text: string) => string }): NewEvent {
   const call = mapRow(mapping, record, options.sha256);
-  const size = utf8.encode(JSON.stringify(call)).length;
-  if (size > EVENT_LIMIT_BYTES) throw new BadRowError(`the mapped call is ${size} bytes of JSON, over the ${EVENT_LIMIT_BYTES}-byte limit of one Segment call`);
+  const json = utf8.encode(JSON.stringify(call));
+  if (json.length > EVENT_LIMIT_BYTES) throw new BadRowError(`the mapped call is ${json.length} bytes of JSON, over the ${EVENT_LIMIT_BYTES}-byte limit of one Segment call`);
   try {
+    // Read back as HTTP ingest reads a body, so a row holds nothing a call could not: no U+0000 or lone surrogate
+    // (which PostgreSQL refuses or a store changes), no number that loses precision, no nesting past the limit.
+    parseStrictJson(json, { label: 'the mapped call' });
     return mapping.kind === 'profiles' ? parseIdentifyCall(call, options.receivedAt, call.messageId) : parseTrackCall(call, options.receivedAt, call.messageId);
   } catch (err) {
     if (isMicroflowsError(err) && err.code === 'bad_event') throw new BadRowError(`the mapped call is invalid: ${err.message}`);

@@ -204,6 +204,13 @@ describe('mapping rows: events (JSONL)', () => {
     expect(lookupColumn({ a: {} }, 'a.__proto__')).toBeUndefined();
   });
 
+  test('text no store keeps as sent (U+0000, a lone surrogate) is a bad row naming where, as over HTTP', () => {
+    const mapping = compileImportMapping(yaml('user_id: u', 'event: e', 'timestamp: t', 'properties:', '  note: note'), FILE, 'events');
+    expect(rowError(mapping, { u: 'u1', e: 'X', t: '2024-01-01', note: 'a\u0000b' })).toMatch(/\$\.properties\.note: a string holds \\u0000/);
+    expect(rowError(mapping, { u: 'u\ud800', e: 'X', t: '2024-01-01', note: 'ok' })).toMatch(/\$\.userId: a string holds the lone high surrogate/);
+    expect(importRow(mapping, { u: 'u1', e: 'X', t: '2024-01-01', note: 'emoji 😀' }, { receivedAt: 0, sha256 }).properties).toEqual({ note: 'emoji 😀' });
+  });
+
   test('a call over the 32 KB Segment limit is a bad row', () => {
     expect(rowError(events(), { ...ORDER, items: 'x'.repeat(40_000) })).toContain('not valid JSON');
     const mapping = compileImportMapping(yaml('user_id: u', 'event: e', 'timestamp: t', 'properties:', '  note: note'), FILE, 'events');

@@ -3,13 +3,12 @@
 // Schedule exists and starts the inactivity flow.
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { startDevServer, type DevServer } from '../../cli/dev-server';
 import { SEGMENT_SWEEP_SCHEDULE_ID, SWEEP_SCHEDULE_ID, startRuntime, type Runtime } from '../../cli/runtime';
 import { post, waitUntil } from '../support/http';
 import { startSmtpSink, type SmtpSink } from '../support/smtp-sink';
-import { spawnWorker } from '../support/worker-process';
-import { PROJECT_ROOT, tempDir, testConfig, WRITE_KEY } from '../support/stack';
+import { devServerEnv, spawnWorker } from '../support/worker-process';
+import { tempDir, testConfig, WRITE_KEY } from '../support/stack';
 
 const DAY = 86_400_000;
 const SUGGEST_CONTINUE_AS_NEW_AT = 60;
@@ -36,15 +35,7 @@ beforeAll(async () => {
   // arbiter's continue-as-new path runs here for real.
   devServer = await startDevServer({ dataDir, headless: true, dynamicConfig: [`limit.historyCount.suggestContinueAsNew=${SUGGEST_CONTINUE_AS_NEW_AT}`] });
   smtp = await startSmtpSink();
-  env = {
-    TEMPORAL_ADDRESS: devServer.address,
-    MICROFLOWS_DATA_DIR: dataDir,
-    MICROFLOWS_FLOWS_DIR: path.join(PROJECT_ROOT, 'test/fixtures/dev-flows'),
-    MICROFLOWS_TEMPLATES_DIR: path.join(PROJECT_ROOT, 'test/fixtures/dev-templates'),
-    SMTP_URL: smtp.url,
-    MICROFLOWS_WRITE_KEY: WRITE_KEY,
-    TEMPORAL_TASK_QUEUE: `dev-${process.pid}`,
-  };
+  env = devServerEnv({ temporalAddress: devServer.address, dataDir, smtpUrl: smtp.url, taskQueue: `dev-${process.pid}` });
   // This process runs the HTTP server and the Schedule; workers are separate processes, as in a deployment.
   runtime = await startRuntime({ config: testConfig(env), worker: false, schedule: true, sweepEvery: '1h', log: () => undefined });
 }, 120_000);

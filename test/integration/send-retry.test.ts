@@ -5,7 +5,6 @@
 // between the worker and Temporal holds the completion.
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import Database from 'better-sqlite3';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { startDevServer, type DevServer } from '../../cli/dev-server';
@@ -13,9 +12,9 @@ import { startRuntime, type Runtime } from '../../cli/runtime';
 import { SEND_HEARTBEAT_TIMEOUT_MS } from '../../core/send-heartbeat';
 import { post, waitUntil } from '../support/http';
 import { startSmtpSink, type SmtpSink } from '../support/smtp-sink';
-import { PROJECT_ROOT, tempDir, testConfig, WRITE_KEY } from '../support/stack';
+import { tempDir, testConfig, WRITE_KEY } from '../support/stack';
 import { startTcpGate, type TcpGate } from '../support/tcp-gate';
-import { spawnWorker, stopProcess as stop } from '../support/worker-process';
+import { devServerEnv, spawnWorker, stopProcess as stop } from '../support/worker-process';
 
 const FIRST = 'crash test: first';
 const SECOND = 'crash test: second';
@@ -87,15 +86,7 @@ beforeAll(async () => {
   devServer = await startDevServer({ dataDir, headless: true });
   smtp = await startSmtpSink();
   gate = await startTcpGate(devServer.address);
-  env = {
-    TEMPORAL_ADDRESS: devServer.address,
-    MICROFLOWS_DATA_DIR: dataDir,
-    MICROFLOWS_FLOWS_DIR: path.join(PROJECT_ROOT, 'test/fixtures/dev-flows'),
-    MICROFLOWS_TEMPLATES_DIR: path.join(PROJECT_ROOT, 'test/fixtures/dev-templates'),
-    SMTP_URL: smtp.url,
-    MICROFLOWS_WRITE_KEY: WRITE_KEY,
-    TEMPORAL_TASK_QUEUE: `send-retry-${process.pid}`,
-  };
+  env = devServerEnv({ temporalAddress: devServer.address, dataDir, smtpUrl: smtp.url, taskQueue: `send-retry-${process.pid}` });
   // This process serves HTTP; the workers are processes of their own, so one can be killed.
   runtime = await startRuntime({ config: testConfig(env), worker: false, schedule: false, log: () => undefined });
 }, 120_000);
