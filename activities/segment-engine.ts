@@ -8,8 +8,10 @@ import { DAY_MS, nextTimeChange } from '../core/behavior';
 import { profileContext, type Profile } from '../core/profile';
 import { rfmBoundaries, rfmInputOf, rfmScore, type RfmBoundaries, type RfmScores } from '../core/rfm';
 import type { SegmentDefinition } from '../core/segment-definition';
-import { catchUpCustomer, membershipChanges, segmentChangeEvents, segmentEventReads, type BaseFacts, type SegmentChange, type SegmentSpec } from '../core/segment-membership';
-import type { SegmentDecision, SegmentFactsRead, Store } from '../store/store';
+import { ProfileHistory } from '../core/profile-history';
+import { membershipChanges, replayCustomer, segmentChangeEvents, segmentEventReads, type BaseFacts, type SegmentChange, type SegmentSpec } from '../core/segment-membership';
+import type { SegmentRule } from '../core/segment-rules';
+import type { SegmentDecision, SegmentFactsRead, SegmentReadPlan, Store } from '../store/store';
 import { dispatchRecorded, type EventDispatcher } from '../server/dispatcher';
 
 /** RFM quintiles are recomputed by the sweep when they are older than this (a change re-evaluates every buyer). */
@@ -18,13 +20,6 @@ export const RFM_REFRESH_MS = DAY_MS;
 const EVALUATION_BATCH = 100;
 /** How long a process trusts its copy of the stored RFM quintiles before reading them again. */
 const RFM_RELOAD_MS = 60_000;
-
-/** When each segment entered in these changes was (last) entered. */
-function enteredTimes(changes: SegmentChange[]): Map<string, number> {
-  const times = new Map<string, number>();
-  for (const change of changes) if (change.change === 'entered') times.set(change.segmentId, change.at);
-  return times;
-}
 
 export interface SegmentEngineOptions {
   store: Store;
@@ -69,11 +64,29 @@ function usesRfm(segments: SegmentDefinition[]): boolean {
   return segments.some((s) => JSON.stringify(s.rule).includes('"kind":"rfm"'));
 }
 
+/** Whether a rule reads the profile (a profile condition, or RFM scores from its computed fields). */
+function readsProfile(rule: SegmentRule): boolean {
+  switch (rule.kind) {
+    case 'profile':
+    case 'rfm':
+      return true;
+    case 'not':
+      return readsProfile(rule.rule);
+    case 'all':
+    case 'any':
+      return rule.rules.some(readsProfile);
+    default:
+      return false;
+  }
+}
+
 export class SegmentEngine {
   private segments: SegmentDefinition[] = [];
   private specs: SegmentSpec[] = [];
   private descriptions = new Map<string, string | null>();
   private rfmUsed = false;
+  /** Some rule reads the profile: a replay through the past folds the profile as it was at each moment. */
+  private profileRead = false;
   private readonly store: Store;
   private readonly dispatcher: EventDispatcher | null;
   private readonly now: () => number;
@@ -97,6 +110,7 @@ export class SegmentEngine {
     this.specs = segments.map((s) => ({ id: s.id, rule: s.rule }));
     this.descriptions = new Map(segments.map((s) => [s.id, s.description]));
     this.rfmUsed = usesRfm(segments);
+    this.profileRead = segments.some((s) => readsProfile(s.rule));
   }
 
   currentSegments(): SegmentDefinition[] {
@@ -167,18 +181,48 @@ export class SegmentEngine {
   async evaluateMany(customerIds: string[], now: number): Promise<CustomerSegmentResult[]> {
     const boundaries = await this.boundaries(now);
     const results = new Map<string, { changes: SegmentChange[]; members: ReadonlySet<string> }>();
+    const defined = new Set(this.specs.map((s) => s.id));
+    // The replay starts at the due moment: the earliest new event's own time, or the time-based change that was due.
+    const fromOf = (dueAt: number | null) => (dueAt !== null && dueAt < now ? dueAt : now);
     const decide = (customerId: string, facts: SegmentFactsRead): SegmentDecision => {
       const before = new Set(facts.members.keys());
       const { profile } = facts;
-      // A customer with no profile (merged into another since it was marked) is in no segment.
-      const result = profile
-        ? catchUpCustomer(this.specs, customerId, (at) => factsAt(profile, facts.events, rfmOf(profile, boundaries), at), before, facts.dueAt, now)
-        : { members: new Set<string>(), changes: membershipChanges(customerId, before, new Set(), this.specs, now), nextCheck: null };
-      results.set(customerId, result);
-      return { members: result.members, at: now, enteredAt: enteredTimes(result.changes), nextCheckAt: result.nextCheck, events: segmentChangeEvents(result.changes, this.descriptions, now) };
+      if (!profile) {
+        // A customer with no profile (merged into another since it was marked) is in no segment.
+        const changes = membershipChanges(customerId, before, new Set(), this.specs, now);
+        results.set(customerId, { changes, members: new Set() });
+        return { members: new Set(), at: now, nextCheckAt: null, events: segmentChangeEvents(changes, this.descriptions, now) };
+      }
+      const history = new ProfileHistory(profile, facts.profileEvents ?? []);
+      // History of segments no longer defined is left as it was.
+      const recorded = facts.recorded.filter((c) => defined.has(c.segmentId));
+      const result = replayCustomer({
+        segments: this.specs,
+        customerId,
+        factsAt: (at) => factsAt(history.at(at), facts.events, rfmOf(history.at(at), boundaries), at),
+        stored: before,
+        recorded: recorded.map(({ segmentId, change, at }) => ({ segmentId, customerId, change, at })),
+        from: fromOf(facts.dueAt),
+        now,
+        eventTimes: facts.eventTimes,
+      });
+      results.set(customerId, { changes: result.added, members: result.members });
+      const retractedKeys = new Set(result.retracted.map((c) => `${c.change}:${c.segmentId}:${c.at}`));
+      return {
+        members: result.members,
+        at: now,
+        enteredAt: result.enteredAt,
+        retract: recorded.filter((c) => retractedKeys.has(`${c.change}:${c.segmentId}:${c.at}`)).map((c) => c.messageId),
+        nextCheckAt: result.nextCheck,
+        events: segmentChangeEvents(result.added, this.descriptions, now),
+      };
     };
     // A late evaluation starts at the due moment: its windows reach back from there.
-    const reads = (_customerId: string, dueAt: number | null) => segmentEventReads(this.specs, dueAt !== null && dueAt < now ? dueAt : now);
+    const reads = (_customerId: string, dueAt: number | null): SegmentReadPlan => ({
+      events: segmentEventReads(this.specs, fromOf(dueAt)),
+      from: fromOf(dueAt),
+      profileHistory: this.profileRead,
+    });
     const updates = await this.store.updateSegments(customerIds, reads, decide, (event) => this.dispatcher?.needsDispatch(event) ?? false);
     for (const update of updates) {
       // The profile handed to flow triggers lists the segments as this evaluation left them.

@@ -70,53 +70,123 @@ export function membershipChanges(customerId: string, before: ReadonlySet<string
   return changes;
 }
 
-/** A customer evaluated late steps through at most this many change moments, then jumps to now. */
-export const MAX_CATCH_UP_STEPS = 64;
-
 /**
- * Evaluates one customer from the moment their check fell due (`dueAt`: a window closed then, or the event that
- * marked them arrived then) up to `now`, one step per moment a membership could change, so each change carries the
- * time it happened even when the evaluation comes late, and an entry and exit inside the lag are both recorded.
- * Only exactly known moments are stepped through (not the hourly recheck of decaying fields). `factsAt(t)` gives
- * the customer's facts as of t; `before` is the stored membership.
+ * A replay steps through at most this many moments, then jumps to now. A customer's own events are moments too, so
+ * this bounds the work one evaluation does for a customer with an enormous backfill; real histories stay far below.
  */
-export function catchUpCustomer(
-  segments: SegmentSpec[],
-  customerId: string,
-  factsAt: (at: number) => BaseFacts,
-  before: ReadonlySet<string>,
-  dueAt: number | null,
-  now: number,
-): { members: Set<string>; changes: SegmentChange[]; nextCheck: number | null } {
-  let members = new Set(before);
-  const changes: SegmentChange[] = [];
-  let at = dueAt !== null && dueAt < now ? dueAt : now;
-  for (let step = 1; ; step++) {
-    const result = evaluateCustomer(segments, factsAt(at), at);
-    changes.push(...membershipChanges(customerId, members, result.members, segments, at));
-    members = result.members;
-    if (at >= now) return { members, changes, nextCheck: result.nextCheck };
-    at = result.nextExactChange === null || result.nextExactChange > now || step >= MAX_CATCH_UP_STEPS ? now : result.nextExactChange;
+export const MAX_CATCH_UP_STEPS = 20_000;
+
+export interface ReplayInput {
+  segments: SegmentSpec[];
+  customerId: string;
+  /** The customer's facts as of a moment: only events up to it, the profile as it was then. Moments never go back. */
+  factsAt: (at: number) => BaseFacts;
+  /** The membership as stored (as of the last evaluation). */
+  stored: ReadonlySet<string>;
+  /** The changes already recorded at or after `from`, oldest first (a later evaluation may have recorded some). */
+  recorded: readonly SegmentChange[];
+  /**
+   * The earliest moment anything new can matter: the own time of the earliest event not yet evaluated, or the moment
+   * a time-based change was due. Membership before it cannot change (rules read only what happened up to a moment).
+   */
+  from: number;
+  now: number;
+  /** The customer's own event times (any order): membership is evaluated again at each one after `from`. */
+  eventTimes: readonly number[];
+}
+
+export interface ReplayResult {
+  members: Set<string>;
+  /** The customer's history from `from` to now, oldest first: every change, dated when it happened. */
+  changes: SegmentChange[];
+  /** Recorded changes this history no longer holds (an event arrived late and undid them): to be deleted. */
+  retracted: SegmentChange[];
+  /** Changes of this history not recorded yet: to be recorded. */
+  added: SegmentChange[];
+  /** For each segment entered in this history and still a member, when it was (last) entered. */
+  enteredAt: Map<string, number>;
+  nextCheck: number | null;
+}
+
+const changeKey = (c: SegmentChange) => `${c.change}\u0000${c.segmentId}\u0000${c.at}`;
+
+/** The membership just before the first of `recorded`: the stored one with those changes undone, newest first. */
+function membershipBefore(stored: ReadonlySet<string>, recorded: readonly SegmentChange[]): Set<string> {
+  const members = new Set(stored);
+  for (let i = recorded.length - 1; i >= 0; i--) {
+    const change = recorded[i]!;
+    if (change.change === 'entered') members.delete(change.segmentId);
+    else members.add(change.segmentId);
   }
+  return members;
 }
 
 /**
- * The incremental algorithm over an in-memory store: memberships and each customer's next check. `facts(customer,
- * now)` reads a customer's facts as of `now`. The store implements the same steps with its tables.
+ * Rebuilds a customer's membership history from `from` to `now`, so that it is the same whatever order and grouping
+ * their events arrived in: from the membership that held just before `from` (the stored one, with what was recorded
+ * since undone), it evaluates every moment where membership can change — each of the customer's own events, and each
+ * exactly known time-based change (a window closing, a day counter ticking) — dating each change at its moment.
+ * It says which recorded changes a late event has undone, and which are new.
+ */
+export function replayCustomer(input: ReplayInput): ReplayResult {
+  const { segments, customerId, now } = input;
+  let members = membershipBefore(input.stored, input.recorded);
+  const changes: SegmentChange[] = [];
+  let at = Math.min(input.from, now);
+  const moments = [...new Set(input.eventTimes)].filter((t) => t > at && t <= now).sort((a, b) => a - b);
+  let nextMoment = 0;
+  let nextCheck: number | null = null;
+  for (let step = 1; ; step++) {
+    const result = evaluateCustomer(segments, input.factsAt(at), at);
+    changes.push(...membershipChanges(customerId, members, result.members, segments, at));
+    members = result.members;
+    if (at >= now) {
+      nextCheck = result.nextCheck;
+      break;
+    }
+    while (nextMoment < moments.length && moments[nextMoment]! <= at) nextMoment++;
+    let next = Math.min(result.nextExactChange ?? Infinity, moments[nextMoment] ?? Infinity);
+    if (next > now || step >= MAX_CATCH_UP_STEPS) next = now;
+    at = next;
+  }
+  const kept = new Set(changes.map(changeKey));
+  const recorded = new Set(input.recorded.map(changeKey));
+  const enteredAt = new Map<string, number>();
+  for (const change of changes) if (change.change === 'entered') enteredAt.set(change.segmentId, change.at);
+  for (const id of [...enteredAt.keys()]) if (!members.has(id)) enteredAt.delete(id);
+  return {
+    members,
+    changes,
+    retracted: input.recorded.filter((c) => !kept.has(changeKey(c))),
+    added: changes.filter((c) => !recorded.has(changeKey(c))),
+    enteredAt,
+    nextCheck,
+  };
+}
+
+/**
+ * The incremental algorithm over an in-memory store: memberships, each customer's next check, and the recorded
+ * history of changes. `facts(customer, now)` reads a customer's facts as of `now`; `eventTimes(customer)` their
+ * events' own times. The store implements the same steps with its tables.
  */
 export class MembershipIndex {
   private readonly members = new Map<string, Set<string>>();
   private readonly nextCheck = new Map<string, number>();
+  private readonly history = new Map<string, SegmentChange[]>();
 
   constructor(
     private readonly segments: SegmentSpec[],
     private readonly facts: (customerId: string, now: number) => BaseFacts,
+    private readonly eventTimes: (customerId: string) => readonly number[] = () => [],
   ) {}
 
-  /** After an event of this customer is stored: re-evaluate them alone (from an earlier due moment, if one passed). */
-  onEvent(customerId: string, now: number): SegmentChange[] {
+  /**
+   * After an event of this customer is stored (`eventAt`: its own time, which may be long past): re-evaluate them
+   * alone, from that time or from an earlier due moment.
+   */
+  onEvent(customerId: string, now: number, eventAt: number = now): SegmentChange[] {
     const due = this.nextCheck.get(customerId);
-    return this.reevaluate(customerId, due !== undefined && due < now ? due : now, now);
+    return this.reevaluate(customerId, Math.min(eventAt, due ?? Infinity, now), now);
   }
 
   /** The scheduled sweep: the customers whose next check has come, and no one else, each from its due moment. */
@@ -133,13 +203,29 @@ export class MembershipIndex {
     return this.nextCheck.get(customerId) ?? null;
   }
 
-  private reevaluate(customerId: string, dueAt: number, now: number): SegmentChange[] {
-    const before = this.members.get(customerId) ?? new Set<string>();
-    const { members, changes, nextCheck } = catchUpCustomer(this.segments, customerId, (at) => this.facts(customerId, at), before, dueAt, now);
-    this.members.set(customerId, members);
-    if (nextCheck === null) this.nextCheck.delete(customerId);
-    else this.nextCheck.set(customerId, nextCheck);
-    return changes;
+  /** Every change recorded for the customer, oldest first, with the ones late events undid taken out. */
+  historyOf(customerId: string): SegmentChange[] {
+    return [...(this.history.get(customerId) ?? [])];
+  }
+
+  /** Returns the changes this evaluation recorded (retracted ones are gone from historyOf). */
+  private reevaluate(customerId: string, from: number, now: number): SegmentChange[] {
+    const history = this.history.get(customerId) ?? [];
+    const result = replayCustomer({
+      segments: this.segments,
+      customerId,
+      factsAt: (at) => this.facts(customerId, at),
+      stored: this.members.get(customerId) ?? new Set<string>(),
+      recorded: history.filter((c) => c.at >= from),
+      from,
+      now,
+      eventTimes: this.eventTimes(customerId),
+    });
+    this.history.set(customerId, [...history.filter((c) => c.at < from), ...result.changes]);
+    this.members.set(customerId, result.members);
+    if (result.nextCheck === null) this.nextCheck.delete(customerId);
+    else this.nextCheck.set(customerId, result.nextCheck);
+    return result.added;
   }
 }
 

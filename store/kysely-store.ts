@@ -7,11 +7,11 @@ import type { RfmBoundaries, RfmInput } from '../core/rfm';
 import type { FlowDefinition } from '../core/flow-types';
 import { BEHAVIOR_EVENT_TYPES, type BehaviorEvent } from '../core/behavior';
 import type { EventType } from '../core/event';
-import { applyProfileUpdate, emptyProfile, type Profile } from '../core/profile';
+import { applyProfileUpdate, emptyProfile, type Profile, type ProfileEvent } from '../core/profile';
 import { FlowVersionConflictError } from './errors';
 import { migrateToLatest, type StoreDialect } from './migrations';
 import { newEventRow, recordBatch, type EventWriteOps, type NewEventRow, type ProfileWrite } from './record-events';
-import { parseJson, profileRow, toProfile, toStoredEvent } from './rows';
+import { parseJson, profileRow, SEGMENT_CHANGE_NAMES, toProfile, toRecordedSegmentChange, toStoredEvent } from './rows';
 import {
   TABLES,
   type CatalogProductsTable,
@@ -31,6 +31,7 @@ import type {
   SegmentDecision,
   SegmentEventRead,
   SegmentFactsRead,
+  SegmentReadPlan,
   SegmentStateRecord,
   SegmentUpdate,
   SendRecord,
@@ -324,20 +325,53 @@ class KyselyEventOps implements EventWriteOps {
     return events;
   }
 
+  async segmentHistory(customerId: string, from: number): Promise<Pick<SegmentFactsRead, 'recorded' | 'eventTimes'>> {
+    const recorded = await this.trx
+      .selectFrom('events')
+      .select(['message_id', 'name', 'properties', 'timestamp'])
+      .where('customer_id', '=', customerId)
+      .where('name', 'in', SEGMENT_CHANGE_NAMES)
+      .where('timestamp', '>=', from)
+      .orderBy('timestamp')
+      .orderBy('id')
+      .execute();
+    const times = await this.trx
+      .selectFrom('events')
+      .select('timestamp')
+      .where('customer_id', '=', customerId)
+      .where('timestamp', '>=', from)
+      .where((eb) => eb.or([eb('name', 'is', null), eb('name', 'not in', SEGMENT_CHANGE_NAMES)]))
+      .execute();
+    return { recorded: recorded.map(toRecordedSegmentChange), eventTimes: times.map((r) => Number(r.timestamp)) };
+  }
+
+  async profileEventsOf(customerId: string): Promise<ProfileEvent[]> {
+    const rows = await this.trx
+      .selectFrom('events')
+      .select(['type', 'name', 'properties', 'traits', 'timestamp'])
+      .where('customer_id', '=', customerId)
+      .where((eb) => eb.or([eb('name', 'is', null), eb('name', 'not in', SEGMENT_CHANGE_NAMES)]))
+      .orderBy('timestamp')
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => ({ type: r.type as EventType, name: r.name, properties: parseJson(r.properties), traits: parseJson(r.traits), timestamp: Number(r.timestamp) }));
+  }
+
   async segmentMembership(customerId: string): Promise<Map<string, number>> {
     const rows = await this.trx.selectFrom('segment_members').select(['segment_id', 'entered_at']).where('customer_id', '=', customerId).execute();
     return new Map(rows.map((r) => [r.segment_id, Number(r.entered_at)]));
   }
 
-  async writeSegmentMembership(customerId: string, enter: Array<{ segmentId: string; at: number }>, exit: string[], nextCheckAt: number | null): Promise<void> {
-    if (enter.length > 0) {
+  async writeSegmentMembership(customerId: string, change: { enter: Array<{ segmentId: string; at: number }>; exit: string[]; retract: string[] }, nextCheckAt: number | null): Promise<void> {
+    if (change.enter.length > 0) {
       await this.trx
         .insertInto('segment_members')
-        .values(enter.map(({ segmentId, at }) => ({ segment_id: segmentId, customer_id: customerId, entered_at: at })))
-        .onConflict((oc) => oc.columns(['segment_id', 'customer_id']).doNothing())
+        .values(change.enter.map(({ segmentId, at }) => ({ segment_id: segmentId, customer_id: customerId, entered_at: at })))
+        .onConflict((oc) => oc.columns(['segment_id', 'customer_id']).doUpdateSet((eb) => ({ entered_at: eb.ref('excluded.entered_at') })))
         .execute();
     }
-    if (exit.length > 0) await this.trx.deleteFrom('segment_members').where('customer_id', '=', customerId).where('segment_id', 'in', exit).execute();
+    if (change.exit.length > 0) await this.trx.deleteFrom('segment_members').where('customer_id', '=', customerId).where('segment_id', 'in', change.exit).execute();
+    if (change.retract.length > 0) await this.trx.deleteFrom('events').where('customer_id', '=', customerId).where('message_id', 'in', change.retract).execute();
     await this.trx.updateTable('segment_checks').set({ next_check_at: nextCheckAt }).where('customer_id', '=', customerId).execute();
   }
 }
@@ -632,7 +666,7 @@ export class KyselyStore implements Store {
 
   updateSegments(
     customerIds: string[],
-    reads: (customerId: string, dueAt: number | null) => SegmentEventRead[],
+    reads: (customerId: string, dueAt: number | null) => SegmentReadPlan,
     decide: (customerId: string, facts: SegmentFactsRead) => SegmentDecision,
     needsDispatch: (event: NewEvent) => boolean,
   ): Promise<SegmentUpdate[]> {
@@ -645,8 +679,12 @@ export class KyselyStore implements Store {
         const profile = await ops.profileForSegments(customerId);
         const dueAt = await ops.lockSegmentCheck(customerId);
         const members = await ops.segmentMembership(customerId);
-        const events = await ops.segmentEvents(customerId, reads(customerId, dueAt));
-        decided.push({ customerId, profile, members, decision: decide(customerId, { profile, events, members, dueAt }) });
+        const plan = reads(customerId, dueAt);
+        const events = await ops.segmentEvents(customerId, plan.events);
+        const { recorded, eventTimes } = await ops.segmentHistory(customerId, plan.from);
+        // The profile as of a past moment is a fold of the events up to it: read them only when some event is later.
+        const profileEvents = plan.profileHistory && eventTimes.some((t) => t > plan.from) ? await ops.profileEventsOf(customerId) : undefined;
+        decided.push({ customerId, profile, members, decision: decide(customerId, { profile, events, members, dueAt, recorded, eventTimes, profileEvents }) });
       }
       // The change events are the customer's own, fold into nothing and name no new identity: inserted as they are
       // (a retried evaluation's are already stored under the same messageIds, and skipped).
@@ -663,10 +701,15 @@ export class KyselyStore implements Store {
       for (const { customerId, members, decision } of decided) {
         const entered = [...decision.members].filter((id) => !members.has(id)).sort();
         const exited = [...members.keys()].filter((id) => !decision.members.has(id)).sort();
+        // A member still, but a late event moved when it entered.
+        const moved = [...decision.members].filter((id) => members.has(id) && decision.enteredAt?.has(id) && decision.enteredAt.get(id) !== members.get(id)).sort();
         await ops.writeSegmentMembership(
           customerId,
-          entered.map((segmentId) => ({ segmentId, at: decision.enteredAt?.get(segmentId) ?? decision.at })),
-          exited,
+          {
+            enter: [...entered, ...moved].map((segmentId) => ({ segmentId, at: decision.enteredAt?.get(segmentId) ?? decision.at })),
+            exit: exited,
+            retract: decision.retract ?? [],
+          },
           decision.nextCheckAt,
         );
         updates.push({ customerId, entered, exited, recorded: recorded.filter((r) => r.event.customerId === customerId) });

@@ -4,7 +4,7 @@
 // EventWriteOps and this file holds only the order of work and the decisions.
 import type { Selectable } from 'kysely';
 import { foldAll, isFolded, needsRefold, type BehaviorEvent } from '../core/behavior';
-import { applyEventsInPlace, emptyProfile, mergeProfiles, type Profile } from '../core/profile';
+import { applyEventsInPlace, emptyProfile, mergeProfiles, type Profile, type ProfileEvent } from '../core/profile';
 import { toStoredEvent } from './rows';
 import type { EventsTable } from './schema';
 import type { NewEvent, RecordEventResult, SegmentEventRead, SegmentFactsRead, StoredEvent } from './store';
@@ -46,8 +46,13 @@ export interface EventWriteOps {
   /** Takes the customer's check row (creating it), locked until commit on PostgreSQL; its next_check_at. */
   lockSegmentCheck(customerId: string): Promise<number | null>;
   segmentEvents(customerId: string, reads: SegmentEventRead[]): Promise<SegmentFactsRead['events']>;
+  /** The Segment Entered / Exited events recorded at or after `from` (oldest first), and the own times of the customer's other events since then. */
+  segmentHistory(customerId: string, from: number): Promise<Pick<SegmentFactsRead, 'recorded' | 'eventTimes'>>;
+  /** Every event of the customer that the profile fold reads (not the segment changes), any order. */
+  profileEventsOf(customerId: string): Promise<ProfileEvent[]>;
   segmentMembership(customerId: string): Promise<Map<string, number>>;
-  writeSegmentMembership(customerId: string, enter: Array<{ segmentId: string; at: number }>, exit: string[], nextCheckAt: number | null): Promise<void>;
+  /** Enters (or moves the entry time of) `enter`, leaves `exit`, deletes the `retract`ed change events, sets the next check. */
+  writeSegmentMembership(customerId: string, change: { enter: Array<{ segmentId: string; at: number }>; exit: string[]; retract: string[] }, nextCheckAt: number | null): Promise<void>;
 }
 
 /** The events row for an event of `customerId` (the id its identities resolve to). */

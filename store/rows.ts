@@ -3,7 +3,21 @@
 import type { Selectable } from 'kysely';
 import type { Profile } from '../core/profile';
 import type { EventsTable, ProfilesTable } from './schema';
-import type { StoredEvent } from './store';
+import type { RecordedSegmentChange, StoredEvent } from './store';
+import { SEGMENT_ENTERED, SEGMENT_EXITED } from '../core/segment-membership';
+
+/** The names of the engine's own segment-change events, which segment history reads apart from the customer's events. */
+export const SEGMENT_CHANGE_NAMES = [SEGMENT_ENTERED, SEGMENT_EXITED];
+
+/** A recorded Segment Entered / Exited event row as a change. */
+export function toRecordedSegmentChange(row: { message_id: string; name: string | null; properties: string; timestamp: number | string }): RecordedSegmentChange {
+  return {
+    messageId: row.message_id,
+    segmentId: String(parseJson<{ segment_id?: unknown }>(row.properties).segment_id ?? ''),
+    change: row.name === SEGMENT_ENTERED ? 'entered' : 'exited',
+    at: Number(row.timestamp),
+  };
+}
 
 export function parseJson<T>(text: string): T {
   return JSON.parse(text) as T;

@@ -6,12 +6,14 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { Kysely, Selectable } from 'kysely';
 import { BEHAVIOR_EVENT_TYPES, type BehaviorEvent } from '../core/behavior';
 import type { EventType } from '../core/event';
-import type { Profile } from '../core/profile';
+import type { Profile, ProfileEvent } from '../core/profile';
 import type { EventWriter } from './kysely-store';
 import type { EventWriteOps, NewEventRow, ProfileWrite } from './record-events';
 import type { SegmentEventRead, SegmentFactsRead } from './store';
-import { parseJson, profileRow, toProfile } from './rows';
+import { parseJson, profileRow, SEGMENT_CHANGE_NAMES, toProfile, toRecordedSegmentChange } from './rows';
 import type { Database, EventsTable, ProfilesTable } from './schema';
+
+const SEGMENT_NAMES_SQL = SEGMENT_CHANGE_NAMES.map((name) => `'${name}'`).join(', ');
 
 const SQL = {
   begin: 'begin immediate',
@@ -41,8 +43,14 @@ const SQL = {
   readCheck: 'select next_check_at from segment_checks where customer_id = ?',
   segmentEventsSince: "select name, properties, timestamp from events where customer_id = ? and name = ? and type = 'track' and timestamp >= ?",
   segmentEventsAll: "select name, properties, timestamp from events where customer_id = ? and name = ? and type = 'track'",
+  recordedSegmentChanges: `select message_id, name, properties, timestamp from events where customer_id = ? and name in (${SEGMENT_NAMES_SQL}) and timestamp >= ?
+    order by timestamp, id`,
+  eventTimesSince: `select timestamp from events where customer_id = ? and timestamp >= ? and (name is null or name not in (${SEGMENT_NAMES_SQL}))`,
+  profileEvents: `select type, name, properties, traits, timestamp from events where customer_id = ? and (name is null or name not in (${SEGMENT_NAMES_SQL}))
+    order by timestamp, id`,
+  deleteEvent: 'delete from events where customer_id = ? and message_id = ?',
   membership: 'select segment_id, entered_at from segment_members where customer_id = ?',
-  enterSegment: 'insert into segment_members (segment_id, customer_id, entered_at) values (?, ?, ?) on conflict do nothing',
+  enterSegment: 'insert into segment_members (segment_id, customer_id, entered_at) values (?, ?, ?) on conflict do update set entered_at = excluded.entered_at',
   exitSegment: 'delete from segment_members where segment_id = ? and customer_id = ?',
   setNextCheck: 'update segment_checks set next_check_at = ? where customer_id = ?',
   dropSharedMemberships: 'delete from segment_members where customer_id = @from and segment_id in (select segment_id from segment_members where customer_id = @into)',
@@ -155,14 +163,26 @@ class SqliteEventOps implements EventWriteOps {
     return events;
   }
 
+  async segmentHistory(customerId: string, from: number): Promise<Pick<SegmentFactsRead, 'recorded' | 'eventTimes'>> {
+    const recorded = this.statement('recordedSegmentChanges').all(customerId, from) as Array<{ message_id: string; name: string; properties: string; timestamp: number }>;
+    const times = this.statement('eventTimesSince').pluck().all(customerId, from) as number[];
+    return { recorded: recorded.map(toRecordedSegmentChange), eventTimes: times };
+  }
+
+  async profileEventsOf(customerId: string): Promise<ProfileEvent[]> {
+    const rows = this.statement('profileEvents').all(customerId) as Array<{ type: EventType; name: string | null; properties: string; traits: string; timestamp: number }>;
+    return rows.map((r) => ({ type: r.type, name: r.name, properties: parseJson(r.properties), traits: parseJson(r.traits), timestamp: r.timestamp }));
+  }
+
   async segmentMembership(customerId: string): Promise<Map<string, number>> {
     const rows = this.statement('membership').all(customerId) as Array<{ segment_id: string; entered_at: number }>;
     return new Map(rows.map((r) => [r.segment_id, r.entered_at]));
   }
 
-  async writeSegmentMembership(customerId: string, enter: Array<{ segmentId: string; at: number }>, exit: string[], nextCheckAt: number | null): Promise<void> {
-    for (const { segmentId, at } of enter) this.statement('enterSegment').run(segmentId, customerId, at);
-    for (const segmentId of exit) this.statement('exitSegment').run(segmentId, customerId);
+  async writeSegmentMembership(customerId: string, change: { enter: Array<{ segmentId: string; at: number }>; exit: string[]; retract: string[] }, nextCheckAt: number | null): Promise<void> {
+    for (const { segmentId, at } of change.enter) this.statement('enterSegment').run(segmentId, customerId, at);
+    for (const segmentId of change.exit) this.statement('exitSegment').run(segmentId, customerId);
+    for (const messageId of change.retract) this.statement('deleteEvent').run(customerId, messageId);
     this.statement('setNextCheck').run(nextCheckAt, customerId);
   }
 }

@@ -4,7 +4,7 @@ import type { FallbackUse } from '../core/template-helpers';
 import type { Product } from '../core/catalog';
 import type { FlowDefinition } from '../core/flow-types';
 import type { NewEvent } from '../core/event';
-import type { Profile } from '../core/profile';
+import type { Profile, ProfileEvent } from '../core/profile';
 import type { RfmBoundaries, RfmInput } from '../core/rfm';
 
 // Defined in core so ingest validation (core/segment-spec) can build them without importing store/.
@@ -31,6 +31,24 @@ export interface SegmentEventRead {
   since: number | null;
 }
 
+/** What a segment evaluation asks the store to read about one customer, given their stored next check. */
+export interface SegmentReadPlan {
+  /** The events of these names the rules read. */
+  events: SegmentEventRead[];
+  /** The replay's start: the changes recorded and the customer's event times from this moment on are read. */
+  from: number;
+  /** Read every event the profile fold reads, when an event is later than `from` (a profile rule must see the past). */
+  profileHistory: boolean;
+}
+
+/** A Segment Entered / Exited event as recorded. */
+export interface RecordedSegmentChange {
+  messageId: string;
+  segmentId: string;
+  change: 'entered' | 'exited';
+  at: number;
+}
+
 /** What a segment evaluation reads about one customer, inside its transaction. */
 export interface SegmentFactsRead {
   profile: Profile | undefined;
@@ -38,16 +56,24 @@ export interface SegmentFactsRead {
   events: Array<{ name: string; properties: Record<string, unknown>; timestamp: number }>;
   /** segment id → entered_at, as stored now */
   members: Map<string, number>;
-  /** The stored next check (the moment a time-based change was expected, or the arrival of the event that marked
-   *  the customer due); null: none was scheduled. */
+  /** The stored next check (the moment a time-based change was expected, or the own time of the earliest event
+   *  not evaluated yet); null: none was scheduled. */
   dueAt: number | null;
+  /** The changes recorded at or after the plan's `from`, oldest first. */
+  recorded: RecordedSegmentChange[];
+  /** The own times of the customer's other events at or after the plan's `from`, any order. */
+  eventTimes: number[];
+  /** Every event the profile fold reads, any order: when the plan asked for them and an event is later than `from`. */
+  profileEvents?: ProfileEvent[];
 }
 
 /** What an evaluation decided: the full membership now, when to look again, and the events that record the change. */
 export interface SegmentDecision {
   members: ReadonlySet<string>;
-  /** When each newly entered segment was entered; `at` for any not listed. */
+  /** When each entered segment was (last) entered, also for a member whose entry a late event moved; `at` for a new member not listed. */
   enteredAt?: ReadonlyMap<string, number>;
+  /** messageIds of recorded change events that a late event undid: deleted in the same transaction. */
+  retract?: string[];
   at: number;
   nextCheckAt: number | null;
   /** `Segment Entered` / `Segment Exited` events, recorded in the same transaction as the membership change. */
@@ -205,7 +231,7 @@ export interface Store {
    */
   updateSegments(
     customerIds: string[],
-    reads: (customerId: string, dueAt: number | null) => SegmentEventRead[],
+    reads: (customerId: string, dueAt: number | null) => SegmentReadPlan,
     decide: (customerId: string, facts: SegmentFactsRead) => SegmentDecision,
     needsDispatch: (event: NewEvent) => boolean,
   ): Promise<SegmentUpdate[]>;

@@ -1,7 +1,8 @@
 // Property: keeping membership incrementally (each event re-evaluates its customer; the sweep re-evaluates only the
 // customers whose next-change time has come) agrees, member for member, with a brute-force reading of the segments'
 // definitions over every customer's events — after any randomized sequence of events (some late) and clock moves
-// (some landing exactly on, or a millisecond before, the moment a window closes).
+// (some landing exactly on, or a millisecond before, the moment a window closes). So does the recorded history of
+// changes: every entry and exit dated when it happened, whatever order the events arrived in.
 import { parseSegmentFile } from '../../core/segment-definition';
 import { evaluationOrder, MembershipIndex, type BaseFacts, type SegmentSpec } from '../../core/segment-membership';
 import type { FactEvent } from '../../core/segment-rules';
@@ -58,6 +59,28 @@ function referenceSegments(all: ReadonlyArray<{ name: string | null; properties:
   return Object.keys(member).filter((id) => member[id]);
 }
 
+/** Every window and day threshold of SEGMENTS: a membership can change only at an event or this long after one. */
+const EDGES = [0, 3, 7, 14, 30, 45, 60].map((days) => days * DAY_MS);
+
+/**
+ * The reference history: the reference evaluated at every event time and every window edge after one, up to `now`,
+ * with a change wherever membership differs from the moment before (none before the customer's first event).
+ */
+function referenceHistory(customerId: string, all: ReadonlyArray<{ name: string | null; properties: Record<string, unknown>; timestamp: number }>, now: number) {
+  const moments = [...new Set(all.flatMap((e) => EDGES.map((edge) => e.timestamp + edge)))].filter((t) => t <= now).sort((a, b) => a - b);
+  const history: Array<{ segmentId: string; customerId: string; change: 'entered' | 'exited'; at: number }> = [];
+  let before = new Set<string>();
+  for (const at of moments) {
+    const after = new Set(referenceSegments(all, at));
+    for (const { id } of SEGMENTS) {
+      if (!before.has(id) && after.has(id)) history.push({ segmentId: id, customerId, change: 'entered', at });
+      if (before.has(id) && !after.has(id)) history.push({ segmentId: id, customerId, change: 'exited', at });
+    }
+    before = after;
+  }
+  return history;
+}
+
 function run(seed: number) {
   const rand = seededRandom(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
@@ -69,7 +92,7 @@ function run(seed: number) {
     const profile = { last_order_at: lastOrder, days_since_last_order: lastOrder === null ? null : Math.floor((now - lastOrder) / DAY_MS) };
     return { view: { profile, consent: {} }, events: mine, rfm: null };
   };
-  const index = new MembershipIndex(SEGMENTS, facts);
+  const index = new MembershipIndex(SEGMENTS, facts, (customerId) => events.get(customerId)!.map((e) => e.timestamp));
   let now = Date.UTC(2026, 0, 1);
   const reference = () => {
     const members = new Map<string, string[]>(SEGMENTS.map((s) => [s.id, []]));
@@ -86,7 +109,7 @@ function run(seed: number) {
       const at = rand() < 0.8 ? now : now - Math.floor(rand() * 40 * DAY_MS);
       const name = pick(['Product Viewed', 'Product Viewed', 'Product Viewed', 'Order Completed', 'Email Opened']);
       events.get(customerId)!.push({ name, properties: { category: pick(['Shoes', 'Hats', 'hats']) }, timestamp: at });
-      index.onEvent(customerId, now);
+      index.onEvent(customerId, now, at);
     } else {
       // Clock moves: a random stretch, or exactly onto (or a millisecond before) the next scheduled change.
       const due = customers.map((c) => index.nextCheckOf(c)).filter((t): t is number => t !== null && t > now);
@@ -98,6 +121,10 @@ function run(seed: number) {
       swept += index.sweep(now).evaluated;
     }
     expect({ seed, step, members: incremental() }).toEqual({ seed, step, members: reference() });
+    if (step % 25 === 24 || step === 599) {
+      // Within a moment, the reference lists changes in SEGMENTS order, as the index does.
+      for (const customerId of customers) expect({ seed, step, customerId, history: index.historyOf(customerId) }).toEqual({ seed, step, customerId, history: referenceHistory(customerId, events.get(customerId)!, now) });
+    }
   }
   return swept;
 }
