@@ -9,6 +9,18 @@ import { eventMatches, type EventFacts } from './triggers';
 /** One event delivered to a customer's arbiter, with the flows whose triggers it fired. */
 export interface CustomerEventSignalInput extends EventFacts {
   triggers: FiredTrigger[];
+  /** Flows whose goal (exit) event this is, a run of them active or not: a trigger that happened before it starts none. */
+  exits?: string[];
+  /** Flows this event would have started were it not history (it happened over 24 h before it was recorded): logged as skipped. */
+  history?: Array<{ policy: FlowPolicy; reason: string }>;
+}
+
+/** The latest goal (exit) event the arbiter has handled for a flow. */
+export interface HandledExit {
+  /** epoch ms: when it happened (its own time) */
+  at: number;
+  name: string | null;
+  messageId: string;
 }
 
 export interface DecisionLogEntry {
@@ -27,6 +39,8 @@ export interface DecisionLogEntry {
 export interface EntryHistory {
   flows: Array<{ flowId: string; runs: number; lastEnteredAt: number }>;
   recentTriggerIds: string[];
+  /** Per flow, the latest goal event stored for the customer: what an ended arbiter had handled. */
+  lastExits?: Record<string, HandledExit>;
 }
 
 /** Condenses stored flow entries (any order) into an EntryHistory. */
@@ -63,6 +77,8 @@ export interface ArbiterSnapshot {
   nextSeq: number;
   /** messageIds already handled, newest last, bounded. */
   seenMessageIds: string[];
+  /** Per flow, the latest goal event handled (absent in snapshots of arbiters older than this field). */
+  lastExits?: Record<string, HandledExit>;
 }
 
 export const DECISIONS_KEPT = 200;
@@ -119,6 +135,7 @@ export class ArbiterState {
       decisions: [],
       nextSeq: 1,
       seenMessageIds: history.recentTriggerIds.slice(-SEEN_IDS_KEPT),
+      lastExits: { ...(history.lastExits ?? {}) },
     });
   }
 
@@ -158,12 +175,26 @@ export class ArbiterState {
   }
 
   /**
+   * Remembers that this event is the goal of these flows: a trigger of one of them that happened before it (and
+   * arrives after it: a slow server, a retry) starts no run. Only the latest per flow matters.
+   */
+  noteExits(event: EventFacts, flowIds: readonly string[]): void {
+    const exits = (this.state.lastExits ??= {});
+    for (const flowId of flowIds) {
+      const known = exits[flowId];
+      if (!known || event.timestamp > known.at) exits[flowId] = { at: event.timestamp, name: event.name, messageId: event.messageId };
+    }
+  }
+
+  /**
    * Runs whose exit event this is: they leave the active set at once (so a trigger carried by the same
-   * event is not blocked by them) and the conversion is logged. The workflow then stops them.
+   * event is not blocked by them) and the conversion is logged. The workflow then stops them. A goal event that
+   * happened before a run's trigger (it arrived late) does not end that run: the run is about what came after.
    */
   exitRunsOn(event: EventFacts, now: number): Array<{ run: ActiveRun; logged: DecisionLogEntry }> {
     if (event.type !== 'track') return [];
-    const exiting = this.state.activeRuns.filter((run) => run.exitOn.some((matcher) => eventMatches(matcher, event)));
+    const exiting = this.state.activeRuns.filter((run) => (run.triggerAt === undefined || event.timestamp >= run.triggerAt) && run.exitOn.some((matcher) => eventMatches(matcher, event)));
+    this.noteExits(event, exiting.map((run) => run.flowId));
     this.state.activeRuns = this.state.activeRuns.filter((run) => !exiting.includes(run));
     return exiting.map((run) => ({
       run,
@@ -186,15 +217,23 @@ export class ArbiterState {
     return logged;
   }
 
+  /** Logs a trigger that fired for an event which is history: it starts nothing, and the log says why. */
+  skipHistory(policy: FlowPolicy, event: EventFacts, reason: string, now: number): DecisionLogEntry {
+    return this.log({ at: now, flowId: policy.flowId, flowVersion: policy.version, outcome: 'skipped', reason, eventMessageId: event.messageId, workflowId: null });
+  }
+
   /** Decides a trigger and applies the decision to the state. */
   decide(policy: FlowPolicy, entry: { matched: boolean; reason: string }, event: EventFacts, now: number): DecideResult {
-    const decision = arbitrate({
-      candidate: policy,
-      entry,
-      activeRuns: this.state.activeRuns,
-      pastEntries: this.state.pastEntries,
-      now,
-    });
+    const goal = this.state.lastExits?.[policy.flowId];
+    const decision: Decision =
+      goal && goal.at > event.timestamp
+        ? {
+            outcome: 'skipped',
+            reason:
+              `the flow's goal came first: "${goal.name}" (${goal.messageId}) happened at ${new Date(goal.at).toISOString()}, after this ` +
+              `trigger's own time ${new Date(event.timestamp).toISOString()}; the trigger arrived late, so it starts no run`,
+          }
+        : arbitrate({ candidate: policy, entry, activeRuns: this.state.activeRuns, pastEntries: this.state.pastEntries, now });
     const base = { at: now, flowId: policy.flowId, flowVersion: policy.version, eventMessageId: event.messageId };
     const logged: DecisionLogEntry[] = [];
     if (decision.outcome !== 'started') {
@@ -228,6 +267,7 @@ export class ArbiterState {
       exitOn: policy.exitOn,
       listensTo: policy.listensTo,
       startedAt: now,
+      triggerAt: event.timestamp,
     });
     // Re-entry rules read only the latest entry per flow, so one is kept per flow: the state stays small.
     this.state.pastEntries = [...this.state.pastEntries.filter((e) => e.flowId !== policy.flowId), { flowId: policy.flowId, enteredAt: now }];

@@ -13,6 +13,8 @@ export interface ActiveRun {
   listensTo: string[];
   /** epoch ms */
   startedAt: number;
+  /** epoch ms: when the trigger event happened (its own time); an exit event older than it does not end the run. */
+  triggerAt?: number;
 }
 
 export interface PastEntry {

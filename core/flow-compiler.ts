@@ -18,7 +18,7 @@ import type { Entry, Spot, YamlNode, YamlReader } from './yaml-reader';
 export const STEP_KINDS = ['wait', 'wait_for', 'split', 'send', 'update_profile', 'exit', 'goto'] as const;
 export type StepKind = (typeof STEP_KINDS)[number];
 
-const TOP_LEVEL_KEYS = ['id', 'version', 'priority', 'group', 'description', 'timezone', 'trigger', 'entry', 'exit', 'steps'];
+const TOP_LEVEL_KEYS = ['id', 'version', 'priority', 'group', 'description', 'timezone', 'trigger', 'entry', 'exit', 'requires', 'steps'];
 
 export interface CompileOptions {
   /** Whether a template of that name exists; the caller does the file-system check. */
@@ -142,6 +142,8 @@ class FlowCompiler {
     const trigger = triggerEntry ? this.trigger(triggerEntry) : undefined;
     const entry = this.entry(top.get('entry'));
     const exit = this.exitRule(top.get('exit'));
+    const requiresEntry = top.get('requires');
+    const requires = requiresEntry ? r.condition(requiresEntry, false) : undefined;
 
     const stepsEntry = r.require(top, 'steps', root, '', 'the list of steps, e.g. "steps: [ { send: { template: welcome } } ]"');
     const steps = stepsEntry ? this.stepList(stepsEntry.value, 'steps', 'steps', stepsEntry.keySpot) : [];
@@ -149,7 +151,7 @@ class FlowCompiler {
     const graph = this.link(steps);
 
     if (id === undefined || version === undefined || priority === undefined || group === undefined) return undefined;
-    if (!trigger || !entry || !exit || !graph) return undefined;
+    if (!trigger || !entry || !exit || !graph || (requiresEntry && !requires)) return undefined;
     return {
       id,
       version,
@@ -159,6 +161,7 @@ class FlowCompiler {
       trigger,
       entry,
       exit,
+      ...(requires ? { requires } : {}),
       start: graph.start,
       nodes: graph.nodes,
       defaultTimezone: timezone ?? 'UTC',

@@ -77,6 +77,11 @@ export interface FlowDefinition {
   };
   /** Any of these events ends every active run of this flow at once and counts as a conversion. */
   exit: { onEvents: EventMatcher[] };
+  /**
+   * The flow's reason, which must still hold at every send (a cart to remind of, a lapse to win back): checked again
+   * before each send on the profile as it is then; when it no longer holds the run takes its exit, logged.
+   */
+  requires?: Condition;
   /** First node, or null for a flow with no steps. */
   start: NodeId | null;
   nodes: Record<NodeId, FlowNode>;

@@ -64,6 +64,49 @@ describe('ArbiterState', () => {
     expect(state.exitRunsOn(event('Order Completed', 'big', { total: 50 }), T0)).toHaveLength(1);
   });
 
+  it('a trigger that happened before a goal event already handled starts no run, and the log says why', () => {
+    const at = (name: string, messageId: string, offset: number): EventFacts => ({ ...event(name, messageId), timestamp: T0 + offset });
+    const state = ArbiterState.fresh('c1');
+    state.noteExits(at('Order Completed', 'order', 10_000), ['cart']);
+    // The add that preceded the order arrives after it (a slow server): no cart reminder over an emptied cart.
+    const late = state.decide(policy('cart', 90), ok, at('Product Added', 'late-add', 5_000), T0 + 60_000);
+    expect(late.start).toBeUndefined();
+    expect(late.logged[0]).toMatchObject({ flowId: 'cart', outcome: 'skipped', eventMessageId: 'late-add' });
+    expect(late.logged[0]!.reason).toContain('"Order Completed" (order) happened at');
+    // An add at the order's own millisecond or later is a new cart.
+    expect(state.decide(policy('cart', 90), ok, at('Product Added', 'same-time', 10_000), T0 + 61_000).start).toBeDefined();
+    // Another flow's triggers are not held back by it.
+    expect(state.decide(policy('browse', 95, { group: 'other' }), ok, at('Product Viewed', 'view', 1_000), T0 + 62_000).start).toBeDefined();
+  });
+
+  it('a goal event older than a run\'s trigger does not end that run; a later one does', () => {
+    const at = (name: string, messageId: string, offset: number): EventFacts => ({ ...event(name, messageId), timestamp: T0 + offset });
+    const state = ArbiterState.fresh('c1');
+    state.decide(policy('cart', 90), ok, at('Product Added', 'add', 10_000), T0 + 10_000);
+    expect(state.exitRunsOn(at('Order Completed', 'old-order', 5_000), T0 + 20_000)).toEqual([]);
+    expect(state.activeRuns.map((r) => r.flowId)).toEqual(['cart']);
+    expect(state.exitRunsOn(at('Order Completed', 'new-order', 15_000), T0 + 21_000).map((e) => e.run.flowId)).toEqual(['cart']);
+    // And it is remembered: the same flow's older triggers start nothing now.
+    expect(state.decide(policy('cart', 90), ok, at('Product Added', 'older', 12_000), T0 + 22_000).decision.outcome).toBe('skipped');
+  });
+
+  it('a fresh arbiter knows the goal events its customer had before it started; snapshots keep them', () => {
+    const lastExits = { cart: { at: T0, name: 'Order Completed', messageId: 'stored-order' } };
+    const state = ArbiterState.fresh('c1', { flows: [], recentTriggerIds: [], lastExits });
+    expect(state.decide(policy('cart', 90), ok, { ...event('Product Added', 'a'), timestamp: T0 - 1 }, T0 + 5).decision.outcome).toBe('skipped');
+    expect(new ArbiterState(state.snapshot()).snapshot().lastExits).toEqual(lastExits);
+    // Snapshots written before the field existed still load.
+    const { lastExits: _dropped, ...old } = state.snapshot();
+    expect(new ArbiterState(old).decide(policy('cart', 90), ok, { ...event('Product Added', 'b'), timestamp: T0 - 1 }, T0 + 6).decision.outcome).toBe('started');
+  });
+
+  it('logs a trigger of a history event as skipped with the reason, starting nothing', () => {
+    const state = ArbiterState.fresh('c1');
+    const logged = state.skipHistory(policy('winback', 30), event('Segment Entered', 'seg'), 'the event is history', T0);
+    expect(logged).toMatchObject({ flowId: 'winback', outcome: 'skipped', reason: 'the event is history', eventMessageId: 'seg', workflowId: null });
+    expect(state.activeRuns).toEqual([]);
+  });
+
   it('queued triggers come back when the blocking run ends', () => {
     const state = ArbiterState.fresh('c1');
     state.decide(policy('cart', 90), ok, event('Product Added', 'm1'), T0);

@@ -374,6 +374,15 @@ describe('compileFlow: problems name the line and the path', () => {
     expect(p.line).toBe(7);
   });
 
+  test('requires (the flow\'s reason) compiles as a condition, and a bad one is reported at its line', () => {
+    const flow = compileFlow(yaml(...HEADER, 'requires: { profile.cart: { exists: true }, not: { profile.cart: { size: 0 } } }', 'steps:', '  - send: { template: welcome }'), 'f.yaml', options);
+    expect(flow.requires).toEqual({ 'profile.cart': { exists: true }, not: { 'profile.cart': { size: 0 } } });
+    expect(compileFlow(yaml(...HEADER, 'steps:', '  - send: { template: welcome }'), 'f.yaml', options).requires).toBeUndefined();
+    const p = onlyError(yaml(...HEADER, 'requires:', '  profile.cart: { nonempty: true }', 'steps:', '  - send: { template: welcome }'));
+    expect(p).toMatchObject({ line: 6, path: 'requires.profile.cart.nonempty' });
+    expect(p.message).toContain('unknown operator "nonempty"');
+  });
+
   test('an unknown condition operator points at the operator key', () => {
     const p = onlyError(
       yaml(...HEADER, 'steps:', '  - wait: 1h', '  - split:', '      when:', '        profile.score:', '          foo: 50', '      then: [ { send: { template: welcome } } ]'),
