@@ -4,15 +4,20 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { readConfig } from '../core/config';
+import { readConfig, type Config } from '../core/config';
 import { formatProblem, isMicroflowsError } from '../core/errors';
 import type { FileProblem } from '../core/errors';
 import type { NewEvent } from '../core/event';
-import { checkHeader, checkImportMapping, IMPORT_KINDS, importRow } from '../core/import-mapping';
+import { BEHAVIOR_WEIGHTS } from '../core/behavior';
+import type { FlowDefinition } from '../core/flow-types';
+import { checkHeader, checkImportMapping, closestEventName, eventNamesReadBy, IMPORT_KINDS, importRow, RowSkipped, unusedEventNames } from '../core/import-mapping';
 import type { ImportKind, ImportMapping } from '../core/import-mapping';
+import type { SegmentDefinition } from '../core/segment-definition';
 import { openStore } from '../store/open-store';
 import type { Store } from '../store/store';
 import { ImportProgress, type ImportCounts } from './import-progress';
+import { loadFlowFiles } from './project-files';
+import { checkSegments, segmentIdsIn } from './segment-files';
 import { formatOf, openRowSource, type RowSource, type SourceRow } from './import-source';
 
 export const IMPORT_ARGS = 'profiles|events <file> --map <yaml>';
@@ -30,8 +35,11 @@ Imported events are history: they update profiles but never trigger flows.
 
 An interrupted import resumes where it stopped when run again with the same file and mapping; rows are
 deduplicated by message id, so rerunning a finished import adds nothing.
-Exit code: 0 every row imported; 2 some rows were bad (the others are imported); 1 the import could not
-run (missing file, invalid mapping, unknown column: nothing is written) or stopped midway (rerun to resume).`;
+An events import ends with the event names it brought in and their counts, and warns about names that no
+flow, segment or computed profile field reads (map a shop's own names with event: { column, map }).
+Exit code: 0 every row imported or skipped by the mapping (unmapped: skip), warnings included; 2 some rows
+were bad (the others are imported); 1 the import could not run (missing file, invalid mapping, unknown
+column: nothing is written) or stopped midway (rerun to resume).`;
 
 export const DEFAULT_BATCH = 500;
 
@@ -100,6 +108,10 @@ export interface ImportCheckpoint {
   fresh: number;
   duplicates: number;
   bad: number;
+  /** Rows the mapping skipped (unmapped: skip), by reason; absent in checkpoints from before skipping existed. */
+  skipped?: Record<string, number>;
+  /** Event names of the rows imported so far, with their counts (events imports). */
+  eventNames?: Record<string, number>;
   /** The report and its length at that commit: a resumed run truncates it there and appends. */
   report: string;
   reportBytes: number;
@@ -188,7 +200,7 @@ export async function runImport(args: string[]): Promise<number> {
     const store = openStore(config);
     try {
       await store.migrate();
-      return await importRows({ options, mapping, mappingSha256: sha256(mappingSource), input, source, store });
+      return await importRows({ options, mapping, mappingSha256: sha256(mappingSource), input, source, store, config });
     } finally {
       await store.close();
     }
@@ -218,6 +230,7 @@ interface ImportRun {
   input: { size: number; mtimeMs: number };
   source: RowSource;
   store: Store;
+  config: Config;
 }
 
 /** The checkpoint to resume from, or undefined to start at the first row (saying why, when one was ignored). */
@@ -252,6 +265,11 @@ async function importRows(run: ImportRun): Promise<number> {
     duplicates: checkpoint?.duplicates ?? 0,
     bad: checkpoint?.bad ?? 0,
   };
+  const skipped = new Map<string, number>(Object.entries(checkpoint?.skipped ?? {}));
+  const eventNames = new Map<string, number>(Object.entries(checkpoint?.eventNames ?? {}));
+  // Counted per batch and added when the batch commits, so a checkpoint never counts rows it did not commit.
+  let batchSkipped = new Map<string, number>();
+  let batchNames = new Map<string, number>();
   const report = options.reportFile;
   let reportBytes = 0;
   if (checkpoint && checkpoint.report === report) {
@@ -298,9 +316,13 @@ async function importRows(run: ImportRun): Promise<number> {
       reportBytes += Buffer.byteLength(text);
       totals.bad += badLines.length;
     }
+    addCounts(skipped, batchSkipped);
+    addCounts(eventNames, batchNames);
     rowsDone = lastRow;
     events = [];
     badLines = [];
+    batchSkipped = new Map();
+    batchNames = new Map();
     writeCheckpoint(options.file, {
       version: 1,
       kind: options.kind,
@@ -308,6 +330,8 @@ async function importRows(run: ImportRun): Promise<number> {
       mappingSha256: run.mappingSha256,
       rowsDone,
       ...totals,
+      skipped: Object.fromEntries(skipped),
+      eventNames: Object.fromEntries(eventNames),
       report,
       reportBytes,
       updatedAt: new Date().toISOString(),
@@ -328,15 +352,18 @@ async function importRows(run: ImportRun): Promise<number> {
       lastRow = row.row;
       if (row.record) {
         try {
-          events.push(importRow(mapping, row.record, { receivedAt, sha256 }));
+          const event = importRow(mapping, row.record, { receivedAt, sha256 });
+          events.push(event);
+          if (event.name !== null) batchNames.set(event.name, (batchNames.get(event.name) ?? 0) + 1);
         } catch (err) {
-          if (!isMicroflowsError(err) || err.status !== 400) throw err;
-          badRow(row, err.message);
+          if (err instanceof RowSkipped) batchSkipped.set(err.message, (batchSkipped.get(err.message) ?? 0) + 1);
+          else if (isMicroflowsError(err) && err.status === 400) badRow(row, err.message);
+          else throw err;
         }
       } else {
         badRow(row, row.problem ?? 'unreadable row');
       }
-      if (events.length + badLines.length >= options.batch) await flush();
+      if (lastRow - rowsDone >= options.batch) await flush();
       if (interrupted) break;
     }
     await flush();
@@ -353,9 +380,11 @@ async function importRows(run: ImportRun): Promise<number> {
 
   const elapsed = progress.elapsedMs();
   const rate = elapsed > 0 ? Math.round((counts.processed * 1000) / elapsed) : counts.processed;
+  const skippedRows = total(skipped);
   const summary =
     `${countOf(totals.imported, 'row')} (${totals.fresh.toLocaleString('en-US')} new, ` +
-    `${totals.duplicates.toLocaleString('en-US')} already present), ${countOf(totals.bad, 'bad row')} in ${(elapsed / 1000).toFixed(1)}s ` +
+    `${totals.duplicates.toLocaleString('en-US')} already present), ${countOf(totals.bad, 'bad row')}` +
+    `${skippedRows > 0 ? `, ${skippedRows.toLocaleString('en-US')} skipped` : ''} in ${(elapsed / 1000).toFixed(1)}s ` +
     `(${rate.toLocaleString('en-US')} rows/s)`;
   if (interrupted) {
     console.log(`interrupted after row ${rowsDone}: ${summary} so far; run the same command again to resume`);
@@ -363,10 +392,114 @@ async function importRows(run: ImportRun): Promise<number> {
   }
   fs.rmSync(checkpointPath(options.file), { force: true });
   console.log(`imported ${summary}`);
+  if (skippedRows > 0) printSkipped(skipped);
+  if (options.kind === 'events') reportEventNames(eventNames, run);
   if (totals.bad > 0) {
     console.log(`${countOf(totals.bad, 'bad row')} not imported: see ${shown(report)} (one JSON object a line: row, line, reason, record)`);
     return 2;
   }
   fs.rmSync(report, { force: true });
   return 0;
+}
+
+// --- the summary -----------------------------------------------------------------------------------------------
+
+const total = (counts: ReadonlyMap<string, number>): number => [...counts.values()].reduce((a, b) => a + b, 0);
+
+function addCounts(into: Map<string, number>, from: ReadonlyMap<string, number>): void {
+  for (const [key, n] of from) into.set(key, (into.get(key) ?? 0) + n);
+}
+
+/** Most rows first; equal counts by name, so the output is the same on every run. */
+const byCount = (counts: ReadonlyMap<string, number>): Array<[string, number]> => [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+
+/** Lines of a count summary; an export with hundreds of distinct values lists the most frequent. */
+const MAX_LISTED = 20;
+
+function printCounts(counts: ReadonlyMap<string, number>, noun: string): void {
+  const sorted = byCount(counts);
+  const listed = sorted.slice(0, MAX_LISTED);
+  const width = Math.max(...listed.map(([, n]) => n.toLocaleString('en-US').length));
+  for (const [name, n] of listed) console.log(`  ${n.toLocaleString('en-US').padStart(width)}  ${name}`);
+  const rest = sorted.slice(MAX_LISTED);
+  if (rest.length > 0) console.log(`  ... and ${countOf(rest.length, `more ${noun}`)} (${countOf(total(new Map(rest)), 'row')})`);
+}
+
+function printSkipped(skipped: ReadonlyMap<string, number>): void {
+  console.log(`skipped by the mapping (not imported, not bad):`);
+  printCounts(skipped, 'reason');
+}
+
+/** What reads event names in this project: the flows and segments `start` would load. */
+function projectReaders(config: Config): { flows: FlowDefinition[]; segments: SegmentDefinition[]; note: string } {
+  const where = `flows in ${shown(config.flowsDir)}/, segments in ${shown(config.segmentsDir)}/`;
+  try {
+    const flows = loadFlowFiles(config.flowsDir, config.templatesDir, segmentIdsIn(config.segmentsDir));
+    const segments = checkSegments(config.segmentsDir);
+    const broken = new Set([...flows.problems, ...segments.problems].filter((p) => p.severity === 'error').map((p) => p.file));
+    const skippedFiles = broken.size > 0 ? `; ${countOf(broken.size, 'file')} with errors not read (microflows validate)` : '';
+    return { flows: flows.flows, segments: segments.segments, note: `${where}${skippedFiles}` };
+  } catch (err) {
+    return { flows: [], segments: [], note: `${where} could not be read: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+/**
+ * Prints the event names the import brought in, with their counts, and warns (stderr) about names that nothing
+ * reads: an export in a shop's own vocabulary (view, cart, purchase) imports fine and then computes nothing.
+ */
+function reportEventNames(eventNames: ReadonlyMap<string, number>, run: ImportRun): void {
+  if (eventNames.size === 0) return;
+  console.log(`event names imported (${countOf(eventNames.size, 'name')}):`);
+  printCounts(eventNames, 'name');
+
+  const { flows, segments, note } = projectReaders(run.config);
+  const sorted = byCount(eventNames);
+  const unused = unusedEventNames(sorted.map(([name]) => name), flows, segments);
+  if (unused.length === 0) return;
+  const listed = unused.slice(0, MAX_LISTED);
+  const more = unused.length > MAX_LISTED ? ` and ${unused.length - MAX_LISTED} more` : '';
+  const advice = renamingAdvice(run.mapping, unused, shown(run.options.mapFile));
+  if (unused.length === eventNames.size) {
+    const arrived = eventNames.size === 1 ? `the only event name that arrived (${listed[0]}) is used by no` : `none of the ${eventNames.size} event names that arrived (${listed.join(', ')}${more}) is used by a`;
+    const again = run.mapping.messageId
+      ? 'then import into a fresh store: with message_id mapped, the renamed rows would be taken as already present'
+      : 'then import again: the rows stored under the old names stay, and are read by nothing';
+    console.error(
+      `warning: ${arrived} flow, segment or computed field (${note}): the ${countOf(total(eventNames), 'row')} were stored, but nothing reads them.\n` +
+        advice.map((line) => `  ${line[0]!.toUpperCase()}${line.slice(1)};\n`).join('') +
+        `  ${again} (see README "Importing customers and history").`,
+    );
+    return;
+  }
+  const known = [...eventNamesReadBy(flows, segments), ...Object.keys(BEHAVIOR_WEIGHTS)];
+  const described = listed.map((name) => {
+    const near = closestEventName(name, known);
+    return `"${name}" (${countOf(eventNames.get(name) ?? 0, 'row')}${near ? `; did you mean "${near}"?` : ''})`;
+  });
+  console.error(
+    `warning: ${unused.length} of the ${eventNames.size} event names imported ${unused.length === 1 ? 'is' : 'are'} used by no flow, segment or computed field ` +
+      `(${note}): ${described.join(', ')}${more}.\n` +
+      advice.map((line) => `  If that is not on purpose, ${line}.`).join('\n'),
+  );
+}
+
+/** How to fix the names nothing reads: a misspelled target of the event map, or the shop's own names to map. */
+function renamingAdvice(mapping: ImportMapping, unused: readonly string[], mapFile: string): string[] {
+  const event = mapping.event;
+  const targets = new Set(event?.from === 'column' && event.valueMap ? [...event.valueMap.values.values()].map(String) : []);
+  const misspelled = unused.filter((name) => targets.has(name));
+  const unmapped = unused.filter((name) => !targets.has(name));
+  const advice: string[] = [];
+  if (misspelled.length > 0) {
+    const names = misspelled.map((n) => `"${n}"`).join(', ');
+    advice.push(`${names} ${misspelled.length === 1 ? 'is a name' : 'are names'} the map of "event" in ${mapFile} writes: correct the spelling there`);
+  }
+  if (unmapped.length > 0 && event?.from === 'column') {
+    const pairs = `${unmapped.slice(0, 3).map((n) => `${n}: ...`).join(', ')}${unmapped.length > 3 ? ', ...' : ''}`;
+    advice.push(`map the shop's own names to the Segment e-commerce names (Product Viewed, Product Added, Product Removed, Order Completed, ...) in ${mapFile}: event: { column: ${event.column}, map: { ${pairs} } }`);
+  } else if (unmapped.length > 0) {
+    advice.push(`set the name in ${mapFile}: event: { value: <a name flows and segments use, e.g. Order Completed> }`);
+  }
+  return advice;
 }

@@ -1,13 +1,19 @@
 // Reads an import mapping (YAML: which column of a CSV or JSONL file becomes which field of a Segment call) and maps
 // one row through it to a validated NewEvent. Pure: the caller reads the files and supplies the hash function.
-import { isMap, isScalar } from 'yaml';
+import { DateTime, IANAZone } from 'luxon';
+import { isMap, isScalar, isSeq } from 'yaml';
+import { DAY_MS, foldAll } from './behavior';
 import type { NewEvent } from './event';
 import { BadInputError, InvalidFileError, isMicroflowsError } from './errors';
 import type { FileProblem } from './errors';
+import type { FlowDefinition } from './flow-types';
+import type { SegmentDefinition } from './segment-definition';
+import { eventsRead } from './segment-rules';
 import { EVENT_LIMIT_BYTES, parseIdentifyCall, parseIsoTimestamp, parseTrackCall } from './segment-spec';
 import { parseStrictJson } from './strict-json';
+import { eventNamesOfInterest } from './triggers';
 import { describe, editDistance, readYaml, suggest } from './yaml-reader';
-import type { Entry, YamlReader } from './yaml-reader';
+import type { Entry, YamlNode, YamlReader } from './yaml-reader';
 
 /** `profiles`: each row is an identify call. `events`: each row is a track call (history). */
 export type ImportKind = 'profiles' | 'events';
@@ -27,9 +33,40 @@ export interface MappingSpot {
   path: string;
 }
 
+/**
+ * How a date column is written. `iso`: ISO-8601, UTC without an offset. `epoch_seconds` / `epoch_millis`: a number
+ * since 1970-01-01 UTC. `pattern`: a Luxon token pattern (`yyyy-MM-dd HH:mm:ss 'UTC'`); a value without an offset of
+ * its own is a wall-clock time in `zone`.
+ */
+export type DateFormat =
+  | { kind: 'iso' }
+  | { kind: 'epoch_seconds' }
+  | { kind: 'epoch_millis' }
+  | { kind: 'pattern'; pattern: string; zone: string; readsOffset: boolean; example: string };
+
+export const NAMED_DATE_FORMATS = ['iso', 'epoch_seconds', 'epoch_millis'] as const;
+
+/** What a value missing from a value map does: kept as it is, the row skipped (not imported, not bad), or a bad row. */
+export const UNMAPPED_CHOICES = ['keep', 'skip', 'bad_row'] as const;
+export type Unmapped = (typeof UNMAPPED_CHOICES)[number];
+
+/** Translates a column's values (`view` -> `Product Viewed`) before they are typed. Keys are the trimmed text. */
+export interface ValueMap {
+  values: ReadonlyMap<string, string | number | boolean>;
+  unmapped: Unmapped;
+}
+
+/** A number the product of columns (price x quantity) and constants. */
+export type Factor = { column: string; spot: MappingSpot } | { constant: number };
+
+export type NamedField = { name: string; source: FieldSource };
+
 export type FieldSource =
-  | { from: 'column'; column: string; type: FieldType | null; required: boolean; spot: MappingSpot }
-  | { from: 'value'; value: unknown };
+  | { from: 'column'; column: string; type: FieldType | null; required: boolean; spot: MappingSpot; dateFormat?: DateFormat; valueMap?: ValueMap }
+  | { from: 'value'; value: unknown }
+  | { from: 'multiply'; factors: Factor[]; required: boolean }
+  /** A list of objects built from the row's columns (products from line columns); an item with no value is left out. */
+  | { from: 'list'; items: NamedField[][] };
 
 export interface ImportMapping {
   kind: ImportKind;
@@ -42,9 +79,9 @@ export interface ImportMapping {
   timestamp: FieldSource | null;
   /** The dedupe key. Without it the message id is a hash of the mapped call. */
   messageId: FieldSource | null;
-  traits: Array<{ name: string; source: FieldSource }>;
+  traits: NamedField[];
   consent: Array<{ name: ConsentKind; source: FieldSource }>;
-  properties: Array<{ name: string; source: FieldSource }>;
+  properties: NamedField[];
 }
 
 /** One row of a CSV (column -> text) or JSONL file (a parsed JSON object). */
@@ -65,6 +102,17 @@ export interface ImportCall {
 
 export const IMPORT_LIBRARY = 'microflows-import';
 
+/** The mapping says to leave this row out (`unmapped: skip`): not imported, and not a bad row either. */
+export class RowSkipped extends Error {
+  override name = 'RowSkipped';
+  constructor(
+    readonly column: string,
+    readonly value: string,
+  ) {
+    super(`column "${column}": ${JSON.stringify(value)} is not in its map (unmapped: skip)`);
+  }
+}
+
 /** One row of an import file cannot be imported; `column` names the column at fault when there is one. */
 export class BadRowError extends BadInputError {
   override readonly code = 'bad_row';
@@ -84,7 +132,9 @@ const TOP_LEVEL_KEYS: Record<ImportKind, string[]> = {
   profiles: ['user_id', 'traits', 'consent', 'timestamp', 'message_id'],
   events: ['user_id', 'event', 'timestamp', 'message_id', 'properties'],
 };
-const SPEC_KEYS = ['column', 'type', 'required', 'value'];
+const SPEC_KEYS = ['column', 'from', 'type', 'required', 'value', 'format', 'zone', 'map', 'unmapped', 'multiply'];
+/** Keys that say how to read a column, so a constant or a product (which read no single column) cannot take them. */
+const COLUMN_KEYS = ['column', 'from', 'type', 'format', 'zone', 'map', 'unmapped'];
 
 interface FieldRule {
   what: string;
@@ -95,9 +145,12 @@ interface FieldRule {
   alwaysRequired?: string;
   /** The constant must be text or a number (ids and names). */
   textValue?: boolean;
+  /** Products of columns and lists of objects may be built: traits and properties, not ids, names or times. */
+  derived?: boolean;
 }
 
 const ID_RULE = { types: ['string'], defaultType: 'string', required: true, textValue: true } as const;
+const NAMED_FIELD_RULE = { types: FIELD_TYPES, defaultType: null, required: false, derived: true } as const;
 
 /** Compiles a mapping file; throws InvalidFileError listing every error found. Warnings do not fail. */
 export function compileImportMapping(source: string, file: string, kind: ImportKind): ImportMapping {
@@ -179,31 +232,31 @@ class MappingCompiler {
     return { kind: this.kind, file, userId, event: event ?? null, timestamp: timestamp ?? null, messageId: messageId ?? null, traits, consent, properties };
   }
 
-  /** traits / properties: name -> field. */
-  private namedFields(entry: Entry, section: string, noun: string): Array<{ name: string; source: FieldSource }> | undefined {
+  /** traits / properties, and the fields of a list item: name -> field. */
+  private namedFields(entry: Entry, section: string, noun: string): NamedField[] | undefined {
     const r = this.r;
     if (r.isEmpty(entry.value)) return [];
     if (!isMap(entry.value)) {
       r.error(entry.value, entry.path, `${section} must be a map of ${noun} name -> column, e.g. "email: Email", got ${describe(entry.value)}`);
       return undefined;
     }
-    const out: Array<{ name: string; source: FieldSource }> = [];
+    const out: NamedField[] = [];
     let ok = true;
     for (const pair of entry.value.items) {
       const keyNode = r.resolve(pair.key);
       if (!isScalar(keyNode) || keyNode.value === null || typeof keyNode.value === 'object' || String(keyNode.value).trim() === '') {
-        r.error(keyNode ?? entry.value, section, `${section}: each key is a ${noun} name`);
+        r.error(keyNode ?? entry.value, entry.path, `${section}: each key is a ${noun} name`);
         ok = false;
         continue;
       }
       const name = String(keyNode.value);
-      const path = `${section}.${name}`;
+      const path = `${entry.path}.${name}`;
       if (section === 'traits' && name === 'consent') {
         r.error(keyNode, path, 'consent is not a trait: map it in the top-level "consent" section (email_marketing, behavioral_tracking)');
         ok = false;
         continue;
       }
-      const source = this.field({ key: name, keySpot: keyNode, value: r.resolve(pair.value), path }, { what: `${noun} "${name}"`, types: FIELD_TYPES, defaultType: null, required: false });
+      const source = this.field({ key: name, keySpot: keyNode, value: r.resolve(pair.value), path }, { ...NAMED_FIELD_RULE, what: `${noun} "${name}"` });
       if (source) out.push({ name, source });
       else ok = false;
     }
@@ -225,7 +278,10 @@ class MappingCompiler {
     return ok ? out : undefined;
   }
 
-  /** A field: `Column Name`, `{ column, type, required }` or `{ value: <constant> }`. */
+  /**
+   * A field: `Column Name`, `{ column, type, required, format, zone, map, unmapped }`, `{ value: <constant> }`, and
+   * for traits and properties `{ multiply: [...] }` or a list of objects.
+   */
   private field(entry: Entry | undefined, rule: FieldRule): FieldSource | undefined {
     if (!entry) return undefined;
     const r = this.r;
@@ -236,11 +292,17 @@ class MappingCompiler {
         r.error(v, entry.path, `${rule.what} must be ${shapes}, got an empty name`);
         return undefined;
       }
-      return { from: 'column', column: v.value, type: rule.defaultType, required: rule.required, spot: this.spot(v, entry.path) };
+      const dateFormat = rule.defaultType === 'date' ? ({ kind: 'iso' } as const) : undefined;
+      return { from: 'column', column: v.value, type: rule.defaultType, required: rule.required, spot: this.spot(v, entry.path), ...(dateFormat ? { dateFormat } : {}) };
     }
     if (isScalar(v) && (typeof v.value === 'number' || typeof v.value === 'boolean')) {
       const text = String(v.value);
       r.error(v, entry.path, `${rule.what}: ${text} reads as a ${typeof v.value}, not a column name: quote a column name ("${text}") or write a constant as { value: ${text} }`);
+      return undefined;
+    }
+    if (isSeq(v)) {
+      if (rule.derived) return this.list(entry);
+      r.error(v, entry.path, `${rule.what} must be ${shapes}, got a list (lists of objects, e.g. products, are built in traits and properties only)`);
       return undefined;
     }
     if (!isMap(v)) {
@@ -252,27 +314,30 @@ class MappingCompiler {
 
     const valueEntry = m.get('value');
     if (valueEntry) {
-      let ok = true;
-      for (const other of ['column', 'type', 'required']) {
-        const e = m.get(other);
-        if (!e) continue;
-        r.error(e.keySpot, e.path, `a constant ({ value: ... }) reads no column, so "${other}" does not apply: remove it, or remove "value"`);
-        ok = false;
-      }
+      let ok = this.refuseWith(m, 'value', [...COLUMN_KEYS, 'required', 'multiply'], 'a constant ({ value: ... }) reads no column');
       const value = r.js(valueEntry.value);
       const text = typeof value === 'string' ? value.trim() !== '' : typeof value === 'number';
       if (value === null || (rule.textValue && !text)) {
         r.error(valueEntry.value ?? valueEntry.keySpot, valueEntry.path, `${rule.what}: the constant must be ${rule.textValue ? 'non-empty text' : 'a value'}, got ${describe(valueEntry.value)}`);
-        return undefined;
+        ok = false;
       }
       return ok ? { from: 'value', value: rule.textValue ? String(value) : value } : undefined;
     }
+    if (m.has('multiply')) return this.multiply(m, rule);
 
-    const columnEntry = r.require(m, 'column', v, entry.path, 'the column to read, e.g. "column: Email" (or "value: ..." for a constant)');
+    if (m.has('column') && m.has('from')) {
+      const e = m.get('from')!;
+      r.error(e.keySpot, e.path, '"from" is another name for "column": give one of them');
+      return undefined;
+    }
+    const columnEntry = m.get('column') ?? m.get('from');
+    if (!columnEntry) r.error(v, `${entry.path}.column`, 'missing "column": the column to read, e.g. "column: Email" (or "value: ..." for a constant)');
     const column = r.text(columnEntry, 'column');
     let type = rule.defaultType;
     let ok = column !== undefined;
     const typeEntry = m.get('type');
+    const formatEntry = m.get('format');
+    const zoneEntry = m.get('zone');
     if (typeEntry) {
       const name = r.text(typeEntry, 'type');
       if (name === undefined) ok = false;
@@ -282,6 +347,9 @@ class MappingCompiler {
         r.error(typeEntry.value, typeEntry.path, `${known ? '' : 'unknown '}type "${name}"${hint}: ${rule.what} takes ${rule.types.length === 1 ? `type ${rule.types[0]} only` : `one of ${rule.types.join(', ')}`}`);
         ok = false;
       } else type = name as FieldType;
+    } else if ((formatEntry || zoneEntry) && rule.types.includes('date')) {
+      // A date format says the column holds dates: writing type: date as well adds nothing.
+      type = 'date';
     }
     let required = rule.required;
     const requiredEntry = m.get('required');
@@ -295,13 +363,252 @@ class MappingCompiler {
         ok = false;
       } else required = rv.value;
     }
+    let dateFormat: DateFormat | undefined;
+    if (type === 'date') {
+      dateFormat = this.dateFormat(formatEntry, zoneEntry);
+      if (!dateFormat) ok = false;
+    } else if (ok) {
+      for (const e of [formatEntry, zoneEntry]) {
+        if (!e) continue;
+        r.error(e.keySpot, e.path, `${e.key} applies to dates: ${rule.what} is ${type === null ? 'read as it is in the file' : `of type ${type}`}${rule.types.includes('date') ? ' (remove the type, or write type: date)' : ''}`);
+        ok = false;
+      }
+    }
+    let valueMap: ValueMap | undefined;
+    const mapEntry = m.get('map');
+    const unmappedEntry = m.get('unmapped');
+    if (mapEntry) {
+      valueMap = this.valueMap(mapEntry, unmappedEntry, rule);
+      if (!valueMap) ok = false;
+    } else if (unmappedEntry) {
+      r.error(unmappedEntry.keySpot, unmappedEntry.path, 'unmapped says what a value missing from "map" does: it needs a map, e.g. map: { view: Product Viewed }');
+      ok = false;
+    }
     if (!ok || column === undefined || !columnEntry) return undefined;
-    return { from: 'column', column, type, required, spot: this.spot(columnEntry.value, columnEntry.path) };
+    return {
+      from: 'column',
+      column,
+      type,
+      required,
+      spot: this.spot(columnEntry.value, columnEntry.path),
+      ...(dateFormat ? { dateFormat } : {}),
+      ...(valueMap ? { valueMap } : {}),
+    };
+  }
+
+  /** Reports each of `keys` present beside `owner`, which rules them out; true when none was. */
+  private refuseWith(m: Map<string, Entry>, owner: string, keys: readonly string[], why: string): boolean {
+    let ok = true;
+    for (const other of keys) {
+      const e = m.get(other);
+      if (!e) continue;
+      this.r.error(e.keySpot, e.path, `${why}, so "${other}" does not apply: remove it, or remove "${owner}"`);
+      ok = false;
+    }
+    return ok;
+  }
+
+  /** `format: <iso | epoch_seconds | epoch_millis | Luxon pattern>` and `zone: <IANA name>`; ISO when neither. */
+  private dateFormat(formatEntry: Entry | undefined, zoneEntry: Entry | undefined): DateFormat | undefined {
+    const r = this.r;
+    const name = formatEntry ? r.text(formatEntry, 'format') : 'iso';
+    const zone = zoneEntry ? r.text(zoneEntry, 'zone') : undefined;
+    if (name === undefined || (zoneEntry && zone === undefined)) return undefined;
+    if ((NAMED_DATE_FORMATS as readonly string[]).includes(name)) {
+      if (zone !== undefined) {
+        const why =
+          name === 'iso'
+            ? `an ISO-8601 value carries its own offset (none means UTC): to read zone-less times in ${zone}, write the pattern, e.g. format: "yyyy-MM-dd'T'HH:mm:ss"`
+            : 'an epoch time is an instant, the same in every zone';
+        r.error(zoneEntry!.keySpot, zoneEntry!.path, `zone does not apply to format ${name}: ${why}`);
+        return undefined;
+      }
+      return { kind: name as (typeof NAMED_DATE_FORMATS)[number] };
+    }
+    if (zone !== undefined && !IANAZone.isValidZone(zone)) {
+      r.error(zoneEntry!.value, zoneEntry!.path, `unknown time zone "${zone}"${closestZone(zone)}: use an IANA name such as Europe/Berlin, America/New_York or UTC`);
+      return undefined;
+    }
+    const compiled = compileDatePattern(name, zone ?? 'UTC');
+    if ('problem' in compiled) {
+      r.error(formatEntry!.value, formatEntry!.path, compiled.problem);
+      return undefined;
+    }
+    if (compiled.readsOffset && zone !== undefined) {
+      r.error(zoneEntry!.keySpot, zoneEntry!.path, `the pattern "${name}" reads each value's own offset or zone, so zone does not apply: remove it`);
+      return undefined;
+    }
+    return compiled;
+  }
+
+  /** `map: { <value in the file>: <value to use> }`, with `unmapped` for the values it does not list. */
+  private valueMap(mapEntry: Entry, unmappedEntry: Entry | undefined, rule: FieldRule): ValueMap | undefined {
+    const r = this.r;
+    const node = mapEntry.value;
+    if (!isMap(node) || node.items.length === 0) {
+      r.error(node ?? mapEntry.keySpot, mapEntry.path, `map must be a non-empty map of value in the file -> value to use, e.g. { view: Product Viewed, cart: Product Added }, got ${describe(node)}`);
+      return undefined;
+    }
+    const values = new Map<string, string | number | boolean>();
+    let ok = true;
+    for (const pair of node.items) {
+      const keyNode = r.resolve(pair.key);
+      const valueNode = r.resolve(pair.value);
+      if (!isScalar(keyNode) || keyNode.value === null || typeof keyNode.value === 'object') {
+        r.error(keyNode ?? node, mapEntry.path, 'map: each key is a value as it is in the file');
+        ok = false;
+        continue;
+      }
+      const key = String(keyNode.value).trim();
+      const path = `${mapEntry.path}.${key}`;
+      const target = isScalar(valueNode) ? valueNode.value : undefined;
+      const scalar = typeof target === 'string' || typeof target === 'number' || typeof target === 'boolean';
+      if (!scalar || (typeof target === 'string' && target.trim() === '') || (rule.textValue && typeof target === 'boolean')) {
+        const wanted = rule.textValue ? 'non-empty text' : 'text, a number or true/false';
+        r.error(valueNode ?? keyNode, path, `map: "${key}" must map to ${wanted}, got ${describe(valueNode)}`);
+        ok = false;
+        continue;
+      }
+      values.set(key, rule.textValue ? String(target) : target);
+    }
+    let unmapped: Unmapped = 'keep';
+    if (unmappedEntry) {
+      const choice = r.text(unmappedEntry, 'unmapped');
+      if (choice === undefined) ok = false;
+      else if (!(UNMAPPED_CHOICES as readonly string[]).includes(choice)) {
+        r.error(unmappedEntry.value, unmappedEntry.path, `unmapped: "${choice}"${suggest(choice, UNMAPPED_CHOICES)} is not one of ${UNMAPPED_CHOICES.join(', ')} (keep the value as it is, skip the row, or report it as a bad row)`);
+        ok = false;
+      } else unmapped = choice as Unmapped;
+    }
+    return ok ? { values, unmapped } : undefined;
+  }
+
+  /** `{ multiply: [price, quantity] }`: the product of number columns (and number constants), e.g. a line total. */
+  private multiply(m: Map<string, Entry>, rule: FieldRule): FieldSource | undefined {
+    const r = this.r;
+    const entry = m.get('multiply')!;
+    if (!rule.derived) {
+      r.error(entry.keySpot, entry.path, `multiply makes a number: it builds traits and properties, not ${rule.what}`);
+      return undefined;
+    }
+    let ok = this.refuseWith(m, 'multiply', COLUMN_KEYS, 'multiply reads each of its columns as a number');
+    const list = entry.value;
+    if (!isSeq(list) || list.items.length < 2) {
+      r.error(list ?? entry.keySpot, entry.path, `multiply takes a list of two or more columns or numbers, e.g. multiply: [price, quantity], got ${describe(list)}`);
+      return undefined;
+    }
+    const factors: Factor[] = [];
+    list.items.forEach((raw, i) => {
+      const item = r.resolve(raw);
+      const path = `${entry.path}[${i}]`;
+      if (isScalar(item) && typeof item.value === 'number' && Number.isFinite(item.value)) factors.push({ constant: item.value });
+      else if (isScalar(item) && typeof item.value === 'string' && item.value.trim() !== '') factors.push({ column: item.value, spot: this.spot(item, path) });
+      else {
+        r.error(item ?? list, path, `multiply: each factor is a column name or a number, got ${describe(item)}`);
+        ok = false;
+      }
+    });
+    if (factors.every((f) => 'constant' in f)) {
+      r.error(list, entry.path, 'multiply needs at least one column: a product of constants is a constant, write it as { value: ... }');
+      ok = false;
+    }
+    let required = false;
+    const requiredEntry = m.get('required');
+    if (requiredEntry) {
+      const rv = requiredEntry.value;
+      if (!isScalar(rv) || typeof rv.value !== 'boolean') {
+        r.error(rv ?? requiredEntry.keySpot, requiredEntry.path, `required must be true or false, got ${describe(rv)}`);
+        ok = false;
+      } else required = rv.value;
+    }
+    return ok ? { from: 'multiply', factors, required } : undefined;
+  }
+
+  /** A list of objects, each a map of field name -> field: `products: [ { product_id: sku, price: { column: price, type: number } } ]`. */
+  private list(entry: Entry): FieldSource | undefined {
+    const r = this.r;
+    const list = entry.value as YamlNode & { items: unknown[] };
+    if (list.items.length === 0) {
+      r.error(list, entry.path, 'an empty list builds nothing: list one object per item, e.g. [ { product_id: sku, price: { column: price, type: number } } ]');
+      return undefined;
+    }
+    const items: NamedField[][] = [];
+    let ok = true;
+    list.items.forEach((raw, i) => {
+      const item = r.resolve(raw);
+      const path = `${entry.path}[${i}]`;
+      if (!isMap(item) || item.items.length === 0) {
+        r.error(item ?? list, path, `each item of a list is a map of field name -> column, e.g. { product_id: sku, category: category_code }, got ${describe(item)}`);
+        ok = false;
+        return;
+      }
+      const fields = this.namedFields({ key: String(i), keySpot: item, value: item, path }, 'a list item', 'field');
+      if (fields) items.push(fields);
+      else ok = false;
+    });
+    return ok ? { from: 'list', items } : undefined;
   }
 
   private spot(node: Entry['value'], path: string): MappingSpot {
     return { ...this.r.position(node), path };
   }
+}
+
+/** A moment whose every unit differs, so a pattern's example shows which unit each token prints. */
+const PATTERN_PROBE_MS = Date.UTC(2001, 1, 3, 4, 5, 6, 7);
+/** Month and weekday names are English whatever the machine's locale: exports are not localized per reader. */
+const PATTERN_LOCALE = 'en-US';
+
+/**
+ * Checks a Luxon date pattern with Luxon's own parser: the pattern writes an example (2001-02-03 04:05:06.007), which
+ * must read back through the same pattern with every letter a token (Luxon takes unknown letters as literal text, so
+ * an unquoted "UTC" would only fail on the first real row) and with a year (without one Luxon takes today's).
+ */
+export function compileDatePattern(pattern: string, zone: string): Extract<DateFormat, { kind: 'pattern' }> | { problem: string } {
+  const example = DateTime.fromMillis(PATTERN_PROBE_MS, { zone }).toFormat(pattern, { locale: PATTERN_LOCALE });
+  const mixedUp = /Y|D/.test(pattern.replace(/'[^']*'/g, '')) ? ' (Luxon writes the year yyyy and the day of the month dd: YYYY and DD are moment/dayjs spellings)' : '';
+  const tokensHelp = `Luxon tokens: yyyy year, MM month, dd day, HH hour, mm minute, ss second, SSS millisecond, ZZ offset; literal text in single quotes, e.g. "yyyy-MM-dd HH:mm:ss 'UTC'"`;
+  let explained: ReturnType<typeof DateTime.fromFormatExplain>;
+  try {
+    explained = DateTime.fromFormatExplain(example, pattern, { locale: PATTERN_LOCALE, zone: 'utc' });
+  } catch (err) {
+    return { problem: `date format "${pattern}": ${err instanceof Error ? err.message : String(err)}` };
+  }
+  const matches = explained.matches;
+  if (explained.invalidReason || !matches || !explained.result) {
+    return { problem: `date format "${pattern}" cannot read back the dates it writes (2001-02-03T04:05:06.007Z as "${example}")${mixedUp}; ${tokensHelp}` };
+  }
+  const unknown = [...new Set(explained.tokens.filter((t) => !t.literal && /^[A-Za-z]+$/.test(t.val) && !(t.val[0]! in matches)).map((t) => t.val))];
+  if (unknown.length > 0) {
+    const listed = unknown.map((t) => `"${t}"`).join(', ');
+    return { problem: `date format "${pattern}": ${listed} ${unknown.length === 1 ? 'is not a date token' : 'are not date tokens'}${mixedUp}; ${tokensHelp}` };
+  }
+  if (explained.result.year === undefined && explained.result.weekYear === undefined) {
+    return { problem: `date format "${pattern}" has no year (yyyy): without one each date would fall in the current year` };
+  }
+  return { kind: 'pattern', pattern, zone, readsOffset: explained.zone !== null && explained.zone !== undefined, example };
+}
+
+function closestZone(zone: string): string {
+  const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of zones) {
+    const d = editDistance(zone.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best === undefined ? '' : ` (did you mean "${best}"?)`;
+}
+
+/** Every column a field reads, with where the mapping names it. */
+function columnsOf(source: FieldSource | null): Array<{ column: string; spot: MappingSpot }> {
+  if (source === null || source.from === 'value') return [];
+  if (source.from === 'column') return [{ column: source.column, spot: source.spot }];
+  if (source.from === 'multiply') return source.factors.flatMap((f) => ('column' in f ? [f] : []));
+  return source.items.flatMap((item) => item.flatMap((field) => columnsOf(field.source)));
 }
 
 /** Every column the mapping reads, with where the mapping names it. */
@@ -315,7 +622,7 @@ export function mappedColumns(mapping: ImportMapping): Array<{ column: string; s
     ...mapping.consent.map((c) => c.source),
     ...mapping.properties.map((p) => p.source),
   ];
-  return sources.flatMap((s) => (s?.from === 'column' ? [{ column: s.column, spot: s.spot }] : []));
+  return sources.flatMap(columnsOf);
 }
 
 /**
@@ -390,7 +697,7 @@ const TRUE = new Set(['true', 't', 'yes', 'y', '1']);
 const FALSE = new Set(['false', 'f', 'no', 'n', '0']);
 
 /** Converts one value to its type; the value is not blank. Throws BadRowError naming the column. */
-function convert(value: unknown, type: FieldType | null, column: string): unknown {
+function convert(value: unknown, type: FieldType | null, column: string, dateFormat: DateFormat = { kind: 'iso' }): unknown {
   const fail = (reason: string): never => {
     throw new BadRowError(reason, column);
   };
@@ -414,11 +721,8 @@ function convert(value: unknown, type: FieldType | null, column: string): unknow
       if ((typeof value === 'string' || typeof value === 'number') && FALSE.has(text)) return false;
       return fail(`${shown(value)} is not a boolean (use true/false, yes/no or 1/0)`);
     }
-    case 'date': {
-      const ms = typeof value === 'string' ? parseIsoTimestamp(value) : undefined;
-      if (ms === undefined || !Number.isFinite(ms)) return fail(`${shown(value)} is not an ISO-8601 date (e.g. 2024-05-01 or 2024-05-01T12:00:00Z; without an offset it is UTC)`);
-      return new Date(ms).toISOString();
-    }
+    case 'date':
+      return new Date(parseDate(value, dateFormat, fail)).toISOString();
     case 'json': {
       if (typeof value !== 'string') return value;
       try {
@@ -430,17 +734,123 @@ function convert(value: unknown, type: FieldType | null, column: string): unknow
   }
 }
 
+/** Epoch values this far from 1970 in the other unit: 1e11 seconds is the year 5138, 1e11 ms is March 1973. */
+const EPOCH_UNIT_MIX_UP = 1e11;
+/** The range of a JavaScript Date, ±100,000,000 days around 1970. */
+const MAX_DATE_MS = 8.64e15;
+
+/** A date value in its declared format, as epoch ms. */
+function parseDate(value: unknown, format: DateFormat, fail: (reason: string) => never): number {
+  switch (format.kind) {
+    case 'iso': {
+      const ms = typeof value === 'string' ? parseIsoTimestamp(value) : undefined;
+      if (ms === undefined || !Number.isFinite(ms)) return fail(`${shown(value)} is not an ISO-8601 date (e.g. 2024-05-01 or 2024-05-01T12:00:00Z; without an offset it is UTC)`);
+      return ms;
+    }
+    case 'epoch_seconds':
+    case 'epoch_millis': {
+      const seconds = format.kind === 'epoch_seconds';
+      const unit = seconds ? 'seconds' : 'milliseconds';
+      const n = typeof value === 'number' ? value : typeof value === 'string' && NUMBER.test(value.trim()) ? Number(value.trim()) : NaN;
+      if (!Number.isFinite(n)) return fail(`${shown(value)} is not a number of ${unit} since 1970-01-01 UTC (format: ${format.kind})`);
+      // Seconds read as milliseconds land in January 1970, milliseconds read as seconds in the far future: both are
+      // refused rather than imported as history nobody lived.
+      if (seconds && Math.abs(n) >= EPOCH_UNIT_MIX_UP) return fail(`${shown(value)} is too large for seconds since 1970 (it would be after the year 5000): it looks like milliseconds, use format: epoch_millis`);
+      if (!seconds && Math.abs(n) < EPOCH_UNIT_MIX_UP) return fail(`${shown(value)} milliseconds since 1970 is before March 1973: it looks like seconds, use format: epoch_seconds`);
+      const ms = Math.round(seconds ? n * 1000 : n);
+      if (Math.abs(ms) > MAX_DATE_MS) return fail(`${shown(value)} is outside the range of dates (${unit} since 1970 up to ±${seconds ? MAX_DATE_MS / 1000 : MAX_DATE_MS})`);
+      return ms;
+    }
+    case 'pattern': {
+      const expected = `the date format "${format.pattern}" (e.g. ${format.example})`;
+      if (typeof value !== 'string') return fail(`${kindOf(value)} is not text in ${expected}`);
+      // Read as a UTC wall-clock time, then placed in the zone here: parsing in the zone directly starts from the
+      // zone's offset today, so a repeated autumn hour would read differently in summer and in winter.
+      const parsed = DateTime.fromFormat(value.trim(), format.pattern, { zone: 'utc', setZone: true, locale: PATTERN_LOCALE });
+      if (!parsed.isValid) {
+        const detail = parsed.invalidReason === 'unparsable' || !parsed.invalidExplanation ? '' : ` (${parsed.invalidExplanation})`;
+        return fail(`${shown(value)} does not match ${expected}${detail}`);
+      }
+      const ms = format.readsOffset ? parsed.toMillis() : wallClockInZone(parsed.toMillis(), format.zone);
+      if (!Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS) return fail(`${shown(value)} is outside the range of dates`);
+      return ms;
+    }
+  }
+}
+
+/**
+ * The instant a wall-clock time (written as if it were UTC) shows in `zone`. A time the autumn change repeats is its
+ * first occurrence; a time the spring change skips is read an hour later, as the clocks had already moved on.
+ */
+export function wallClockInZone(wallAsUtc: number, zone: string): number {
+  const tz = IANAZone.create(zone);
+  // The offsets in force a day either side: a wall-clock time can only ever mean one of these.
+  const offsetBefore = tz.offset(wallAsUtc - DAY_MS);
+  const offsetAfter = tz.offset(wallAsUtc + DAY_MS);
+  const instants = [offsetBefore, offsetAfter].map((offset) => ({ offset, at: wallAsUtc - offset * 60_000 }));
+  const consistent = instants.filter(({ offset, at }) => tz.offset(at) === offset).map(({ at }) => at);
+  return consistent.length > 0 ? Math.min(...consistent) : wallAsUtc - offsetBefore * 60_000;
+}
+
 const isBlank = (value: unknown): boolean => value === undefined || value === null || (typeof value === 'string' && value.trim() === '');
+
+/** Looks a raw value up in a value map; what an unlisted value does is the map's `unmapped`. */
+function translate(raw: unknown, valueMap: ValueMap, column: string): unknown {
+  if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') throw new BadRowError(`${kindOf(raw)} cannot be looked up in the map`, column);
+  const key = String(raw).trim();
+  const mapped = valueMap.values.get(key);
+  if (mapped !== undefined) return mapped;
+  if (valueMap.unmapped === 'skip') throw new RowSkipped(column, key);
+  if (valueMap.unmapped === 'bad_row') {
+    const listed = [...valueMap.values.keys()];
+    const shownKeys = listed.length > 10 ? `${listed.slice(0, 10).join(', ')}, ...` : listed.join(', ');
+    throw new BadRowError(`${shown(key)} is not in the map (it lists ${shownKeys}; unmapped: bad_row)`, column);
+  }
+  return raw;
+}
 
 /** The field's value, or undefined when the cell is blank and the field is optional. */
 function read(record: ImportRecord, source: FieldSource): unknown {
-  if (source.from === 'value') return source.value;
-  const raw = lookupColumn(record, source.column);
-  if (isBlank(raw)) {
-    if (source.required) throw new BadRowError(raw === undefined ? 'is missing' : 'is empty', source.column);
-    return undefined;
+  switch (source.from) {
+    case 'value':
+      return source.value;
+    case 'multiply':
+      return multiply(record, source);
+    case 'list': {
+      // An item whose every cell is blank (a view row has no product) is no item; no items leaves the field out.
+      const items = source.items.map((fields) => readFields(record, fields)).filter((item) => Object.keys(item).length > 0);
+      return items.length > 0 ? items : undefined;
+    }
+    case 'column': {
+      const raw = lookupColumn(record, source.column);
+      if (isBlank(raw)) {
+        if (source.required) throw new BadRowError(raw === undefined ? 'is missing' : 'is empty', source.column);
+        return undefined;
+      }
+      const value = source.valueMap ? translate(raw, source.valueMap, source.column) : raw;
+      return convert(value, source.type, source.column, source.dateFormat);
+    }
   }
-  return convert(raw, source.type, source.column);
+}
+
+function multiply(record: ImportRecord, source: Extract<FieldSource, { from: 'multiply' }>): number | undefined {
+  let product = 1;
+  for (const factor of source.factors) {
+    if ('constant' in factor) {
+      product *= factor.constant;
+      continue;
+    }
+    const raw = lookupColumn(record, factor.column);
+    if (isBlank(raw)) {
+      // One blank factor leaves the product unknown, not 0: a line without a quantity has no total.
+      if (source.required) throw new BadRowError(raw === undefined ? 'is missing' : 'is empty', factor.column);
+      return undefined;
+    }
+    product *= convert(raw, 'number', factor.column) as number;
+  }
+  if (!Number.isFinite(product)) throw new BadRowError(`the product is ${product}, not a finite number`, source.factors.flatMap((f) => ('column' in f ? [f.column] : [])).join(' x '));
+  // 4.35 x 3 is 13.049999999999999 in binary floating point: 15 significant digits are what the inputs can carry.
+  return Number(product.toPrecision(15));
 }
 
 /** user_id, event, message_id: text, trimmed (a stray space would make a second customer). */
@@ -452,7 +862,7 @@ function readText(record: ImportRecord, source: FieldSource): string | undefined
   return text;
 }
 
-function readFields(record: ImportRecord, fields: Array<{ name: string; source: FieldSource }>): Record<string, unknown> {
+function readFields(record: ImportRecord, fields: readonly NamedField[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const { name, source } of fields) {
     // A blank cell leaves the trait as it is rather than clearing it: exports leave cells empty for "unknown".
@@ -517,4 +927,53 @@ export function importRow(mapping: ImportMapping, record: ImportRecord, options:
     if (isMicroflowsError(err) && err.code === 'bad_event') throw new BadRowError(`the mapped call is invalid: ${err.message}`);
     throw err;
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Event names an import brings in, against what reads them
+
+/**
+ * Fields that move whatever the event's name: every customer action sets the last action, and any `Product ...` name
+ * counts as a visit. They say nothing about whether the name itself is read: a misspelled "Product Addd" is not.
+ */
+const FIELDS_ANY_NAME_MOVES = new Set(['last_action_date', '_folded_through', 'visit_days', '_last_visit_day']);
+/** Properties that each computed field looks for, so a probe event of a name the fold reads changes something. */
+const PROBE_PROPERTIES = { product_id: 'probe', category: 'probe', price: 1, quantity: 1, total: 1, products: [{ product_id: 'probe' }] };
+
+/**
+ * Whether the computed profile fields (core/behavior) read track events of this name. Found by folding one such
+ * event rather than from a list kept beside the fold, so the answer follows the fold when it learns a new name.
+ */
+export function computedFieldsRead(name: string): boolean {
+  const folded = foldAll([{ type: 'track', name, properties: PROBE_PROPERTIES, traits: {}, timestamp: 0 }]);
+  return Object.keys(folded).some((field) => !FIELDS_ANY_NAME_MOVES.has(field));
+}
+
+/** The event names flows (triggers, exits, wait_for steps, inactivity) and segment rules read. */
+export function eventNamesReadBy(flows: readonly FlowDefinition[], segments: readonly SegmentDefinition[]): Set<string> {
+  const names = eventNamesOfInterest([...flows]);
+  for (const flow of flows) if (flow.trigger.kind === 'inactivity') names.add(flow.trigger.event);
+  for (const segment of segments) for (const name of eventsRead(segment.rule)) names.add(name);
+  return names;
+}
+
+/** Of the names an import brought in, those that no flow, segment or computed field reads, in the order given. */
+export function unusedEventNames(names: Iterable<string>, flows: readonly FlowDefinition[], segments: readonly SegmentDefinition[]): string[] {
+  const read = eventNamesReadBy(flows, segments);
+  return [...names].filter((name) => !read.has(name) && !computedFieldsRead(name));
+}
+
+/** A read name close to an unused one (a typo or a case slip), for "did you mean". */
+export function closestEventName(name: string, known: Iterable<string>): string | undefined {
+  const wanted = name.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = wanted.length <= 4 ? 2 : 3;
+  for (const candidate of known) {
+    const d = editDistance(wanted, candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
 }

@@ -12,6 +12,8 @@ import type { SourceFormat, SourceRow } from '../../cli/import-source';
 import { storeBackends } from '../support/store-backends';
 
 const ROOT = path.resolve(__dirname, '../..');
+/** A shop's event export in the shape of the public e-commerce behavior logs, and the mapping the README shows for it. */
+const SHOP_EXPORT = path.join(ROOT, 'test/fixtures/import-shop-export');
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 /** The parent's environment without anything that would point the child at another store. */
@@ -203,6 +205,8 @@ for (const backend of storeBackends('microflows import')) {
       expect(rerun.stderr).not.toMatch(/error/i); // progress lines only
       expect(rerun.stdout).toContain(`resuming from row ${left.rowsDone + 1}: rows 1-${left.rowsDone} were committed by an earlier run`);
       expect(rerun.stdout).toMatch(/imported 20,000 rows \([\d,]+ new, [\d,]+ already present\), 0 bad rows in /);
+      // The names of the rows the killed run committed are counted too: the checkpoint carries them.
+      expect(rerun.stdout).toContain('event names imported (1 name):\n  20,000  Order Completed\n');
       expect(rerun.status).toBe(0);
       expect(fs.existsSync(checkpoint)).toBe(false);
       expect(fs.existsSync(`${csv}.bad-rows.jsonl`)).toBe(false);
@@ -263,6 +267,106 @@ for (const backend of storeBackends('microflows import')) {
       expect(report[0].reason).toMatch(/^not valid JSON: /);
       expect(report[1].reason).toContain('column "at": "yesterday" is not an ISO-8601 date');
       expect(report[2].reason).toBe('the line is an array, not a JSON object');
+    });
+
+    test("a shop's event export (space-separated UTC times, its own event names, empty category cells) maps into Segment events and the profile fields they compute", async () => {
+      const csv = file('shop-events.csv', fs.readFileSync(path.join(SHOP_EXPORT, 'events.csv'), 'utf8'));
+      const result = run(['import', 'events', csv, '--map', path.join(SHOP_EXPORT, 'mapping.yaml')]);
+      expect(result.stdout).toContain('imported 30 rows (30 new, 0 already present), 0 bad rows in ');
+      expect(result.stdout).toContain(['event names imported (4 names):', '  17  Product Viewed', '   7  Product Added', '   4  Order Completed', '   2  Product Removed'].join('\n'));
+      expect(result.stderr).not.toContain('warning');
+      expect(result.status).toBe(0);
+
+      // The cart abandoner: times in UTC as written, the shop's names translated, an empty category left out.
+      const events = await store.eventsOf('541312140');
+      expect(events.map((e) => [new Date(e.timestamp).toISOString(), e.name])).toEqual([
+        ['2019-11-03T20:02:55.000Z', 'Product Removed'],
+        ['2019-11-03T20:01:37.000Z', 'Product Added'],
+        ['2019-11-03T19:59:12.000Z', 'Product Viewed'],
+        ['2019-11-03T19:58:00.000Z', 'Product Viewed'],
+        ['2019-10-03T10:06:02.000Z', 'Product Removed'],
+        ['2019-10-03T10:04:30.000Z', 'Product Added'],
+        ['2019-10-03T10:03:45.000Z', 'Product Viewed'],
+        ['2019-10-03T10:01:10.000Z', 'Product Added'],
+        ['2019-10-03T10:00:00.000Z', 'Product Viewed'],
+      ]);
+      const firstView = events[events.length - 1]!;
+      expect(firstView.properties).toEqual({
+        product_id: '5100816',
+        brand: 'xiaomi',
+        price: 29.81,
+        session_id: '7d1a2b3c-4d5e-4f60-8172-83949a5b6c02',
+        products: [{ product_id: '5100816', brand: 'xiaomi', price: 29.81 }],
+        total: 29.81,
+      });
+      expect(events.every((e) => e.dispatched)).toBe(true); // history: nothing owed to Temporal
+
+      const computed = async (id: string) => (await store.getProfile(id))!.computed;
+      // Bought a phone, then browsed a TV: the last category browsed is the TV's.
+      expect(await computed('512475445')).toMatchObject({
+        last_browsed_category: 'electronics.video.tv',
+        orders_count: 1,
+        total_spent: 1280.21,
+        cart: [],
+        last_order_products: [{ product_id: '1004237', category: 'electronics.smartphone', price: 1280.21, quantity: 1 }],
+      });
+      // Added two products, removed one, later added a third and removed the second: one notebook left.
+      const abandoner = await computed('541312140');
+      expect(abandoner).toMatchObject({ last_browsed_category: 'computers.notebook', cart: [{ product_id: '1307073', category: 'computers.notebook', price: 289.58, quantity: 1 }] });
+      expect(abandoner.orders_count).toBeUndefined();
+      // Two orders on different days.
+      const repeat = await computed('555444333');
+      expect(repeat).toMatchObject({ last_browsed_category: 'appliances.kitchen.refrigerators', orders_count: 2, cart: [] });
+      expect(repeat.total_spent).toBeCloseTo(463.15 + 707.81, 6);
+      // A browser whose last views had empty category cells: the last real category stays, the product has none.
+      const browser = await computed('600000001');
+      expect(browser).toMatchObject({ last_browsed_category: 'electronics.audio.headphone', last_viewed_product: { product_id: '17300353', price: 380.96 } });
+      expect(browser.last_viewed_product).not.toHaveProperty('category');
+      // Every category cell of this customer was empty: no category at all, rather than "".
+      const buyer = await computed('700000002');
+      expect(buyer).toMatchObject({ orders_count: 1, total_spent: 146.21 });
+      expect(buyer).not.toHaveProperty('last_browsed_category');
+    });
+
+    test('a mapping that leaves every event name unknown imports, exits 0, and warns naming the names that arrived', async () => {
+      // The same export under other customer ids, mapped without translating the shop's names.
+      const csv = file('shop-raw.csv', fs.readFileSync(path.join(SHOP_EXPORT, 'events.csv'), 'utf8').replace(/,(\d{9}),/g, ',raw-$1,'));
+      const mapping = file('shop-raw.yaml', ['user_id: user_id', 'event: event_type', `timestamp: { column: event_time, format: "yyyy-MM-dd HH:mm:ss 'UTC'" }`, 'properties:', '  category: category_code', ''].join('\n'));
+      const result = run(['import', 'events', csv, '--map', mapping]);
+      expect(result.stdout).toContain('imported 30 rows (30 new, 0 already present), 0 bad rows in ');
+      expect(result.stdout).toContain(['event names imported (4 names):', '  17  view', '   7  cart', '   4  purchase', '   2  remove_from_cart'].join('\n'));
+      expect(result.stderr).toContain(
+        'warning: none of the 4 event names that arrived (view, cart, purchase, remove_from_cart) is used by a flow, segment or computed field (flows in flows/, segments in segments/): the 30 rows were stored, but nothing reads them.',
+      );
+      expect(result.stderr).toContain(`in ${mapping}: event: { column: event_type, map: { view: ..., cart: ..., purchase: ..., ... } }`);
+      expect(result.status).toBe(0);
+      const raw = (await store.getProfile('raw-512475445'))!.computed;
+      expect(Object.keys(raw).filter((field) => !field.startsWith('_')).sort()).toEqual(['last_action_date']);
+    });
+
+    test('a time not in the declared format is a bad row naming column, value and format; unmapped: skip rows are counted, not bad', async () => {
+      const csv = file(
+        'shop-odd.csv',
+        [
+          'event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session',
+          '2019-10-09 08:00:00 UTC,view,1,2,electronics.tablet,apple,10.5,odd-1,s1',
+          '2019-10-09T08:01:00Z,cart,1,2,electronics.tablet,apple,10.5,odd-1,s1',
+          '2019-10-09 08:02:00 UTC,wishlist,1,2,electronics.tablet,apple,10.5,odd-1,s1',
+          '',
+        ].join('\n'),
+      );
+      const mapping = file(
+        'shop-odd.yaml',
+        fs.readFileSync(path.join(SHOP_EXPORT, 'mapping.yaml'), 'utf8').replace('    purchase: Order Completed\n', '    purchase: Order Completed\n  unmapped: skip\n'),
+      );
+      const result = run(['import', 'events', csv, '--map', mapping]);
+      expect(result.stdout).toContain('imported 1 row (1 new, 0 already present), 1 bad row, 1 skipped in ');
+      expect(result.stdout).toContain('  1  column "event_type": "wishlist" is not in its map (unmapped: skip)');
+      expect(result.status).toBe(2);
+      expect(reportLines(`${csv}.bad-rows.jsonl`).map((r) => [r.row, r.line, r.reason])).toEqual([
+        [2, 3, `column "event_time": "2019-10-09T08:01:00Z" does not match the date format "yyyy-MM-dd HH:mm:ss 'UTC'" (e.g. 2001-02-03 04:05:06 UTC)`],
+      ]);
+      expect((await store.eventsOf('odd-1')).map((e) => [e.name, new Date(e.timestamp).toISOString()])).toEqual([['Product Viewed', '2019-10-09T08:00:00.000Z']]);
     });
 
     test('an invalid mapping or a header without a mapped column writes nothing: exit 1 with file:line:col', async () => {
@@ -376,6 +480,15 @@ describe('reading rows: one malformed row costs that row only', () => {
       [4, 5, { a: { b: 2 } }],
     ]);
   });
+});
+
+test("the README's mapping for a shop export is the one the tests import", () => {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf("### A shop's event export, end to end"));
+  const shown = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+  const fixture = fs.readFileSync(path.join(SHOP_EXPORT, 'mapping.yaml'), 'utf8').replace(/^#.*\n/gm, '');
+  expect(shown).toBe(fixture);
+  expect(section).toContain(fs.readFileSync(path.join(SHOP_EXPORT, 'events.csv'), 'utf8').split('\n')[0]);
 });
 
 test('microflows import --help prints the usage; bad arguments fail with it', () => {
