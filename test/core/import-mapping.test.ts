@@ -17,8 +17,8 @@ import {
   mapRow,
   RowSkipped,
   unusedEventNames,
-  wallClockInZone,
 } from '../../core/import-mapping';
+import { wallClockInZone } from '../../core/import-dates';
 import type { ImportKind, ImportMapping } from '../../core/import-mapping';
 import { parseSegmentFile } from '../../core/segment-definition';
 
