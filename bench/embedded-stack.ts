@@ -88,7 +88,7 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       await noopRunning;
     });
 
-    return { runtime, client, url: runtime.url!, noopTaskQueue, temporalPid: devServer.process.pid, log, stop };
+    return { runtime, client, url: runtime.url!, noopTaskQueue, temporalPid: devServer.pid, log, stop };
   } catch (err) {
     await stop();
     throw err;

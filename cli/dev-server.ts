@@ -1,21 +1,29 @@
-// Runs the embedded Temporal dev server (`temporal server start-dev`) with its SQLite file under the
-// data dir, the Web UI, and microflows' search attributes registered; stops it cleanly.
+// Runs the embedded Temporal dev server (`temporal server start-dev`) with its SQLite file under the data dir, the
+// Web UI, and microflows' search attributes registered, bound to the process that started it; stops it cleanly.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { ConfigError } from '../core/errors';
+import { ConfigError, MicroflowsError } from '../core/errors';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../workflows/search-attributes';
+import { reclaimOrphanedDevServer, recordFile, removeDevServerRecord, stopRecordedDevServer, writeDevServerRecord, type DevServerRecord } from './dev-server-record';
 import { temporalCliPath } from './temporal-binaries';
 
 /** Pragmas `microflows start` gives the dev server's SQLite file: WAL with NORMAL sync (durable across process crashes). */
 export const EMBEDDED_SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'];
 
+const WATCHDOG = path.join(__dirname, 'dev-server-watchdog.ts');
+/** Lines of the dev server's output kept to explain a failed start. */
+const OUTPUT_TAIL_LINES = 20;
+
 export interface DevServer {
   address: string;
   uiUrl: string | null;
-  process: ChildProcess;
+  /** The `temporal` process. */
+  pid: number;
+  /** Settles when the dev server has exited, however it ended, with its exit code. */
+  exited: Promise<number | null>;
   stop(): Promise<void>;
 }
 
@@ -30,6 +38,25 @@ export interface DevServerOptions {
   /** `--dynamic-config-value` entries, e.g. ['limit.historyCount.suggestContinueAsNew=50'] */
   dynamicConfig?: string[];
   log?: (line: string) => void;
+  /** Aborting while the server starts stops it and rejects with DevServerStartAbortedError. */
+  signal?: AbortSignal;
+  /** Called once the checks have passed, right before the dev server is spawned. */
+  onSpawn?: () => void;
+  /** Told when a dev server an earlier start left running on this data dir is stopped first. */
+  onOrphanStopped?: (record: DevServerRecord) => void;
+}
+
+/** A port the dev server needs is taken by a process it did not start. */
+export class PortInUseError extends MicroflowsError {
+  override readonly status = 409;
+  override readonly code = 'port_in_use';
+  override name = 'PortInUseError';
+}
+
+/** The start was abandoned on request (Ctrl-C while starting); the dev server is stopped. */
+export class DevServerStartAbortedError extends MicroflowsError {
+  override readonly code = 'dev_server_start_aborted';
+  override name = 'DevServerStartAbortedError';
 }
 
 export async function freePort(): Promise<number> {
@@ -44,28 +71,77 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitUntilServing(address: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+/** Whether `host`:`port` can be bound now (what the dev server will do with 127.0.0.1:`port`). */
+export async function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', (err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' || err.code === 'EACCES' ? resolve(false) : reject(err)));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Refuses a port someone else listens on: without this the dev server fails to bind, but the health check finds the
+ * stranger's server answering on that address and `start` would run on it — and leave it running on Ctrl-C.
+ */
+async function refuseTakenPort(port: number, kind: 'grpc' | 'ui', dataDir: string): Promise<void> {
+  if (await portIsFree(port)) return;
+  const variable = kind === 'grpc' ? 'TEMPORAL_PORT' : 'TEMPORAL_UI_PORT';
+  const what = kind === 'grpc' ? 'the embedded Temporal server\'s gRPC port' : 'the embedded Temporal Web UI\'s port';
+  const useIt = kind === 'grpc' ? `, or, to use that server, set TEMPORAL_ADDRESS=127.0.0.1:${port} (start then runs no dev server)` : '';
+  throw new PortInUseError(
+    `port ${port} on 127.0.0.1 (${variable}, ${what}) is in use by a process this start did not start: no dev server is recorded ` +
+      `for it in ${recordFile(dataDir)}. microflows start runs its own Temporal dev server and will not adopt one it did not start. ` +
+      `Stop the process listening there (\`lsof -i :${port}\` names it), or set ${variable} to a free port${useIt}`,
+  );
+}
+
+function exitedEarly(address: string, watchdog: ChildProcess, outputTail: string): ConfigError {
+  const code = watchdog.exitCode ?? watchdog.signalCode;
+  return new ConfigError(`temporal server start-dev exited with code ${code} before serving on ${address}${outputTail ? `; its last output:\n${outputTail}` : ''}`);
+}
+
+async function waitUntilServing(address: string, watchdog: ChildProcess, outputTail: () => string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const hasExited = () => watchdog.exitCode !== null || watchdog.signalCode !== null;
   let lastError: unknown;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new ConfigError(`temporal server start-dev exited with code ${child.exitCode} before serving on ${address}`);
+    if (signal?.aborted) throw new DevServerStartAbortedError(`the start of the Temporal dev server on ${address} was abandoned on request`);
+    if (hasExited()) throw exitedEarly(address, watchdog, outputTail());
     try {
       const connection = await Connection.connect({ address, connectTimeout: 1000 });
-      await connection.healthService.check({});
-      await connection.close();
-      return;
+      try {
+        await connection.healthService.check({});
+      } finally {
+        await connection.close();
+      }
     } catch (err) {
       lastError = err;
       await new Promise((r) => setTimeout(r, 250));
+      continue;
     }
+    // An answer, but ours has exited: another server took the port after it was checked. Not ours to run on.
+    if (hasExited()) throw exitedEarly(address, watchdog, outputTail());
+    return;
   }
   throw new ConfigError(`Temporal dev server did not answer on ${address} within ${timeoutMs} ms: ${String(lastError)}`);
 }
 
+/**
+ * Starts the dev server through cli/dev-server-watchdog.ts, which stops it the moment this process is gone (even on
+ * SIGKILL), and records it in the data dir; a server an earlier start left there is stopped first, and a port held
+ * by anything else is refused.
+ */
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
   fs.mkdirSync(options.dataDir, { recursive: true });
+  const dbFile = path.resolve(options.dataDir, 'temporal.sqlite');
+  const orphan = await reclaimOrphanedDevServer(options.dataDir);
+  if (orphan) options.onOrphanStopped?.(orphan);
+  if (options.port) await refuseTakenPort(options.port, 'grpc', options.dataDir);
+  if (!options.headless && options.uiPort) await refuseTakenPort(options.uiPort, 'ui', options.dataDir);
   const port = options.port || (await freePort());
-  const uiPort = options.uiPort ?? (await freePort());
+  const uiPort = options.uiPort || (await freePort());
   const args = [
     'server',
     'start-dev',
@@ -74,7 +150,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     '--port',
     String(port),
     '--db-filename',
-    path.join(options.dataDir, 'temporal.sqlite'),
+    dbFile,
     '--log-level',
     'warn',
     ...SEARCH_ATTRIBUTE_REGISTRATIONS.flatMap((sa) => ['--search-attribute', sa]),
@@ -82,30 +158,66 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     ...(options.dynamicConfig ?? []).flatMap((value) => ['--dynamic-config-value', value]),
     ...(options.headless ? ['--headless'] : ['--ui-port', String(uiPort)]),
   ];
-  const child = spawn(temporalCliPath(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  options.onSpawn?.();
+  // detached: its own process group, so a terminal's Ctrl-C reaches only this process, which stops the worker and
+  // the HTTP server before the dev server they talk to; the group id also reaches the dev server if the watchdog dies.
+  const watchdog = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), WATCHDOG, temporalCliPath(), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    detached: true,
+  });
   const log = options.log ?? (() => undefined);
-  child.stdout?.on('data', (chunk: Buffer) => log(chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => log(chunk.toString()));
+  let output: string[] = [];
+  const exited = new Promise<number | null>((resolve) => {
+    watchdog.once('exit', (code) => resolve(code));
+    watchdog.once('error', (err) => {
+      output.push(`could not run the watchdog (${process.execPath}): ${err.message}`);
+      resolve(null);
+    });
+  });
+  const temporalPid = new Promise<number>((resolve) => watchdog.on('message', (m: { temporalPid?: number }) => m.temporalPid && resolve(m.temporalPid)));
+  const keep = (chunk: Buffer) => {
+    const text = chunk.toString();
+    log(text);
+    output = [...output, ...text.split('\n').filter((l) => l.trim() !== '')].slice(-OUTPUT_TAIL_LINES);
+  };
+  watchdog.stdout?.on('data', keep);
+  watchdog.stderr?.on('data', keep);
   const address = `127.0.0.1:${port}`;
+
+  let record: DevServerRecord | null = null;
+  const stop = async (): Promise<void> => {
+    if (watchdog.exitCode === null && watchdog.signalCode === null) {
+      // The watchdog exits once the dev server has (SIGKILL after its grace); the group kill is for a hung watchdog.
+      const killer = setTimeout(() => signalGroup(watchdog.pid!, 'SIGKILL'), 15_000);
+      watchdog.kill('SIGTERM');
+      await exited;
+      clearTimeout(killer);
+    }
+    // The watchdog may have been killed on its own, leaving the dev server running: stop that by its record.
+    if (record) {
+      await stopRecordedDevServer(record);
+      removeDevServerRecord(options.dataDir, record.watchdogPid);
+    }
+  };
+
   try {
-    await waitUntilServing(address, child, 60_000);
+    // Recorded as soon as its pid is known, so even a start killed while waiting leaves a record to find it by.
+    const pid = await Promise.race([temporalPid, exited.then(() => null)]);
+    if (pid === null) throw exitedEarly(address, watchdog, output.join('\n'));
+    record = { starterPid: process.pid, watchdogPid: watchdog.pid!, temporalPid: pid, port, uiPort: options.headless ? null : uiPort, dbFile, startedAt: new Date().toISOString() };
+    writeDevServerRecord(options.dataDir, record);
+    await waitUntilServing(address, watchdog, () => output.join('\n'), 60_000, options.signal);
+    return { address, uiUrl: options.headless ? null : `http://127.0.0.1:${uiPort}`, pid, exited, stop };
   } catch (err) {
-    child.kill('SIGKILL');
+    await stop();
     throw err;
   }
-  return {
-    address,
-    uiUrl: options.headless ? null : `http://127.0.0.1:${uiPort}`,
-    process: child,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        child.once('exit', () => {
-          clearTimeout(killer);
-          resolve();
-        });
-        child.kill('SIGTERM');
-      }),
-  };
+}
+
+function signalGroup(groupId: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-groupId, signal);
+  } catch {
+    // already gone
+  }
 }

@@ -1,81 +1,41 @@
 // The `microflows` command line: a table of named commands, each an async handler that returns its exit code.
 import fs from 'node:fs';
-import path from 'node:path';
 import { readConfig } from '../core/config';
-import { formatProblem } from '../core/errors';
-import type { FileProblem } from '../core/errors';
 import type { FlowDefinition } from '../core/flow-types';
 import { flowToMermaid } from '../core/mermaid';
-import { IMPORT_ARGS, runImport } from './import';
+import { IMPORT_ARGS, IMPORT_USAGE, runImport } from './import';
 import { loadFlowFiles, loadFlowPaths } from './project-files';
-import { PREVIEW_ARGS, runPreview } from './preview';
+import { PREVIEW_ARGS, PREVIEW_USAGE, runPreview } from './preview';
 import { serve } from './serve';
-import { checkSegments, segmentIdsIn } from './segment-files';
 import { SEGMENTS_ARGS, runSegments } from './segments';
-import { checkTemplates } from './template-files';
+import { displayPath, printProblems, runValidate, VALIDATE_ARGS, VALIDATE_USAGE } from './validate';
 
 export interface Command {
   /** Arguments as shown in the usage text, e.g. `[paths...]`. */
   args: string;
   summary: string;
+  /** What `microflows <command> --help` prints: the full usage, options, and what the command reads. */
+  usage: string;
   /** Resolves to the process exit code; long-running commands resolve when they have shut down. */
   run: (args: string[]) => Promise<number>;
 }
 
-/** Paths inside the working directory print relative, so `file:line` is clickable and short. */
-function displayPath(file: string): string {
-  if (!path.isAbsolute(file)) return file;
-  const relative = path.relative(process.cwd(), file);
-  return relative && !relative.startsWith('..') ? relative : file;
-}
-
-function printProblems(problems: FileProblem[], print: (line: string) => void): void {
-  for (const problem of problems) print(formatProblem({ ...problem, file: displayPath(problem.file) }));
-}
-
-const countOf = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;
-
 export const commands: Record<string, Command> = {
   validate: {
-    args: '[paths...]',
+    args: VALIDATE_ARGS,
     summary: 'check flow files, templates and segments (default: their directories), reporting every problem with file:line',
-    async run(args) {
-      const config = readConfig(process.env, process.cwd());
-      const isTemplatePath = (p: string) => p.endsWith('.mjml') || (fs.existsSync(p) && fs.statSync(p).isDirectory() && fs.readdirSync(p).some((f) => f.endsWith('.mjml')));
-      const isSegmentsDir = (p: string) => path.resolve(p) === path.resolve(config.segmentsDir);
-      const flowPaths = args.length > 0 ? args.filter((p) => !isTemplatePath(p) && !isSegmentsDir(p)) : [config.flowsDir];
-      const templatePaths = args.length > 0 ? args.filter(isTemplatePath) : [config.templatesDir];
-      const { flows, problems } = flowPaths.length > 0 ? loadFlowPaths(flowPaths, config.templatesDir, segmentIdsIn(config.segmentsDir)) : { flows: [], problems: [] };
-      const templates = templatePaths.map(checkTemplates);
-      // Segments: the segments folder, when no paths are given or when it is one of them.
-      const segmentsDir = path.resolve(config.segmentsDir);
-      const segmentChecks = (args.length === 0 && fs.existsSync(segmentsDir)) || args.some((p) => path.resolve(p) === segmentsDir) ? [checkSegments(config.segmentsDir)] : [];
-      const allProblems = [...problems, ...templates.flatMap((t) => t.problems), ...segmentChecks.flatMap((s) => s.problems)];
-      printProblems(allProblems, (line) => console.log(line));
-      // What each template reads, so a reviewer sees which profile, event and catalog fields an email depends on.
-      for (const template of templates.flatMap((t) => t.templates)) {
-        console.log(`${displayPath(template.file)} reads: ${template.fieldsRead.map((f) => f.path).join(', ') || 'no fields'}`);
-      }
-      const errors = allProblems.filter((p) => p.severity === 'error');
-      if (errors.length > 0) {
-        const files = new Set(errors.map((p) => p.file)).size;
-        console.log(`${countOf(errors.length, 'error')} in ${countOf(files, 'file')}`);
-        return 1;
-      }
-      const templateCount = templates.reduce((n, t) => n + t.templates.length, 0);
-      const checked = [
-        flowPaths.length > 0 ? countOf(flows.length, 'flow') : null,
-        templatePaths.length > 0 ? countOf(templateCount, 'template') : null,
-        segmentChecks.length > 0 ? countOf(segmentChecks[0]!.segments.length, 'segment') : null,
-      ].filter((part) => part !== null);
-      console.log(`ok: ${checked.length > 1 ? `${checked.slice(0, -1).join(', ')} and ${checked[checked.length - 1]}` : checked[0]} valid`);
-      return 0;
-    },
+    usage: VALIDATE_USAGE,
+    run: runValidate,
   },
 
   diagram: {
     args: '<flow-id[@version] | file>',
     summary: 'print a flow as a Mermaid flowchart',
+    usage: `usage: microflows diagram <flow-id[@version] | file>
+
+Prints a flow as a Mermaid flowchart (paste it into any Mermaid viewer, or a Markdown file on GitHub).
+A flow id is looked up in MICROFLOWS_FLOWS_DIR, newest version first unless @version is given; a path names a flow
+file anywhere. Exit code 1 when the flow is unknown or invalid, with its problems.`,
     async run(args) {
       const [wanted] = args;
       if (!wanted || args.length > 1) {
@@ -114,36 +74,67 @@ export const commands: Record<string, Command> = {
   import: {
     args: IMPORT_ARGS,
     summary: 'load customers or event history from CSV or JSONL; never triggers flows (import --help)',
+    usage: IMPORT_USAGE,
     run: runImport,
   },
 
   preview: {
     args: PREVIEW_ARGS,
     summary: 'render a template for a customer or a typical member of a segment: subject, fallbacks, fields, text (preview --help)',
+    usage: PREVIEW_USAGE,
     run: runPreview,
   },
 
   segments: {
     args: SEGMENTS_ARGS,
     summary: 'segment sizes, overlap, too-small and unused segments, last sweep (report), or a page of members',
+    usage: `usage: microflows segments report [--json]
+       microflows segments members <segment> [--after <customer id>] [--limit <n>]
+
+  report    each segment's size, the overlap between segments, segments too small to matter
+            (MICROFLOWS_SEGMENT_MIN_SIZE), segments no flow uses, and when each was last swept; --json prints JSON
+  members   one page of a segment's members with the time each entered (--limit, default 100); --after <customer id>
+            gives the page after that member
+Reads the segments of MICROFLOWS_SEGMENTS_DIR and the store (DATABASE_URL, or the SQLite file).`,
     run: runSegments,
   },
 
   start: {
     args: '',
     summary: 'run the embedded stack: Temporal dev server (+ Web UI), worker and HTTP server; Ctrl-C stops it',
+    usage: `usage: microflows start
+
+Runs the embedded stack: the Temporal dev server (gRPC on TEMPORAL_PORT, Web UI on TEMPORAL_UI_PORT, its SQLite file
+in MICROFLOWS_DATA_DIR), a worker and the HTTP server on PORT. Flows, templates and segments are validated: an
+invalid file stops it, naming file and line. Flow and segment files are read at start: a new version needs a restart.
+The dev server is recorded in MICROFLOWS_DATA_DIR/temporal-dev-server.json and stops when this process ends, even
+when it is killed; a start finding one that an earlier start left running stops it first, and refuses a port held
+by a server it did not start. Ctrl-C (or SIGTERM) stops everything it started; a second Ctrl-C stops at once.
+With TEMPORAL_ADDRESS set it uses that server and starts none. Every setting: README, "Configuration".`,
     run: () => serve('all'),
   },
 
   worker: {
     args: '',
     summary: 'run a worker only, against TEMPORAL_ADDRESS (scale out by running more)',
+    usage: `usage: microflows worker
+
+Runs a worker only (workflows, activities, the sweep Schedules) against TEMPORAL_ADDRESS on TEMPORAL_TASK_QUEUE, with
+the store of DATABASE_URL; run more of them to scale out. Flow and segment files are read at start: a new version
+needs a restart of every process. Ctrl-C (or SIGTERM) stops it after the tasks in hand. Every setting: README,
+"Configuration" and "Scaling out".`,
     run: () => serve('worker'),
   },
 
   server: {
     args: '',
     summary: 'run the HTTP server only (ingest and API), against TEMPORAL_ADDRESS',
+    usage: `usage: microflows server
+
+Runs the HTTP server only (the Segment ingest API at /v1/*, tracking, unsubscribe and the admin API at /api/*) on
+HOST:PORT, against TEMPORAL_ADDRESS and the store of DATABASE_URL; put several behind a load balancer. Flow and
+segment files are read at start: a new version needs a restart of every process. Ctrl-C (or SIGTERM) stops it.
+Every setting: README, "Configuration" and "Scaling out".`,
     run: () => serve('server'),
   },
 };
@@ -151,19 +142,27 @@ export const commands: Record<string, Command> = {
 export function usage(): string {
   const width = Math.max(...Object.entries(commands).map(([name, c]) => name.length + c.args.length + 1));
   const rows = Object.entries(commands).map(([name, c]) => `  ${`${name} ${c.args}`.padEnd(width)}  ${c.summary}`);
-  return ['usage: microflows <command> [args]', '', 'commands:', ...rows].join('\n');
+  return ['usage: microflows <command> [args]', '', 'commands:', ...rows, '', 'microflows <command> --help (or -h) prints the usage of one command.'].join('\n');
 }
+
+/** `--help` or `-h` anywhere among a command's arguments asks for its usage, as `microflows help <command>` does. */
+const HELP_FLAGS = ['--help', '-h'];
 
 async function run(argv: string[] = process.argv.slice(2)): Promise<void> {
   const [name, ...args] = argv;
-  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+  if (name === undefined || HELP_FLAGS.includes(name) || (name === 'help' && args.length === 0)) {
     console.log(usage());
     return;
   }
-  const command = commands[name];
+  const asked = name === 'help' ? args[0]! : name;
+  const command = commands[asked];
   if (!command) {
-    console.error(`unknown command "${name}"\n\n${usage()}`);
+    console.error(`unknown command "${asked}"\n\n${usage()}`);
     process.exitCode = 1;
+    return;
+  }
+  if (name === 'help' || args.some((arg) => HELP_FLAGS.includes(arg))) {
+    console.log(command.usage);
     return;
   }
   // exitCode rather than exit(): lets stdout drain when it is a pipe.

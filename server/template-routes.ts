@@ -1,9 +1,10 @@
 // The template API: GET /api/templates (each template's header and the fields it reads) and
-// GET /api/templates/:name/preview?profile=<id> (subject, HTML, text, fallbacks used and fields read, as a send
-// would render them for that customer; `format=html` or `format=text` answers with that part alone).
+// GET /api/templates/:name/preview?profile=<id>[&event=<track call JSON>][&data=<JSON>] (subject, HTML, text, fallbacks
+// used and fields read, as a send would render them for that customer and trigger event; `format=html` or
+// `format=text` answers with that part alone).
 import { Router } from 'express';
 import type { CatalogReader } from '../activities/catalog';
-import { previewTemplate } from '../activities/preview';
+import { parsePreviewEvent, previewTemplate } from '../activities/preview';
 import type { TemplateLibrary } from '../activities/templates';
 import type { Store } from '../store/store';
 import { BadRequestError, NotFoundError, asyncHandler } from './http-errors';
@@ -16,6 +17,13 @@ export interface TemplateRouteDeps {
 }
 
 const FORMATS = ['json', 'html', 'text'] as const;
+
+/** A query parameter given at most once, as a string. */
+function onceOrAbsent(value: unknown, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new BadRequestError('give it once, as a single string', name);
+  return value;
+}
 
 export function templateRoutes(deps: TemplateRouteDeps): Router {
   const router = Router();
@@ -38,15 +46,22 @@ export function templateRoutes(deps: TemplateRouteDeps): Router {
       if (!(FORMATS as readonly string[]).includes(format)) throw new BadRequestError(`format=${format}: use json, html or text`);
       const customerId = typeof req.query.profile === 'string' ? req.query.profile : undefined;
       if (customerId === undefined || customerId === '') throw new BadRequestError('say whose data to render with: ?profile=<customer id>');
+      const at = deps.now();
       let data: Record<string, unknown> = {};
-      if (typeof req.query.data === 'string') {
+      const dataJson = onceOrAbsent(req.query.data, 'data');
+      if (dataJson !== undefined) {
+        let parsed: unknown;
         try {
-          data = JSON.parse(req.query.data) as Record<string, unknown>;
+          parsed = JSON.parse(dataJson);
         } catch {
-          throw new BadRequestError('data= must be a JSON object, e.g. data={"discount_pct":10}');
+          parsed = undefined;
         }
+        if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BadRequestError('must be a JSON object, e.g. data={"discount_pct":10}', 'data');
+        data = parsed as Record<string, unknown>;
       }
-      const preview = await previewTemplate(deps, { template: name, customerId, data, at: deps.now() });
+      const eventJson = onceOrAbsent(req.query.event, 'event');
+      const event = eventJson === undefined ? undefined : parsePreviewEvent(eventJson, 'event', customerId, at);
+      const preview = await previewTemplate(deps, { template: name, customerId, data, event, at });
       if (format === 'html') res.type('html').send(preview.html);
       else if (format === 'text') res.type('text/plain').send(preview.text);
       else res.json(preview);

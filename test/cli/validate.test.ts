@@ -97,6 +97,55 @@ describe('microflows validate', () => {
     }
   });
 
+  test('segment files are recognized by what they hold: a copy of segments/ anywhere gives what segments/ gives', () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'microflows-segments-copy-'));
+    try {
+      // Not the configured segments dir, and one copy not even named "segments": recognized by content.
+      for (const [from, to] of [['segments', 'segments-copy'], ['segments', 'audiences'], ['test/fixtures/segments-invalid', 'invalid-copy']]) {
+        fs.cpSync(path.join(ROOT, from!), path.join(tmp, to!), { recursive: true });
+      }
+      const shipped = microflows(['validate', 'segments']);
+      expect(shipped.output).toBe('ok: 7 segments valid\n');
+      for (const copy of ['segments-copy', 'audiences']) {
+        const run = microflows(['validate', path.join(tmp, copy)]);
+        expect({ copy, status: run.status, output: run.output }).toEqual({ copy, status: shipped.status, output: shipped.output });
+      }
+
+      const invalidDir = 'test/fixtures/segments-invalid';
+      const original = microflows(['validate', invalidDir], { MICROFLOWS_SEGMENTS_DIR: path.join(ROOT, invalidDir) });
+      const copied = microflows(['validate', path.join(tmp, 'invalid-copy')]);
+      expect(copied.status).toBe(1);
+      expect(copied.output).toBe(original.output.split(invalidDir).join(path.join(tmp, 'invalid-copy')));
+
+      // One segment file among flows: each checked as what it is.
+      const one = microflows(['validate', path.join(tmp, 'audiences/at-risk.yaml'), VALID]);
+      expect(one.output).toBe('ok: 3 flows and 1 segment valid\n');
+      expect(one.status).toBe(0);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  test('a directory holding flows and segments checks each file as what it holds; a file that says neither is placed by its folder', () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'microflows-mixed-'));
+    try {
+      fs.copyFileSync(path.join(ROOT, VALID, 'winback.yml'), path.join(tmp, 'winback.yml'));
+      fs.copyFileSync(path.join(ROOT, 'segments/lapsed-customers.yaml'), path.join(tmp, 'lapsed-customers.yaml'));
+      const mixed = microflows(['validate', tmp]);
+      expect(mixed.output).toBe('ok: 1 flow and 1 segment valid\n');
+      expect(mixed.status).toBe(0);
+
+      // Neither rules: nor steps:, inside a folder named segments: reported as a segment file missing its rules.
+      fs.mkdirSync(path.join(tmp, 'segments'));
+      fs.writeFileSync(path.join(tmp, 'segments/vips.yaml'), 'id: vips\ndescription: big spenders\n');
+      const located = microflows(['validate', path.join(tmp, 'segments/vips.yaml')]);
+      expect(located.status).toBe(1);
+      expect(located.output).toContain(`${path.join(tmp, 'segments/vips.yaml')}:1:1: error: missing "rules"`);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   test('the shipped templates pass, and each lists the fields it reads', () => {
     const run = microflows(['validate', 'templates']);
     expect(run.stderr).toBe('');
