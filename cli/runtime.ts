@@ -4,16 +4,16 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import { join } from 'node:path';
-import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
+import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { createSmtpMailer, type SmtpMailer } from '../activities/mailer';
 import { TemplateLibrary } from '../activities/templates';
 import type { Config } from '../core/config';
-import { InvalidFileError } from '../core/errors';
+import { ConfigError, InvalidFileError } from '../core/errors';
 import type { FlowDefinition } from '../core/flow-types';
-import { createApp } from '../server/app';
+import { createApp, type AppDeps } from '../server/app';
 import { TemporalDispatcher } from '../server/temporal-dispatcher';
 import { openStore } from '../store/open-store';
 import type { Store } from '../store/store';
@@ -81,6 +81,89 @@ export interface Runtime {
   stop(): Promise<void>;
 }
 
+function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^127\.\d+\.\d+\.\d+$/.test(bare);
+}
+
+/** The host of a `host:port` address (IPv6 in brackets). */
+function hostOf(address: string): string {
+  const bracketed = /^\[([^\]]+)\]/.exec(address);
+  if (bracketed) return bracketed[1]!;
+  const colon = address.lastIndexOf(':');
+  return colon > 0 && address.indexOf(':') === colon ? address.slice(0, colon) : address;
+}
+
+/**
+ * Why links in emails would point where recipients cannot follow them, or null. Without MICROFLOWS_PUBLIC_URL they
+ * point at this process's HTTP address, which is right only for one process on one machine (`microflows start`):
+ * not for a `worker` or `server` of a deployment, a Temporal elsewhere, or a server bound beyond loopback.
+ */
+export function publicUrlWarning(config: Pick<Config, 'publicUrl' | 'host' | 'port' | 'temporalAddress'>, roles: { worker: boolean; server: boolean }): string | null {
+  if (config.publicUrl) return null;
+  const reasons: string[] = [];
+  if (!(roles.worker && roles.server)) reasons.push(`this process runs only the ${roles.worker ? 'worker' : 'HTTP server'} of a deployment`);
+  if (config.temporalAddress && !isLoopbackHost(hostOf(config.temporalAddress))) reasons.push(`Temporal is elsewhere (TEMPORAL_ADDRESS=${config.temporalAddress})`);
+  if (!isLoopbackHost(config.host)) reasons.push(`the HTTP server binds ${config.host}, beyond this machine`);
+  if (reasons.length === 0) return null;
+  const guess = `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${config.port}`;
+  return (
+    `MICROFLOWS_PUBLIC_URL is unset while ${reasons.join(', and ')}: tracked links, the open pixel and unsubscribe links ` +
+    `in emails will point at ${guess}, which recipients cannot reach. Set MICROFLOWS_PUBLIC_URL to the address the world ` +
+    `reaches the HTTP server at (e.g. https://mail.shop.example), the same on every worker and server.`
+  );
+}
+
+/** Connects to Temporal at `address`; a failure names the address and what to check. */
+async function connectTemporal(address: string): Promise<{ connection: Connection; nativeConnection: NativeConnection }> {
+  const explain = (err: unknown) =>
+    new ConfigError(
+      `cannot reach Temporal at ${address}: ${(err as Error)?.message ?? String(err)}. Check that a Temporal server is running and ` +
+        `listening there and that this machine can reach it (firewall, DNS, TLS); TEMPORAL_ADDRESS sets the address ` +
+        `(host:port), and without it \`microflows start\` runs an embedded dev server.`,
+    );
+  let connection: Connection;
+  try {
+    // grpc-js backs reconnects off up to 2 minutes by default: after an outage, signals would wait that long for a
+    // channel that Temporal would already answer. 5 s keeps the redelivery of what was acked meanwhile prompt.
+    connection = await Connection.connect({ address, channelArgs: { 'grpc.max_reconnect_backoff_ms': 5_000 } });
+  } catch (err) {
+    throw explain(err);
+  }
+  try {
+    return { connection, nativeConnection: await NativeConnection.connect({ address }) };
+  } catch (err) {
+    await connection.close();
+    throw explain(err);
+  }
+}
+
+/**
+ * /api/health's view of Temporal at `address`: its frontend's system info within the timeout means signals would get
+ * through. A connection of its own, making one attempt per check: the client's retries would go on after the
+ * health answer (and, at shutdown, after the connection closed).
+ */
+export function temporalHealth(address: string): NonNullable<AppDeps['temporal']> & { close(): Promise<void> } {
+  const connection = Connection.lazy({ address, interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 1 }))] });
+  return {
+    address,
+    async check(timeoutMs) {
+      await connection.withDeadline(Date.now() + timeoutMs, () => connection.workflowService.getSystemInfo({}));
+    },
+    close: () => connection.close(),
+  };
+}
+
+/** The same, through a client this process was given (a test environment's), whose address it does not know. */
+function temporalHealthOf(client: Client): NonNullable<AppDeps['temporal']> {
+  return {
+    address: null,
+    async check(timeoutMs) {
+      await client.connection.withDeadline(Date.now() + timeoutMs, () => client.workflowService.getSystemInfo({}));
+    },
+  };
+}
+
 export const SWEEP_SCHEDULE_ID = 'microflows-sweep';
 export const SEGMENT_SWEEP_SCHEDULE_ID = 'microflows-segment-sweep';
 
@@ -112,6 +195,8 @@ export async function ensureSweepSchedule(client: Client, taskQueue: string, eve
 export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const { config } = options;
   const log = options.log ?? ((m: string) => console.log(m));
+  const linksWarning = publicUrlWarning(config, { worker: options.worker !== false, server: options.server !== false });
+  if (linksWarning) log(`[microflows] warning: ${linksWarning}`);
   const store = await openStore(config);
   const cleanups: Array<() => Promise<void> | void> = [() => store.close()];
   const stopAll = async () => {
@@ -138,10 +223,11 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       ({ client, nativeConnection } = options.temporal);
     } else {
       if (!config.temporalAddress) throw new Error('startRuntime needs config.temporalAddress or options.temporal');
-      const connection = await Connection.connect({ address: config.temporalAddress });
+      const connected = await connectTemporal(config.temporalAddress);
+      const { connection } = connected;
+      nativeConnection = connected.nativeConnection;
       cleanups.push(() => connection.close());
       client = new Client({ connection, namespace: config.temporalNamespace });
-      nativeConnection = await NativeConnection.connect({ address: config.temporalAddress });
       cleanups.push(() => nativeConnection.close());
     }
 
@@ -186,7 +272,13 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
 
     let url: string | null = null;
     if (options.server !== false) {
-      const app = createApp({ store, config: { ...config, signingSecret }, dispatcher, segments, flows: () => dispatcher.currentFlows(), segmentMinSize: config.segmentMinSize, templates, catalog: catalogReader(store), log });
+      let temporal: AppDeps['temporal'] = temporalHealthOf(client);
+      if (!options.temporal && config.temporalAddress) {
+        const probe = temporalHealth(config.temporalAddress);
+        cleanups.push(() => probe.close());
+        temporal = probe;
+      }
+      const app = createApp({ store, config: { ...config, signingSecret }, dispatcher, segments, flows: () => dispatcher.currentFlows(), segmentMinSize: config.segmentMinSize, templates, catalog: catalogReader(store), temporal, log });
       const server: http.Server = await new Promise((resolve) => {
         const s = app.listen(config.port, config.host, () => resolve(s));
       });
@@ -206,11 +298,14 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     cleanups.push(() => dispatcher.idle());
     cleanups.push(() => segments.idle());
 
-    // Events committed before a crash but never signalled are delivered now, in order. Only processes
-    // that ingest do this; a redelivery racing a live server is harmless (arbiters dedupe by messageId).
+    // Events committed but never signalled (a crash, Temporal down) are delivered now, in order, and then by passes
+    // that repeat while the server runs, backing off while Temporal is unreachable. Only processes that ingest do
+    // this; a redelivery racing another server is harmless (arbiters dedupe by messageId).
     if (options.server !== false) {
       const recovered = await dispatcher.recoverPending();
       if (recovered > 0) log(`[microflows] delivered ${recovered} event(s) left undispatched by the previous run`);
+      dispatcher.startRedispatching();
+      cleanups.push(() => dispatcher.stopRedispatching());
     }
 
     return {

@@ -3,6 +3,7 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { CustomerEventSignalInput } from '../core/arbiter-state';
 import { customerWorkflowId } from '../core/arbiter-state';
+import type { DispatchTiming } from '../core/flow-clock';
 import { customerEventSignal } from '../workflows/messages';
 import { customerSearchAttributes } from '../workflows/search-attributes';
 
@@ -12,8 +13,11 @@ export interface SignalTarget {
   searchAttributes: boolean;
 }
 
-/** Returns whether the event reached a workflow. */
-export async function signalCustomerEvent(target: SignalTarget, customerId: string, event: CustomerEventSignalInput): Promise<boolean> {
+/**
+ * Returns whether the event reached a workflow. `ageAtDispatchMs` travels with the event's facts through the arbiter
+ * to the run it starts (workflows/flow-run.ts `FlowRunInput.trigger`), whose waits count from the event's time.
+ */
+export async function signalCustomerEvent(target: SignalTarget, customerId: string, event: CustomerEventSignalInput & DispatchTiming): Promise<boolean> {
   const workflowId = customerWorkflowId(customerId);
   if (event.triggers.length > 0) {
     await target.client.workflow.signalWithStart('customerWorkflow', {

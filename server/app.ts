@@ -51,6 +51,35 @@ export interface AppDeps {
   log?: (message: string) => void;
   /** Arrival clock for events; tests pin it. */
   now?: () => number;
+  /**
+   * The Temporal this server hands events to, for /api/health: `check` resolves when its frontend answers within
+   * `timeoutMs`. Absent (an app that talks to no Temporal), health reports the store alone.
+   */
+  temporal?: { address: string | null; check(timeoutMs: number): Promise<void> };
+}
+
+/** How long /api/health waits for each of the store and Temporal before it reports that one down. */
+export const HEALTH_PROBE_TIMEOUT_MS = 2_000;
+
+type Probe<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** `work`'s outcome, or a failure once `timeoutMs` have passed without one (the work itself is left to end on its own). */
+async function probe<T>(work: () => Promise<T>, timeoutMs: number): Promise<Probe<T>> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<Probe<T>>((resolve) => {
+    timer = setTimeout(() => resolve({ ok: false, error: `no answer within ${timeoutMs} ms` }), timeoutMs);
+  });
+  try {
+    return await Promise.race([
+      work().then(
+        (value): Probe<T> => ({ ok: true, value }),
+        (err: unknown): Probe<T> => ({ ok: false, error: (err as Error)?.message ?? String(err) }),
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function stringQuery(req: Request, name: string): string | undefined {
@@ -136,9 +165,27 @@ export function createApp(deps: AppDeps): App {
     }),
   );
 
-  app.get('/api/health', (_req, res) => {
-    res.json({ status: 'ok', store: store.dialect });
-  });
+  // 503 when the store or Temporal does not answer. Ingest goes on meanwhile (events are stored and delivered to
+  // Temporal once it answers), which `undispatched` shows: how many events wait, and for how long the oldest has.
+  app.get(
+    '/api/health',
+    asyncHandler(async (_req, res) => {
+      const [owed, temporal] = await Promise.all([
+        probe(() => store.undispatchedSummary(), HEALTH_PROBE_TIMEOUT_MS),
+        deps.temporal ? probe(() => deps.temporal!.check(HEALTH_PROBE_TIMEOUT_MS), HEALTH_PROBE_TIMEOUT_MS) : undefined,
+      ]);
+      const at = now();
+      const ok = owed.ok && (temporal?.ok ?? true);
+      res.status(ok ? 200 : 503).json({
+        status: ok ? 'ok' : 'unavailable',
+        store: owed.ok ? { ok: true, backend: store.dialect } : { ok: false, backend: store.dialect, error: owed.error },
+        ...(deps.temporal && temporal ? { temporal: temporal.ok ? { ok: true, address: deps.temporal.address } : { ok: false, address: deps.temporal.address, error: temporal.error } } : {}),
+        undispatched: owed.ok
+          ? { count: owed.value.count, oldestReceivedAt: owed.value.oldestReceivedAt, oldestAgeMs: owed.value.oldestReceivedAt === null ? null : Math.max(0, at - owed.value.oldestReceivedAt) }
+          : null,
+      });
+    }),
+  );
 
   app.get(
     '/api/outbox',

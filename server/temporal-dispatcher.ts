@@ -1,8 +1,10 @@
-// After an event commits, decides which flow triggers it fired (core/triggers, with the customer's
-// history from the store) and hands it to the customer's arbiter in Temporal. Per-customer order is
-// kept by a promise chain per customer; events owed a dispatch after a crash are redone at start.
+// After an event commits, decides which flow triggers it fired (core/triggers, with the customer's history from the
+// store) and hands it to the customer's arbiter in Temporal. Per-customer order is kept by a promise chain per
+// customer; events still owed a dispatch (Temporal down, a crash before the signal) are redelivered by a pass at
+// start and then by passes that repeat while the server runs, backing off while they fail.
+import { redispatchDelay, REDISPATCH_SCHEDULE, type RedispatchSchedule } from '../core/redispatch-backoff';
 import type { FlowDefinition } from '../core/flow-types';
-import { eventNamesOfInterest, historyNeeded, isBackfill, triggerFires, type EventFacts } from '../core/triggers';
+import { BACKFILL_AGE_MS, eventNamesOfInterest, historyNeeded, isBackfill, triggerFires, type EventFacts } from '../core/triggers';
 import { fireTrigger, type FiredTrigger } from '../core/entry';
 import type { Profile } from '../core/profile';
 import type { NewEvent, RecordEventResult, Store, StoredEvent } from '../store/store';
@@ -13,18 +15,66 @@ function factsOf(event: StoredEvent): EventFacts {
   return { messageId: event.messageId, name: event.name, type: event.type, properties: event.properties, timestamp: event.timestamp };
 }
 
+/** Undispatched events a pass reads at a time. */
+const REDISPATCH_PAGE = 500;
+/**
+ * A pass leaves alone events younger than this (unless this process already holds their customer back): another
+ * server may be delivering them live right now, and redelivering them would be work for nothing (harmless, as the
+ * arbiter ignores a messageId it has handled).
+ */
+export const REDISPATCH_MIN_AGE_MS = 5_000;
+
+export interface TemporalDispatcherOptions {
+  /** The server's clock: event ages and the start-no-flow horizon are measured on it. */
+  now?: () => number;
+  /** In [0, 1): spreads the redispatch waits. */
+  random?: () => number;
+  schedule?: RedispatchSchedule;
+}
+
+type Delivery = 'live' | 'redelivery';
+
+/** What one redispatch pass did. */
+export interface RedispatchPass {
+  delivered: number;
+  failed: number;
+  /** Customers whose events wait for the next pass (a dispatch of theirs was running, or one failed before). */
+  deferred: number;
+  firstError: string | null;
+}
+
 export class TemporalDispatcher implements EventDispatcher {
   private flows: FlowDefinition[] = [];
   private interesting = new Set<string>();
   private readonly chains = new Map<string, Promise<unknown>>();
+  /**
+   * Customers with an event this process failed to deliver: their later events are not delivered live (they would
+   * overtake it) but left owed, for the next pass to deliver in order.
+   */
+  private readonly heldBack = new Set<string>();
+  /** Held-back customers whose live event was left owed while a pass ran (the pass may have listed past it). */
+  private readonly leftDuringPass = new Set<string>();
+  /** Customers whose redelivery failed in the current pass: their later events in it are not tried. */
+  private failedThisPass = new Set<string>();
   private failures = 0;
+  private lastError: string | null = null;
+  private passes: Promise<unknown> = Promise.resolve();
+  private passRunning = false;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly schedule: RedispatchSchedule;
+  private redispatch: { timer: NodeJS.Timeout | undefined; pass: Promise<unknown> | undefined; stopped: boolean; failedPasses: number } | undefined;
 
   constructor(
     private readonly store: Store,
     private readonly target: SignalTarget,
     flows: FlowDefinition[],
     private readonly log: (message: string) => void = (m) => console.error(m),
+    options: TemporalDispatcherOptions = {},
   ) {
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.schedule = options.schedule ?? REDISPATCH_SCHEDULE;
     this.setFlows(flows);
   }
 
@@ -44,7 +94,7 @@ export class TemporalDispatcher implements EventDispatcher {
 
   dispatch(result: RecordEventResult): void {
     if (result.duplicate || result.event.dispatched) return;
-    void this.enqueue(result.event, result.profile);
+    void this.enqueue(result.event, 'live', result.profile);
   }
 
   /** Resolves when every dispatch queued so far has finished. */
@@ -52,30 +102,144 @@ export class TemporalDispatcher implements EventDispatcher {
     while (this.chains.size > 0) await Promise.allSettled([...this.chains.values()]);
   }
 
-  /** Redoes dispatches that a crash left owing (committed, not yet signalled). */
-  async recoverPending(batch = 500): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const pending = await this.store.listUndispatched(batch);
-      if (pending.length === 0) return total;
-      for (const event of pending) void this.enqueue(event);
-      await this.idle();
-      total += pending.length;
-      if (pending.length < batch) return total;
-    }
-  }
-
   get failureCount(): number {
     return this.failures;
   }
 
-  private enqueue(event: StoredEvent, profile?: Profile): Promise<unknown> {
+  /** Redoes the dispatches a crash or an outage left owing, at start: every owed event, in order. Returns how many went through. */
+  async recoverPending(): Promise<number> {
+    return (await this.redispatchPass(0)).delivered;
+  }
+
+  /**
+   * Repeats redispatch passes while the server runs: `schedule.baseMs` apart while they go through (one indexed query
+   * when nothing is owed), doubling up to `schedule.capMs` while they fail. Safe on several servers at once.
+   */
+  startRedispatching(): void {
+    if (this.redispatch) return;
+    const state: NonNullable<TemporalDispatcher['redispatch']> = { timer: undefined, pass: undefined, stopped: false, failedPasses: 0 };
+    this.redispatch = state;
+    const next = () => {
+      if (state.stopped) return;
+      state.timer = setTimeout(tick, redispatchDelay(state.failedPasses, this.random(), this.schedule));
+      // The loop alone must not keep a process alive that is otherwise done.
+      state.timer.unref();
+    };
+    const tick = () => {
+      state.timer = undefined;
+      state.pass = this.redispatchPass(REDISPATCH_MIN_AGE_MS)
+        .then((pass) => {
+          const wasFailing = state.failedPasses > 0;
+          state.failedPasses = pass.failed > 0 ? state.failedPasses + 1 : 0;
+          if (pass.failed > 0 && (!wasFailing || state.failedPasses % 10 === 0)) {
+            this.log(`[dispatch] ${pass.failed} owed event(s) not delivered yet (${pass.firstError}); retrying with backoff`);
+          }
+          if (pass.failed === 0 && wasFailing && pass.delivered > 0) this.log(`[dispatch] delivered ${pass.delivered} owed event(s): Temporal answers again`);
+        })
+        .catch((err: Error) => {
+          // The store itself failed (a lost database connection): the pass is retried like a failed delivery.
+          state.failedPasses += 1;
+          this.log(`[dispatch] redispatch pass failed: ${err.message}`);
+        })
+        .finally(() => {
+          state.pass = undefined;
+          next();
+        });
+    };
+    next();
+  }
+
+  /** Stops the redispatch passes; resolves once a pass under way has finished. */
+  async stopRedispatching(): Promise<void> {
+    const state = this.redispatch;
+    if (!state) return;
+    state.stopped = true;
+    clearTimeout(state.timer);
+    await state.pass;
+    this.redispatch = undefined;
+  }
+
+  /**
+   * One pass over the owed events, oldest first, paging past the ones it cannot deliver. A customer whose
+   * dispatch is running in this process waits for the next pass (queued behind it, theirs could overtake an
+   * earlier event of theirs that fails); after a failure, a customer's later events wait too.
+   */
+  redispatchPass(minAgeMs: number): Promise<RedispatchPass> {
+    // One pass at a time (the start's and the loop's share the per-pass state).
+    const pass = this.passes.then(() => this.runPass(minAgeMs));
+    this.passes = pass.catch(() => undefined);
+    return pass;
+  }
+
+  private async runPass(minAgeMs: number): Promise<RedispatchPass> {
+    this.passRunning = true;
+    try {
+      return await this.passOver(minAgeMs);
+    } finally {
+      this.passRunning = false;
+      this.failedThisPass = new Set();
+    }
+  }
+
+  private async passOver(minAgeMs: number): Promise<RedispatchPass> {
+    const youngest = this.now() - minAgeMs;
+    this.failedThisPass = new Set();
+    this.leftDuringPass.clear();
+    const deferred = new Set<string>();
+    const tried = new Set<string>();
+    let delivered = 0;
+    let failed = 0;
+    let firstError: string | null = null;
+    let afterId: number | undefined;
+    for (;;) {
+      const page = await this.store.listUndispatched(REDISPATCH_PAGE, afterId);
+      if (page.length === 0) break;
+      afterId = page[page.length - 1]!.id;
+      const busy = new Set(this.chains.keys());
+      const queued: Array<Promise<'delivered' | 'failed' | 'skipped'>> = [];
+      for (const event of page) {
+        // Also covers an event of theirs being delivered right now: queued behind itself, it would go out twice.
+        if (busy.has(event.customerId)) {
+          deferred.add(event.customerId);
+          continue;
+        }
+        // Another server may be delivering a young event live; this one's own held-back events it knows are not.
+        if (event.receivedAt > youngest && !this.heldBack.has(event.customerId)) continue;
+        tried.add(event.customerId);
+        queued.push(
+          this.enqueue(event, 'redelivery').then((outcome) => {
+            if (outcome === 'failed') firstError ??= this.lastError;
+            return outcome;
+          }),
+        );
+      }
+      for (const outcome of await Promise.all(queued)) {
+        if (outcome === 'delivered') delivered += 1;
+        if (outcome === 'failed') failed += 1;
+      }
+      if (page.length < REDISPATCH_PAGE) break;
+    }
+    // A customer is let go once a pass delivered all it found of theirs and none of theirs was left owed meanwhile.
+    for (const customerId of tried) {
+      if (!this.failedThisPass.has(customerId) && !deferred.has(customerId) && !this.leftDuringPass.has(customerId)) this.heldBack.delete(customerId);
+    }
+    return { delivered, failed, deferred: new Set([...deferred, ...this.failedThisPass]).size, firstError };
+  }
+
+  private enqueue(event: StoredEvent, delivery: Delivery, profile?: Profile): Promise<'delivered' | 'failed' | 'skipped'> {
     const previous = this.chains.get(event.customerId) ?? Promise.resolve();
-    const next = previous.then(() => this.deliver(event, profile)).catch((err: Error) => {
-      this.failures += 1;
-      // The event stays marked undispatched; recoverPending() at the next start retries it.
-      this.log(`[dispatch] event ${event.messageId} for ${event.customerId} not delivered yet: ${err.message}`);
-    });
+    const next = previous.then(() => this.deliver(event, delivery, profile)).then(
+      (outcome) => outcome,
+      (err: Error) => {
+        this.failures += 1;
+        this.lastError = err.message;
+        this.heldBack.add(event.customerId);
+        if (delivery === 'redelivery') this.failedThisPass.add(event.customerId);
+        // The event stays owed; the next redispatch pass retries it (and the customer's later ones, in order).
+        else this.log(`[dispatch] event ${event.messageId} for ${event.customerId} not delivered yet: ${err.message}`);
+        return 'failed' as const;
+      },
+    );
     this.chains.set(event.customerId, next);
     void next.finally(() => {
       if (this.chains.get(event.customerId) === next) this.chains.delete(event.customerId);
@@ -85,17 +249,18 @@ export class TemporalDispatcher implements EventDispatcher {
 
   /** Triggers the event fired, each with its entry condition evaluated on the profile as of this event. */
   private async firedTriggers(event: StoredEvent, profile: Profile | undefined): Promise<FiredTrigger[]> {
-    if (isBackfill(event, event.receivedAt)) return [];
     const facts = factsOf(event);
     const fired: FiredTrigger[] = [];
     for (const flow of this.flows) {
       const need = historyNeeded(flow.trigger, facts);
       const history = need ? (await this.store.eventsOf(event.customerId, { names: [need.name], since: need.since })).map(factsOf) : [];
       if (!triggerFires(flow.trigger, facts, history)) continue;
-      // Recovery after a crash has no profile in hand: the current one is the best there is.
-      profile ??= await this.store.getProfile(event.customerId, { withSegments: true });
+      const readsSegments = flow.entry.when !== undefined && JSON.stringify(flow.entry.when).includes('"profile.segments"');
+      // A redelivery (after an outage or a crash) has no profile in hand: it reads the profile as it was at the
+      // event's time, so what happened since (a purchase, a withdrawn consent) does not decide an earlier event.
+      profile ??= await this.store.profileAsOf(event.customerId, event.timestamp, { withSegments: true });
       // The profile an ingest hands over does not list segments; an entry condition on them reads the stored ones.
-      if (profile && profile.segments === undefined && flow.entry.when && JSON.stringify(flow.entry.when).includes('"profile.segments"')) {
+      if (profile && profile.segments === undefined && readsSegments) {
         profile = { ...profile, segments: (await this.store.segmentsOf(event.customerId)).map((m) => m.segmentId) };
       }
       fired.push(fireTrigger(flow, profile, facts));
@@ -103,9 +268,44 @@ export class TemporalDispatcher implements EventDispatcher {
     return fired;
   }
 
-  private async deliver(event: StoredEvent, profile?: Profile): Promise<void> {
-    const triggers = await this.firedTriggers(event, profile);
-    await signalCustomerEvent(this.target, event.customerId, { ...factsOf(event), triggers });
+  private async deliver(event: StoredEvent, delivery: Delivery, profile?: Profile): Promise<'delivered' | 'skipped'> {
+    if (delivery === 'redelivery' && this.failedThisPass.has(event.customerId)) return 'skipped';
+    if (delivery === 'live' && this.heldBack.has(event.customerId)) {
+      if (this.passRunning) this.leftDuringPass.add(event.customerId);
+      return 'skipped';
+    }
+    const dispatchedAt = this.now();
+    // History starts no flow: an event older than the horizon when it arrived, or by the time it reaches Temporal
+    // (acknowledged before an outage that lasted longer), still reaches running flows (exits, wait_for) but fires nothing.
+    const late = isBackfill(event, Math.max(event.receivedAt, dispatchedAt));
+    const triggers = late ? [] : await this.firedTriggers(event, profile);
+    if (late && !isBackfill(event, event.receivedAt)) await this.recordLateSkips(event, dispatchedAt);
+    await signalCustomerEvent(this.target, event.customerId, { ...factsOf(event), triggers, ageAtDispatchMs: Math.max(0, dispatchedAt - event.timestamp) });
     await this.store.markDispatched([event.id]);
+    return 'delivered';
+  }
+
+  /** The decision log says why an event that arrived in time started nothing: it reached Temporal too late. */
+  private async recordLateSkips(event: StoredEvent, dispatchedAt: number): Promise<void> {
+    const facts = factsOf(event);
+    const hours = Math.round((dispatchedAt - event.timestamp) / 360_000) / 10;
+    const decisions = [];
+    for (const flow of this.flows) {
+      const need = historyNeeded(flow.trigger, facts);
+      const history = need ? (await this.store.eventsOf(event.customerId, { names: [need.name], since: need.since })).map(factsOf) : [];
+      if (!triggerFires(flow.trigger, facts, history)) continue;
+      decisions.push({
+        key: `late-dispatch:${event.messageId}:${flow.id}`,
+        customerId: event.customerId,
+        at: dispatchedAt,
+        flowId: flow.id,
+        flowVersion: flow.version,
+        outcome: 'skipped',
+        reason: `event "${event.name}" reached Temporal ${hours} h after it happened (Temporal was unreachable): changes older than ${BACKFILL_AGE_MS / 3_600_000} h start no flow`,
+        eventMessageId: event.messageId,
+        workflowId: null,
+      });
+    }
+    if (decisions.length > 0) await this.store.recordDecisions(decisions);
   }
 }

@@ -11,6 +11,7 @@ import { applyProfileUpdate, emptyProfile, type Profile, type ProfileEvent } fro
 import { FlowVersionConflictError } from './errors';
 import { migrateToLatest, type StoreDialect } from './migrations';
 import { newEventRow, recordBatch, type EventWriteOps, type NewEventRow, type ProfileWrite } from './record-events';
+import { readProfileAsOf } from './profile-as-of';
 import { parseJson, profileRow, SEGMENT_CHANGE_NAMES, toProfile, toRecordedSegmentChange, toStoredEvent } from './rows';
 import {
   TABLES,
@@ -448,15 +449,24 @@ export class KyselyStore implements Store {
     }
   }
 
-  async listUndispatched(limit: number): Promise<StoredEvent[]> {
-    const rows = await this.db
-      .selectFrom('events')
-      .selectAll()
-      .where('dispatched', '=', this.falseLiteral())
-      .orderBy('id', 'asc')
-      .limit(limit)
-      .execute();
+  async listUndispatched(limit: number, afterId?: number): Promise<StoredEvent[]> {
+    let query = this.db.selectFrom('events').selectAll().where('dispatched', '=', this.falseLiteral());
+    if (afterId !== undefined) query = query.where('id', '>', afterId);
+    const rows = await query.orderBy('id', 'asc').limit(limit).execute();
     return rows.map(toStoredEvent);
+  }
+
+  async undispatchedSummary(): Promise<{ count: number; oldestReceivedAt: number | null }> {
+    const row = await this.db
+      .selectFrom('events')
+      .select((eb) => [eb.fn.countAll().as('count'), eb.fn.min('received_at').as('oldest')])
+      .where('dispatched', '=', this.falseLiteral())
+      .executeTakeFirst();
+    return { count: Number(row?.count ?? 0), oldestReceivedAt: row?.oldest === null || row?.oldest === undefined ? null : Number(row.oldest) };
+  }
+
+  profileAsOf(customerId: string, at: number, options: { withSegments?: boolean } = {}): Promise<Profile | undefined> {
+    return readProfileAsOf(this.db, customerId, at, options);
   }
 
   /** An empty `names` list matches no event (it is a filter, not "any"). */

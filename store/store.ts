@@ -172,8 +172,17 @@ export interface Store {
    *  messageId repeats one stored before, or one earlier in the same batch, is a duplicate and writes nothing. */
   recordEvents(events: NewEvent[], options: { needsDispatch: (event: NewEvent) => boolean }): Promise<RecordEventResult[]>;
   markDispatched(eventIds: number[]): Promise<void>;
-  /** Events still owing a dispatch (after a crash between commit and signal), oldest first. */
-  listUndispatched(limit: number): Promise<StoredEvent[]>;
+  /** Events still owing a dispatch (a crash between commit and signal, Temporal down), oldest first (by id), after
+   *  the id `afterId` when given, so a pass can page past the ones it could not deliver. */
+  listUndispatched(limit: number, afterId?: number): Promise<StoredEvent[]>;
+  /** How many events owe a dispatch, and when the oldest of them arrived (null: none): one query on a tiny index. */
+  undispatchedSummary(): Promise<{ count: number; oldestReceivedAt: number | null }>;
+  /**
+   * The customer's profile as it stood at `at` (core/profile-as-of): their events up to `at` folded, tags as today;
+   * with `withSegments`, the segments they were in then (from their Segment Entered / Exited events). Undefined
+   * when there is no profile today.
+   */
+  profileAsOf(customerId: string, at: number, options?: { withSegments?: boolean }): Promise<Profile | undefined>;
   /** A customer's track events, newest first, optionally filtered by names and a lower time bound (inclusive).
    *  An empty `names` list matches nothing. */
   eventsOf(customerId: string, filter?: { names?: string[]; since?: number; limit?: number }): Promise<StoredEvent[]>;

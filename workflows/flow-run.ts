@@ -3,6 +3,7 @@
 import { condition, getExternalWorkflowHandle, proxyActivities, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { createActivities, RunAdmission } from '../activities';
 import type { FlowNode, NodeId } from '../core/flow-types';
+import { FlowClock, scheduleStartOf, type DispatchTiming } from '../core/flow-clock';
 import { SEND_HEARTBEAT_TIMEOUT_MS } from '../core/send-heartbeat';
 import { msUntilTimeOfDay } from '../core/time-of-day';
 import { eventMatches, type EventFacts } from '../core/triggers';
@@ -29,7 +30,11 @@ export interface FlowRunInput {
   flowId: string;
   version: number;
   parentWorkflowId: string;
-  trigger: EventFacts;
+  /**
+   * The event that started the run. `ageAtDispatchMs`, set by the server that delivered it, says how late it reached
+   * Temporal: the run's waits count from the event's time, not from the run's start (core/flow-clock).
+   */
+  trigger: EventFacts & DispatchTiming;
   /** The arbiter's decision that admitted this run, recorded by the run as its first step. */
   admission: RunAdmission;
 }
@@ -54,6 +59,11 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
   const flow = await local.beginRun({ customerId: input.customerId, workflowId, flowId: input.flowId, version: input.version, admission: input.admission });
   // Read only when a `wait: { until }` step needs it: most flows never do.
   let timezone: string | undefined;
+  // The schedule starts at the trigger's time (moved onto the workflow's clock): a run started late catches up.
+  const clock = new FlowClock(scheduleStartOf(input.admission.enteredAt, input.trigger));
+  // A wait whose time has passed still sleeps 1 ms: one timer command per wait, as before late starts were measured,
+  // so histories recorded earlier replay the same (condition(fn, 0) would add a patch marker instead).
+  const sleepFor = (ms: number) => condition(stopped, Math.max(1, ms));
 
   let outcome: RunOutcome = 'completed';
   let reason = 'reached the end of the flow';
@@ -65,12 +75,13 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
   async function step(node: FlowNode): Promise<NodeId | null> {
     switch (node.kind) {
       case 'wait':
-        await condition(stopped, node.ms);
+        await sleepFor(clock.wait(node.ms, Date.now()));
         return node.next;
-      case 'wait_until':
-        timezone ??= (await local.customerTimezone(input.customerId)) ?? flow.defaultTimezone;
-        await condition(stopped, msUntilTimeOfDay(Date.now(), node.hour, node.minute, timezone));
+      case 'wait_until': {
+        const zone = (timezone ??= (await local.customerTimezone(input.customerId)) ?? flow.defaultTimezone);
+        await sleepFor(clock.waitUntil((from) => msUntilTimeOfDay(from, node.hour, node.minute, zone), Date.now()));
         return node.next;
+      }
       case 'wait_for': {
         const from = received.length;
         let match: EventFacts | undefined;
@@ -116,6 +127,7 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
     // The step is read by the currentStep query; a memo upsert per step would cost a visibility write each.
     current = nodeId;
     nodeId = await step(node);
+    clock.stepDone(node.kind, Date.now());
   }
   current = null;
   if (stop) {

@@ -1,15 +1,20 @@
 // The real app on a real port and a real store: valid Segment calls are stored once, bad ones are refused with
 // a reason and change nothing, and the admin API reads back what the store holds. Dispatch to a running Temporal
 // is tested in test/integration/dispatch.test.ts; here the real dispatcher faces a Temporal that is down.
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import { freePort } from '../../cli/dev-server';
+import { temporalHealth } from '../../cli/runtime';
 import { loadFlowFiles } from '../../cli/project-files';
 import { segmentIdsIn } from '../../cli/segment-files';
 import { EVENT_LIMIT_BYTES } from '../../server/app';
 import { noDispatch } from '../../server/dispatcher';
 import { TemporalDispatcher } from '../../server/temporal-dispatcher';
+import { openPostgresStore } from '../../store/postgres';
+import { openSqliteStore } from '../../store/sqlite';
 import type { KyselyStore } from '../../store/kysely-store';
 import type { Store } from '../../store/store';
 import { storeBackends } from '../support/store-backends';
@@ -214,8 +219,57 @@ for (const backend of backends) {
     });
 
     describe('admin API', () => {
-      it('reports health', async () => {
-        expect(await get(app.url, '/api/health')).toMatchObject({ status: 200, body: { status: 'ok', store: backend.name } });
+      it('reports health: the store, and how many events wait for Temporal (an app without Temporal reports the store alone)', async () => {
+        const owed = await store.undispatchedSummary();
+        const reply = await get(app.url, '/api/health');
+        expect(reply.status).toBe(200);
+        expect(reply.body).toEqual({
+          status: 'ok',
+          store: { ok: true, backend: backend.name },
+          undispatched: { count: owed.count, oldestReceivedAt: owed.oldestReceivedAt, oldestAgeMs: owed.oldestReceivedAt === null ? null : expect.any(Number) },
+        });
+      });
+
+      it('answers 503 naming Temporal and its address when Temporal does not answer, and says how long the oldest event has waited', async () => {
+        const address = `127.0.0.1:${await freePort()}`;
+        const temporal = temporalHealth(address);
+        const at = Date.now();
+        const customer = unique('health');
+        await store.recordEvent(
+          { messageId: unique('m'), type: 'track', customerId: customer, userId: customer, anonymousId: null, name: 'Product Added', properties: {}, traits: {}, context: {}, timestamp: at - 5000, receivedAt: at - 5000 },
+          { needsDispatch: true },
+        );
+        const down = await serveApp({ store, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, temporal, now: () => at });
+        try {
+          const reply = await get(down.url, '/api/health');
+          expect(reply.status).toBe(503);
+          expect(reply.body).toMatchObject({ status: 'unavailable', store: { ok: true, backend: backend.name }, temporal: { ok: false, address, error: expect.any(String) } });
+          const owed = reply.body.undispatched as { count: number; oldestReceivedAt: number; oldestAgeMs: number };
+          expect(owed.count).toBeGreaterThanOrEqual(1);
+          expect(owed.oldestAgeMs).toBe(at - owed.oldestReceivedAt);
+          expect(owed.oldestAgeMs).toBeGreaterThanOrEqual(5000);
+        } finally {
+          await down.close();
+          await temporal.close();
+          for (const event of await store.eventsOf(customer)) await store.markDispatched([event.id]);
+        }
+      });
+
+      it('answers 503 naming the store when the store does not answer', async () => {
+        // SQLite: a store whose connection is closed; PostgreSQL: a server that refuses the connection.
+        const file = path.join(os.tmpdir(), `microflows-health-${unique('db')}.sqlite`);
+        const closed = backend.name === 'sqlite' ? openSqliteStore(file) : openPostgresStore(`postgres://postgres@127.0.0.1:${await freePort()}/nowhere`);
+        if (backend.name === 'sqlite') await closed.close();
+        const down = await serveApp({ store: closed, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, log: () => undefined });
+        try {
+          const reply = await get(down.url, '/api/health');
+          expect(reply.status).toBe(503);
+          expect(reply.body).toEqual({ status: 'unavailable', store: { ok: false, backend: backend.name, error: expect.any(String) }, undispatched: null });
+        } finally {
+          await down.close();
+          if (backend.name === 'postgres') await closed.close();
+          for (const suffix of ['', '-wal', '-shm']) fs.rmSync(`${file}${suffix}`, { force: true });
+        }
       });
 
       it('lists the outbox newest last, optionally for one recipient', async () => {
