@@ -2,13 +2,13 @@
 // Built from explicit dependencies so the worker, tests and benchmarks wire real parts the same way.
 import crypto from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { summarizeEntryHistory, type CustomerEventSignalInput, type DecisionLogEntry, type EntryHistory } from '../core/arbiter-state';
+import { summarizeEntryHistory, type CustomerEventSignalInput, type DecisionLogEntry, type EntryHistory, type HandledExit } from '../core/arbiter-state';
 import { compileCondition, type Condition } from '../core/conditions';
 import { evaluateEntry, fireTrigger, type EntryCheck } from '../core/entry';
 import type { FlowDefinition } from '../core/flow-types';
 import { profileContext } from '../core/profile';
 import type { EventFacts } from '../core/triggers';
-import { eventContext } from '../core/triggers';
+import { eventContext, eventMatches } from '../core/triggers';
 import type { SendRecord, Store } from '../store/store';
 import { signalCustomerEvent, type SignalTarget } from '../client/customer-signals';
 import type { SmtpMailer } from './mailer';
@@ -58,6 +58,14 @@ export type SendEmailResult =
   | { status: 'already_sent'; messageId: string | null }
   | { status: 'skipped'; reason: string };
 
+/** How many of a customer's newest goal events a new arbiter reads: the latest per flow is among them. */
+const GOAL_EVENTS_READ = 200;
+
+/** A stored event as the trigger matchers read one. */
+function eventContextFacts(event: { messageId: string; name: string | null; type: EventFacts['type']; properties: Record<string, unknown>; timestamp: number }): EventFacts {
+  return { messageId: event.messageId, name: event.name, type: event.type, properties: event.properties, timestamp: event.timestamp };
+}
+
 function messageIdFor(deliveryKey: string): string {
   return `<${crypto.createHash('sha256').update(deliveryKey).digest('hex').slice(0, 32)}@microflows>`;
 }
@@ -97,6 +105,20 @@ export function createActivities(deps: ActivityDeps) {
     for (const d of decisions) {
       if (d.outcome === 'converted' && d.workflowId) await store.recordRunOutcome(d.workflowId, 'converted', d.at, d.eventMessageId);
     }
+  }
+
+  /** Per current flow with goal events, the customer's latest stored one (the newest GOAL_EVENTS_READ of those names). */
+  async function lastExitsOf(customerId: string): Promise<Record<string, HandledExit>> {
+    const flows = deps.currentFlows().filter((flow) => flow.exit.onEvents.length > 0);
+    const names = [...new Set(flows.flatMap((flow) => flow.exit.onEvents.map((matcher) => matcher.event)))];
+    if (names.length === 0) return {};
+    const events = await store.eventsOf(customerId, { names, limit: GOAL_EVENTS_READ });
+    const lastExits: Record<string, HandledExit> = {};
+    for (const flow of flows) {
+      const goal = events.find((event) => flow.exit.onEvents.some((matcher) => eventMatches(matcher, eventContextFacts(event))));
+      if (goal) lastExits[flow.id] = { at: goal.timestamp, name: goal.name, messageId: goal.messageId };
+    }
+    return lastExits;
   }
 
   /** Renders and delivers one email (see the sendEmail activity for the guarantees). */
@@ -183,8 +205,12 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   return {
+    /**
+     * What a new arbiter needs of the customer's past: their runs, and per flow the latest stored goal (exit) event, so
+     * a trigger that happened before it and arrives after it (another server, a retry) starts no run.
+     */
     async loadEntryHistory(customerId: string): Promise<EntryHistory> {
-      return summarizeEntryHistory(await store.flowEntriesOf(customerId));
+      return { ...summarizeEntryHistory(await store.flowEntriesOf(customerId)), lastExits: await lastExitsOf(customerId) };
     },
 
     /** Evaluates a flow's entry condition for the customer now (a queued trigger, decided again later). */

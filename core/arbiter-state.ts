@@ -11,8 +11,6 @@ export interface CustomerEventSignalInput extends EventFacts {
   triggers: FiredTrigger[];
   /** Flows whose goal (exit) event this is, a run of them active or not: a trigger that happened before it starts none. */
   exits?: string[];
-  /** Flows this event would have started were it not history (it happened over 24 h before it was recorded): logged as skipped. */
-  history?: Array<{ policy: FlowPolicy; reason: string }>;
 }
 
 /** The latest goal (exit) event the arbiter has handled for a flow. */
@@ -215,11 +213,6 @@ export class ArbiterState {
     this.state.decisions.push(logged);
     if (this.state.decisions.length > DECISIONS_KEPT) this.state.decisions.shift();
     return logged;
-  }
-
-  /** Logs a trigger that fired for an event which is history: it starts nothing, and the log says why. */
-  skipHistory(policy: FlowPolicy, event: EventFacts, reason: string, now: number): DecisionLogEntry {
-    return this.log({ at: now, flowId: policy.flowId, flowVersion: policy.version, outcome: 'skipped', reason, eventMessageId: event.messageId, workflowId: null });
   }
 
   /** Decides a trigger and applies the decision to the state. */

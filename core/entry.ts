@@ -19,16 +19,32 @@ export interface FiredTrigger {
 
 const testers = new WeakMap<object, ConditionTester>();
 
+function tester(condition: NonNullable<FlowDefinition['requires']>, path: string): ConditionTester {
+  let compiled = testers.get(condition);
+  if (!compiled) {
+    compiled = compileCondition(condition, path);
+    testers.set(condition, compiled);
+  }
+  return compiled;
+}
+
+/** Whether the flow's reason (`requires`) holds for the customer now; flows without one always hold. */
+export function evaluateRequires(flow: Pick<FlowDefinition, 'requires'>, profile: Profile | undefined, event: EventFacts, at: number): EntryCheck {
+  const requires = flow.requires;
+  if (!requires) return { matched: true, reason: 'no requires' };
+  const matched = tester(requires, 'requires')({ ...profileContext(profile, at), ...eventContext(event) });
+  return { matched, reason: `requires ${JSON.stringify(requires)} is ${matched}` };
+}
+
+/** The entry check: `entry.when`, and the flow's reason (`requires`), which must hold at entry as at every send. */
 export function evaluateEntry(flow: FlowDefinition, profile: Profile | undefined, event: EventFacts): EntryCheck {
   const when = flow.entry.when;
-  if (!when) return { matched: true, reason: 'no entry condition' };
-  let tester = testers.get(when);
-  if (!tester) {
-    tester = compileCondition(when, 'entry.when');
-    testers.set(when, tester);
-  }
-  const matched = tester({ ...profileContext(profile, event.timestamp), ...eventContext(event) });
-  return { matched, reason: `entry.when ${JSON.stringify(when)} is ${matched}` };
+  const reason = evaluateRequires(flow, profile, event, event.timestamp);
+  if (!when) return flow.requires ? reason : { matched: true, reason: 'no entry condition' };
+  const matched = tester(when, 'entry.when')({ ...profileContext(profile, event.timestamp), ...eventContext(event) });
+  const whenReason = `entry.when ${JSON.stringify(when)} is ${matched}`;
+  if (!matched || !flow.requires) return { matched, reason: whenReason };
+  return reason.matched ? { matched: true, reason: `${whenReason}; ${reason.reason}` } : reason;
 }
 
 export function fireTrigger(flow: FlowDefinition, profile: Profile | undefined, event: EventFacts): FiredTrigger {

@@ -4,7 +4,7 @@
 // start and then by passes that repeat while the server runs, backing off while they fail.
 import { redispatchDelay, REDISPATCH_SCHEDULE, type RedispatchSchedule } from '../core/redispatch-backoff';
 import type { FlowDefinition } from '../core/flow-types';
-import { BACKFILL_AGE_MS, eventNamesOfInterest, historyNeeded, isBackfill, triggerFires, type EventFacts } from '../core/triggers';
+import { BACKFILL_AGE_MS, eventMatches, eventNamesOfInterest, historyNeeded, isBackfill, triggerFires, type EventFacts } from '../core/triggers';
 import { fireTrigger, type FiredTrigger } from '../core/entry';
 import type { Profile } from '../core/profile';
 import type { NewEvent, RecordEventResult, Store, StoredEvent } from '../store/store';
@@ -255,7 +255,7 @@ export class TemporalDispatcher implements EventDispatcher {
       const need = historyNeeded(flow.trigger, facts);
       const history = need ? (await this.store.eventsOf(event.customerId, { names: [need.name], since: need.since })).map(factsOf) : [];
       if (!triggerFires(flow.trigger, facts, history)) continue;
-      const readsSegments = flow.entry.when !== undefined && JSON.stringify(flow.entry.when).includes('"profile.segments"');
+      const readsSegments = [flow.entry.when, flow.requires].some((condition) => condition !== undefined && JSON.stringify(condition).includes('"profile.segments"'));
       // A redelivery (after an outage or a crash) has no profile in hand: it reads the profile as it was at the
       // event's time, so what happened since (a purchase, a withdrawn consent) does not decide an earlier event.
       profile ??= await this.store.profileAsOf(event.customerId, event.timestamp, { withSegments: true });
@@ -279,16 +279,24 @@ export class TemporalDispatcher implements EventDispatcher {
     // (acknowledged before an outage that lasted longer), still reaches running flows (exits, wait_for) but fires nothing.
     const late = isBackfill(event, Math.max(event.receivedAt, dispatchedAt));
     const triggers = late ? [] : await this.firedTriggers(event, profile);
-    if (late && !isBackfill(event, event.receivedAt)) await this.recordLateSkips(event, dispatchedAt);
-    await signalCustomerEvent(this.target, event.customerId, { ...factsOf(event), triggers, ageAtDispatchMs: Math.max(0, dispatchedAt - event.timestamp) });
+    if (late) await this.recordLateSkips(event, dispatchedAt);
+    // The flows whose goal this is, a run of them active or not: a trigger of theirs that happened earlier but
+    // arrives later (another server, a retry) must start no run. Runs listen for the rest by name.
+    const facts = factsOf(event);
+    const exits = this.flows.filter((flow) => flow.exit.onEvents.some((matcher) => eventMatches(matcher, facts))).map((flow) => flow.id);
+    await signalCustomerEvent(this.target, event.customerId, { ...facts, triggers, ...(exits.length > 0 ? { exits } : {}), ageAtDispatchMs: Math.max(0, dispatchedAt - event.timestamp) });
     await this.store.markDispatched([event.id]);
     return 'delivered';
   }
 
-  /** The decision log says why an event that arrived in time started nothing: it reached Temporal too late. */
+  /**
+   * The decision log says why a trigger event started nothing: it is history (it happened over 24 h before it was
+   * recorded: a backfill, an import's segment changes, a late sweep), or it reached Temporal too late.
+   */
   private async recordLateSkips(event: StoredEvent, dispatchedAt: number): Promise<void> {
     const facts = factsOf(event);
-    const hours = Math.round((dispatchedAt - event.timestamp) / 360_000) / 10;
+    const recordedAsHistory = isBackfill(event, event.receivedAt);
+    const lateness = (ms: number) => (ms >= 2 * 86_400_000 ? `${Math.floor(ms / 86_400_000)} days` : `${Math.round(ms / 360_000) / 10} h`);
     const decisions = [];
     for (const flow of this.flows) {
       const need = historyNeeded(flow.trigger, facts);
@@ -301,7 +309,9 @@ export class TemporalDispatcher implements EventDispatcher {
         flowId: flow.id,
         flowVersion: flow.version,
         outcome: 'skipped',
-        reason: `event "${event.name}" reached Temporal ${hours} h after it happened (Temporal was unreachable): changes older than ${BACKFILL_AGE_MS / 3_600_000} h start no flow`,
+        reason: recordedAsHistory
+          ? `event "${event.name}" is history: it happened at ${new Date(event.timestamp).toISOString()}, ${lateness(event.receivedAt - event.timestamp)} before it was recorded; changes older than ${BACKFILL_AGE_MS / 3_600_000} h start no flow`
+          : `event "${event.name}" reached Temporal ${lateness(dispatchedAt - event.timestamp)} after it happened (Temporal was unreachable): changes older than ${BACKFILL_AGE_MS / 3_600_000} h start no flow`,
         eventMessageId: event.messageId,
         workflowId: null,
       });

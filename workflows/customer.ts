@@ -39,7 +39,7 @@ type InboxItem =
   | { kind: 'ended'; workflowId: string; outcome: RunOutcome; reason: string };
 
 function factsOf(event: CustomerEventSignalInput): EventFacts {
-  const { triggers: _triggers, ...facts } = event;
+  const { triggers: _triggers, exits: _exits, ...facts } = event;
   return facts;
 }
 
@@ -97,6 +97,8 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
     const facts = factsOf(event);
     const now = Date.now();
     const exits = arbiter.exitRunsOn(facts, now);
+    // A goal event is remembered even with no run to end: a trigger that happened before it, arriving after it, starts none.
+    arbiter.noteExits(facts, event.exits ?? []);
     await persist(exits.map((e) => e.logged));
     for (const { run, logged } of exits) {
       await signalQuietly(() =>

@@ -94,6 +94,13 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
         return holds ? node.then : node.else;
       }
       case 'send': {
+        // The flow's reason is checked again before each send: a cart emptied since the trigger (a purchase that
+        // arrived late, on another server), a lapse undone, takes the flow's exit instead of an email that is wrong.
+        if (flow.requires && !(await local.evaluateForCustomer({ customerId: input.customerId, condition: flow.requires, event: input.trigger, at: Date.now() }))) {
+          outcome = 'exited';
+          reason = `send ${node.id} (${node.template}) not sent: the flow's reason no longer holds (requires ${JSON.stringify(flow.requires)} is false)`;
+          return null;
+        }
         const result = await delivery.sendEmail({
           deliveryKey: deliveryKeyFor(workflowId, node.id, visits.get(node.id) ?? 1),
           customerId: input.customerId,

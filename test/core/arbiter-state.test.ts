@@ -100,13 +100,6 @@ describe('ArbiterState', () => {
     expect(new ArbiterState(old).decide(policy('cart', 90), ok, { ...event('Product Added', 'b'), timestamp: T0 - 1 }, T0 + 6).decision.outcome).toBe('started');
   });
 
-  it('logs a trigger of a history event as skipped with the reason, starting nothing', () => {
-    const state = ArbiterState.fresh('c1');
-    const logged = state.skipHistory(policy('winback', 30), event('Segment Entered', 'seg'), 'the event is history', T0);
-    expect(logged).toMatchObject({ flowId: 'winback', outcome: 'skipped', reason: 'the event is history', eventMessageId: 'seg', workflowId: null });
-    expect(state.activeRuns).toEqual([]);
-  });
-
   it('queued triggers come back when the blocking run ends', () => {
     const state = ArbiterState.fresh('c1');
     state.decide(policy('cart', 90), ok, event('Product Added', 'm1'), T0);

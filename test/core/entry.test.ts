@@ -1,4 +1,4 @@
-import { evaluateEntry, fireTrigger } from '../../core/entry';
+import { evaluateEntry, evaluateRequires, fireTrigger } from '../../core/entry';
 import type { FlowDefinition } from '../../core/flow-types';
 import { emptyProfile } from '../../core/profile';
 
@@ -29,6 +29,17 @@ describe('entry', () => {
 
   it('a flow without a condition admits everyone', () => {
     expect(evaluateEntry({ ...flow, entry: { ...flow.entry, when: undefined } }, undefined, event(1))).toEqual({ matched: true, reason: 'no entry condition' });
+  });
+
+  it("the flow's reason (requires) must hold at entry too, and is read as of the moment asked", () => {
+    const cartFlow: FlowDefinition = { ...flow, requires: { 'profile.cart': { exists: true }, not: { 'profile.cart': { size: 0 } } } };
+    const withCart = { ...consenting, computed: { cart: [{ product_id: 'p1', quantity: 1 }] } };
+    expect(evaluateEntry(cartFlow, withCart, event(12))).toEqual({ matched: true, reason: expect.stringContaining('requires') });
+    expect(evaluateEntry(cartFlow, { ...consenting, computed: { cart: [] } }, event(12))).toEqual({ matched: false, reason: expect.stringMatching(/^requires .* is false$/) });
+    expect(evaluateEntry(cartFlow, withCart, event(5))).toEqual({ matched: false, reason: expect.stringMatching(/^entry.when .* is false$/) });
+    expect(evaluateEntry({ ...cartFlow, entry: { ...cartFlow.entry, when: undefined } }, { ...consenting, computed: {} }, event(1)).matched).toBe(false);
+    expect(evaluateRequires(flow, undefined, event(1), 0)).toEqual({ matched: true, reason: 'no requires' });
+    expect(evaluateRequires(cartFlow, withCart, event(1), 0).matched).toBe(true);
   });
 
   it('a fired trigger carries the policy the arbiter decides with', () => {

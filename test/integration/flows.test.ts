@@ -79,7 +79,7 @@ for (const database of stackDatabases('flows')) {
         await identify('cart-1');
         await track('cart-1', 'Product Added', shoe);
         const entry = await entryOf('cart-1', 'cart-abandonment');
-        expect(entry.flowVersion).toBe(1);
+        expect(entry.flowVersion).toBe(2);
 
         await stack.env.sleep('59m');
         expect(mailsTo('cart-1')).toHaveLength(0);
@@ -165,6 +165,19 @@ for (const database of stackDatabases('flows')) {
         expect(mailsTo('cart-2', 'post-purchase').map((m) => m.subject)).toContain('Thank you for your order o-2');
       });
 
+      it('a cart emptied during the wait: no reminder over an empty cart, the run takes its exit and says why', async () => {
+        await identify('cart-4');
+        await track('cart-4', 'Product Added', shoe);
+        const entry = await entryOf('cart-4', 'cart-abandonment');
+        // Not a purchase (no conversion): the item is taken out again, so the flow's reason (requires) is gone.
+        await track('cart-4', 'Product Removed', { product_id: shoe.product_id });
+        await stack.env.sleep('1h');
+        await expect(runResult(entry.workflowId)).resolves.toMatchObject({ outcome: 'exited', sends: 0, reason: expect.stringContaining("the flow's reason no longer holds") });
+        expect(mailsTo('cart-4')).toHaveLength(0);
+        const logged = await waitUntil('the exit in the decision log', async () => (await stack.runtime.store.decisionsOf('cart-4')).find((d) => d.outcome === 'exited'));
+        expect(logged.reason).toContain('send ');
+      });
+
       it('the same event sent twice with one messageId gives one run and one email', async () => {
         await identify('cart-3');
         const body = { userId: 'cart-3', event: 'Product Added', properties: shoe, messageId: 'dup-1' };
@@ -202,7 +215,7 @@ for (const database of stackDatabases('flows')) {
 
         await stack.env.sleep('1h');
         const [mail] = await waitForMails('arb-1', 1);
-        expect(String(mail!.headers.get('x-microflows-flow'))).toBe('cart-abandonment@1');
+        expect(String(mail!.headers.get('x-microflows-flow'))).toBe('cart-abandonment@2');
         expect(cart.workflowId).toBe('flow/cart-abandonment/arb-1/1');
       });
 

@@ -1,51 +1,21 @@
 // Crash safety of ingest: `microflows server` is SIGKILLed while clients send at full speed, then started again
 // on the same database. Every event that got a 200 must be stored, none twice, and every stored event must be
 // folded into its profile exactly once (the fold shares the event's transaction).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { freePort, startDevServer, type DevServer } from '../../cli/dev-server';
+import { join } from 'node:path';
+import { startDevServer, type DevServer } from '../../cli/dev-server';
 import { SEGMENT_ENTERED, SEGMENT_EXITED } from '../../core/segment-membership';
 import type { Store } from '../../store/store';
 import { openPostgresStore } from '../../store/postgres';
 import { openSqliteStore } from '../../store/sqlite';
 import { postgresSkipReason, throwawayDatabase } from '../support/store-backends';
+import { startServerProcess } from '../support/worker-process';
 
-const ROOT = resolve(__dirname, '../..');
 const WRITE_KEY = 'crash-write-key';
 const AUTH = `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}`;
 const CUSTOMERS = 50;
-
-interface Server {
-  url: string;
-  child: ChildProcess;
-  output: () => string;
-}
-
-async function startServer(env: Record<string, string>): Promise<Server> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [join(ROOT, 'bin/microflows.js'), 'server'], {
-    cwd: ROOT,
-    env: { ...process.env, ...env, PORT: String(port), MICROFLOWS_WRITE_KEY: WRITE_KEY },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`microflows server exited with ${child.exitCode}:\n${output}`);
-    try {
-      if ((await fetch(`${url}/api/health`)).ok) return { url, child, output: () => output };
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`microflows server did not answer within 60 s:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function kill(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   return new Promise((done) => {
@@ -159,7 +129,7 @@ describe('ingest survives SIGKILL', () => {
       // No flows: this is about the write path, so no event owes Temporal a signal (dispatch has its own crash test).
       const flowsDir = mkdtempSync(join(tmpdir(), 'microflows-crash-flows-'));
       const serverEnv = { ...env, TEMPORAL_ADDRESS: temporal.address, MICROFLOWS_SEARCH_ATTRIBUTES: 'false', MICROFLOWS_FLOWS_DIR: flowsDir };
-      let server = await startServer(serverEnv);
+      let server = await startServerProcess({ ...serverEnv, MICROFLOWS_WRITE_KEY: WRITE_KEY });
       let store: Store | undefined;
       try {
         const load = sendAtFullSpeed(server.url, 8);
@@ -170,7 +140,7 @@ describe('ingest survives SIGKILL', () => {
         const { acked, unacked } = await load.stop();
         expect(acked.size).toBeGreaterThanOrEqual(1500);
 
-        server = await startServer(serverEnv);
+        server = await startServerProcess({ ...serverEnv, MICROFLOWS_WRITE_KEY: WRITE_KEY });
         // The client retries what it never saw acknowledged, and (as clients do after a timeout) some that it did.
         const retries = [...unacked, ...[...acked].slice(0, 200)];
         for (let i = 0; i < retries.length; i += 100) {

@@ -198,6 +198,32 @@ for (const backend of storeBackends('temporal-dispatcher')) {
       expect(await received(customer)).toEqual([expect.objectContaining({ messageId: added.messageId, ageAtDispatchMs: 90_000, triggers: [expect.objectContaining({ entry: expect.anything() })] })]);
     });
 
+    it('starts no flow for a history event (recorded over 24 h after it happened), and logs that it is history', async () => {
+      const d = dispatcher();
+      const customer = unique('history');
+      const at = Date.now() - 40 * 24 * HOUR;
+      const added = await record(d, { ...track(customer, 'Product Added', at), receivedAt: Date.now() });
+      await d.idle();
+      expect(await received(customer)).toEqual([]);
+      expect(await store.decisionsOf(customer)).toEqual([
+        expect.objectContaining({ flowId: 'cart-abandonment', outcome: 'skipped', eventMessageId: added.messageId, reason: expect.stringMatching(/is history: it happened at .*, 40 days before it was recorded; changes older than 24 h start no flow/) }),
+      ]);
+    });
+
+    it("tells the arbiter which flows' goal an event is, so an earlier trigger arriving later starts none of them", async () => {
+      const d = dispatcher();
+      const customer = unique('goal');
+      // A trigger first, so the arbiter exists and the goal event reaches it.
+      await record(d, track(customer, 'Product Added', Date.now() - 2000));
+      const ordered = await record(d, track(customer, 'Order Completed', Date.now() - 1000));
+      const viewed = await record(d, track(customer, 'Product Viewed', Date.now()));
+      await d.idle();
+      const signals = await received(customer);
+      // The shipped flows that end on an order: cart and browse abandonment, winback.
+      expect((signals.find((s) => s.messageId === ordered.messageId) as { exits?: string[] }).exits?.sort()).toEqual(['browse-abandonment', 'cart-abandonment', 'winback']);
+      expect(signals.find((s) => s.messageId === viewed.messageId)).toBeUndefined();
+    });
+
     it('starts no flow for an event that reaches Temporal more than 24 h after it happened, and logs why', async () => {
       const at = Date.now() - 25 * HOUR;
       const d = dispatcher({ now: () => at + 25 * HOUR });
@@ -210,7 +236,7 @@ for (const backend of storeBackends('temporal-dispatcher')) {
       expect(await owed()).toEqual([]);
       const decisions = await store.decisionsOf(customer);
       expect(decisions).toEqual([
-        expect.objectContaining({ flowId: 'cart-abandonment', outcome: 'skipped', eventMessageId: added.messageId, reason: expect.stringContaining('changes older than 24 h start no flow') }),
+        expect.objectContaining({ flowId: 'cart-abandonment', outcome: 'skipped', eventMessageId: added.messageId, reason: expect.stringMatching(/reached Temporal 25 h after it happened \(Temporal was unreachable\): changes older than 24 h start no flow/) }),
       ]);
     });
   });

@@ -1,6 +1,8 @@
-// `microflows worker` as a process of its own, as in a deployment, so a test can SIGKILL it at a chosen moment.
+// `microflows worker` and `microflows server` as processes of their own, as in a deployment, so a test can run
+// several and SIGKILL one at a chosen moment.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { freePort } from '../../cli/dev-server';
 import { PROJECT_ROOT, WRITE_KEY } from './stack';
 
 /**
@@ -40,4 +42,37 @@ export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): 
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill(signal);
   await exited;
+}
+
+export interface ServerProcess {
+  url: string;
+  child: ChildProcess;
+  output: () => string;
+}
+
+/** Starts `microflows server` with `env` on a free port and resolves once it answers `/api/health`. */
+export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'bin/microflows.js'), 'server'], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, ...env, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`microflows server exited with ${child.exitCode}:\n${output}`);
+    try {
+      // Any answer means it listens (health may be 503 while Temporal is away).
+      await fetch(`${url}/api/health`);
+      return { url, child, output: () => output };
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`microflows server did not answer within 60 s:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
