@@ -4,7 +4,7 @@
 import { DateTime, IANAZone } from 'luxon';
 import { DAY_MS } from './behavior';
 import { parseIsoTimestamp } from './segment-spec';
-import { editDistance } from './yaml-reader';
+import { suggest } from './yaml-reader';
 
 /**
  * How a date column is written. `iso`: ISO-8601, UTC without an offset. `epoch_seconds` / `epoch_millis`: a number
@@ -73,17 +73,7 @@ export function isKnownZone(zone: string): boolean {
 
 /** ` (did you mean "Europe/Berlin"?)` for a zone name a typo away from a real one, else nothing. */
 export function closestZone(zone: string): string {
-  const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const candidate of zones) {
-    const d = editDistance(zone.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return best === undefined ? '' : ` (did you mean "${best}"?)`;
+  return suggest(zone, typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [], 0);
 }
 
 /** Epoch values this far from 1970 in the other unit: 1e11 seconds is the year 5138, 1e11 ms is March 1973. */

@@ -11,7 +11,7 @@ import { eventsRead } from './segment-rules';
 import { EVENT_LIMIT_BYTES, parseIdentifyCall, parseTrackCall } from './segment-spec';
 import { parseStrictJson } from './strict-json';
 import { eventNamesOfInterest } from './triggers';
-import { describe, editDistance, readYaml, suggest } from './yaml-reader';
+import { closest, describe, readYaml, suggest } from './yaml-reader';
 import { closestZone, compileDatePattern, isKnownZone, kindOf, NAMED_DATE_FORMATS, NUMBER, parseDate, shown, type DateFormat } from './import-dates';
 import type { Entry, YamlNode, YamlReader } from './yaml-reader';
 
@@ -577,25 +577,11 @@ export function checkHeader(mapping: ImportMapping, header: readonly string[], d
     if (count === 1) continue;
     const message =
       count === 0
-        ? `column "${column}" is not in the header of ${dataFile}${closestColumn(column, header)}; its columns are: ${listed}`
+        ? `column "${column}" is not in the header of ${dataFile}${suggest(column, header)}; its columns are: ${listed}`
         : `column "${column}" appears ${count} times in the header of ${dataFile}, so which one to read is ambiguous: rename the others`;
     problems.push({ file: mapping.file, ...spot, message, severity: 'error' });
   }
   return problems;
-}
-
-function closestColumn(column: string, header: readonly string[]): string {
-  const wanted = column.toLowerCase();
-  let best: string | undefined;
-  let bestDistance = wanted.length <= 3 ? 2 : 3;
-  for (const name of header) {
-    const d = editDistance(wanted, name.toLowerCase());
-    if (d < bestDistance) {
-      best = name;
-      bestDistance = d;
-    }
-  }
-  return best === undefined ? '' : ` (did you mean "${best}"?)`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -835,15 +821,5 @@ export function unusedEventNames(names: Iterable<string>, flows: readonly FlowDe
 
 /** A read name close to an unused one (a typo or a case slip), for "did you mean". */
 export function closestEventName(name: string, known: Iterable<string>): string | undefined {
-  const wanted = name.toLowerCase();
-  let best: string | undefined;
-  let bestDistance = wanted.length <= 4 ? 2 : 3;
-  for (const candidate of known) {
-    const d = editDistance(wanted, candidate.toLowerCase());
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return best;
+  return closest(name, known, 4);
 }

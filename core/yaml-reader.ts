@@ -43,17 +43,27 @@ export function describe(node: YamlNode | null): string {
 }
 
 /** A close known word, for "did you mean" hints on typos. */
-export function suggest(word: string, known: readonly string[]): string {
+/**
+ * The candidate nearest to `word` (case ignored) within a few edits, for "did you mean": two edits turn any short
+ * word into any other ("x0" -> "id"), so words of `shortUpTo` letters or fewer get one.
+ */
+export function closest(word: string, candidates: Iterable<string>, shortUpTo = 3): string | undefined {
+  const wanted = word.toLowerCase();
   let best: string | undefined;
-  // Two edits turn any short word into any other ("x0" -> "id"), so short words only get one.
-  let bestDistance = word.length <= 3 ? 2 : 3;
-  for (const candidate of known) {
-    const d = editDistance(word.toLowerCase(), candidate);
+  let bestDistance = wanted.length <= shortUpTo ? 2 : 3;
+  for (const candidate of candidates) {
+    const d = editDistance(wanted, candidate.toLowerCase());
     if (d < bestDistance) {
       best = candidate;
       bestDistance = d;
     }
   }
+  return best;
+}
+
+/** ` (did you mean "<nearest>"?)`, or nothing when no known word is near. */
+export function suggest(word: string, known: Iterable<string>, shortUpTo = 3): string {
+  const best = closest(word, known, shortUpTo);
   return best ? ` (did you mean "${best}"?)` : '';
 }
 

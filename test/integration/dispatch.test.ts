@@ -7,16 +7,14 @@
 import fs from 'node:fs';
 import { Client, type WorkflowClientInterceptor } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { startRuntime, type Runtime } from '../../cli/runtime';
-import { temporalTestServerPath } from '../../cli/temporal-binaries';
 import { customerWorkflowId } from '../../core/arbiter-state';
 import { openPostgresStore } from '../../store/postgres';
 import { openSqliteStore } from '../../store/sqlite';
 import type { Store, StoredEvent } from '../../store/store';
 import { decisionsQuery } from '../../workflows/messages';
 import { post } from '../support/http';
-import { stackDatabases, tempDir, testConfig, workflowBundle, WRITE_KEY } from '../support/stack';
+import { fileTimeSkippingServer, stackDatabases, tempDir, testConfig, workflowBundle, WRITE_KEY } from '../support/stack';
 import { describeOn, throwawayDatabase } from '../support/store-backends';
 
 /** A customerEvent signal as the dispatcher sent it, with the event's row as a separate connection read it just before. */
@@ -28,13 +26,8 @@ interface SentSignal {
   storedWhenSent: Pick<StoredEvent, 'messageId' | 'dispatched'> | undefined;
 }
 
-let environment: Promise<TestWorkflowEnvironment> | undefined;
 /** One time-skipping server for the file, started by the first suite that runs. */
-const temporal = () => (environment ??= TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: temporalTestServerPath() } } }));
-
-afterAll(async () => {
-  await (await environment)?.teardown();
-});
+const temporal = fileTimeSkippingServer();
 
 let sequence = 0;
 const unique = (prefix: string) => `${prefix}-${process.pid}-${++sequence}`;

@@ -1,7 +1,7 @@
 // One email per send when the send itself is retried, on the real Temporal dev server: a worker process is SIGKILLed
 // after its send took effect (the SMTP server accepted the message, or the outbox row committed) and before Temporal
 // recorded the activity's completion, so Temporal runs the send again on another worker. The moment is made exact,
-// not hoped for: the test's SMTP server holds its 250, a SQLite lock holds the ledger's commit, and a TCP gate
+// not hoped for: the test's SMTP server holds its 250, a SQLite lock holds the ledger's commit, and a TCP relay
 // between the worker and Temporal holds the completion.
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -13,7 +13,7 @@ import { SEND_HEARTBEAT_TIMEOUT_MS } from '../../core/send-heartbeat';
 import { post, waitUntil } from '../support/http';
 import { startSmtpSink, type SmtpSink } from '../support/smtp-sink';
 import { tempDir, testConfig, WRITE_KEY } from '../support/stack';
-import { startTcpGate, type TcpGate } from '../support/tcp-gate';
+import { startTcpRelay, type TcpRelay } from '../support/tcp-relay';
 import { devServerEnv, spawnWorker, stopProcess as stop } from '../support/worker-process';
 
 const FIRST = 'crash test: first';
@@ -26,7 +26,7 @@ const RETRY_WITHIN_MS = SEND_HEARTBEAT_TIMEOUT_MS + 40_000;
 let devServer: DevServer;
 let smtp: SmtpSink;
 let runtime: Runtime;
-let gate: TcpGate;
+let gate: TcpRelay;
 let dataDir: string;
 let env: Record<string, string>;
 const workers: ChildProcess[] = [];
@@ -79,13 +79,20 @@ async function runningSend(workflowId: string): Promise<{ attempt: number } | un
   return send ? { attempt: send.attempt ?? 0 } : undefined;
 }
 
+/** Resets the killed worker's connections through the relay, dropping what they held back; then reopens it. */
+async function dropHeldAndReopen(): Promise<void> {
+  await gate.down();
+  gate.release();
+  await gate.up();
+}
+
 const mailTo = (customer: string) => smtp.messages.filter((m) => m.to === `${customer}@example.com`);
 
 beforeAll(async () => {
   dataDir = tempDir('send-retry');
   devServer = await startDevServer({ dataDir, headless: true });
   smtp = await startSmtpSink();
-  gate = await startTcpGate(devServer.address);
+  gate = await startTcpRelay(devServer.address);
   env = devServerEnv({ temporalAddress: devServer.address, dataDir, smtpUrl: smtp.url, taskQueue: `send-retry-${process.pid}` });
   // This process serves HTTP; the workers are processes of their own, so one can be killed.
   runtime = await startRuntime({ config: testConfig(env), worker: false, schedule: false, log: () => undefined });
@@ -120,7 +127,7 @@ describe('a send retried after its worker was killed', () => {
     });
     await waitUntil('the completion to be sent into the gate', async () => gate.heldBytes() > 0);
     await stop(first, 'SIGKILL');
-    gate.cut();
+    await dropHeldAndReopen();
     expect(await runningSend(workflowId)).toEqual({ attempt: 1 }); // Temporal still thinks the first attempt runs
 
     startWorker();
@@ -175,7 +182,7 @@ describe('a send retried after its worker was killed', () => {
     await waitUntil('the outbox row of the second send', async () => (await runtime.store.listOutbox({ to: `${customer}@example.com` })).some((m) => m.subject === SECOND));
     await waitUntil('the completion to be sent into the gate', async () => gate.heldBytes() > 0);
     await stop(first, 'SIGKILL');
-    gate.cut();
+    await dropHeldAndReopen();
     expect(await runningSend(workflowId)).toEqual({ attempt: 1 });
 
     startWorker(outboxWorker);

@@ -10,13 +10,13 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { loadFlowFiles } from '../../cli/project-files';
 import { segmentIdsIn } from '../../cli/segment-files';
-import { temporalTestServerPath } from '../../cli/temporal-binaries';
 import { customerWorkflowId } from '../../core/arbiter-state';
 import { TemporalDispatcher } from '../../server/temporal-dispatcher';
 import type { KyselyStore } from '../../store/kysely-store';
 import type { NewEvent, StoredEvent } from '../../store/store';
 import { waitUntil } from '../support/http';
-import { startOutageRelay, type OutageRelay } from '../support/outage-relay';
+import { fileTimeSkippingServer } from '../support/stack';
+import { startTcpRelay, type TcpRelay } from '../support/tcp-relay';
 import { storeBackends } from '../support/store-backends';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -24,12 +24,8 @@ const HOUR = 3_600_000;
 // Shipped flows: cart-abandonment starts on Product Added and exits on Order Completed.
 const { flows } = loadFlowFiles(path.join(ROOT, 'flows'), path.join(ROOT, 'templates'), segmentIdsIn(path.join(ROOT, 'segments')));
 
-let environment: Promise<TestWorkflowEnvironment> | undefined;
-const temporal = () => (environment ??= TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: temporalTestServerPath() } } }));
-
-afterAll(async () => {
-  await (await environment)?.teardown();
-});
+/** One time-skipping server for the file, started by the first suite that runs. */
+const temporal = fileTimeSkippingServer();
 
 let sequence = 0;
 const unique = (prefix: string) => `${prefix}-${process.pid}-${++sequence}`;
@@ -42,7 +38,7 @@ for (const backend of storeBackends('temporal-dispatcher')) {
   backend.describe(`redelivery of owed events: ${backend.name}`, () => {
     let store: KyselyStore;
     let env: TestWorkflowEnvironment;
-    let relay: OutageRelay;
+    let relay: TcpRelay;
     let connection: Connection;
     let client: Client;
     const logged: string[] = [];
@@ -88,7 +84,7 @@ for (const backend of storeBackends('temporal-dispatcher')) {
     beforeAll(async () => {
       store = await backend.open();
       env = await temporal();
-      relay = await startOutageRelay(env.address);
+      relay = await startTcpRelay(env.address);
       // One attempt per call: a failure comes at once instead of after the client's retries (the same path, sooner).
       connection = await Connection.connect({
         address: relay.address,

@@ -172,6 +172,18 @@ export async function within<T>(what: string, ms: number, promise: Promise<T>, d
   }
 }
 
+/**
+ * One plain time-skipping server for a test file, started by the first suite that asks and torn down after the
+ * file (the registered afterAll): for suites that wire their own parts to it rather than a whole stack.
+ */
+export function fileTimeSkippingServer(): () => Promise<TestWorkflowEnvironment> {
+  let environment: Promise<TestWorkflowEnvironment> | undefined;
+  afterAll(async () => {
+    await (await environment)?.teardown();
+  });
+  return () => (environment ??= TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: temporalTestServerPath() } } }));
+}
+
 export type StackDatabase = 'sqlite' | 'postgres';
 
 /**

@@ -1,9 +1,10 @@
-// A TCP relay in front of a server (Temporal) that a test can take down and bring back on the same address, as an
-// outage does: while down, connections are refused and open ones reset; while held, what the client sends waits.
+// A TCP relay between a process and a server (a worker or a client, and Temporal) that a test controls: taken down
+// and brought back on the same address, as an outage does (connections refused, open ones reset), or held, so that
+// what the process sends waits — a test can then kill the process after a side effect and before the server hears.
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
-export interface OutageRelay {
+export interface TcpRelay {
   /** host:port to give the client instead of the server's address. */
   address: string;
   /** Stops listening and resets every open connection: the server is unreachable. */
@@ -14,14 +15,16 @@ export interface OutageRelay {
   hold(): void;
   /** Sends what waited and lets bytes through again. */
   release(): void;
+  /** Bytes waiting since `hold` (what the process tried to say). */
+  heldBytes(): number;
   close(): Promise<void>;
 }
 
-export async function startOutageRelay(target: string): Promise<OutageRelay> {
+export async function startTcpRelay(target: string): Promise<TcpRelay> {
   const separator = target.lastIndexOf(':');
   const [host, port] = [target.slice(0, separator), Number(target.slice(separator + 1))];
   const sockets = new Set<net.Socket>();
-  const waiting: Array<() => void> = [];
+  const waiting: Array<{ upstream: net.Socket; chunk: Buffer }> = [];
   let held = false;
   const track = (socket: net.Socket) => {
     sockets.add(socket);
@@ -34,7 +37,7 @@ export async function startOutageRelay(target: string): Promise<OutageRelay> {
     track(client);
     track(upstream);
     client.on('data', (chunk: Buffer) => {
-      if (held) waiting.push(() => upstream.write(chunk));
+      if (held) waiting.push({ upstream, chunk });
       else upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => client.write(chunk));
@@ -68,8 +71,9 @@ export async function startOutageRelay(target: string): Promise<OutageRelay> {
     },
     release() {
       held = false;
-      for (const send of waiting.splice(0)) send();
+      for (const { upstream, chunk } of waiting.splice(0)) upstream.write(chunk);
     },
+    heldBytes: () => waiting.reduce((n, { chunk }) => n + chunk.length, 0),
     close: stop,
   };
 }
