@@ -213,6 +213,7 @@ export class SegmentEngine {
         at: now,
         enteredAt: result.enteredAt,
         retract: recorded.filter((c) => retractedKeys.has(`${c.change}:${c.segmentId}:${c.at}`)).map((c) => c.messageId),
+        replayedFrom: fromOf(facts.dueAt),
         nextCheckAt: result.nextCheck,
         events: segmentChangeEvents(result.added, this.descriptions, now),
       };

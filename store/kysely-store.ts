@@ -13,6 +13,7 @@ import { migrateToLatest, type StoreDialect } from './migrations';
 import { newEventRow, recordBatch, type EventWriteOps, type NewEventRow, type ProfileWrite } from './record-events';
 import { readProfileAsOf } from './profile-as-of';
 import { parseJson, profileRow, SEGMENT_CHANGE_NAMES, toProfile, toRecordedSegmentChange, toStoredEvent } from './rows';
+import { SEGMENT_ENTERED } from '../core/segment-membership';
 import {
   TABLES,
   type CatalogProductsTable,
@@ -356,6 +357,18 @@ class KyselyEventOps implements EventWriteOps {
       .orderBy('id')
       .execute();
     return rows.map((r) => ({ type: r.type as EventType, name: r.name, properties: parseJson(r.properties), traits: parseJson(r.traits), timestamp: Number(r.timestamp) }));
+  }
+
+  async lastSegmentEntry(customerId: string, segmentId: string, before: number): Promise<number | null> {
+    const rows = await this.trx
+      .selectFrom('events')
+      .select(['message_id', 'name', 'properties', 'timestamp'])
+      .where('customer_id', '=', customerId)
+      .where('name', '=', SEGMENT_ENTERED)
+      .where('timestamp', '<', before)
+      .orderBy('timestamp', 'desc')
+      .execute();
+    return rows.map(toRecordedSegmentChange).find((c) => c.segmentId === segmentId)?.at ?? null;
   }
 
   async segmentMembership(customerId: string): Promise<Map<string, number>> {
@@ -713,10 +726,16 @@ export class KyselyStore implements Store {
         const exited = [...members.keys()].filter((id) => !decision.members.has(id)).sort();
         // A member still, but a late event moved when it entered.
         const moved = [...decision.members].filter((id) => members.has(id) && decision.enteredAt?.has(id) && decision.enteredAt.get(id) !== members.get(id)).sort();
+        const enter: Array<{ segmentId: string; at: number }> = [];
+        for (const segmentId of [...entered, ...moved]) {
+          // A member again because a late event undid its exit: it entered before the replay, as recorded then.
+          const at = decision.enteredAt?.get(segmentId) ?? (decision.replayedFrom !== undefined ? await ops.lastSegmentEntry(customerId, segmentId, decision.replayedFrom) : null);
+          enter.push({ segmentId, at: at ?? decision.at });
+        }
         await ops.writeSegmentMembership(
           customerId,
           {
-            enter: [...entered, ...moved].map((segmentId) => ({ segmentId, at: decision.enteredAt?.get(segmentId) ?? decision.at })),
+            enter,
             exit: exited,
             retract: decision.retract ?? [],
           },

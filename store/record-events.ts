@@ -51,6 +51,8 @@ export interface EventWriteOps {
   /** Every event of the customer that the profile fold reads (not the segment changes), any order. */
   profileEventsOf(customerId: string): Promise<ProfileEvent[]>;
   segmentMembership(customerId: string): Promise<Map<string, number>>;
+  /** When the customer last entered the segment before `before` (its latest recorded Segment Entered), or null. */
+  lastSegmentEntry(customerId: string, segmentId: string, before: number): Promise<number | null>;
   /** Enters (or moves the entry time of) `enter`, leaves `exit`, deletes the `retract`ed change events, sets the next check. */
   writeSegmentMembership(customerId: string, change: { enter: Array<{ segmentId: string; at: number }>; exit: string[]; retract: string[] }, nextCheckAt: number | null): Promise<void>;
 }

@@ -11,6 +11,7 @@ import type { EventWriter } from './kysely-store';
 import type { EventWriteOps, NewEventRow, ProfileWrite } from './record-events';
 import type { SegmentEventRead, SegmentFactsRead } from './store';
 import { parseJson, profileRow, SEGMENT_CHANGE_NAMES, toProfile, toRecordedSegmentChange } from './rows';
+import { SEGMENT_ENTERED } from '../core/segment-membership';
 import type { Database, EventsTable, ProfilesTable } from './schema';
 
 const SEGMENT_NAMES_SQL = SEGMENT_CHANGE_NAMES.map((name) => `'${name}'`).join(', ');
@@ -49,6 +50,8 @@ const SQL = {
   profileEvents: `select type, name, properties, traits, timestamp from events where customer_id = ? and (name is null or name not in (${SEGMENT_NAMES_SQL}))
     order by timestamp, id`,
   deleteEvent: 'delete from events where customer_id = ? and message_id = ?',
+  segmentEntries: `select message_id, name, properties, timestamp from events where customer_id = ? and name = '${SEGMENT_ENTERED}' and timestamp < ?
+    order by timestamp desc`,
   membership: 'select segment_id, entered_at from segment_members where customer_id = ?',
   enterSegment: 'insert into segment_members (segment_id, customer_id, entered_at) values (?, ?, ?) on conflict do update set entered_at = excluded.entered_at',
   exitSegment: 'delete from segment_members where segment_id = ? and customer_id = ?',
@@ -172,6 +175,11 @@ class SqliteEventOps implements EventWriteOps {
   async profileEventsOf(customerId: string): Promise<ProfileEvent[]> {
     const rows = this.statement('profileEvents').all(customerId) as Array<{ type: EventType; name: string | null; properties: string; traits: string; timestamp: number }>;
     return rows.map((r) => ({ type: r.type, name: r.name, properties: parseJson(r.properties), traits: parseJson(r.traits), timestamp: r.timestamp }));
+  }
+
+  async lastSegmentEntry(customerId: string, segmentId: string, before: number): Promise<number | null> {
+    const rows = this.statement('segmentEntries').all(customerId, before) as Array<{ message_id: string; name: string; properties: string; timestamp: number }>;
+    return rows.map(toRecordedSegmentChange).find((c) => c.segmentId === segmentId)?.at ?? null;
   }
 
   async segmentMembership(customerId: string): Promise<Map<string, number>> {

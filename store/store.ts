@@ -74,6 +74,8 @@ export interface SegmentDecision {
   enteredAt?: ReadonlyMap<string, number>;
   /** messageIds of recorded change events that a late event undid: deleted in the same transaction. */
   retract?: string[];
+  /** Where the replay began: a member with no entry in `enteredAt` entered before it (the store reads when). */
+  replayedFrom?: number;
   at: number;
   nextCheckAt: number | null;
   /** `Segment Entered` / `Segment Exited` events, recorded in the same transaction as the membership change. */

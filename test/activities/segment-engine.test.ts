@@ -228,6 +228,20 @@ for (const backend of storeBackends('segment engine')) {
       ]);
     });
 
+    it('a late order that undoes an exit: the exit is retracted, the exit moves, and the member keeps its first entry time', async () => {
+      const c = customer('undo');
+      await record([track(c, 'Order Completed', T0)]);
+      await engine.evaluate(c, T0 + 20 * DAY_MS);
+      expect(await segmentsOf(c)).toEqual([]);
+      // An order ten days after the first arrives now: recent from T0 on, without a break, until 14 days after it.
+      await record([{ ...track(c, 'Order Completed', T0 + 10 * DAY_MS), receivedAt: T0 + 20 * DAY_MS }]);
+      await engine.evaluate(c, T0 + 20 * DAY_MS);
+      expect(await store.segmentsOf(c)).toEqual([{ segmentId: 'recent', enteredAt: T0 }]);
+      expect((await segmentEvents(c)).map((e) => `${e.name}:${e.segment}@${(e.at - T0) / DAY_MS}d`)).toEqual(['Segment Entered:recent@0d']);
+      await engine.sweepPage(T0 + 30 * DAY_MS, 100_000);
+      expect((await segmentEvents(c)).map((e) => `${e.name}:${e.segment}@${(e.at - T0) / DAY_MS}d`)).toEqual(['Segment Entered:recent@0d', 'Segment Exited:recent@24d']);
+    });
+
     it('a cart untouched for an hour: due at exactly that moment, not rechecked hourly before it', async () => {
       const c = customer('cart');
       await record([track(c, 'Product Added', T0, { product_id: 'p1', price: 10 })]);

@@ -238,10 +238,17 @@ for (const database of stackDatabases('history-replay')) {
       expect(history.length).toBeGreaterThanOrEqual(1000);
       const reference = referenceHistory(history, Date.now());
       expect(reference.length).toBeGreaterThan(300);
+      const memberships: Record<string, string[]> = {};
       for (const way of WAYS) {
         await replay(way, `${way}:`);
         expect({ way, changes: await recorded(`${way}:`) }).toEqual({ way, changes: reference });
+        memberships[way] = [];
+        for (let c = 0; c < CUSTOMERS; c++) {
+          for (const m of await stack.runtime.store.segmentsOf(`${way}:shopper-${c}`)) memberships[way]!.push(`shopper-${c} ${m.segmentId} since ${m.enteredAt}`);
+        }
       }
+      // The membership as stored now, and since when, is the same whichever way the history came in.
+      for (const way of WAYS) expect({ way, members: memberships[way] }).toEqual({ way, members: memberships['one-batch'] });
       // No quintiles were computed: the RFM segments are empty, as the reference has them.
       expect(await stack.runtime.store.rfmState()).toBeUndefined();
     }, 300_000);
