@@ -199,20 +199,22 @@ export class SegmentEngine {
       const result = replayCustomer({
         segments: this.specs,
         customerId,
-        factsAt: (at) => factsAt(history.at(at), facts.events, rfmOf(history.at(at), boundaries), at),
+        factsAt: (at) => {
+          const then = history.at(at);
+          return factsAt(then, facts.events, rfmOf(then, boundaries), at);
+        },
         stored: before,
-        recorded: recorded.map(({ segmentId, change, at }) => ({ segmentId, customerId, change, at })),
+        recorded: recorded.map((c) => ({ ...c, customerId })),
         from: fromOf(facts.dueAt),
         now,
         eventTimes: facts.eventTimes,
       });
       results.set(customerId, { changes: result.added, members: result.members });
-      const retractedKeys = new Set(result.retracted.map((c) => `${c.change}:${c.segmentId}:${c.at}`));
       return {
         members: result.members,
         at: now,
         enteredAt: result.enteredAt,
-        retract: recorded.filter((c) => retractedKeys.has(`${c.change}:${c.segmentId}:${c.at}`)).map((c) => c.messageId),
+        retract: result.retracted.map((c) => c.messageId),
         replayedFrom: fromOf(facts.dueAt),
         nextCheckAt: result.nextCheck,
         events: segmentChangeEvents(result.added, this.descriptions, now),

@@ -39,11 +39,11 @@ export function evaluateRequires(flow: Pick<FlowDefinition, 'requires'>, profile
 /** The entry check: `entry.when`, and the flow's reason (`requires`), which must hold at entry as at every send. */
 export function evaluateEntry(flow: FlowDefinition, profile: Profile | undefined, event: EventFacts): EntryCheck {
   const when = flow.entry.when;
-  const reason = evaluateRequires(flow, profile, event, event.timestamp);
-  if (!when) return flow.requires ? reason : { matched: true, reason: 'no entry condition' };
+  if (!when) return flow.requires ? evaluateRequires(flow, profile, event, event.timestamp) : { matched: true, reason: 'no entry condition' };
   const matched = tester(when, 'entry.when')({ ...profileContext(profile, event.timestamp), ...eventContext(event) });
   const whenReason = `entry.when ${JSON.stringify(when)} is ${matched}`;
   if (!matched || !flow.requires) return { matched, reason: whenReason };
+  const reason = evaluateRequires(flow, profile, event, event.timestamp);
   return reason.matched ? { matched: true, reason: `${whenReason}; ${reason.reason}` } : reason;
 }
 

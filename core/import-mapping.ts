@@ -338,18 +338,8 @@ class MappingCompiler {
       // A date format says the column holds dates: writing type: date as well adds nothing.
       type = 'date';
     }
-    let required = rule.required;
-    const requiredEntry = m.get('required');
-    if (requiredEntry) {
-      const rv = requiredEntry.value;
-      if (!isScalar(rv) || typeof rv.value !== 'boolean') {
-        r.error(rv ?? requiredEntry.keySpot, requiredEntry.path, `required must be true or false, got ${describe(rv)}`);
-        ok = false;
-      } else if (!rv.value && rule.alwaysRequired) {
-        r.error(rv, requiredEntry.path, `${rule.what} is always required: ${rule.alwaysRequired}`);
-        ok = false;
-      } else required = rv.value;
-    }
+    const required = this.required(m.get('required'), rule.required, rule.alwaysRequired ? `${rule.what} is always required: ${rule.alwaysRequired}` : undefined);
+    if (required === undefined) ok = false;
     let dateFormat: DateFormat | undefined;
     if (type === 'date') {
       dateFormat = this.dateFormat(formatEntry, zoneEntry);
@@ -371,7 +361,7 @@ class MappingCompiler {
       r.error(unmappedEntry.keySpot, unmappedEntry.path, 'unmapped says what a value missing from "map" does: it needs a map, e.g. map: { view: Product Viewed }');
       ok = false;
     }
-    if (!ok || column === undefined || !columnEntry) return undefined;
+    if (!ok || required === undefined || column === undefined || !columnEntry) return undefined;
     return {
       from: 'column',
       column,
@@ -396,6 +386,24 @@ class MappingCompiler {
   }
 
   /** `format: <iso | epoch_seconds | epoch_millis | Luxon pattern>` and `zone: <IANA name>`; ISO when neither. */
+  /**
+   * A field's `required: true|false` (`fallback` when absent); undefined after reporting a value that is not a boolean,
+   * or `false` where `alwaysRequired` says why the field cannot be optional.
+   */
+  private required(entry: Entry | undefined, fallback: boolean, alwaysRequired?: string): boolean | undefined {
+    if (!entry) return fallback;
+    const value = entry.value;
+    if (!isScalar(value) || typeof value.value !== 'boolean') {
+      this.r.error(value ?? entry.keySpot, entry.path, `required must be true or false, got ${describe(value)}`);
+      return undefined;
+    }
+    if (!value.value && alwaysRequired) {
+      this.r.error(value, entry.path, alwaysRequired);
+      return undefined;
+    }
+    return value.value;
+  }
+
   private dateFormat(formatEntry: Entry | undefined, zoneEntry: Entry | undefined): DateFormat | undefined {
     const r = this.r;
     const name = formatEntry ? r.text(formatEntry, 'format') : 'iso';
@@ -499,16 +507,8 @@ class MappingCompiler {
       r.error(list, entry.path, 'multiply needs at least one column: a product of constants is a constant, write it as { value: ... }');
       ok = false;
     }
-    let required = false;
-    const requiredEntry = m.get('required');
-    if (requiredEntry) {
-      const rv = requiredEntry.value;
-      if (!isScalar(rv) || typeof rv.value !== 'boolean') {
-        r.error(rv ?? requiredEntry.keySpot, requiredEntry.path, `required must be true or false, got ${describe(rv)}`);
-        ok = false;
-      } else required = rv.value;
-    }
-    return ok ? { from: 'multiply', factors, required } : undefined;
+    const required = this.required(m.get('required'), false);
+    return ok && required !== undefined ? { from: 'multiply', factors, required } : undefined;
   }
 
   /** A list of objects, each a map of field name -> field: `products: [ { product_id: sku, price: { column: price, type: number } } ]`. */

@@ -76,7 +76,7 @@ export function membershipChanges(customerId: string, before: ReadonlySet<string
  */
 export const MAX_CATCH_UP_STEPS = 20_000;
 
-export interface ReplayInput {
+export interface ReplayInput<R extends SegmentChange = SegmentChange> {
   segments: SegmentSpec[];
   customerId: string;
   /** The customer's facts as of a moment: only events up to it, the profile as it was then. Moments never go back. */
@@ -84,7 +84,7 @@ export interface ReplayInput {
   /** The membership as stored (as of the last evaluation). */
   stored: ReadonlySet<string>;
   /** The changes already recorded at or after `from`, oldest first (a later evaluation may have recorded some). */
-  recorded: readonly SegmentChange[];
+  recorded: readonly R[];
   /**
    * The earliest moment anything new can matter: the own time of the earliest event not yet evaluated, or the moment
    * a time-based change was due. Membership before it cannot change (rules read only what happened up to a moment).
@@ -95,12 +95,12 @@ export interface ReplayInput {
   eventTimes: readonly number[];
 }
 
-export interface ReplayResult {
+export interface ReplayResult<R extends SegmentChange = SegmentChange> {
   members: Set<string>;
   /** The customer's history from `from` to now, oldest first: every change, dated when it happened. */
   changes: SegmentChange[];
   /** Recorded changes this history no longer holds (an event arrived late and undid them): to be deleted. */
-  retracted: SegmentChange[];
+  retracted: R[];
   /** Changes of this history not recorded yet: to be recorded. */
   added: SegmentChange[];
   /** For each segment entered in this history and still a member, when it was (last) entered. */
@@ -128,7 +128,7 @@ function membershipBefore(stored: ReadonlySet<string>, recorded: readonly Segmen
  * exactly known time-based change (a window closing, a day counter ticking) — dating each change at its moment.
  * It says which recorded changes a late event has undone, and which are new.
  */
-export function replayCustomer(input: ReplayInput): ReplayResult {
+export function replayCustomer<R extends SegmentChange>(input: ReplayInput<R>): ReplayResult<R> {
   const { segments, customerId, now } = input;
   let members = membershipBefore(input.stored, input.recorded);
   const changes: SegmentChange[] = [];

@@ -12,7 +12,7 @@ import { FlowVersionConflictError } from './errors';
 import { migrateToLatest, type StoreDialect } from './migrations';
 import { newEventRow, recordBatch, type EventWriteOps, type NewEventRow, type ProfileWrite } from './record-events';
 import { readProfileAsOf } from './profile-as-of';
-import { parseJson, profileRow, SEGMENT_CHANGE_NAMES, toProfile, toRecordedSegmentChange, toStoredEvent } from './rows';
+import { parseJson, profileRow, SEGMENT_CHANGE_NAMES, toProfile, toProfileEvent, toRecordedSegmentChange, toStoredEvent } from './rows';
 import { SEGMENT_ENTERED } from '../core/segment-membership';
 import {
   TABLES,
@@ -356,7 +356,7 @@ class KyselyEventOps implements EventWriteOps {
       .orderBy('timestamp')
       .orderBy('id')
       .execute();
-    return rows.map((r) => ({ type: r.type as EventType, name: r.name, properties: parseJson(r.properties), traits: parseJson(r.traits), timestamp: Number(r.timestamp) }));
+    return rows.map(toProfileEvent);
   }
 
   async lastSegmentEntry(customerId: string, segmentId: string, before: number): Promise<number | null> {

@@ -1,15 +1,10 @@
 // Reads a customer's profile as it stood at a past moment, on either backend: today's row and the customer's events
 // up to that moment, folded by core/profile-as-of. Kept apart from kysely-store.ts, which holds every table family.
 import type { Kysely } from 'kysely';
-import type { EventType } from '../core/event';
 import type { Profile, ProfileEvent } from '../core/profile';
 import { profileAsOf, segmentsAsOf } from '../core/profile-as-of';
-import { parseJson, SEGMENT_CHANGE_NAMES, toProfile } from './rows';
+import { SEGMENT_CHANGE_NAMES, toProfile, toProfileEvent } from './rows';
 import type { Database } from './schema';
-
-function toProfileEvent(r: { type: string; name: string | null; properties: string; traits: string; timestamp: number | string }): ProfileEvent {
-  return { type: r.type as EventType, name: r.name, properties: parseJson(r.properties), traits: parseJson(r.traits), timestamp: Number(r.timestamp) };
-}
 
 /**
  * The customer's events with their own time at or before `at`, in time order (ties by arrival), and one later event

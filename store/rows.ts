@@ -1,13 +1,19 @@
 // Row ↔ domain conversions shared by the Kysely store and the SQLite ingest path: JSON columns are text on
 // both backends, booleans are 0/1 on SQLite.
 import type { Selectable } from 'kysely';
-import type { Profile } from '../core/profile';
+import type { EventType } from '../core/event';
+import type { Profile, ProfileEvent } from '../core/profile';
 import type { EventsTable, ProfilesTable } from './schema';
 import type { RecordedSegmentChange, StoredEvent } from './store';
 import { SEGMENT_ENTERED, SEGMENT_EXITED } from '../core/segment-membership';
 
 /** The names of the engine's own segment-change events, which segment history reads apart from the customer's events. */
 export const SEGMENT_CHANGE_NAMES = [SEGMENT_ENTERED, SEGMENT_EXITED];
+
+/** An events row as the profile fold reads it. */
+export function toProfileEvent(row: { type: string; name: string | null; properties: string; traits: string; timestamp: number | string }): ProfileEvent {
+  return { type: row.type as EventType, name: row.name, properties: parseJson(row.properties), traits: parseJson(row.traits), timestamp: Number(row.timestamp) };
+}
 
 /** A recorded Segment Entered / Exited event row as a change. */
 export function toRecordedSegmentChange(row: { message_id: string; name: string | null; properties: string; timestamp: number | string }): RecordedSegmentChange {

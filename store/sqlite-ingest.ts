@@ -10,7 +10,7 @@ import type { Profile, ProfileEvent } from '../core/profile';
 import type { EventWriter } from './kysely-store';
 import type { EventWriteOps, NewEventRow, ProfileWrite } from './record-events';
 import type { SegmentEventRead, SegmentFactsRead } from './store';
-import { parseJson, profileRow, SEGMENT_CHANGE_NAMES, toProfile, toRecordedSegmentChange } from './rows';
+import { parseJson, profileRow, SEGMENT_CHANGE_NAMES, toProfile, toProfileEvent, toRecordedSegmentChange } from './rows';
 import { SEGMENT_ENTERED } from '../core/segment-membership';
 import type { Database, EventsTable, ProfilesTable } from './schema';
 
@@ -173,8 +173,7 @@ class SqliteEventOps implements EventWriteOps {
   }
 
   async profileEventsOf(customerId: string): Promise<ProfileEvent[]> {
-    const rows = this.statement('profileEvents').all(customerId) as Array<{ type: EventType; name: string | null; properties: string; traits: string; timestamp: number }>;
-    return rows.map((r) => ({ type: r.type, name: r.name, properties: parseJson(r.properties), traits: parseJson(r.traits), timestamp: r.timestamp }));
+    return (this.statement('profileEvents').all(customerId) as Array<{ type: string; name: string | null; properties: string; traits: string; timestamp: number }>).map(toProfileEvent);
   }
 
   async lastSegmentEntry(customerId: string, segmentId: string, before: number): Promise<number | null> {
