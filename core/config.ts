@@ -47,6 +47,30 @@ export interface Config {
   segmentSweepEvery: number;
   /** Segments with fewer members are flagged "too small" by `microflows segments report`. */
   segmentMinSize: number;
+  /** A second port for the admin routes (/api, previews); null: they share PORT (still authenticated). */
+  adminPort: number | null;
+  /** One admin API key with every scope, besides the keys `microflows keys create` stores (MICROFLOWS_ADMIN_KEY). */
+  adminKey: string | null;
+  /** Host header values the server answers; null: loopback names, HOST and the hosts of the public and shop URLs. */
+  allowedHosts: string[] | null;
+  /** Domains a link whose target comes from data (not the template's literal text) may point at; subdomains included. */
+  linkDomains: string[];
+  /** How long click, open and unsubscribe links in an email stay valid (ms). */
+  trackingTokenTtlMs: number;
+  /** How far from the arrival time a client (browser) key's event timestamp may be (ms); server keys may backfill. */
+  clientMaxSkewMs: number;
+  /** SendGrid's signed event webhook: the account's verification key (base64 DER or PEM); null: the route answers 401. */
+  sendgridVerificationKey: string | null;
+  /** Postmark's webhook Basic credential, `user:password`; null: the route answers 401. */
+  postmarkWebhookCredential: string | null;
+  /** Ingest calls per second one source key may make (a batch counts its events). */
+  rateLimitPerKey: number;
+  /** Ingest requests per second one client IP may make with a client key. */
+  rateLimitPerIp: number;
+  /** Hits per minute one tracking or unsubscribe token may make. */
+  rateLimitPerToken: number;
+  /** node:http limits: time to receive the headers, the whole request, idle keep-alive, and open connections. */
+  http: { headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; maxConnections: number };
 }
 
 type Env = Record<string, string | undefined>;
@@ -91,6 +115,38 @@ function boolFrom(env: Env, name: string, fallback: boolean): boolean {
 
 export const DEFAULT_WRITE_KEY = 'dev-write-key';
 
+function listFrom(env: Env, name: string): string[] | null {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return null;
+  return raw
+    .split(',')
+    .map((item) => item.trim().toLowerCase())
+    .filter((item) => item !== '');
+}
+
+/** The host name of an absolute http(s) URL, lower-cased; a ConfigError naming the variable otherwise. */
+export function hostOfUrl(name: string, url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol === 'http:' || parsed.protocol === 'https:') return parsed.hostname.toLowerCase();
+  } catch {
+    // reported below
+  }
+  throw new ConfigError(`${name}=${url} is not an absolute http(s) URL, e.g. https://shop.example`);
+}
+
+function durationAtLeast(env: Env, name: string, fallback: number, minMs: number, example: string): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  try {
+    const ms = parseDuration(raw);
+    if (ms >= minMs) return ms;
+  } catch {
+    // reported below with the variable's name
+  }
+  throw new ConfigError(`${name}=${raw} must be a duration of at least ${minMs / 1000}s, e.g. ${example}`);
+}
+
 export function readConfig(env: Env, cwd: string): Config {
   const dataDir = env.MICROFLOWS_DATA_DIR || `${cwd}/.data`;
   const port = intFrom(env, 'PORT', 3000);
@@ -119,6 +175,23 @@ export function readConfig(env: Env, cwd: string): Config {
     segmentsDir: env.MICROFLOWS_SEGMENTS_DIR || `${cwd}/segments`,
     segmentSweepEvery: durationFrom(env, 'MICROFLOWS_SEGMENT_SWEEP_EVERY', 60_000),
     segmentMinSize: positiveIntFrom(env, 'MICROFLOWS_SEGMENT_MIN_SIZE', 100),
+    adminPort: env.MICROFLOWS_ADMIN_PORT === undefined || env.MICROFLOWS_ADMIN_PORT === '' ? null : intFrom(env, 'MICROFLOWS_ADMIN_PORT', 0),
+    adminKey: env.MICROFLOWS_ADMIN_KEY || null,
+    allowedHosts: listFrom(env, 'MICROFLOWS_ALLOWED_HOSTS'),
+    linkDomains: listFrom(env, 'MICROFLOWS_LINK_DOMAINS') ?? [hostOfUrl('MICROFLOWS_SHOP_URL', env.MICROFLOWS_SHOP_URL || 'https://shop.example')],
+    trackingTokenTtlMs: durationAtLeast(env, 'MICROFLOWS_TOKEN_TTL', 180 * 86_400_000, 86_400_000, '180d'),
+    clientMaxSkewMs: durationAtLeast(env, 'MICROFLOWS_CLIENT_MAX_SKEW', 3_600_000, 60_000, '1h'),
+    sendgridVerificationKey: env.SENDGRID_WEBHOOK_VERIFICATION_KEY || null,
+    postmarkWebhookCredential: env.POSTMARK_WEBHOOK_CREDENTIAL || null,
+    rateLimitPerKey: positiveIntFrom(env, 'MICROFLOWS_RATE_LIMIT_PER_KEY', 20_000),
+    rateLimitPerIp: positiveIntFrom(env, 'MICROFLOWS_RATE_LIMIT_PER_IP', 50),
+    rateLimitPerToken: positiveIntFrom(env, 'MICROFLOWS_RATE_LIMIT_PER_TOKEN', 30),
+    http: {
+      headersTimeoutMs: durationAtLeast(env, 'MICROFLOWS_HTTP_HEADERS_TIMEOUT', 10_000, 1000, '10s'),
+      requestTimeoutMs: durationAtLeast(env, 'MICROFLOWS_HTTP_REQUEST_TIMEOUT', 30_000, 1000, '30s'),
+      keepAliveTimeoutMs: durationAtLeast(env, 'MICROFLOWS_HTTP_KEEPALIVE_TIMEOUT', 65_000, 1000, '65s'),
+      maxConnections: positiveIntFrom(env, 'MICROFLOWS_HTTP_MAX_CONNECTIONS', 4096),
+    },
     watchTemplates: env.MICROFLOWS_WATCH_TEMPLATES === undefined || env.MICROFLOWS_WATCH_TEMPLATES === '' ? null : boolFrom(env, 'MICROFLOWS_WATCH_TEMPLATES', false),
   };
 }

@@ -106,6 +106,32 @@ export class UnauthorizedError extends MicroflowsError {
   override name = 'UnauthorizedError';
 }
 
+/** The credentials are valid but do not allow this (a key without the scope, a client key doing what only server keys may). */
+export class ForbiddenError extends MicroflowsError {
+  override readonly status = 403;
+  override readonly code: string = 'forbidden';
+  override name = 'ForbiddenError';
+  constructor(
+    message: string,
+    readonly field?: string,
+  ) {
+    super(field ? `${field}: ${message}` : message);
+  }
+}
+
+/** Too many requests from one key, client IP or token; retry after `retryAfterSeconds`. */
+export class RateLimitedError extends MicroflowsError {
+  override readonly status = 429;
+  override readonly code = 'rate_limited';
+  override name = 'RateLimitedError';
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
 /** A template could not be rendered (missing file, MJML error, unknown helper). */
 export class TemplateError extends MicroflowsError {
   override readonly status = 422;

@@ -19,6 +19,7 @@ import { BadRequestError, NotFoundError, asyncHandler, errorAnswer } from './htt
 import { IngestQueue } from './ingest-queue';
 import { ingestHandler } from './ingest-routes';
 import { trackingRoutes } from './tracking-routes';
+import { webhookRoutes } from './webhook-routes';
 
 export { EVENT_LIMIT_BYTES, BATCH_LIMIT_BYTES } from '../core/segment-spec';
 
@@ -137,6 +138,7 @@ export function createApp(deps: AppDeps): App {
       now,
     }),
   );
+  app.use(webhookRoutes({ store, queue, dispatcher, writeKey, log, now }));
 
   app.get(
     '/api/profiles/:id',

@@ -1,6 +1,6 @@
 // Errors of the admin API's own requests (routes and query strings), shaped like core's so one handler answers all.
 import type { Request, RequestHandler, Response } from 'express';
-import { BadInputError, MicroflowsError, OverloadedError, isMicroflowsError } from '../core/errors';
+import { BadInputError, MicroflowsError, OverloadedError, RateLimitedError, isMicroflowsError } from '../core/errors';
 
 /** A query parameter is malformed; `field` names it. */
 export class BadRequestError extends BadInputError {
@@ -34,8 +34,10 @@ export function errorAnswer(err: unknown, log: (message: string) => void): Error
   if (isMicroflowsError(err)) {
     const field = (err as { field?: unknown }).field;
     const headers: Record<string, string> = {};
-    if (err.status === 401) headers['WWW-Authenticate'] = 'Basic realm="microflows"';
-    if (err instanceof OverloadedError || err.code === 'overloaded') headers['Retry-After'] = String((err as OverloadedError).retryAfterSeconds ?? 1);
+    if (err.status === 401) headers['WWW-Authenticate'] = (err as { scheme?: string }).scheme === 'Bearer' ? 'Bearer realm="microflows-admin"' : 'Basic realm="microflows"';
+    if (err instanceof OverloadedError || err instanceof RateLimitedError || err.code === 'overloaded' || err.code === 'rate_limited') {
+      headers['Retry-After'] = String((err as OverloadedError).retryAfterSeconds ?? 1);
+    }
     return { status: err.status, headers, body: { error: err.code, message: err.message, ...(typeof field === 'string' ? { field } : {}) } };
   }
   log(`[http] unexpected error: ${(err as Error)?.stack ?? String(err)}`);

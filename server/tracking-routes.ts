@@ -1,19 +1,16 @@
-// Email engagement into canonical events: the open pixel and the signed click redirect (with UTM tags), the RFC 8058
-// one-click unsubscribe link, and the SendGrid and Postmark event webhooks. Each becomes an `Email Opened`,
-// `Email Link Clicked`, `Unsubscribed`, ... track event written like any other, so engagement from any source is
+// Email engagement into canonical events: the open pixel and the signed click redirect (with UTM tags) and the RFC
+// 8058 one-click unsubscribe link (the ESP webhooks are in webhook-routes.ts). Each becomes an `Email Opened`,
+// `Email Link Clicked`, `Unsubscribed` track event written like any other, so engagement from any source is
 // counted the same way.
 import { createHash, randomUUID } from 'node:crypto';
 import express, { type Response, type Router } from 'express';
-import { normalizePostmarkEvent, normalizeSendGridEvents, type EngagementEvent, type NormalizedWebhook } from '../core/esp-webhooks';
 import type { NewEvent } from '../core/event';
-import { parseStrictJson } from '../core/strict-json';
 import { isMicroflowsError } from '../core/errors';
 import { verifyClickToken, verifyOpenToken, verifyUnsubscribeToken, withUtm, type UnsubscribeClaims } from '../core/tracking';
 import type { RecordEventResult, Store } from '../store/store';
 import type { EventDispatcher } from './dispatcher';
 import { asyncHandler } from './http-errors';
 import { dispatchRecorded } from './dispatcher';
-import { bodyBytes, readBody, requireWriteKey } from './ingest-routes';
 import type { IngestQueue } from './ingest-queue';
 import { confirmUnsubscribePage, invalidLinkPage, sendPage, unsubscribedPage } from './unsubscribe-pages';
 
@@ -29,8 +26,6 @@ export interface TrackingDeps {
 
 /** The smallest transparent GIF (1x1). */
 const PIXEL = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
-/** ESPs batch many events per POST (SendGrid up to thousands). */
-const WEBHOOK_LIMIT_BYTES = 5 * 1024 * 1024;
 
 /**
  * One token, one event a day: a provider retrying its one-click POST, or a reader pressing the button twice, is the
@@ -52,7 +47,7 @@ function verifyForPage(res: Response, secret: string, token: string): Unsubscrib
   }
 }
 
-function trackEvent(fields: { messageId: string; customerId: string; name: string; properties: Record<string, unknown>; context: Record<string, unknown>; timestamp: number; receivedAt: number }): NewEvent {
+export function trackEvent(fields: { messageId: string; customerId: string; name: string; properties: Record<string, unknown>; context: Record<string, unknown>; timestamp: number; receivedAt: number }): NewEvent {
   return { ...fields, type: 'track', userId: fields.customerId, anonymousId: null, traits: {} };
 }
 
@@ -135,43 +130,5 @@ export function trackingRoutes(deps: TrackingDeps): Router {
     }),
   );
 
-  const webhook = (provider: string, normalize: (body: unknown) => NormalizedWebhook) =>
-    asyncHandler(async (req, res) => {
-      const { events, ignored } = normalize(parseStrictJson(bodyBytes(req), { maxDepth: 64 }));
-      const receivedAt = deps.now();
-      const accepted: NewEvent[] = [];
-      const unknown: Array<{ index: number; reason: string }> = [];
-      for (const [index, event] of events.entries()) {
-        const customerId = event.customerId ?? (await deps.store.customerIdByEmail(event.email));
-        if (customerId === undefined) {
-          unknown.push({ index, reason: `no customer has the email ${event.email}` });
-          continue;
-        }
-        accepted.push(engagementEvent(event, customerId, provider, receivedAt));
-      }
-      const results = await record(accepted);
-      res.status(200).json({
-        success: true,
-        accepted: accepted.length,
-        duplicates: results.filter((r) => r.duplicate).length,
-        ignored: [...ignored, ...unknown],
-      });
-    });
-
-  const auth = requireWriteKey(deps.writeKey);
-  router.post('/webhooks/sendgrid', auth, readBody(WEBHOOK_LIMIT_BYTES, 'webhook'), webhook('sendgrid', normalizeSendGridEvents));
-  router.post('/webhooks/postmark', auth, readBody(WEBHOOK_LIMIT_BYTES, 'webhook'), webhook('postmark', normalizePostmarkEvent));
   return router;
-}
-
-function engagementEvent(event: EngagementEvent, customerId: string, provider: string, receivedAt: number): NewEvent {
-  return trackEvent({
-    messageId: event.messageId,
-    customerId,
-    name: event.name,
-    properties: { ...event.properties, email: event.email },
-    context: { source: `${provider}-webhook` },
-    timestamp: event.timestamp,
-    receivedAt,
-  });
 }
