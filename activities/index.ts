@@ -6,13 +6,14 @@ import { summarizeEntryHistory, type CustomerEventSignalInput, type DecisionLogE
 import { compileCondition, type Condition } from '../core/conditions';
 import { evaluateEntry, fireTrigger, type EntryCheck } from '../core/entry';
 import type { FlowDefinition } from '../core/flow-types';
+import { mailboxProblem } from '../core/email-address';
 import { profileContext } from '../core/profile';
 import type { EventFacts } from '../core/triggers';
 import { eventContext, eventMatches } from '../core/triggers';
 import type { SendRecord, Store } from '../store/store';
 import { signalCustomerEvent, type SignalTarget } from '../client/customer-signals';
 import type { SmtpMailer } from './mailer';
-import { clickUrlSigner, listUnsubscribeHeaders, openPixelUrl, unsubscribeUrl, withUtm } from '../core/tracking';
+import { clickUrlSigner, listUnsubscribeHeaders, openPixelUrl, tokenExpiry, unsubscribeUrl, withUtm } from '../core/tracking';
 import { catalogRenderOptions, type CatalogReader } from './catalog';
 import type { RenderOptions, TemplateLibrary } from './templates';
 import type { SegmentEngine, SweepPage } from './segment-engine';
@@ -26,9 +27,11 @@ export interface ActivityDeps {
   fromAddress: string;
   /**
    * Signs tracked links, the open pixel and unsubscribe links, which point at `baseUrl()` (the server's public
-   * address). null: links go out as written, with UTM tags, and emails carry no tracking.
+   * address), valid for `tokenTtlMs` from the email's date (default 180 days). `linkDomains`: where a link from data
+   * may point (default: the template library's, the shop URL's host). null: links go out as written, with UTM tags,
+   * and emails carry no tracking.
    */
-  tracking: { secret: string; baseUrl: () => string } | null;
+  tracking: { secret: string; baseUrl: () => string; linkDomains?: readonly string[]; tokenTtlMs?: number } | null;
   /** Products for recommendation blocks; null: blocks show only what events said (the cart). */
   catalog: CatalogReader | null;
   /** For the sweep, which signals customers. */
@@ -126,6 +129,16 @@ export function createActivities(deps: ActivityDeps) {
     const profile = await store.getProfile(input.customerId, { withSegments: true });
     const to = profile?.email;
     if (!to) return { status: 'skipped', reason: `customer ${input.customerId} has no email address` };
+    // Checked again here: an address stored before identify validated it (a list, a group, CR/LF) must never reach
+    // nodemailer, which would send to every address in it.
+    const badAddress = mailboxProblem(to);
+    if (badAddress !== undefined) {
+      const reason = `customer ${input.customerId}'s stored email address is invalid: it ${badAddress}`;
+      await store.recordDecisions([
+        { key: `${input.deliveryKey}:skipped`, customerId: input.customerId, at: input.scheduledAt, flowId: input.flowId, flowVersion: input.flowVersion, outcome: 'skipped', reason: `send ${input.nodeId} (${input.template}) skipped: ${reason}`, eventMessageId: null, workflowId: input.workflowId },
+      ]);
+      return { status: 'skipped', reason };
+    }
     const context = profileContext(profile, input.scheduledAt);
     const category = deps.templates.category(input.template);
     if (category === 'marketing' && context.consent.email_marketing !== true) {
@@ -149,13 +162,17 @@ export function createActivities(deps: ActivityDeps) {
     }
     const claims = { customerId: input.customerId, deliveryKey: input.deliveryKey, flowId: input.flowId, stepId: input.nodeId };
     const tracking = deps.tracking;
-    const unsubscribe = category === 'marketing' && tracking ? unsubscribeUrl(tracking.baseUrl(), tracking.secret, claims) : null;
+    // Links live for the TTL from the email's own date (its Date header), the same on every retry of the send.
+    const expiresAt = tokenExpiry(input.scheduledAt, tracking?.tokenTtlMs);
+    const unsubscribe = category === 'marketing' && tracking ? unsubscribeUrl(tracking.baseUrl(), tracking.secret, claims, expiresAt) : null;
     const index = deps.catalog ? await deps.catalog.index() : null;
-    const trackedUrl = tracking ? clickUrlSigner(tracking.baseUrl(), tracking.secret, claims) : null;
+    const trackedUrl = tracking ? clickUrlSigner(tracking.baseUrl(), tracking.secret, claims, expiresAt) : null;
     const options: RenderOptions = {
-      link: (url) => (trackedUrl && /^https?:\/\//i.test(url) ? trackedUrl(url) : withUtm(url, { flowId: input.flowId, stepId: input.nodeId })),
+      // The link policy has passed every URL that gets here (core/link-policy); only http(s) ones are tracked.
+      link: (url, _index, literal) => (trackedUrl && /^https?:\/\//i.test(url) ? trackedUrl(url, literal) : withUtm(url, { flowId: input.flowId, stepId: input.nodeId })),
+      ...(tracking?.linkDomains ? { linkDomains: tracking.linkDomains } : {}),
       unsubscribeUrl: unsubscribe,
-      openPixelUrl: tracking ? openPixelUrl(tracking.baseUrl(), tracking.secret, claims) : null,
+      openPixelUrl: tracking ? openPixelUrl(tracking.baseUrl(), tracking.secret, claims, expiresAt) : null,
       ...catalogRenderOptions(index),
     };
     const rendered = deps.templates.render(

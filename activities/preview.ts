@@ -1,5 +1,6 @@
-// Preview: renders a template exactly as a send would (same data, catalog and fallbacks), for one customer of the
-// store, or for a synthetic profile given as data — without tracking tokens, so nothing a reviewer clicks is counted.
+// Preview: renders a template exactly as a send would (same data, catalog, link policy and fallbacks), for one customer
+// of the store, or for a synthetic profile given as data — without tracking tokens, so nothing a reviewer clicks is
+// counted.
 import { BadInputError, isMicroflowsError, MicroflowsError } from '../core/errors';
 import { profileContext, type Profile } from '../core/profile';
 import type { CatalogIndex } from '../core/recommendations';
@@ -21,6 +22,8 @@ export interface PreviewDeps {
   templates: TemplateLibrary;
   store: Pick<Store, 'getProfile'>;
   catalog: CatalogReader | null;
+  /** Where links from data may point, as in sends (core/link-policy); default: the template library's. */
+  linkDomains?: readonly string[];
 }
 
 export interface PreviewRequest {
@@ -99,6 +102,8 @@ export async function previewTemplate(deps: PreviewDeps, request: PreviewRequest
     {
       // The destination a click would reach, with its UTM tags, but no tracking token.
       link: (url) => withUtm(url, { flowId: flow.id, stepId: flow.step }),
+      // The same policy as a send: a javascript:, data: or off-domain link from data is shown unlinked here too.
+      ...(deps.linkDomains ? { linkDomains: deps.linkDomains } : {}),
       unsubscribeUrl: compiled.header.category === 'marketing' ? '#unsubscribe-preview' : null,
       openPixelUrl: null,
       ...catalogRenderOptions(index),

@@ -9,6 +9,7 @@ import { profileContext, type Profile } from '../core/profile';
 import { rfmBoundaries, rfmInputOf, rfmScore, type RfmBoundaries, type RfmScores } from '../core/rfm';
 import type { SegmentDefinition } from '../core/segment-definition';
 import { ProfileHistory } from '../core/profile-history';
+import { UniqueQueue } from '../core/unique-queue';
 import { membershipChanges, replayCustomer, segmentChangeEvents, segmentEventReads, type BaseFacts, type SegmentChange, type SegmentSpec } from '../core/segment-membership';
 import type { SegmentRule } from '../core/segment-rules';
 import type { SegmentDecision, SegmentFactsRead, SegmentReadPlan, Store } from '../store/store';
@@ -20,6 +21,11 @@ export const RFM_REFRESH_MS = DAY_MS;
 const EVALUATION_BATCH = 100;
 /** How long a process trusts its copy of the stored RFM quintiles before reading them again. */
 const RFM_RELOAD_MS = 60_000;
+/**
+ * Customers waiting for a real-time evaluation beyond which more are left to the sweep (a few MB of ids). Nothing is
+ * lost: ingest marks each customer due in the event's own transaction, and the sweep evaluates every due customer.
+ */
+export const MAX_PENDING_EVALUATIONS = 100_000;
 
 export interface SegmentEngineOptions {
   store: Store;
@@ -28,6 +34,8 @@ export interface SegmentEngineOptions {
   dispatcher: EventDispatcher | null;
   now?: () => number;
   log?: (message: string) => void;
+  /** Customers waiting for a real-time evaluation beyond which more are left to the sweep (MAX_PENDING_EVALUATIONS). */
+  maxPending?: number;
 }
 
 export interface CustomerSegmentResult {
@@ -92,16 +100,20 @@ export class SegmentEngine {
   private readonly now: () => number;
   private readonly log: (message: string) => void;
   private rfm: { boundaries: RfmBoundaries | null; readAt: number } = { boundaries: null, readAt: -Infinity };
-  /** Customers waiting for a real-time evaluation, and the one evaluation chain that drains them. */
-  private readonly pending = new Set<string>();
+  /** Customers waiting for a real-time evaluation (each once, first come first evaluated), and the one chain that drains them. */
+  private readonly pending: UniqueQueue<string>;
   private draining: Promise<void> | null = null;
   private failures = 0;
+  /** Customers left to the sweep because the pending queue was full, and whether it is full since it last emptied. */
+  private overflowed = 0;
+  private overflowing = false;
 
   constructor(options: SegmentEngineOptions) {
     this.store = options.store;
     this.dispatcher = options.dispatcher;
     this.now = options.now ?? Date.now;
     this.log = options.log ?? ((m) => console.error(m));
+    this.pending = new UniqueQueue(options.maxPending ?? MAX_PENDING_EVALUATIONS);
     this.setSegments(options.segments);
   }
 
@@ -121,6 +133,16 @@ export class SegmentEngine {
     return this.failures;
   }
 
+  /** Customers waiting for a real-time evaluation. */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  /** Customers not queued for a real-time evaluation because the queue was full (the sweep evaluates them). */
+  get overflowCount(): number {
+    return this.overflowed;
+  }
+
   /**
    * Records the definitions in the store: a new or changed segment schedules everyone for an evaluation (the next
    * sweep picks them up, a page at a time); a removed one loses its members.
@@ -135,10 +157,20 @@ export class SegmentEngine {
     return result;
   }
 
-  /** After an ingest commit: evaluate these customers soon, once each, off the request path. */
+  /**
+   * After an ingest commit: evaluate these customers soon, once each, off the request path. With the queue full a
+   * customer is left to the sweep: the ingest transaction marked them due, and the sweep evaluates whoever is due.
+   */
   enqueue(customerIds: Iterable<string>): void {
     if (this.specs.length === 0) return;
-    for (const id of customerIds) this.pending.add(id);
+    for (const id of customerIds) {
+      if (this.pending.add(id) !== 'full') continue;
+      this.overflowed += 1;
+      if (!this.overflowing) {
+        this.overflowing = true;
+        this.log(`[segments] ${this.pending.capacity} customers wait for a real-time evaluation: more are left to the sweep (they are due in the store) until the queue empties`);
+      }
+    }
     this.draining ??= this.drain().finally(() => {
       this.draining = null;
       if (this.pending.size > 0) this.enqueue([]);
@@ -158,8 +190,7 @@ export class SegmentEngine {
    */
   private async drain(): Promise<void> {
     while (this.pending.size > 0) {
-      const batch = [...this.pending].slice(0, EVALUATION_BATCH);
-      for (const id of batch) this.pending.delete(id);
+      const batch = this.pending.take(EVALUATION_BATCH);
       const started = performance.now();
       await this.evaluateAll(batch, this.now(), (customerId, err) => {
         // The customer stays due in the store (marked in the event's transaction): the sweep evaluates them.
@@ -167,6 +198,7 @@ export class SegmentEngine {
       });
       if (this.pending.size > 0) await new Promise((resolve) => setTimeout(resolve, performance.now() - started));
     }
+    this.overflowing = false;
   }
 
   /** Evaluates one customer's segments as of `now`, in one transaction, and dispatches the events it recorded. */

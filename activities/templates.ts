@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidFileError, TemplateError, type FileProblem } from '../core/errors';
 import { compileTemplate, renderTemplate, templateHandlebars, type CompiledTemplate, type RenderedTemplate, type TemplateCategory, type TemplateData } from '../core/template-compiler';
+import { linkDomainOf, normalizeLinkDomains } from '../core/link-policy';
 import type { Recommender } from '../core/template-helpers';
 import type { SourceFile } from '../core/template-source';
 
@@ -15,7 +16,10 @@ export interface RenderedEmail extends RenderedTemplate {
 
 /** Per send: how links, the unsubscribe link, the open pixel and recommendation blocks resolve. */
 export interface RenderOptions {
-  link?: (url: string, index: number) => string;
+  /** Rewrites a link that passed the link policy (tracking, UTM); `literal`: the URL is the template's own text. */
+  link?: (url: string, index: number, literal: boolean) => string;
+  /** Where links from data may point (core/link-policy); default: the library's. */
+  linkDomains?: readonly string[];
   unsubscribeUrl?: string | null;
   openPixelUrl?: string | null;
   recommend?: Recommender | null;
@@ -27,6 +31,8 @@ export interface RenderOptions {
 export interface TemplateLibraryOptions {
   /** Base of product URLs when neither the item nor the catalog has one. */
   shopUrl?: string;
+  /** Hosts (and subdomains) a link whose target comes from data may point at; default: the shop URL's host. */
+  linkDomains?: readonly string[];
   currency?: string;
   locale?: string;
   log?: (message: string) => void;
@@ -74,11 +80,15 @@ export class TemplateLibrary {
   private watcher: fs.FSWatcher | null = null;
   /** Warnings of the loaded set (errors refuse the load). */
   warnings: FileProblem[] = [];
+  /** Where links from data may point, unless a render says otherwise. */
+  readonly linkDomains: readonly string[];
 
   constructor(
     readonly dir: string,
     private readonly options: TemplateLibraryOptions = {},
   ) {
+    const shopDomain = linkDomainOf(this.shopUrl());
+    this.linkDomains = normalizeLinkDomains(options.linkDomains ?? (shopDomain ? [shopDomain] : []));
     this.load();
   }
 
@@ -143,6 +153,7 @@ export class TemplateLibrary {
       timezone: options.timezone ?? (typeof data.profile.timezone === 'string' ? data.profile.timezone : null),
       currency: (typeof data.profile.currency === 'string' ? data.profile.currency : undefined) ?? this.options.currency ?? 'USD',
       shopUrl: this.shopUrl(),
+      linkDomains: options.linkDomains ? normalizeLinkDomains(options.linkDomains) : this.linkDomains,
       link: options.link ?? ((url) => url),
       unsubscribeUrl: options.unsubscribeUrl ?? null,
       openPixelUrl: options.openPixelUrl ?? null,

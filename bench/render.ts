@@ -15,7 +15,7 @@ import type { CartItem } from '../core/behavior';
 import { htmlToTextSource, templateHandlebars } from '../core/template-compiler';
 import type { RenderRuntime } from '../core/template-helpers';
 import { catalogIndex, recommend, type CatalogIndex } from '../core/recommendations';
-import { clickUrlSigner, openPixelUrl, unsubscribeUrl } from '../core/tracking';
+import { clickUrlSigner, openPixelUrl, tokenExpiry, unsubscribeUrl } from '../core/tracking';
 import { printTable } from './table';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -26,6 +26,9 @@ const BASE_URL = 'https://mail.shop.example';
 const TARGET_RENDERS_PER_SECOND = 5_000;
 const TARGET_RATIO = 40;
 const PROFILES = 1_000;
+/** The shipped catalog's products are on shop.example.com, the templates' own links on shop.example. */
+const LINK_DOMAINS = ['shop.example', 'shop.example.com'];
+const EXPIRES_AT = tokenExpiry(Date.now());
 const ROUNDS = 5;
 
 function flag(name: string, fallback: string): string {
@@ -79,12 +82,12 @@ function measure(seconds: number, render: (i: number) => { html: string; text: s
 
 function sendOptions(customerId: string, index: CatalogIndex): RenderOptions {
   const deliveryKey = `flow/cart-abandonment/${customerId}/1/reminder`;
-  // As the send activity does: one signer per email, one HMAC per link.
-  const tracked = clickUrlSigner(BASE_URL, SECRET, { customerId, deliveryKey, flowId: 'cart-abandonment', stepId: 'reminder' });
+  // As the send activity does: one signer per email, one encryption per link.
+  const tracked = clickUrlSigner(BASE_URL, SECRET, { customerId, deliveryKey, flowId: 'cart-abandonment', stepId: 'reminder' }, EXPIRES_AT);
   return {
-    link: (url) => tracked(url),
-    unsubscribeUrl: unsubscribeUrl(BASE_URL, SECRET, { customerId, deliveryKey, flowId: 'cart-abandonment' }),
-    openPixelUrl: openPixelUrl(BASE_URL, SECRET, { customerId, deliveryKey, flowId: 'cart-abandonment', stepId: 'reminder' }),
+    link: (url, _index, literal) => tracked(url, literal),
+    unsubscribeUrl: unsubscribeUrl(BASE_URL, SECRET, { customerId, deliveryKey, flowId: 'cart-abandonment' }, EXPIRES_AT),
+    openPixelUrl: openPixelUrl(BASE_URL, SECRET, { customerId, deliveryKey, flowId: 'cart-abandonment', stepId: 'reminder' }, EXPIRES_AT),
     recommend: (kind, profile, options) => recommend(index, kind as 'cart', profile, options),
   };
 }
@@ -106,6 +109,7 @@ function naiveRenderer(templateName: string, index: CatalogIndex) {
       timezone: null,
       currency: 'USD',
       shopUrl: 'https://shop.example',
+      linkDomains: LINK_DOMAINS,
       link: options.link!,
       unsubscribeUrl: options.unsubscribeUrl!,
       openPixelUrl: options.openPixelUrl!,
@@ -115,7 +119,7 @@ function naiveRenderer(templateName: string, index: CatalogIndex) {
     const mjmlSource = body({ profile, consent: { email_marketing: true } }, { data: { mf } });
     const { html } = mjml2html(mjmlSource, { validationLevel: 'soft' }) as unknown as { html: string };
     let k = 0;
-    const tracked = html.replace(/(<a\b[^>]*?\shref=)"(https?:[^"]*)"/gi, (_m, start: string, href: string) => `${start}"${Handlebars.escapeExpression(mf.link(href, k++))}"`);
+    const tracked = html.replace(/(<a\b[^>]*?\shref=)"(https?:[^"]*)"/gi, (_m, start: string, href: string) => `${start}"${Handlebars.escapeExpression(mf.link(href, k++, true))}"`);
     return { html: tracked, text: htmlToTextSource(tracked) };
   };
 }
@@ -126,7 +130,7 @@ function main(): void {
   const catalog = loadCatalogDir(CATALOG);
   const index = catalogIndex(catalog.products);
   const people = profiles(index);
-  const library = new TemplateLibrary(TEMPLATES);
+  const library = new TemplateLibrary(TEMPLATES, { linkDomains: LINK_DOMAINS });
 
   const compiledRender = (i: number) => {
     const profile = people[i % people.length]!;
@@ -151,7 +155,7 @@ function main(): void {
   const tokensOnly = (i: number) => {
     const options = sendOptions(`c${i % people.length}`, index);
     let html = '';
-    for (let k = 0; k < 5; k++) html += options.link!(`https://shop.example.com/p/sku-${k}`, k);
+    for (let k = 0; k < 5; k++) html += options.link!(`https://shop.example.com/p/sku-${k}`, k, false);
     return { html: html + options.unsubscribeUrl! + options.openPixelUrl!, text: '' };
   };
   const untracked: RenderOptions = { recommend: (kind, profile, options) => recommend(index, kind as 'cart', profile, options) };

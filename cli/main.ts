@@ -4,6 +4,7 @@ import { readConfig } from '../core/config';
 import type { FlowDefinition } from '../core/flow-types';
 import { flowToMermaid } from '../core/mermaid';
 import { IMPORT_ARGS, IMPORT_USAGE, runImport } from './import';
+import { KEYS_ARGS, KEYS_USAGE, runKeys } from './keys';
 import { loadFlowFiles, loadFlowPaths } from './project-files';
 import { PREVIEW_ARGS, PREVIEW_USAGE, runPreview } from './preview';
 import { serve } from './serve';
@@ -97,6 +98,13 @@ file anywhere. Exit code 1 when the flow is unknown or invalid, with its problem
             gives the page after that member
 Reads the segments of MICROFLOWS_SEGMENTS_DIR and the store (DATABASE_URL, or the SQLite file).`,
     run: runSegments,
+  },
+
+  keys: {
+    args: KEYS_ARGS,
+    summary: 'create, list and revoke admin API keys and source (write) keys',
+    usage: KEYS_USAGE,
+    run: runKeys,
   },
 
   start: {

@@ -88,7 +88,7 @@ export async function runPreview(args: string[]): Promise<number> {
     return 1;
   }
   const config = readConfig(process.env, process.cwd());
-  const templates = new TemplateLibrary(config.templatesDir, { shopUrl: config.shopUrl });
+  const templates = new TemplateLibrary(config.templatesDir, { shopUrl: config.shopUrl, linkDomains: config.linkDomains });
   if (!templates.has(flags.template)) {
     console.error(`no template "${flags.template}" in ${config.templatesDir}: templates are ${templates.names().join(', ')}`);
     return 1;

@@ -2,7 +2,7 @@
 // the same way for `microflows start`, the integration tests and the benchmarks.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import type http from 'node:http';
+import http from 'node:http';
 import { join } from 'node:path';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
@@ -12,6 +12,8 @@ import { createSmtpMailer, type SmtpMailer } from '../activities/mailer';
 import { TemplateLibrary } from '../activities/templates';
 import type { Config } from '../core/config';
 import { ConfigError, InvalidFileError } from '../core/errors';
+import { insecureStartMessage, insecureStartProblems, isLoopbackHost } from '../core/start-policy';
+import { KEY_PREFIX } from '../core/api-keys';
 import type { FlowDefinition } from '../core/flow-types';
 import { createApp, type AppDeps } from '../server/app';
 import { TemporalDispatcher } from '../server/temporal-dispatcher';
@@ -46,6 +48,59 @@ export function signingSecretOf(config: Pick<Config, 'signingSecret' | 'dataDir'
   }
 }
 
+/**
+ * The admin key of a development server: on loopback, with neither MICROFLOWS_ADMIN_KEY nor a stored admin key, one
+ * is generated on first start and kept in the data directory (like the signing secret), so the admin API is never
+ * open, and `start` prints it. null when the config or the store has admin keys, or off loopback (which refuses instead).
+ */
+export function developmentAdminKey(config: Pick<Config, 'adminKey' | 'dataDir' | 'host' | 'adminHost'>, hasStoredAdminKey: boolean): string | null {
+  if (config.adminKey || hasStoredAdminKey || !isLoopbackHost(config.host) || !isLoopbackHost(config.adminHost ?? config.host)) return null;
+  const file = join(config.dataDir, 'admin-key');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    mkdirSync(config.dataDir, { recursive: true });
+    const key = `${KEY_PREFIX.admin}${randomBytes(32).toString('base64url')}`;
+    try {
+      writeFileSync(file, `${key}\n`, { mode: 0o600, flag: 'wx' });
+      return key;
+    } catch {
+      return readFileSync(file, 'utf8').trim();
+    }
+  }
+}
+
+/** Applies the HTTP limits (timeouts for headers, the whole request and idle keep-alive; a connection cap). */
+function limitServer(server: http.Server, limits: Config['http']): void {
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  server.maxConnections = limits.maxConnections;
+}
+
+/** A listening server with the HTTP limits applied (exported for the tests of the limits). */
+export async function listenOn(listener: http.RequestListener, port: number, host: string, limits: Config['http']): Promise<http.Server> {
+  // Node enforces the header and request timeouts when it checks connections (every 30 s by default): checking every
+  // second makes a 10 s limit mean about 10 s.
+  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, listener);
+  limitServer(server, limits);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}
+
+function closeServer(server: http.Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
 export interface RuntimeOptions {
   config: Config;
   /** Use these instead of connecting to config.temporalAddress (tests pass a TestWorkflowEnvironment's). */
@@ -61,6 +116,8 @@ export interface RuntimeOptions {
   sweepEvery?: Duration;
   /** How often the segment sweep runs (default config.segmentSweepEvery). */
   segmentSweepEvery?: Duration;
+  /** The environment the config came from, for the start checks (default process.env). */
+  env?: Record<string, string | undefined>;
   /** Recompile templates when their files change (dev mode); config.watchTemplates, when set, wins. */
   watchTemplates?: boolean;
   log?: (message: string) => void;
@@ -76,14 +133,13 @@ export interface Runtime {
   worker: Worker | null;
   /** Base URL of the HTTP server, when running one. */
   url: string | null;
+  /** Base URL of the admin API: `url` unless MICROFLOWS_ADMIN_PORT gives it a port of its own. */
+  adminUrl: string | null;
+  /** The admin key `start` generated for a development server (see developmentAdminKey), or null. */
+  developmentAdminKey: string | null;
   /** Reload flow files: registers new versions; new entries take them, running customers keep theirs. */
   reloadFlows(): Promise<FlowDefinition[]>;
   stop(): Promise<void>;
-}
-
-function isLoopbackHost(host: string): boolean {
-  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
-  return bare === 'localhost' || bare === '::1' || /^127\.\d+\.\d+\.\d+$/.test(bare);
 }
 
 /** The host of a `host:port` address (IPv6 in brackets). */
@@ -204,10 +260,17 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   };
   try {
     await store.migrate();
+    let devAdminKey: string | null = null;
+    if (options.server !== false) {
+      const hasStoredAdminKey = (await store.activeApiKeys()).some((key) => key.kind === 'admin');
+      const problems = insecureStartProblems(config, options.env ?? process.env, hasStoredAdminKey);
+      if (problems.length > 0) throw new ConfigError(insecureStartMessage(config, problems));
+      devAdminKey = developmentAdminKey(config, hasStoredAdminKey);
+    }
     const flows = await loadAndRegisterFlows(config, store);
     // Upserted, not replaced: products sent to PUT /api/catalog/products stay. A bad file stops the start.
     await syncCatalogDir(config.catalogDir, store, log);
-    const templates = new TemplateLibrary(config.templatesDir, { shopUrl: config.shopUrl, log });
+    const templates = new TemplateLibrary(config.templatesDir, { shopUrl: config.shopUrl, linkDomains: config.linkDomains, log });
     for (const warning of templates.warnings) log(`[templates] ${formatProblem(warning)}`);
     if (config.watchTemplates ?? options.watchTemplates ?? false) {
       templates.watch();
@@ -250,7 +313,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
           templates,
           smtp,
           fromAddress: config.fromAddress,
-          tracking: { secret: signingSecret, baseUrl: () => publicUrl },
+          tracking: { secret: signingSecret, baseUrl: () => publicUrl, linkDomains: config.linkDomains, tokenTtlMs: config.trackingTokenTtlMs },
           catalog: catalogReader(store),
           signals,
           currentFlows: () => dispatcher.currentFlows(),
@@ -271,6 +334,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     }
 
     let url: string | null = null;
+    let adminUrl: string | null = null;
     if (options.server !== false) {
       let temporal: AppDeps['temporal'] = temporalHealthOf(client);
       if (!options.temporal && config.temporalAddress) {
@@ -278,21 +342,31 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         cleanups.push(() => probe.close());
         temporal = probe;
       }
-      const app = createApp({ store, config: { ...config, signingSecret }, dispatcher, segments, flows: () => dispatcher.currentFlows(), segmentMinSize: config.segmentMinSize, templates, catalog: catalogReader(store), temporal, log });
-      const server: http.Server = await new Promise((resolve) => {
-        const s = app.listen(config.port, config.host, () => resolve(s));
+      const app = createApp({
+        store,
+        config: { ...config, signingSecret, adminKey: config.adminKey ?? devAdminKey },
+        dispatcher,
+        segments,
+        flows: () => dispatcher.currentFlows(),
+        segmentMinSize: config.segmentMinSize,
+        templates,
+        catalog: catalogReader(store),
+        temporal,
+        log,
       });
-      server.keepAliveTimeout = 65_000;
-      const { port } = server.address() as { port: number };
-      url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
+      const separateAdmin = config.adminPort !== null;
+      const server = await listenOn(separateAdmin ? app.publicListener : app, config.port, config.host, config.http);
+      cleanups.push(() => closeServer(server));
+      const base = (host: string, s: http.Server) => `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${(s.address() as { port: number }).port}`;
+      url = base(config.host, server);
+      adminUrl = url;
+      if (separateAdmin) {
+        const adminHost = config.adminHost ?? config.host;
+        const adminServer = await listenOn(app.adminListener, config.adminPort!, adminHost, config.http);
+        cleanups.push(() => closeServer(adminServer));
+        adminUrl = base(adminHost, adminServer);
+      }
       if (!config.publicUrl) publicUrl = url;
-      cleanups.push(
-        () =>
-          new Promise<void>((resolve) => {
-            server.close(() => resolve());
-            server.closeAllConnections();
-          }),
-      );
     }
     // Let in-flight dispatches finish before the client closes: segment evaluations first, as they dispatch too.
     cleanups.push(() => dispatcher.idle());
@@ -317,6 +391,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       templates,
       worker,
       url,
+      adminUrl,
+      developmentAdminKey: devAdminKey,
       async reloadFlows() {
         const reloadedSegments = loadSegments(config.segmentsDir);
         const reloaded = await loadAndRegisterFlows(config, store);

@@ -2,7 +2,9 @@
 // `worker` and `server` (one role each, for scaling out against TEMPORAL_ADDRESS).
 import { DefaultLogger, Runtime as TemporalRuntime } from '@temporalio/worker';
 import { readConfig, DEFAULT_WRITE_KEY, type Config } from '../core/config';
-import { InvalidFileError } from '../core/errors';
+import { ConfigError, InvalidFileError } from '../core/errors';
+import { insecureStartMessage, insecureStartProblems, isLoopbackHost } from '../core/start-policy';
+import { openStore } from '../store/open-store';
 import { DevServerStartAbortedError, EMBEDDED_SQLITE_PRAGMAS, PortInUseError, portIsFree, startDevServer, type DevServer } from './dev-server';
 import { loadFlowFiles } from './project-files';
 import { loadSegments, segmentIdsIn } from './segment-files';
@@ -40,6 +42,22 @@ function refuseInvalidFiles(config: Config): void {
   loadSegments(config.segmentsDir);
 }
 
+/**
+ * A server that reaches beyond loopback with development secrets is refused before anything starts (startRuntime
+ * checks again, for the programmatic starts); every fix is listed at once.
+ */
+async function refuseInsecureStart(config: Config): Promise<void> {
+  if (isLoopbackHost(config.host) && isLoopbackHost(config.adminHost ?? config.host)) return;
+  const store = await openStore(config);
+  try {
+    await store.migrate();
+    const problems = insecureStartProblems(config, process.env, (await store.activeApiKeys()).some((key) => key.kind === 'admin'));
+    if (problems.length > 0) throw new ConfigError(insecureStartMessage(config, problems));
+  } finally {
+    await store.close();
+  }
+}
+
 /** The HTTP port, checked before anything starts: found taken only after the dev server ran, the start would fail midway. */
 async function refuseTakenHttpPort(config: Config): Promise<void> {
   if (config.port === 0 || (await portIsFree(config.port, config.host))) return;
@@ -52,7 +70,10 @@ export async function serve(role: Role): Promise<number> {
   // signals of its own: this function owns them, and stops the worker before the server it talks to.
   TemporalRuntime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
   refuseInvalidFiles(config); // before any server starts: name the file and line, change nothing
-  if (role !== 'worker') await refuseTakenHttpPort(config);
+  if (role !== 'worker') {
+    await refuseInsecureStart(config);
+    await refuseTakenHttpPort(config);
+  }
   let devServer: DevServer | null = null;
   let runtime: Runtime | null = null;
   const shutdown = shutdownRequests(async () => {
@@ -84,7 +105,11 @@ export async function serve(role: Role): Promise<number> {
     if (shutdown.signal.aborted) return 0;
     console.log(`[microflows] ${role === 'all' ? 'embedded stack' : role} running`);
     console.log(`  Temporal:   ${config.temporalAddress}${devServer?.uiUrl ? `  (Web UI ${devServer.uiUrl})` : ''}`);
-    if (runtime.url) console.log(`  HTTP API:   ${runtime.url}  (Segment API at /v1/*; GET /api/profiles/:id, /api/outbox)`);
+    if (runtime.url) console.log(`  HTTP API:   ${runtime.url}  (Segment API at /v1/*, tracking at /t/*, /u/*, webhooks at /webhooks/*)`);
+    if (runtime.adminUrl) console.log(`  Admin API:  ${runtime.adminUrl}/api/*  (Authorization: Bearer <admin key>; GET /api/profiles/:id, /api/outbox)`);
+    if (runtime.developmentAdminKey) {
+      console.log(`  Admin key:  ${runtime.developmentAdminKey}  (generated for development, kept in ${config.dataDir}/admin-key; \`microflows keys create\` makes more)`);
+    }
     if (runtime.worker) console.log(`  Worker:     task queue ${config.taskQueue}`);
     if (runtime.url && config.writeKey === DEFAULT_WRITE_KEY) {
       console.log(`  Write key:  ${DEFAULT_WRITE_KEY} (the development default: set MICROFLOWS_WRITE_KEY in production)`);

@@ -41,6 +41,7 @@ export function newApiKey(kind: KeyKind, name: string, scopes: AdminScope[], at:
   if (!(KEY_KINDS as readonly string[]).includes(kind)) throw new BadInputError(`unknown key kind ${JSON.stringify(kind)}: use ${KEY_KINDS.join(', ')}`, 'kind');
   const trimmed = name.trim();
   if (trimmed === '' || trimmed.length > 100) throw new BadInputError('give the key a name of 1 to 100 characters (who or what uses it)', 'name');
+  if (/[\u0000-\u001f\u007f]/.test(trimmed)) throw new BadInputError('the name holds a control character (a line break, a tab, an escape): use printable text', 'name');
   const checked = kind === 'admin' ? normalizeScopes(scopes) : [];
   if (kind !== 'admin' && scopes.length > 0) throw new BadInputError('only admin keys have scopes; source keys are client or server', 'scopes');
   const key = `${KEY_PREFIX[kind]}${randomBytes(32).toString('base64url')}`;

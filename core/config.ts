@@ -49,6 +49,10 @@ export interface Config {
   segmentMinSize: number;
   /** A second port for the admin routes (/api, previews); null: they share PORT (still authenticated). */
   adminPort: number | null;
+  /** Interface the admin port binds to; null: HOST. */
+  adminHost: string | null;
+  /** Which proxies' X-Forwarded-For to believe for the client IP (express's `trust proxy`: a hop count, or addresses, subnets, loopback/uniquelocal); null: none. */
+  trustProxy: string | null;
   /** One admin API key with every scope, besides the keys `microflows keys create` stores (MICROFLOWS_ADMIN_KEY). */
   adminKey: string | null;
   /** Host header values the server answers; null: loopback names, HOST and the hosts of the public and shop URLs. */
@@ -148,6 +152,14 @@ function durationAtLeast(env: Env, name: string, fallback: number, minMs: number
 }
 
 export function readConfig(env: Env, cwd: string): Config {
+  const config = readVariables(env, cwd);
+  if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
+    throw new ConfigError(`MICROFLOWS_HTTP_HEADERS_TIMEOUT (${config.http.headersTimeoutMs} ms) must not exceed MICROFLOWS_HTTP_REQUEST_TIMEOUT (${config.http.requestTimeoutMs} ms): the headers are part of the request`);
+  }
+  return config;
+}
+
+function readVariables(env: Env, cwd: string): Config {
   const dataDir = env.MICROFLOWS_DATA_DIR || `${cwd}/.data`;
   const port = intFrom(env, 'PORT', 3000);
   return {
@@ -176,6 +188,8 @@ export function readConfig(env: Env, cwd: string): Config {
     segmentSweepEvery: durationFrom(env, 'MICROFLOWS_SEGMENT_SWEEP_EVERY', 60_000),
     segmentMinSize: positiveIntFrom(env, 'MICROFLOWS_SEGMENT_MIN_SIZE', 100),
     adminPort: env.MICROFLOWS_ADMIN_PORT === undefined || env.MICROFLOWS_ADMIN_PORT === '' ? null : intFrom(env, 'MICROFLOWS_ADMIN_PORT', 0),
+    adminHost: env.MICROFLOWS_ADMIN_HOST || null,
+    trustProxy: env.MICROFLOWS_TRUST_PROXY || null,
     adminKey: env.MICROFLOWS_ADMIN_KEY || null,
     allowedHosts: listFrom(env, 'MICROFLOWS_ALLOWED_HOSTS'),
     linkDomains: listFrom(env, 'MICROFLOWS_LINK_DOMAINS') ?? [hostOfUrl('MICROFLOWS_SHOP_URL', env.MICROFLOWS_SHOP_URL || 'https://shop.example')],

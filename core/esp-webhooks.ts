@@ -19,8 +19,14 @@ export interface EngagementEvent {
   name: EngagementEventName;
   /** recipient, trimmed and lower-cased */
   email: string;
-  /** from the sender's custom args / metadata `customer_id`; null when absent (the server then looks the customer up by email) */
-  customerId: string | null;
+  /**
+   * The custom args' / metadata's `customer_id`: a claim, not an identity. Whoever can get a message sent to their own
+   * address can put another customer's id here, so it counts only when that customer's email is `email`
+   * (attributeEngagement).
+   */
+  claimedCustomerId: string | null;
+  /** The Message-ID header of the email, when the provider echoes ours (SendGrid's `smtp-id`), in angle brackets; else null. */
+  sentMessageId: string | null;
   /** epoch ms */
   timestamp: number;
   /**
@@ -42,7 +48,7 @@ export interface NormalizedWebhook {
   ignored: IgnoredItem[];
 }
 
-/** Sender-supplied keys copied from custom args / metadata into properties (customer_id becomes customerId). */
+/** Sender-supplied keys copied from custom args / metadata into properties (customer_id becomes claimedCustomerId). */
 const SENDER_KEYS = ['delivery_key', 'flow_id', 'step_id', 'variant'] as const;
 
 type Item = { event: EngagementEvent } | { ignore: string };
@@ -75,14 +81,14 @@ function readEmail(value: unknown): string | null {
   return text && /^[^@\s]+@[^@\s]+$/.test(text) ? text : null;
 }
 
-function senderFields(source: unknown): { customerId: string | null; properties: Record<string, unknown> } {
-  if (!isRecord(source)) return { customerId: null, properties: {} };
+function senderFields(source: unknown): { claimedCustomerId: string | null; properties: Record<string, unknown> } {
+  if (!isRecord(source)) return { claimedCustomerId: null, properties: {} };
   const properties: Record<string, unknown> = {};
   for (const key of SENDER_KEYS) {
     const value = idLike(source[key]);
     if (value !== null) properties[key] = value;
   }
-  return { customerId: idLike(source.customer_id), properties };
+  return { claimedCustomerId: idLike(source.customer_id), properties };
 }
 
 function httpUrl(value: unknown): string | null {
@@ -172,7 +178,9 @@ function sendGridItem(raw: unknown, index: number): Item {
   Object.assign(properties, sender.properties);
 
   const messageId = eventId !== null ? `sendgrid:${eventId}` : `sendgrid:${sgMessageId}:${kind}:${timestamp}`;
-  return { event: { messageId, name, email, customerId: sender.customerId, timestamp, properties } };
+  const smtpId = nonEmptyString(raw['smtp-id'])?.trim();
+  const sentMessageId = smtpId === undefined ? null : smtpId.startsWith('<') ? smtpId : `<${smtpId}>`;
+  return { event: { messageId, name, email, claimedCustomerId: sender.claimedCustomerId, sentMessageId, timestamp, properties } };
 }
 
 /**
@@ -314,7 +322,8 @@ function postmarkItem(raw: Record<string, unknown>): Item {
 
   // MessageID is null for suppressions made by the sender or an admin; the recipient keeps the id stable.
   const messageId = `postmark:${recordType}:${providerMessageId ?? email}:${timestamp}`;
-  return { event: { messageId, name, email, customerId: sender.customerId, timestamp, properties } };
+  // Postmark's MessageID is its own id, not the Message-ID header we sent, so nothing here ties the event to a send.
+  return { event: { messageId, name, email, claimedCustomerId: sender.claimedCustomerId, sentMessageId: null, timestamp, properties } };
 }
 
 /**
@@ -335,4 +344,82 @@ function collect(items: Array<{ index: number; item: Item }>): NormalizedWebhook
     else result.ignored.push({ index, reason: item.ignore });
   }
   return result;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Whose event it is. The recipient address is what the provider actually delivered to; ids the payload carries
+// (custom args, metadata) were chosen by whoever sent the message, and count only when they agree with it.
+
+/** A send in the delivery ledger, as far as attributing an event to it needs. */
+export interface SendRecipient {
+  deliveryKey: string;
+  customerId: string;
+  /** The address the email went to. */
+  to: string;
+}
+
+/** The reads attributeEngagement makes, in its order of trust; each is made only when the ones before found nothing. */
+export interface RecipientLookups {
+  sendByMessageId(messageId: string): Promise<SendRecipient | undefined>;
+  sendByDeliveryKey(deliveryKey: string): Promise<SendRecipient | undefined>;
+  /** The customer an id belongs to (after merges) and that customer's email; undefined when no profile has it. */
+  customerEmail(customerId: string): Promise<{ customerId: string; email: string | null } | undefined>;
+  customerIdByEmail(email: string): Promise<string | undefined>;
+}
+
+export interface Attribution {
+  /** null: no customer has the recipient's address; the event is not recorded. */
+  customerId: string | null;
+  /** How it was found: the echoed Message-ID, the payload's delivery_key, its customer_id, or the address alone. */
+  via: 'message-id' | 'delivery-key' | 'customer-id' | 'email' | null;
+  /** The event's properties to record: without the sender keys when its delivery_key names a send to someone else. */
+  properties: Record<string, unknown>;
+  /** Payload ids that disagreed with the recipient and were ignored, with why: for the server log, never the answer. */
+  distrusted: string[];
+}
+
+/** Message-IDs microflows sends end so (activities/index.ts): only those can be in the ledger, so others are not looked up. */
+const OWN_MESSAGE_ID = /@microflows>$/;
+
+const sameAddress = (a: string | null, b: string) => a !== null && a.trim().toLowerCase() === b;
+
+/**
+ * The customer an engagement event belongs to, trusting in this order: the send whose Message-ID the provider
+ * echoed, the send the payload's delivery_key names, the customer its customer_id names (each only when its
+ * address is the event's recipient), then the customer whose profile has the recipient's address.
+ */
+export async function attributeEngagement(event: EngagementEvent, lookups: RecipientLookups): Promise<Attribution> {
+  const distrusted: string[] = [];
+  let properties = event.properties;
+  const found = (customerId: string, via: Exclude<Attribution['via'], null>): Attribution => ({ customerId, via, properties, distrusted });
+
+  if (event.sentMessageId !== null && OWN_MESSAGE_ID.test(event.sentMessageId)) {
+    const send = await lookups.sendByMessageId(event.sentMessageId);
+    if (send && sameAddress(send.to, event.email)) return found(send.customerId, 'message-id');
+    if (send) distrusted.push(`Message-ID ${event.sentMessageId} was sent to another address`);
+  }
+  const deliveryKey = typeof properties.delivery_key === 'string' ? properties.delivery_key : null;
+  if (deliveryKey !== null) {
+    const send = await lookups.sendByDeliveryKey(deliveryKey);
+    if (send && sameAddress(send.to, event.email)) return found(send.customerId, 'delivery-key');
+    if (send) {
+      // The flow, step and variant came with that key: they describe someone else's email.
+      properties = Object.fromEntries(Object.entries(properties).filter(([key]) => !(SENDER_KEYS as readonly string[]).includes(key)));
+      distrusted.push(`delivery_key ${JSON.stringify(deliveryKey)} names a send to another address`);
+    }
+  }
+  if (event.claimedCustomerId !== null) {
+    const customer = await lookups.customerEmail(event.claimedCustomerId);
+    if (customer && sameAddress(customer.email, event.email)) return found(customer.customerId, 'customer-id');
+    distrusted.push(`customer_id ${JSON.stringify(event.claimedCustomerId)} ${customer ? 'has another email' : 'is no customer'}`);
+  }
+  const byEmail = await lookups.customerIdByEmail(event.email);
+  return byEmail === undefined ? { customerId: null, via: null, properties, distrusted } : found(byEmail, 'email');
+}
+
+/** An address for a log line: enough to recognise it, not enough to collect it (`a***@example.com`). */
+export function maskEmail(email: string): string {
+  const at = email.lastIndexOf('@');
+  if (at < 1) return '***';
+  return `${email[0]}***${email.slice(at)}`;
 }

@@ -18,4 +18,11 @@ export interface NewEvent {
   context: Record<string, unknown>;
   timestamp: number;
   receivedAt: number;
+  /**
+   * Who sent it, for what the store may refuse (core/source-policy): `client` a browser-safe source key, `server` a
+   * trusted one, `internal` (or absent) microflows itself and imports. Not stored: it decides what the call may do.
+   */
+  origin?: EventOrigin;
 }
+
+export type EventOrigin = 'client' | 'server' | 'internal';

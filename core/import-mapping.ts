@@ -780,7 +780,13 @@ export function importRow(mapping: ImportMapping, record: ImportRecord, options:
     parseStrictJson(json, { label: 'the mapped call' });
     return mapping.kind === 'profiles' ? parseIdentifyCall(call, options.receivedAt, call.messageId) : parseTrackCall(call, options.receivedAt, call.messageId);
   } catch (err) {
-    if (isMicroflowsError(err) && err.code === 'bad_event') throw new BadRowError(`the mapped call is invalid: ${err.message}`);
+    if (isMicroflowsError(err) && err.code === 'bad_event') {
+      // An email that is not one mailbox (a list, a group, CR/LF) is blamed on the column it came from.
+      const field = (err as { field?: string }).field;
+      const email = field === 'traits.email' ? mapping.traits.find((t) => t.name === 'email')?.source : undefined;
+      if (email?.from === 'column') throw new BadRowError(err.message.slice(`${field}: `.length), email.column);
+      throw new BadRowError(`the mapped call is invalid: ${err.message}`);
+    }
     throw err;
   }
 }

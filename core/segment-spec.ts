@@ -1,6 +1,7 @@
 // Validates Segment HTTP Tracking API calls (track, identify, page, screen, group, alias, batch) and turns them into NewEvents. Pure: the caller
 // passes the arrival time and a fresh message id, so the same input always gives the same event.
 import type { EventType, NewEvent } from './event';
+import { mailboxProblem } from './email-address';
 import { BadEventError, PayloadTooLargeError } from './errors';
 
 type Json = Record<string, unknown>;
@@ -172,6 +173,7 @@ function parseCall(type: EventType, body: unknown, receivedAt: number, fallbackM
 
   // Validated on every call; kept only where the spec gives them meaning (identify and group).
   const traits = objectFieldAt(body, 'traits', at);
+  if (type === 'identify') checkEmailTrait(traits, at);
   const integrations = objectFieldAt(body, 'integrations', at);
   const context = { ...(batch?.context ?? {}), ...objectFieldAt(body, 'context', at) };
   const mergedIntegrations = { ...(batch?.integrations ?? {}), ...integrations };
@@ -190,6 +192,17 @@ function parseCall(type: EventType, body: unknown, receivedAt: number, fallbackM
     timestamp: eventTime(body, receivedAt, at, batch?.sentAt),
     receivedAt,
   };
+}
+
+/**
+ * The email trait is where a customer's mail goes: one plain mailbox, or nothing (null or "" clear it). A list or a
+ * group would make nodemailer send to several recipients, and CR/LF could inject headers, whatever key sent it.
+ */
+function checkEmailTrait(traits: Json, at: At): void {
+  const email = traits.email;
+  if (email === undefined || email === null || email === '') return;
+  const problem = mailboxProblem(email);
+  if (problem !== undefined) throw new BadEventError(problem, at('traits.email'));
 }
 
 function objectFieldAt(body: Json, field: string, at: At): Json {

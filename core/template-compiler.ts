@@ -1,5 +1,6 @@
 // Compiles a template once, at load: header, partials and layout, MJML to HTML with every Handlebars tag kept as a
-// marker, links marked for per-recipient tracking, a plain-text twin derived from the same HTML, then both compiled
+// marker, links marked for per-recipient tracking and the link policy (core/link-policy: a link whose address comes
+// from data must be http(s) on the link domains), a plain-text twin derived from the same HTML, then both compiled
 // as Handlebars. Per recipient only Handlebars runs (`renderTemplate`). Every problem found on the way is reported
 // with the template file and line. Pure: sources come in as strings.
 import Handlebars from 'handlebars';
@@ -7,6 +8,7 @@ import mjml2html from 'mjml';
 import YAML from 'yaml';
 import { compileCondition, fieldsRead, type Condition } from './conditions';
 import type { FileProblem } from './errors';
+import { checkLiteralLink } from './link-policy';
 import { templateReads, unprovidedField } from './template-fields';
 import { decodeEntities, registerTemplateHelpers, TEMPLATE_BLOCK_HELPERS, TEMPLATE_HELPERS, withRenderRuntime, type FallbackUse, type RenderRuntime, type TemplateSite } from './template-helpers';
 import {
@@ -63,7 +65,9 @@ export const GMAIL_CLIP_BYTES = 102 * 1024;
 
 const HEADER = /^---\r?\n([\s\S]*?)\r?\n---\r?\n/;
 const HEADER_KEYS = ['subject', 'preheader', 'from', 'category', 'layout', 'traits'];
-const LINK_PLACEHOLDER = /MFLK(\d+)X/g;
+const LINK_MARKER = /href="MFLK(\d+)X"/g;
+const TEXT_LINK_MARKER = / ?\(MFLK(\d+)X\)/g;
+const IMAGE_MARKER = /src="MFIM(\d+)X"/g;
 const OPEN_PIXEL_MARKER = 'MFOPENPIXELX';
 /** Between the parts of the combined template; control characters no template holds. */
 const PART_SEPARATOR = '\u001e\u001fmicroflows-part\u001f\u001e';
@@ -242,17 +246,40 @@ function restoreTokens(text: string, finals: string[]): string {
   return text.replace(PLACEHOLDER, (_m, index: string) => finals[Number(index)] ?? '');
 }
 
-/** Finds the links of the compiled HTML and puts a numbered marker in each href, so tracking runs per recipient. */
-function markLinks(html: string, finals: string[]): { html: string; links: string[] } {
-  const links: string[] = [];
-  const marked = html.replace(/(<a\b[^>]*?\shref=)"([^"]*)"/gi, (whole, start: string, href: string) => {
+/** A link of the compiled HTML: its href as written (with token placeholders), and whether data goes into it. */
+interface MarkedLink {
+  href: string;
+  literal: boolean;
+}
+
+/** An attribute's value in any of HTML's three spellings: "double", 'single' or unquoted. */
+const ATTRIBUTE_VALUE = String.raw`(?:"([^"]*)"|'([^']*)'|([^\s"'=<>\x60]+))`;
+const LINK_ATTRIBUTE = new RegExp(String.raw`(<(?:a|area)\b[^>]*?\shref\s*=\s*)` + ATTRIBUTE_VALUE, 'gi');
+const IMAGE_SOURCE = new RegExp(String.raw`(<img\b[^>]*?\ssrc\s*=\s*)` + ATTRIBUTE_VALUE, 'gi');
+const HAS_TOKEN = /MFHB\d+X/;
+
+/**
+ * Finds the links of the compiled HTML and puts a numbered marker in each href, so tracking and the link policy run
+ * per recipient; an image whose src holds data gets a marker too (the policy checks it per recipient). Links with
+ * a literal mailto:, tel:, sms: or #fragment and the unsubscribe link are left as they are.
+ */
+function markLinks(html: string, finals: string[]): { html: string; links: MarkedLink[]; images: string[] } {
+  const links: MarkedLink[] = [];
+  const images: string[] = [];
+  const linked = html.replace(LINK_ATTRIBUTE, (whole, start: string, double?: string, single?: string, bare?: string) => {
+    const href = double ?? single ?? bare ?? '';
     const trimmed = href.trim();
     if (trimmed === '' || /^(mailto:|tel:|sms:|#)/i.test(trimmed)) return whole;
     // The unsubscribe link goes straight to its page: a click-tracking hop in front of it helps no one.
     if (/^\{\{\{?~?\s*unsubscribe_url\s*~?\}?\}\}$/.test(restoreTokens(trimmed, finals))) return whole;
-    return `${start}"MFLK${links.push(href) - 1}X"`;
+    return `${start}"MFLK${links.push({ href, literal: !HAS_TOKEN.test(href) }) - 1}X"`;
   });
-  return { html: marked, links };
+  const marked = linked.replace(IMAGE_SOURCE, (whole, start: string, double?: string, single?: string, bare?: string) => {
+    const src = double ?? single ?? bare ?? '';
+    if (!HAS_TOKEN.test(src)) return whole;
+    return `${start}"MFIM${images.push(src) - 1}X"`;
+  });
+  return { html: marked, links, images };
 }
 
 /**
@@ -397,9 +424,30 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
   const preheaderFinals = preheaderCompiled ? shift(preheaderCompiled) : null;
 
   const withPixel = compactHtml(compiledHtml).replace(/<\/body>/i, `${OPEN_PIXEL_MARKER}</body>`);
-  const { html: marked, links } = markLinks(withPixel, bodyCompiled.finals);
+  const { html: marked, links, images } = markLinks(withPixel, bodyCompiled.finals);
+  // Each link and data-fed image is a site: a refused URL is a fallback recorded with where the link was written.
+  const asWritten = (text: string) => text.replace(PLACEHOLDER, (_m, i: string) => prepared.tokens[Number(i)]?.text ?? '');
+  const originOf = (value: string): Origin => {
+    const first = /MFHB(\d+)X/.exec(value);
+    const token = first ? prepared.tokens[Number(first[1])] : undefined;
+    if (token) return token.origin;
+    // A literal link has no token to place it: its line is where its text is in the MJML.
+    const at = mjmlText.indexOf(value);
+    return prepared.mjml.origin(at === -1 ? 1 : mjmlText.slice(0, at).split('\n').length);
+  };
+  const siteOf = (attribute: string, value: string, origin: Origin): number => sites.push({ at: `${origin.file}:${origin.line}`, expression: `${attribute}="${asWritten(value)}"` }) - 1;
+  const linkHashes = links.map((link) => {
+    const origin = originOf(link.href);
+    if (link.literal) {
+      const verdict = checkLiteralLink(decodeEntities(link.href));
+      if (!verdict.ok) problems.warning(origin, `${verdict.reason}: the link is sent without its address`);
+    }
+    return ` __site=${siteOf('href', link.href, origin)}${link.literal ? ' literal=true' : ''}`;
+  });
+  const imageSites = images.map((src) => siteOf('src', src, originOf(src)));
   const htmlSource = restoreTokens(marked, bodyCompiled.finals)
-    .replace(LINK_PLACEHOLDER, (_m, k: string) => `{{#__link ${k}}}${restoreTokens(links[Number(k)]!, bodyCompiled.finals)}{{/__link}}`)
+    .replace(LINK_MARKER, (_m, k: string) => `{{#__link ${k}${linkHashes[Number(k)]}}}${restoreTokens(links[Number(k)]!.href, bodyCompiled.finals)}{{/__link}}`)
+    .replace(IMAGE_MARKER, (_m, k: string) => `{{#__src __site=${imageSites[Number(k)]}}}${restoreTokens(images[Number(k)]!, bodyCompiled.finals)}{{/__src}}`)
     .replace(OPEN_PIXEL_MARKER, '{{__open_pixel}}');
 
   // Plain-text parts print data as is: their outputs become triple-stash, so all four parts can share one template.
@@ -408,8 +456,8 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
   const subjectSource = rebuild(subjectPieces, unescaped(subjectFinals, subject.tokens));
   const preheaderSource = preheaderPieces && preheaderFinals && preheader ? rebuild(preheaderPieces, unescaped(preheaderFinals, preheader.tokens)) : '';
   const rawTextSource = restoreTokens(htmlToTextSource(marked.replace(OPEN_PIXEL_MARKER, '')), bodyTextFinals).replace(
-    LINK_PLACEHOLDER,
-    (_m, k: string) => `{{#__link ${k} text=true}}${restoreTokens(decodeEntities(links[Number(k)]!), bodyTextFinals)}{{/__link}}`,
+    TEXT_LINK_MARKER,
+    (_m, k: string) => `{{#__link ${k}${linkHashes[Number(k)]} text=true}}${restoreTokens(decodeEntities(links[Number(k)]!.href), bodyTextFinals)}{{/__link}}`,
   );
 
   const textSource = pruneEmptyBlocks(rawTextSource);
@@ -422,7 +470,7 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
   let compiled: CompiledTemplate;
   try {
     // Known helpers compile to direct calls instead of a helper-or-field lookup at every use.
-    const knownHelpers = Object.fromEntries([...TEMPLATE_HELPERS, ...TEMPLATE_BLOCK_HELPERS, '__link', '__open_pixel'].map((name) => [name, true]));
+    const knownHelpers = Object.fromEntries([...TEMPLATE_HELPERS, ...TEMPLATE_BLOCK_HELPERS, '__link', '__src', '__open_pixel'].map((name) => [name, true]));
     const parts = [subjectSource, preheaderSource, htmlSource, textSource];
     // Handlebars' data frames (@index, @root, …) cost two closures and a frame per block call; a template that uses
     // no @-variable goes without them, its helpers reaching the render's runtime through withRenderRuntime.
@@ -518,9 +566,11 @@ export function renderTemplate(template: CompiledTemplate, data: TemplateData, r
     ...runtime,
     sites: template.sites,
     fallbacks: [],
-    link: (url, index) => {
-      let rewritten = links.get(url);
-      if (rewritten === undefined) links.set(url, (rewritten = runtime.link(url, index)));
+    link: (url, index, literal) => {
+      // The same URL written in the template and given by data are two links: their click tokens differ.
+      const key = literal ? url : `\u0000${url}`;
+      let rewritten = links.get(key);
+      if (rewritten === undefined) links.set(key, (rewritten = runtime.link(url, index, literal)));
       return rewritten;
     },
     recommend: recommend

@@ -1,10 +1,11 @@
 // The Handlebars helpers templates may use, and the per-render state they share: locale-aware money, number and
 // date formatting, pluralize, default, product URLs, `when` (the project's one condition evaluator), product
-// recommendations, tracked links and the unsubscribe URL. The built-in if/unless/each/with are wrapped so that
+// recommendations, tracked links (under the link policy: core/link-policy) and the unsubscribe URL. The built-in if/unless/each/with are wrapped so that
 // every fallback a render takes is recorded with the template line it came from. No helper throws on bad data:
 // a value it cannot format gives its fallback (an empty string at worst), never a broken email.
 import Handlebars from 'handlebars';
 import { valueAtPath, type ConditionTester } from './conditions';
+import { checkDataLink, checkImageSource, checkLiteralLink } from './link-policy';
 
 /** A template position that can fall back: a conditional block, a `default`, a recommendation. */
 export interface TemplateSite {
@@ -45,8 +46,13 @@ export interface RenderRuntime {
   timezone: string | null;
   currency: string;
   shopUrl: string;
-  /** Rewrites one link of the email (tracking, UTM); `index` numbers the template's links. */
-  link: (url: string, index: number) => string;
+  /** Hosts (and their subdomains) a link whose target comes from data may point at; normalized (core/link-policy). */
+  linkDomains: readonly string[];
+  /**
+   * Rewrites one link of the email (tracking, UTM) that passed the link policy; `index` numbers the template's links,
+   * `literal` says the URL is the template's own text rather than data.
+   */
+  link: (url: string, index: number, literal: boolean) => string;
   unsubscribeUrl: string | null;
   openPixelUrl: string | null;
   recommend: Recommender | null;
@@ -306,13 +312,33 @@ export function registerTemplateHelpers(handlebars: typeof Handlebars): void {
       const { options } = split(args);
       return runtimeOf(options)?.unsubscribeUrl ?? '#unsubscribe';
     },
+    // A link site (the compiler puts one where each href was): answers the whole attribute, `href="…"` (in text,
+    // ` (…)` after the label), or nothing at all when the link policy refuses the URL: the text stays, unlinked, and
+    // the fallback is recorded with why.
     __link(this: unknown, ...args) {
       const { params, options } = split(args);
+      const text = options.hash?.text === true;
       const inner = options.fn(this);
       const mf = runtimeOf(options);
-      const url = options.hash?.text === true ? inner.trim() : decodeEntities(inner).trim();
-      const rewritten = mf ? mf.link(url, asNumber(params[0]) ?? 0) : url;
-      return options.hash?.text === true ? rewritten : escapeAttribute(rewritten);
+      const literal = options.hash?.literal === true;
+      const href = text ? inner : decodeEntities(inner);
+      const verdict = literal ? checkLiteralLink(href) : checkDataLink(href, mf?.linkDomains ?? []);
+      if (!verdict.ok) {
+        recordFallback(options, `not linked: ${verdict.reason}`);
+        return '';
+      }
+      const rewritten = mf ? mf.link(verdict.url, asNumber(params[0]) ?? 0, literal) : verdict.url;
+      return text ? ` (${rewritten})` : `href="${escapeAttribute(rewritten)}"`;
+    },
+    // An image whose source comes from data: `src="…"` for an http(s) URL, nothing otherwise (the alt text shows).
+    __src(this: unknown, ...args) {
+      const { options } = split(args);
+      const verdict = checkImageSource(decodeEntities(options.fn(this)));
+      if (!verdict.ok) {
+        recordFallback(options, `no image: ${verdict.reason}`);
+        return '';
+      }
+      return `src="${escapeAttribute(verdict.url)}"`;
     },
     __open_pixel(...args) {
       const { options } = split(args);

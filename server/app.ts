@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import express, { type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express';
+import proxyaddr from 'proxy-addr';
 import { behaviorView } from '../core/behavior';
 import type { Config } from '../core/config';
 import type { Store } from '../store/store';
@@ -16,9 +17,14 @@ import type { SegmentEngine } from '../activities/segment-engine';
 import type { FlowDefinition } from '../core/flow-types';
 import { templateRoutes } from './template-routes';
 import { BadRequestError, NotFoundError, asyncHandler, errorAnswer } from './http-errors';
+import { KeyRing, requireAdminKey } from './auth';
+import { allowedHostsOf, checkHost, requireAllowedHost, securityHeaders } from './http-guards';
 import { IngestQueue } from './ingest-queue';
+import { keyRoutes } from './key-routes';
+import { limiter, type Limiter } from './rate-limits';
 import { ingestHandler } from './ingest-routes';
 import { trackingRoutes } from './tracking-routes';
+import { linkDomainOf } from '../core/link-policy';
 import { webhookRoutes } from './webhook-routes';
 
 export { EVENT_LIMIT_BYTES, BATCH_LIMIT_BYTES } from '../core/segment-spec';
@@ -34,10 +40,40 @@ const INGEST_LINGER_MS = 2;
 /** Events shown by GET /api/profiles/:id. */
 const RECENT_EVENTS = 20;
 
+export type AppConfig = Pick<Config, 'writeKey'> &
+  Partial<
+    Pick<
+      Config,
+      | 'ingestMaxPending'
+      | 'adminKey'
+      | 'allowedHosts'
+      | 'host'
+      | 'adminHost'
+      | 'publicUrl'
+      | 'shopUrl'
+      | 'clientMaxSkewMs'
+      | 'rateLimitPerKey'
+      | 'rateLimitPerIp'
+      | 'trustProxy'
+      | 'adminPort'
+      | 'sendgridVerificationKey'
+      | 'postmarkWebhookCredential'
+      | 'linkDomains'
+      | 'rateLimitPerToken'
+    >
+  > & { signingSecret?: string | null };
+
 export interface AppDeps {
   store: Store;
-  /** `signingSecret` signs click, open and unsubscribe links (a random one per process when absent, so links die with it). */
-  config: Pick<Config, 'writeKey'> & Partial<Pick<Config, 'ingestMaxPending'>> & { signingSecret?: string | null };
+  /**
+   * `signingSecret` signs click, open and unsubscribe links (a random one per process when absent, so links die with
+   * it). `writeKey` is one server source key and `adminKey` one admin key, besides the keys in the store.
+   */
+  config: AppConfig;
+  /** The keys that open ingest and /api; by default the store's and the config's. */
+  keys?: KeyRing;
+  /** Ingest's limiters; by default `rateLimitPerKey` calls per second per source key, `rateLimitPerIp` requests per second per client IP (client keys). */
+  ingestLimits?: { perKey: Limiter | null; perIp: Limiter | null };
   dispatcher: EventDispatcher;
   /** Templates to preview (GET /api/templates/:name/preview); without them those routes are absent. */
   templates?: TemplateLibrary;
@@ -90,13 +126,33 @@ function stringQuery(req: Request, name: string): string | undefined {
   return value;
 }
 
-/** A node:http request listener that can also listen on its own, as an express app can. */
+/**
+ * A node:http request listener for every route (one port), that can also listen on its own as an express app can;
+ * `publicListener` and `adminListener` split it for two ports (MICROFLOWS_ADMIN_PORT).
+ */
 export interface App {
   (req: IncomingMessage, res: ServerResponse): void;
   listen(port: number, host: string, onListening: () => void): http.Server;
+  /** Ingest, tracking, unsubscribe, webhooks and /api/health: what the world must reach. */
+  publicListener: (req: IncomingMessage, res: ServerResponse) => void;
+  /** /api (admin key required) and /api/health. */
+  adminListener: (req: IncomingMessage, res: ServerResponse) => void;
+  keys: KeyRing;
 }
 
-/** The ingest endpoints answer on node:http directly; every other request goes to the express app. */
+/** Which proxies to believe about the client (express's `trust proxy` values: a hop count, or addresses and subnets). */
+function proxyTrust(trust: string): (address: string, hop: number) => boolean {
+  if (/^\d+$/.test(trust)) return (_address, hop) => hop < Number(trust);
+  return proxyaddr.compile(trust.split(',').map((t) => t.trim()));
+}
+
+/** The client's address through the proxies `trust` names; the socket's peer when none is trusted. */
+export function clientIpResolver(trust: string | null | undefined): (req: IncomingMessage) => string {
+  if (!trust) return (req) => req.socket.remoteAddress ?? '';
+  const trusted = proxyTrust(trust);
+  return (req) => proxyaddr(req, trusted);
+}
+
 /**
  * After a commit, the customers whose events were stored are evaluated for their segments (off the request path),
  * then the events go to the flows' dispatcher as before.
@@ -113,33 +169,91 @@ function withSegmentUpdates(dispatcher: EventDispatcher, segments: SegmentEngine
 }
 
 export function createApp(deps: AppDeps): App {
-  const { store } = deps;
+  const { store, config } = deps;
   const dispatcher = withSegmentUpdates(deps.dispatcher, deps.segments);
   const log = deps.log ?? ((message: string) => console.error(message));
   const now = deps.now ?? Date.now;
-  const app = express();
-  app.disable('x-powered-by');
+  const keys = deps.keys ?? new KeyRing(store, { writeKey: config.writeKey, adminKey: config.adminKey ?? null });
+  const allowedHosts = allowedHostsOf(config);
+  const clientIp = clientIpResolver(config.trustProxy);
 
   const queue = new IngestQueue(store, (event) => dispatcher.needsDispatch(event), {
-    maxPendingEvents: deps.config.ingestMaxPending ?? 20_000,
+    maxPendingEvents: config.ingestMaxPending ?? 20_000,
     maxBatchEvents: MAX_BATCH_EVENTS,
     lingerMs: INGEST_LINGER_MS,
   });
-  const writeKey = deps.config.writeKey;
-  const ingest = ingestHandler({ writeKey, queue, dispatcher, log, now });
-  app.use(
+  const ingest = ingestHandler({
+    keys,
+    queue,
+    dispatcher,
+    log,
+    now,
+    clientMaxSkewMs: config.clientMaxSkewMs ?? 3_600_000,
+    limits: deps.ingestLimits ?? {
+      perKey: config.rateLimitPerKey ? limiter(config.rateLimitPerKey, 1) : null,
+      perIp: config.rateLimitPerIp ? limiter(config.rateLimitPerIp, 1) : null,
+    },
+    clientIp,
+    checkHost: (req, path) => checkHost(req, path, allowedHosts),
+  });
+
+  // What the world reaches: tracking, unsubscribe, webhooks (ingest answers ahead of express).
+  const publicRoutes = express.Router();
+  publicRoutes.use(
     trackingRoutes({
       store,
       queue,
       dispatcher,
-      writeKey,
-      signingSecret: deps.config.signingSecret ?? randomBytes(32).toString('hex'),
+      writeKey: config.writeKey,
+      signingSecret: config.signingSecret ?? randomBytes(32).toString('hex'),
+      log,
+      now,
+      shopUrl: config.shopUrl ?? 'https://shop.example',
+      // Default: the shop URL's host, as core/config has it.
+      linkDomains: config.linkDomains ?? [linkDomainOf(config.shopUrl ?? 'https://shop.example') ?? 'shop.example'],
+      rateLimitPerToken: config.rateLimitPerToken ?? 30,
+    }),
+  );
+  publicRoutes.use(
+    webhookRoutes({
+      store,
+      queue,
+      dispatcher,
+      sendgridVerificationKey: config.sendgridVerificationKey ?? null,
+      postmarkWebhookCredential: config.postmarkWebhookCredential ?? null,
       log,
       now,
     }),
   );
-  app.use(webhookRoutes({ store, queue, dispatcher, writeKey, log, now }));
 
+  // /api/health stays open on both surfaces: probes carry no key.
+  const healthRoutes = express.Router();
+  // 503 when the store or Temporal does not answer. Ingest goes on meanwhile (events are stored and delivered to
+  // Temporal once it answers), which `undispatched` shows: how many events wait, and for how long the oldest has.
+  healthRoutes.get(
+    '/api/health',
+    asyncHandler(async (_req, res) => {
+      const [owed, temporal] = await Promise.all([
+        probe(() => store.undispatchedSummary(), HEALTH_PROBE_TIMEOUT_MS),
+        deps.temporal ? probe(() => deps.temporal!.check(HEALTH_PROBE_TIMEOUT_MS), HEALTH_PROBE_TIMEOUT_MS) : undefined,
+      ]);
+      const at = now();
+      const ok = owed.ok && (temporal?.ok ?? true);
+      res.status(ok ? 200 : 503).json({
+        status: ok ? 'ok' : 'unavailable',
+        store: owed.ok ? { ok: true, backend: store.dialect } : { ok: false, backend: store.dialect, error: owed.error },
+        ...(deps.temporal && temporal ? { temporal: temporal.ok ? { ok: true, address: deps.temporal.address } : { ok: false, address: deps.temporal.address, error: temporal.error } } : {}),
+        undispatched: owed.ok
+          ? { count: owed.value.count, oldestReceivedAt: owed.value.oldestReceivedAt, oldestAgeMs: owed.value.oldestReceivedAt === null ? null : Math.max(0, at - owed.value.oldestReceivedAt) }
+          : null,
+      });
+    }),
+  );
+
+  // The admin API: every route needs an admin key with the scope its method needs.
+  const adminRoutes = express.Router();
+  adminRoutes.use('/api', requireAdminKey(keys));
+  const app = adminRoutes;
   app.get(
     '/api/profiles/:id',
     asyncHandler(async (req, res) => {
@@ -167,28 +281,6 @@ export function createApp(deps: AppDeps): App {
     }),
   );
 
-  // 503 when the store or Temporal does not answer. Ingest goes on meanwhile (events are stored and delivered to
-  // Temporal once it answers), which `undispatched` shows: how many events wait, and for how long the oldest has.
-  app.get(
-    '/api/health',
-    asyncHandler(async (_req, res) => {
-      const [owed, temporal] = await Promise.all([
-        probe(() => store.undispatchedSummary(), HEALTH_PROBE_TIMEOUT_MS),
-        deps.temporal ? probe(() => deps.temporal!.check(HEALTH_PROBE_TIMEOUT_MS), HEALTH_PROBE_TIMEOUT_MS) : undefined,
-      ]);
-      const at = now();
-      const ok = owed.ok && (temporal?.ok ?? true);
-      res.status(ok ? 200 : 503).json({
-        status: ok ? 'ok' : 'unavailable',
-        store: owed.ok ? { ok: true, backend: store.dialect } : { ok: false, backend: store.dialect, error: owed.error },
-        ...(deps.temporal && temporal ? { temporal: temporal.ok ? { ok: true, address: deps.temporal.address } : { ok: false, address: deps.temporal.address, error: temporal.error } } : {}),
-        undispatched: owed.ok
-          ? { count: owed.value.count, oldestReceivedAt: owed.value.oldestReceivedAt, oldestAgeMs: owed.value.oldestReceivedAt === null ? null : Math.max(0, at - owed.value.oldestReceivedAt) }
-          : null,
-      });
-    }),
-  );
-
   app.get(
     '/api/outbox',
     asyncHandler(async (req, res) => {
@@ -210,13 +302,11 @@ export function createApp(deps: AppDeps): App {
     }),
   );
 
-  app.use(catalogRoutes({ store, writeKey }));
+  app.use(catalogRoutes({ store }));
   if (deps.segments) app.use(segmentRoutes({ store, segments: deps.segments, flows: deps.flows ?? (() => []), minSize: deps.segmentMinSize ?? 100 }));
-  if (deps.templates) app.use(templateRoutes({ templates: deps.templates, store, catalog: deps.catalog ?? null, now: Date.now }));
+  if (deps.templates) app.use(templateRoutes({ templates: deps.templates, store, catalog: deps.catalog ?? null, now: Date.now, ...(config.linkDomains ? { linkDomains: config.linkDomains } : {}) }));
 
-  app.use((req: Request, _res: Response, next: NextFunction) => {
-    next(new NotFoundError(`no route for ${req.method} ${req.path}`));
-  });
+  adminRoutes.use(keyRoutes({ store, now }));
 
   const handleErrors: ErrorRequestHandler = (err: unknown, _req, res, _next) => {
     if (res.headersSent) {
@@ -226,11 +316,39 @@ export function createApp(deps: AppDeps): App {
     const answer = errorAnswer(err, log);
     res.status(answer.status).set(answer.headers).json(answer.body);
   };
-  app.use(handleErrors);
 
+  /** An express app serving `surfaces`, behind the Host check and helmet's headers. */
+  const surfaceApp = (surfaces: { public: boolean; admin: boolean }) => {
+    const app = express();
+    app.disable('x-powered-by');
+    // req.ip (tracking events) then agrees with the ingest path's client IP.
+    if (config.trustProxy) app.set('trust proxy', proxyTrust(config.trustProxy));
+    app.use(requireAllowedHost(allowedHosts));
+    const publicHeaders = securityHeaders('public');
+    const adminHeaders = securityHeaders('admin');
+    app.use((req, res, next) => (req.path.startsWith('/api/') ? adminHeaders : publicHeaders)(req, res, next));
+    app.use(healthRoutes);
+    if (surfaces.public) app.use(publicRoutes);
+    if (surfaces.admin) app.use(adminRoutes);
+    app.use((req: Request, _res: Response, next: NextFunction) => {
+      const elsewhere = !surfaces.admin && req.path.startsWith('/api/') ? ': the admin API answers on MICROFLOWS_ADMIN_PORT' : !surfaces.public && !req.path.startsWith('/api/') ? ': this is the admin port; ingest, tracking and webhooks answer on PORT' : '';
+      next(new NotFoundError(`no route for ${req.method} ${req.path}${elsewhere}`));
+    });
+    app.use(handleErrors);
+    return app;
+  };
+
+  const everything = surfaceApp({ public: true, admin: true });
+  const publicOnly = surfaceApp({ public: true, admin: false });
+  const adminOnly = surfaceApp({ public: false, admin: true });
   const handler = ((req: IncomingMessage, res: ServerResponse) => {
-    if (!ingest(req, res)) app(req, res);
+    if (!ingest(req, res)) everything(req, res);
   }) as App;
+  handler.publicListener = (req, res) => {
+    if (!ingest(req, res)) publicOnly(req, res);
+  };
+  handler.adminListener = (req, res) => adminOnly(req, res);
+  handler.keys = keys;
   handler.listen = (port, host, onListening) => http.createServer(handler).listen(port, host, onListening);
   return handler;
 }

@@ -1,11 +1,12 @@
 // The catalog API: PUT /api/catalog/products (products in the catalog file format, taken whole or not at all),
-// GET and DELETE /api/catalog/products/:id. Writes need the write key; validation is core/catalog.
+// GET and DELETE /api/catalog/products/:id. On the admin surface: reads need an admin key with `read`, writes one
+// with `write` (server/auth.ts); validation is core/catalog.
 import { Router } from 'express';
 import { buildCatalog, readCatalogJson } from '../core/catalog';
 import { BadInputError } from '../core/errors';
 import type { Store } from '../store/store';
 import { NotFoundError, asyncHandler } from './http-errors';
-import { bodyBytes, readBody, requireWriteKey } from './ingest-routes';
+import { bodyBytes, readBody } from './ingest-routes';
 
 /** Largest PUT body: about 10,000 products; send a bigger catalog in parts. */
 export const CATALOG_LIMIT_BYTES = 5 * 1024 * 1024;
@@ -17,17 +18,14 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export interface CatalogRouteDeps {
   store: Pick<Store, 'upsertProducts' | 'catalogProducts' | 'catalogProduct' | 'deleteProducts' | 'catalogVersion'>;
-  writeKey: string;
 }
 
 export function catalogRoutes(deps: CatalogRouteDeps): Router {
   const { store } = deps;
   const router = Router();
-  const auth = requireWriteKey(deps.writeKey);
 
   router.put(
     '/api/catalog/products',
-    auth,
     readBody(CATALOG_LIMIT_BYTES, 'catalog'),
     asyncHandler(async (req, res) => {
       let text: string;
@@ -59,7 +57,6 @@ export function catalogRoutes(deps: CatalogRouteDeps): Router {
 
   router.delete(
     '/api/catalog/products/:id',
-    auth,
     asyncHandler(async (req, res) => {
       const id = req.params.id ?? '';
       if ((await store.deleteProducts([id])) === 0) throw new NotFoundError(`no product "${id}" in the catalog: nothing to delete`);

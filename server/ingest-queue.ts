@@ -1,13 +1,24 @@
 // Group commit for ingest: requests that arrive while a write is in flight are written together in the next
 // transaction, so throughput rises with load instead of queueing one transaction per event. It also bounds the
 // events waiting to be written: beyond the limit a request gets 429 + Retry-After, never a silent drop.
-import { OverloadedError } from '../core/errors';
+import { OverloadedError, PayloadTooLargeError } from '../core/errors';
+import { BATCH_LIMIT_BYTES } from '../core/segment-spec';
 import type { NewEvent, RecordEventResult, Store } from '../store/store';
 
+/**
+ * The most events a /v1/batch body can carry: 500 KB of the smallest call a batch accepts, `{"type":"page","userId":1}`
+ * (26 bytes), each followed by a comma. An idle queue takes this many whatever the pending cap, so a full batch is
+ * always accepted on an idle server.
+ */
+export const MOST_EVENTS_PER_BATCH = Math.floor(BATCH_LIMIT_BYTES / 27);
+
 export interface IngestQueueOptions {
-  /** Events waiting or being written beyond which new requests are refused with 429. */
+  /**
+   * Events waiting or being written beyond which new requests are refused with 429. A request larger than this
+   * (or than MOST_EVENTS_PER_BATCH, if that is more) is refused even by an empty queue.
+   */
   maxPendingEvents: number;
-  /** Most events written in one transaction (whole requests are never split). */
+  /** Most events written in one transaction, for requests written together (a request is never split). */
   maxBatchEvents: number;
   /**
    * Under sustained load (a transaction ended less than `busyWindowMs` ago), how long the first waiting request
@@ -36,10 +47,20 @@ export class IngestQueue {
     private readonly options: IngestQueueOptions,
   ) {}
 
-  /** Resolves once the events are committed (results in input order); throws OverloadedError when full. */
+  /**
+   * Resolves once the events are committed (results in input order); throws OverloadedError when full, and
+   * PayloadTooLargeError for a request larger than the queue ever takes.
+   */
   submit(events: NewEvent[]): Promise<RecordEventResult[]> {
     if (events.length === 0) return Promise.resolve([]);
-    // An empty queue always takes a request, so a batch larger than the limit is still accepted when idle.
+    // Refused whole rather than written in parts: a request stays one transaction (all of it stored or none), and
+    // the sender, told the most a request may carry, keeps its events and sends them in smaller requests.
+    if (events.length > this.mostPerRequest) {
+      throw new PayloadTooLargeError(
+        `this request carries ${events.length} events; the most one request may carry is ${this.mostPerRequest}: send them in several smaller requests`,
+      );
+    }
+    // An empty queue takes any request up to that size, so a full batch is accepted when idle even over the cap.
     if (this.pendingEvents > 0 && this.pendingEvents + events.length > this.options.maxPendingEvents) {
       throw new OverloadedError(
         `${this.pendingEvents} events are waiting to be written (limit ${this.options.maxPendingEvents}); retry after the Retry-After seconds`,
@@ -62,6 +83,11 @@ export class IngestQueue {
 
   get pending(): number {
     return this.pendingEvents;
+  }
+
+  /** The largest request accepted at all: the pending cap, or a full batch when the cap is set below one. */
+  get mostPerRequest(): number {
+    return Math.max(this.options.maxPendingEvents, MOST_EVENTS_PER_BATCH);
   }
 
   private take(): Submission[] {

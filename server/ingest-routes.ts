@@ -1,26 +1,39 @@
 // The Segment HTTP Tracking API: /v1/track, identify, page, screen, group, alias and batch (plus the short paths
-// analytics.js uses). Reads the body as bytes, parses it strictly, checks the write key (Basic auth or `writeKey`
-// in the body), validates with core/segment-spec, writes through the group-commit queue, answers, then dispatches.
+// analytics.js uses). Reads the body as bytes, parses it strictly, checks the source key (Basic auth or `writeKey`
+// in the body: a `client` key is browser-safe and limited, a `server` key trusted), validates with core/segment-spec
+// and core/source-policy, writes through the group-commit queue, answers, then dispatches.
 // Served on node:http directly, ahead of express: express's routing and response helpers cost more per request
 // than parsing and validating a call (bench/README.md, "ingest").
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type RequestHandler } from 'express';
-import { BadEventError, PayloadTooLargeError, UnauthorizedError } from '../core/errors';
+import type { SourceKind } from '../core/api-keys';
+import { BadEventError, ForbiddenError, PayloadTooLargeError, isMicroflowsError } from '../core/errors';
 import type { EventType, NewEvent } from '../core/event';
-import { BATCH_LIMIT_BYTES, EVENT_LIMIT_BYTES, parseBatchCall, parseCallOfType } from '../core/segment-spec';
+import { BATCH_LIMIT_BYTES, EVENT_LIMIT_BYTES, parseBatchCall, parseCallOfType, type RejectedItem } from '../core/segment-spec';
+import { checkClientEvent } from '../core/source-policy';
 import { parseStrictJson } from '../core/strict-json';
 import type { RecordEventResult } from '../store/store';
 import { dispatchRecorded, type EventDispatcher } from './dispatcher';
 import { errorAnswer } from './http-errors';
+import type { KeyRing } from './auth';
 import type { IngestQueue } from './ingest-queue';
+import type { Limiter } from './rate-limits';
 
 export interface IngestDeps {
-  writeKey: string;
+  keys: KeyRing;
   queue: IngestQueue;
   dispatcher: EventDispatcher;
   log: (message: string) => void;
   now: () => number;
+  /** How far a client key's event timestamps may stray from arrival (no backfill from browsers). */
+  clientMaxSkewMs: number;
+  /** Calls per second per source key (a batch counts its calls) and requests per second per client IP with a client key; null: unlimited. */
+  limits: { perKey: Limiter | null; perIp: Limiter | null };
+  /** The client's IP, through the proxies MICROFLOWS_TRUST_PROXY names. */
+  clientIp: (req: IncomingMessage) => string;
+  /** Throws HostNotAllowedError for a Host the server does not answer to. */
+  checkHost: (req: IncomingMessage, path: string) => void;
 }
 
 function digest(value: string): Buffer {
@@ -28,37 +41,13 @@ function digest(value: string): Buffer {
 }
 
 /** Segment's convention: the write key is the Basic-auth username and the password is empty. */
-function writeKeyFromHeader(header: string | undefined): string | undefined {
+export function writeKeyFromHeader(header: string | undefined): string | undefined {
   const match = header === undefined ? null : /^Basic\s+(\S+)\s*$/i.exec(header);
   if (!match?.[1]) return undefined;
   const decoded = Buffer.from(match[1], 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   const key = colon === -1 ? decoded : decoded.slice(0, colon);
   return key === '' ? undefined : key;
-}
-
-/** Checks a write key in constant time (comparing digests hides the key's length too). */
-export function writeKeyChecker(writeKey: string): (key: string | undefined, where: string) => void {
-  const expected = digest(writeKey);
-  return (key, where) => {
-    if (key === undefined) {
-      throw new UnauthorizedError(`missing write key: send it as the username of HTTP Basic auth (empty password)${where}`);
-    }
-    if (!timingSafeEqual(digest(key), expected)) throw new UnauthorizedError('wrong write key: use the MICROFLOWS_WRITE_KEY this server runs with');
-  };
-}
-
-/** Express middleware for routes that take the write key in Basic auth only (webhooks). */
-export function requireWriteKey(writeKey: string): RequestHandler {
-  const check = writeKeyChecker(writeKey);
-  return (req, _res, next) => {
-    try {
-      check(writeKeyFromHeader(req.headers.authorization), '');
-      next();
-    } catch (err) {
-      next(err);
-    }
-  };
 }
 
 /** Reads the body as bytes whatever its Content-Type (Segment clients differ), and words body-parser's errors our way. */
@@ -121,7 +110,6 @@ function routeOf(url: string | undefined): string {
  * other request (which then goes to the express app). Errors answer as the app's error handler does.
  */
 export function ingestHandler(deps: IngestDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const checkKey = writeKeyChecker(deps.writeKey);
   const readEvent = readBody(EVENT_LIMIT_BYTES, 'event');
   const readBatch = readBody(BATCH_LIMIT_BYTES, 'batch');
 
@@ -129,42 +117,92 @@ export function ingestHandler(deps: IngestDeps): (req: IncomingMessage, res: Ser
    * Header first: a client with a wrong key is told so without its body being read. Without the header the key
    * must be in the body, so the body is parsed first (and a malformed one is a 400).
    */
-  const authorizedBody = (req: RequestWithBody): unknown => {
+  const authorizedBody = async (req: RequestWithBody): Promise<{ body: unknown; kind: SourceKind; keyId: string }> => {
     const headerKey = writeKeyFromHeader(req.headers.authorization);
-    if (headerKey !== undefined) checkKey(headerKey, '');
+    const headerKind = headerKey === undefined ? undefined : await deps.keys.sourceKind(headerKey, '');
     const body = parseStrictJson(bodyBytes(req));
-    if (headerKey === undefined) {
-      const bodyKey = body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>).writeKey : undefined;
-      checkKey(typeof bodyKey === 'string' && bodyKey !== '' ? bodyKey : undefined, ', or as "writeKey" in the body');
-    }
-    return body;
+    if (headerKey !== undefined && headerKind !== undefined) return { body, kind: headerKind, keyId: headerKey };
+    const bodyKey = body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>).writeKey : undefined;
+    const key = typeof bodyKey === 'string' && bodyKey !== '' ? bodyKey : undefined;
+    return { body, kind: await deps.keys.sourceKind(key, ', or as "writeKey" in the body'), keyId: key as string };
+  };
+
+  /** A client key's requests are limited per IP; every key's calls per key (the key's digest names it in the limiter). */
+  const takeLimits = async (req: IncomingMessage, keyId: string, kind: SourceKind, calls: number): Promise<void> => {
+    if (kind === 'client' && deps.limits.perIp) await deps.limits.perIp.take(deps.clientIp(req), 1, 'requests from this IP address with a client key');
+    if (deps.limits.perKey) await deps.limits.perKey.take(digest(keyId).toString('base64'), calls, 'calls with this source key');
   };
 
   const dispatchAll = (results: RecordEventResult[]) => dispatchRecorded(deps.dispatcher, deps.log, results);
 
   const single = async (type: EventType, req: RequestWithBody, res: ServerResponse): Promise<void> => {
-    const event = parseCallOfType(type, authorizedBody(req), deps.now(), randomUUID());
+    const { body, kind, keyId } = await authorizedBody(req);
+    await takeLimits(req, keyId, kind, 1);
+    const event: NewEvent = { ...parseCallOfType(type, body, deps.now(), randomUUID()), origin: kind };
+    if (kind === 'client') checkClientEvent(event, null, { now: event.receivedAt, maxSkewMs: deps.clientMaxSkewMs });
     const results = await deps.queue.submit([event]);
+    const refused = results[0]?.refused;
+    // The store wrote nothing of a refused call (a client key merging identified customers, granting their consent).
+    if (refused) throw new ForbiddenError(refused.message, refused.field);
     // Answer first: the event is durable now, and dispatch must never make the client retry or wait.
     sendJson(res, 200, { success: true });
     dispatchAll(results);
   };
 
   const batch = async (req: RequestWithBody, res: ServerResponse): Promise<void> => {
-    const { events, rejected } = parseBatchCall(authorizedBody(req), deps.now(), randomUUID);
-    if (events.length === 0) {
-      const first = rejected.slice(0, 3).map((r) => r.message);
-      sendJson(res, 400, {
-        error: 'bad_event',
-        message: `no call in the batch was accepted: ${first.join('; ')}${rejected.length > 3 ? `; and ${rejected.length - 3} more` : ''}`,
-        rejected,
-      });
-      return;
-    }
+    const { body, kind, keyId } = await authorizedBody(req);
+    const parsed = parseBatchCall(body, deps.now(), randomUUID);
+    await takeLimits(req, keyId, kind, Math.max(1, parsed.events.length));
+    const rejected: RejectedItem[] = [...parsed.rejected];
+    /** Positions refused because a client key may not do that (403 when nothing else was wrong). */
+    const forbidden = new Set<number>();
+    // Each accepted event's position in the batch: the parser keeps the order and skips the rejected positions.
+    const skipped = new Set(parsed.rejected.map((r) => r.index));
+    const positions: number[] = [];
+    for (let index = 0; positions.length < parsed.events.length; index++) if (!skipped.has(index)) positions.push(index);
+    const events: NewEvent[] = [];
+    const eventPositions: number[] = [];
+    parsed.events.forEach((parsedEvent, i) => {
+      const event: NewEvent = { ...parsedEvent, origin: kind };
+      if (kind === 'client') {
+        try {
+          checkClientEvent(event, positions[i]!, { now: event.receivedAt, maxSkewMs: deps.clientMaxSkewMs });
+        } catch (err) {
+          if (!isMicroflowsError(err) || err.status >= 500) throw err;
+          if (err.status === 403) forbidden.add(positions[i]!);
+          rejected.push({ index: positions[i]!, field: (err as { field?: string }).field, message: err.message });
+          return;
+        }
+      }
+      events.push(event);
+      eventPositions.push(positions[i]!);
+    });
+    if (events.length === 0) return refuseBatch(res, rejected, forbidden);
     const results = await deps.queue.submit(events);
-    const duplicates = results.filter((r) => r.duplicate).length;
-    sendJson(res, 200, { success: true, accepted: events.length, duplicates, rejected });
-    dispatchAll(results);
+    results.forEach((result, i) => {
+      if (!result.refused) return;
+      forbidden.add(eventPositions[i]!);
+      const field = `batch[${eventPositions[i]!}].${result.refused.field}`;
+      rejected.push({ index: eventPositions[i]!, field, message: `${field}: ${result.refused.message}` });
+    });
+    const recorded = results.filter((r) => !r.refused);
+    if (recorded.length === 0) return refuseBatch(res, rejected, forbidden);
+    rejected.sort((x, y) => x.index - y.index);
+    const duplicates = recorded.filter((r) => r.duplicate).length;
+    sendJson(res, 200, { success: true, accepted: recorded.length, duplicates, rejected });
+    dispatchAll(recorded);
+  };
+
+  /** No call of the batch was taken: 403 when a client key was refused what only server keys may do, else 400. */
+  const refuseBatch = (res: ServerResponse, rejected: RejectedItem[], forbidden: Set<number>): void => {
+    rejected.sort((x, y) => x.index - y.index);
+    const first = rejected.slice(0, 3).map((r) => r.message);
+    const allForbidden = rejected.every((r) => forbidden.has(r.index));
+    sendJson(res, allForbidden ? 403 : 400, {
+      error: allForbidden ? 'forbidden' : 'bad_event',
+      message: `no call in the batch was accepted: ${first.join('; ')}${rejected.length > 3 ? `; and ${rejected.length - 3} more` : ''}`,
+      rejected,
+    });
   };
 
   const answerError = (res: ServerResponse, err: unknown) => {
@@ -178,6 +216,12 @@ export function ingestHandler(deps: IngestDeps): (req: IncomingMessage, res: Ser
     const path = routeOf(req.url);
     const type = CALL_TYPE_BY_PATH.get(path);
     if (type === undefined && !BATCH_PATHS.has(path)) return false;
+    try {
+      deps.checkHost(req, path);
+    } catch (err) {
+      answerError(res, err);
+      return true;
+    }
     // body-parser's reader needs only node's request and response.
     const read = (type === undefined ? readBatch : readEvent) as unknown as (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
     read(req, res, (err?: unknown) => {

@@ -1,7 +1,8 @@
 // The template API: GET /api/templates (each template's header and the fields it reads) and
 // GET /api/templates/:name/preview?profile=<id>[&event=<track call JSON>][&data=<JSON>] (subject, HTML, text, fallbacks
 // used and fields read, as a send would render them for that customer and trigger event; `format=html` or
-// `format=text` answers with that part alone).
+// `format=text` answers with that part alone). The link policy is a send's: no javascript:, data: or off-domain link
+// from data is live in a preview either.
 import { Router } from 'express';
 import type { CatalogReader } from '../activities/catalog';
 import { parsePreviewEvent, previewTemplate } from '../activities/preview';
@@ -14,6 +15,8 @@ export interface TemplateRouteDeps {
   store: Pick<Store, 'getProfile'>;
   catalog: CatalogReader | null;
   now: () => number;
+  /** Where links from data may point, as in sends; default: the template library's (the shop URL's host). */
+  linkDomains?: readonly string[];
 }
 
 const FORMATS = ['json', 'html', 'text'] as const;

@@ -1,7 +1,8 @@
 // After an event commits, decides which flow triggers it fired (core/triggers, with the customer's history from the
 // store) and hands it to the customer's arbiter in Temporal. Per-customer order is kept by a promise chain per
-// customer; events still owed a dispatch (Temporal down, a crash before the signal) are redelivered by a pass at
-// start and then by passes that repeat while the server runs, backing off while they fail.
+// customer, bounded per customer and in all; events still owed a dispatch (Temporal down, a crash before the
+// signal, beyond the bound) are redelivered by a pass at start and then by passes that repeat while the server
+// runs, backing off while they fail.
 import { redispatchDelay, REDISPATCH_SCHEDULE, type RedispatchSchedule } from '../core/redispatch-backoff';
 import type { FlowDefinition } from '../core/flow-types';
 import { BACKFILL_AGE_MS, eventMatches, eventNamesOfInterest, historyNeeded, isBackfill, triggerFires, type EventFacts } from '../core/triggers';
@@ -23,6 +24,12 @@ const REDISPATCH_PAGE = 500;
  * arbiter ignores a messageId it has handled).
  */
 export const REDISPATCH_MIN_AGE_MS = 5_000;
+/**
+ * Live deliveries queued in this process (waiting their turn or under way), per customer and in all, beyond which an
+ * event is left owed in the store for the redispatch passes: while Temporal hangs, memory stays bounded.
+ */
+export const MAX_QUEUED_PER_CUSTOMER = 100;
+export const MAX_QUEUED_DELIVERIES = 10_000;
 
 export interface TemporalDispatcherOptions {
   /** The server's clock: event ages and the start-no-flow horizon are measured on it. */
@@ -30,6 +37,10 @@ export interface TemporalDispatcherOptions {
   /** In [0, 1): spreads the redispatch waits. */
   random?: () => number;
   schedule?: RedispatchSchedule;
+  /** MAX_QUEUED_PER_CUSTOMER */
+  maxQueuedPerCustomer?: number;
+  /** MAX_QUEUED_DELIVERIES */
+  maxQueued?: number;
 }
 
 type Delivery = 'live' | 'redelivery';
@@ -47,11 +58,23 @@ export class TemporalDispatcher implements EventDispatcher {
   private flows: FlowDefinition[] = [];
   private interesting = new Set<string>();
   private readonly chains = new Map<string, Promise<unknown>>();
+  /** Deliveries in each customer's chain, and in all chains: what the bounds are checked against. */
+  private readonly queuedOf = new Map<string, number>();
+  private queuedTotal = 0;
+  /** The bound left an event owed since the chains were last empty (said once per spell). */
+  private boundReported = false;
+  private readonly maxQueuedPerCustomer: number;
+  private readonly maxQueued: number;
   /**
    * Customers with an event this process failed to deliver: their later events are not delivered live (they would
    * overtake it) but left owed, for the next pass to deliver in order.
    */
   private readonly heldBack = new Set<string>();
+  /**
+   * Held-back customers whose deliveries did not fail, but whose event the bound left owed: their events queued
+   * before it still go out live (they come before it); their later ones are left owed, as after a failure.
+   */
+  private readonly heldByBound = new Set<string>();
   /** Held-back customers whose live event was left owed while a pass ran (the pass may have listed past it). */
   private readonly leftDuringPass = new Set<string>();
   /** Customers whose redelivery failed in the current pass: their later events in it are not tried. */
@@ -75,6 +98,8 @@ export class TemporalDispatcher implements EventDispatcher {
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
     this.schedule = options.schedule ?? REDISPATCH_SCHEDULE;
+    this.maxQueuedPerCustomer = options.maxQueuedPerCustomer ?? MAX_QUEUED_PER_CUSTOMER;
+    this.maxQueued = options.maxQueued ?? MAX_QUEUED_DELIVERIES;
     this.setFlows(flows);
   }
 
@@ -94,7 +119,30 @@ export class TemporalDispatcher implements EventDispatcher {
 
   dispatch(result: RecordEventResult): void {
     if (result.duplicate || result.event.dispatched) return;
+    const { customerId } = result.event;
+    // Held back, the event would be skipped at its turn anyway: left owed now, it takes no place in the chain.
+    if (this.heldBack.has(customerId)) return this.leaveOwed(customerId);
+    if ((this.queuedOf.get(customerId) ?? 0) >= this.maxQueuedPerCustomer || this.queuedTotal >= this.maxQueued) {
+      // Held back from now on, so no later event of theirs goes out live before this one: the passes deliver
+      // them all in order (by id) once the customer's chain has drained.
+      this.heldBack.add(customerId);
+      this.heldByBound.add(customerId);
+      this.leaveOwed(customerId);
+      if (!this.boundReported) {
+        this.boundReported = true;
+        this.log(
+          `[dispatch] ${this.queuedTotal} deliveries queued (limit ${this.maxQueued}, ${this.maxQueuedPerCustomer} per customer; ${customerId} has ${this.queuedOf.get(customerId) ?? 0}): ` +
+            'further events are left owed for the redispatch passes, delivered in order once Temporal keeps up',
+        );
+      }
+      return;
+    }
     void this.enqueue(result.event, 'live', result.profile);
+  }
+
+  /** Deliveries queued in this process (waiting their turn or under way), live and redelivered. */
+  get queuedDeliveries(): number {
+    return this.queuedTotal;
   }
 
   /** Resolves when every dispatch queued so far has finished. */
@@ -221,12 +269,23 @@ export class TemporalDispatcher implements EventDispatcher {
     }
     // A customer is let go once a pass delivered all it found of theirs and none of theirs was left owed meanwhile.
     for (const customerId of tried) {
-      if (!this.failedThisPass.has(customerId) && !deferred.has(customerId) && !this.leftDuringPass.has(customerId)) this.heldBack.delete(customerId);
+      if (!this.failedThisPass.has(customerId) && !deferred.has(customerId) && !this.leftDuringPass.has(customerId)) {
+        this.heldBack.delete(customerId);
+        this.heldByBound.delete(customerId);
+      }
     }
     return { delivered, failed, deferred: new Set([...deferred, ...this.failedThisPass]).size, firstError };
   }
 
+  /** A live event of a held-back customer stays owed; a pass that may have listed past it must not let them go. */
+  private leaveOwed(customerId: string): void {
+    if (this.passRunning) this.leftDuringPass.add(customerId);
+  }
+
   private enqueue(event: StoredEvent, delivery: Delivery, profile?: Profile): Promise<'delivered' | 'failed' | 'skipped'> {
+    const { customerId } = event;
+    this.queuedOf.set(customerId, (this.queuedOf.get(customerId) ?? 0) + 1);
+    this.queuedTotal += 1;
     const previous = this.chains.get(event.customerId) ?? Promise.resolve();
     const next = previous.then(() => this.deliver(event, delivery, profile)).then(
       (outcome) => outcome,
@@ -234,6 +293,7 @@ export class TemporalDispatcher implements EventDispatcher {
         this.failures += 1;
         this.lastError = err.message;
         this.heldBack.add(event.customerId);
+        this.heldByBound.delete(event.customerId);
         if (delivery === 'redelivery') this.failedThisPass.add(event.customerId);
         // The event stays owed; the next redispatch pass retries it (and the customer's later ones, in order).
         else this.log(`[dispatch] event ${event.messageId} for ${event.customerId} not delivered yet: ${err.message}`);
@@ -243,6 +303,11 @@ export class TemporalDispatcher implements EventDispatcher {
     this.chains.set(event.customerId, next);
     void next.finally(() => {
       if (this.chains.get(event.customerId) === next) this.chains.delete(event.customerId);
+      const left = this.queuedOf.get(customerId)! - 1;
+      if (left === 0) this.queuedOf.delete(customerId);
+      else this.queuedOf.set(customerId, left);
+      this.queuedTotal -= 1;
+      if (this.queuedTotal === 0) this.boundReported = false;
     });
     return next;
   }
@@ -270,7 +335,7 @@ export class TemporalDispatcher implements EventDispatcher {
 
   private async deliver(event: StoredEvent, delivery: Delivery, profile?: Profile): Promise<'delivered' | 'skipped'> {
     if (delivery === 'redelivery' && this.failedThisPass.has(event.customerId)) return 'skipped';
-    if (delivery === 'live' && this.heldBack.has(event.customerId)) {
+    if (delivery === 'live' && this.heldBack.has(event.customerId) && !this.heldByBound.has(event.customerId)) {
       if (this.passRunning) this.leftDuringPass.add(event.customerId);
       return 'skipped';
     }

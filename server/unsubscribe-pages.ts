@@ -1,5 +1,5 @@
-// The small HTML pages of the unsubscribe link: the confirm page a GET shows, the confirmation a POST answers, and
-// the refusal of a forged link. No scripts, styles inline, nothing loaded from elsewhere.
+// The small HTML pages of the unsubscribe link: the confirm page a GET shows, the confirmation a POST answers, the
+// refusal of a forged link, and the answer to a link used too often. No scripts, styles inline, nothing loaded from elsewhere.
 import type { Response } from 'express';
 
 function escapeHtml(text: string): string {
@@ -38,6 +38,10 @@ export function confirmUnsubscribePage(): string {
 
 export function unsubscribedPage(): string {
   return page('You are unsubscribed', '<p>You will receive no more marketing emails from us. Emails about your orders and account still arrive.</p>');
+}
+
+export function tooManyRequestsPage(): string {
+  return page('Please try again in a minute', '<p>This link was used many times in a short while. Please wait a minute, then use it again.</p>');
 }
 
 export function invalidLinkPage(reason: string): string {

@@ -9,8 +9,11 @@ import { BEHAVIOR_EVENT_TYPES, type BehaviorEvent } from '../core/behavior';
 import type { EventType } from '../core/event';
 import { applyProfileUpdate, emptyProfile, type Profile, type ProfileEvent } from '../core/profile';
 import { FlowVersionConflictError } from './errors';
+import * as apiKeys from './api-keys-store';
+import type { ApiKeyRecord } from '../core/api-keys';
 import { migrateToLatest, type StoreDialect } from './migrations';
-import { newEventRow, recordBatch, type EventWriteOps, type NewEventRow, type ProfileWrite } from './record-events';
+import { newEventRow, recordBatch, type CustomerStanding, type EventWriteOps, type NewEventRow, type ProfileWrite } from './record-events';
+import { SYSTEM_EVENT_NAMES } from '../core/source-policy';
 import { readProfileAsOf } from './profile-as-of';
 import { parseJson, profileRow, SEGMENT_CHANGE_NAMES, toProfile, toProfileEvent, toRecordedSegmentChange, toStoredEvent } from './rows';
 import { SEGMENT_ENTERED } from '../core/segment-membership';
@@ -187,6 +190,25 @@ class KyselyEventOps implements EventWriteOps {
       for (const row of await this.trx.selectFrom('identities').select(['alias_id', 'customer_id']).where('alias_id', 'in', batch).execute()) map.set(row.alias_id, row.customer_id);
     }
     return map;
+  }
+
+  /** One id at a time: asked only for the few customers a client key's joins and identifies name. */
+  async customerStandings(customerIds: string[]): Promise<Map<string, CustomerStanding>> {
+    const standings = new Map<string, CustomerStanding>();
+    for (const id of new Set(customerIds)) {
+      const byUser = await this.trx
+        .selectFrom('events')
+        .select('id')
+        .where('customer_id', '=', id)
+        .where('user_id', 'is not', null)
+        .where((eb) => eb.or([eb('name', 'is', null), eb('name', 'not in', [...SYSTEM_EVENT_NAMES])]))
+        .limit(1)
+        .executeTakeFirst();
+      const owner = byUser ? undefined : await this.trx.selectFrom('identities').select('alias_id').where('customer_id', '=', id).limit(1).executeTakeFirst();
+      if (byUser || owner) standings.set(id, 'identified');
+      else if (await this.trx.selectFrom('events').select('id').where('customer_id', '=', id).limit(1).executeTakeFirst()) standings.set(id, 'anonymous');
+    }
+    return standings;
   }
 
   async insertEvents(rows: NewEventRow[]): Promise<Map<string, number>> {
@@ -987,6 +1009,12 @@ export class KyselyStore implements Store {
     return rows.map(toSend);
   }
 
+  async sendRecipient(by: { messageId: string } | { deliveryKey: string }): Promise<{ deliveryKey: string; customerId: string; to: string } | undefined> {
+    const query = this.db.selectFrom('sends').select(['delivery_key', 'customer_id', 'to_address']);
+    const row = await ('messageId' in by ? query.where('message_id', '=', by.messageId) : query.where('delivery_key', '=', by.deliveryKey)).executeTakeFirst();
+    return row && { deliveryKey: row.delivery_key, customerId: row.customer_id, to: row.to_address };
+  }
+
   // --- product catalog -------------------------------------------------------------------
 
   /**
@@ -1064,5 +1092,23 @@ export class KyselyStore implements Store {
   async catalogVersion(): Promise<number> {
     const row = await this.db.selectFrom('catalog_state').select('version').where('id', '=', 1).executeTakeFirst();
     return Number(row?.version ?? 0);
+  }
+
+  // --- API keys: the queries are in store/api-keys-store.ts -------------------------------
+
+  createApiKey(record: ApiKeyRecord): Promise<void> {
+    return apiKeys.createApiKey(this.db, record);
+  }
+
+  listApiKeys(): Promise<ApiKeyRecord[]> {
+    return apiKeys.listApiKeys(this.db);
+  }
+
+  revokeApiKey(idOrHint: string, at: number): Promise<ApiKeyRecord | undefined> {
+    return apiKeys.revokeApiKey(this.db, idOrHint, at);
+  }
+
+  activeApiKeys(): Promise<ApiKeyRecord[]> {
+    return apiKeys.activeApiKeys(this.db);
   }
 }

@@ -268,6 +268,44 @@ function segments(dialect: StoreDialect): Migration {
   };
 }
 
+/**
+ * API keys (core/api-keys): admin keys for /api and source keys for ingest, stored as their SHA-256 digest only. The
+ * unique digest is the lookup; revoked keys stay (revoked_at set) so a list still says what a leaked key was.
+ */
+function apiKeys(dialect: StoreDialect): Migration {
+  const t = types(dialect);
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('scopes', 'text', (c) => c.notNull())
+        .addColumn('digest', 'text', (c) => c.notNull().unique())
+        .addColumn('hint', 'text', (c) => c.notNull())
+        .addColumn('created_at', t.time, (c) => c.notNull())
+        .addColumn('revoked_at', t.time)
+        .execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.dropTable('api_keys').ifExists().execute();
+    },
+  };
+}
+
+/** ESP webhooks find the send a SendGrid event echoes by its Message-ID: without an index, a scan per event. */
+function sendsByMessageId(): Migration {
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.createIndex('sends_message_id').on('sends').column('message_id').execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.dropIndex('sends_message_id').ifExists().execute();
+    },
+  };
+}
+
 /** Names sort in the order they run; never rename or edit one that has shipped — add a new one. */
 export function migrationsFor(dialect: StoreDialect): Record<string, Migration> {
   return {
@@ -277,6 +315,8 @@ export function migrationsFor(dialect: StoreDialect): Record<string, Migration> 
     '0004_catalog': catalog(dialect),
     '0005_send_fallbacks': sendFallbacks(),
     '0006_segments': segments(dialect),
+    '0007_api_keys': apiKeys(dialect),
+    '0008_sends_by_message_id': sendsByMessageId(),
   };
 }
 

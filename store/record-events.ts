@@ -5,9 +5,18 @@
 import type { Selectable } from 'kysely';
 import { foldAll, isFolded, needsRefold, type BehaviorEvent } from '../core/behavior';
 import { applyEventsInPlace, emptyProfile, mergeProfiles, type Profile, type ProfileEvent } from '../core/profile';
+import { clientMergeRefusal, clientProfileRefusal, isSystemEventName, loginMergeSource, touchesProtectedTraits, type Refusal } from '../core/source-policy';
 import { toStoredEvent } from './rows';
 import type { EventsTable } from './schema';
 import type { NewEvent, RecordEventResult, SegmentEventRead, SegmentFactsRead, StoredEvent } from './store';
+
+/**
+ * `identified`: one of the customer's events names a user (a userId, on any event but microflows' own, whose userId is
+ * the customer's id whoever they are), or ids were merged into them (only a userId's customer is ever merged into).
+ * `anonymous`: they have events, none of which does. Stored facts only change under the identity locks of the ids
+ * they name, so read after lockIdentities the answer holds until commit.
+ */
+export type CustomerStanding = 'anonymous' | 'identified';
 
 /** An events row as inserted (the id is the store's); each backend stores `dispatched` its own way. */
 export type NewEventRow = Omit<Selectable<EventsTable>, 'id' | 'dispatched'> & { dispatched: boolean };
@@ -26,6 +35,8 @@ export interface EventWriteOps {
   lockIdentities(ids: string[]): Promise<void>;
   /** The identity map entries for these ids (alias → customer). */
   identities(ids: string[]): Promise<Map<string, string>>;
+  /** Who each of these customers is (see CustomerStanding); customers with no events are absent. Asked only for client-key events. */
+  customerStandings(customerIds: string[]): Promise<Map<string, CustomerStanding>>;
   /** Inserts in the given order; messageId → id for the rows written (a concurrent writer's messageIds are absent). */
   insertEvents(rows: NewEventRow[]): Promise<Map<string, number>>;
   /** Profiles for a read-modify-write (locked on PostgreSQL); absent customers are absent from the map. */
@@ -86,10 +97,105 @@ function identityIdsOf(events: NewEvent[]): Set<string> {
   return ids;
 }
 
+interface IdentityPlan {
+  identities: Map<string, string>;
+  /** In order; `login`: a client key's join of an anonymous visitor into an identified customer (see loginMergeSource). */
+  merges: Array<{ from: string; into: string; login: boolean }>;
+  /** Customers this batch names as a user in a server key's or microflows' own event. */
+  identifiedByTrusted: Set<string>;
+}
+
+/**
+ * The joins the batch makes, in order, from the identity map as stored. A call that carries both ids (identify after
+ * login, or any call once the client knows both) joins the anonymous history to the customer — the first customer an
+ * anonymousId meets keeps it — and alias joins previousId into userId. A client key's call (core/source-policy) that
+ * would merge an identified customer into another is refused (added to `refused`); one that names an id nobody has
+ * used yet joins nothing, so a client cannot claim an id that a customer takes as their userId later.
+ */
+async function planIdentities(
+  events: NewEvent[],
+  fresh: number[],
+  stored: Map<string, string>,
+  refused: Map<number, Refusal>,
+  standingOf: (customerId: string) => Promise<CustomerStanding | undefined>,
+): Promise<IdentityPlan> {
+  const identities = new Map(stored);
+  const resolve = (id: string) => identities.get(id) ?? id;
+  const merges: IdentityPlan['merges'] = [];
+  /** Customers with an event earlier in this batch, and those an earlier event names as a user (by any key). */
+  const seen = new Set<string>();
+  const identified = new Set<string>();
+  const identifiedByTrusted = new Set<string>();
+  const join = (from: string, into: string, login: boolean) => {
+    merges.push({ from, into, login });
+    identities.set(from, into);
+    for (const [alias, owner] of identities) if (owner === from) identities.set(alias, into);
+    if (identified.has(from)) identified.add(into);
+    if (identifiedByTrusted.has(from)) identifiedByTrusted.add(into);
+  };
+  for (const index of fresh) {
+    if (refused.has(index)) continue;
+    const event = events[index]!;
+    const client = event.origin === 'client';
+    const previousId = event.type === 'alias' ? (event.properties.previousId as string | undefined) : undefined;
+    let pair: [from: string, into: string] | undefined;
+    if (previousId !== undefined && event.userId !== null) pair = [resolve(previousId), resolve(event.userId)];
+    else if (event.userId !== null && event.anonymousId !== null && !identities.has(event.anonymousId)) pair = [resolve(event.anonymousId), resolve(event.userId)];
+    if (pair !== undefined && pair[0] !== pair[1]) {
+      const [from, into] = pair;
+      if (!client) join(from, into, false);
+      else {
+        const standing = identified.has(from) ? 'identified' : ((await standingOf(from)) ?? (seen.has(from) ? 'anonymous' : undefined));
+        if (standing === 'identified') {
+          refused.set(index, clientMergeRefusal(event));
+          continue;
+        }
+        if (standing === 'anonymous') join(from, into, identifiedByTrusted.has(into) || (await standingOf(into)) === 'identified');
+      }
+    }
+    seen.add(resolve(event.userId ?? event.anonymousId ?? event.customerId));
+    if (event.userId !== null && !(event.type === 'track' && isSystemEventName(event.name))) {
+      identified.add(resolve(event.userId));
+      if (!client) identifiedByTrusted.add(resolve(event.userId));
+    }
+  }
+  return { identities, merges, identifiedByTrusted };
+}
+
+/**
+ * Refuses each client-key identify that would set the email or grant the consent of a customer identified before it
+ * (core/source-policy clientProfileRefusal), judged on the customer the event lands on once the batch's joins are made.
+ * The profile is read without a row lock: whatever changes it names one of the ids locked by lockIdentities.
+ */
+async function refuseProfileChanges(
+  events: NewEvent[],
+  fresh: number[],
+  plan: IdentityPlan,
+  refused: Map<number, Refusal>,
+  standingOf: (customerId: string) => Promise<CustomerStanding | undefined>,
+  profileOf: (customerId: string) => Promise<Profile | undefined>,
+): Promise<void> {
+  for (const index of fresh) {
+    const event = events[index]!;
+    if (refused.has(index) || event.origin !== 'client' || !touchesProtectedTraits(event)) continue;
+    const id = event.userId ?? event.anonymousId ?? event.customerId;
+    const customerId = plan.identities.get(id) ?? id;
+    if (!plan.identifiedByTrusted.has(customerId) && (await standingOf(customerId)) !== 'identified') continue;
+    const refusal = clientProfileRefusal(event, await profileOf(customerId));
+    if (refusal) refused.set(index, refusal);
+  }
+}
+
+function withoutOrigin(event: NewEvent): NewEvent {
+  const { origin: _origin, ...sent } = event;
+  return sent;
+}
+
 /**
  * One batch in the caller's transaction. A customer whose batch holds an event older than what their profile
  * already folded — or whose identities merged — has their computed fields refolded from their events in time
- * order, so arrival order never changes the result.
+ * order, so arrival order never changes the result. Events a client key may not send (see planIdentities and
+ * refuseProfileChanges) are answered with `refused` and write nothing.
  */
 export async function recordBatch(ops: EventWriteOps, events: NewEvent[], needsDispatch: (event: NewEvent) => boolean): Promise<RecordEventResult[]> {
   const stored = new Map<string, Selectable<EventsTable>>();
@@ -104,45 +210,53 @@ export async function recordBatch(ops: EventWriteOps, events: NewEvent[], needsD
 
   const named = [...identityIdsOf(fresh.map((i) => events[i]!))];
   await ops.lockIdentities(named);
-  const identities = await ops.identities(named);
-  const resolve = (id: string) => identities.get(id) ?? id;
-  const merges: Array<{ from: string; into: string }> = [];
-  const join = (from: string, into: string) => {
-    if (from === into) return;
-    merges.push({ from, into });
-    identities.set(from, into);
-    for (const [alias, owner] of identities) if (owner === from) identities.set(alias, into);
+  const storedIdentities = await ops.identities(named);
+  const refused = new Map<number, Refusal>();
+  const standings = new Map<string, CustomerStanding | undefined>();
+  const standingOf = async (customerId: string) => {
+    if (!standings.has(customerId)) standings.set(customerId, (await ops.customerStandings([customerId])).get(customerId));
+    return standings.get(customerId);
   };
-  for (const index of fresh) {
-    const event = events[index]!;
-    const previousId = event.type === 'alias' ? (event.properties.previousId as string | undefined) : undefined;
-    if (previousId !== undefined && event.userId !== null) join(resolve(previousId), resolve(event.userId));
-    // A call that carries both ids (identify after login, or any call once the client knows both) joins the
-    // anonymous history to the customer — the first customer an anonymousId meets keeps it.
-    else if (event.userId !== null && event.anonymousId !== null && !identities.has(event.anonymousId)) join(resolve(event.anonymousId), resolve(event.userId));
+  const storedProfiles = new Map<string, Profile | undefined>();
+  const profileOf = async (customerId: string) => {
+    if (!storedProfiles.has(customerId)) storedProfiles.set(customerId, (await ops.profiles([customerId])).get(customerId));
+    return storedProfiles.get(customerId);
+  };
+  let plan = await planIdentities(events, fresh, storedIdentities, refused, standingOf);
+  if (fresh.some((i) => events[i]!.origin === 'client')) {
+    // A refusal can undo a join a later check relied on: plan again until no new refusal (they only grow).
+    for (;;) {
+      const before = refused.size;
+      await refuseProfileChanges(events, fresh, plan, refused, standingOf, profileOf);
+      if (refused.size === before) break;
+      plan = await planIdentities(events, fresh, storedIdentities, refused, standingOf);
+    }
   }
+  const { identities, merges } = plan;
+  const resolve = (id: string) => identities.get(id) ?? id;
   const customerOf = (event: NewEvent) => resolve(event.userId ?? event.anonymousId ?? event.customerId);
+  const taken = fresh.filter((i) => !refused.has(i));
 
   // In messageId order: two transactions inserting overlapping ids in opposite orders would deadlock on PostgreSQL's
   // unique index. The fold sorts by time, so ids matter only for a customer's events with equal timestamps in one batch.
-  const insertOrder = [...fresh].sort((a, b) => (events[a]!.messageId < events[b]!.messageId ? -1 : events[a]!.messageId > events[b]!.messageId ? 1 : a - b));
+  const insertOrder = [...taken].sort((a, b) => (events[a]!.messageId < events[b]!.messageId ? -1 : events[a]!.messageId > events[b]!.messageId ? 1 : a - b));
   const insertedIds = await ops.insertEvents(
     insertOrder.map((index) => {
       const event = events[index]!;
       return newEventRow(event, customerOf(event), !needsDispatch(event));
     }),
   );
-  const lost = fresh.filter((i) => !insertedIds.has(events[i]!.messageId)).map((i) => events[i]!.messageId);
+  const lost = taken.filter((i) => !insertedIds.has(events[i]!.messageId)).map((i) => events[i]!.messageId);
   if (lost.length > 0) for (const row of await ops.storedEvents(lost)) stored.set(row.message_id, row);
 
   // The events this transaction stored, by messageId, and grouped by their (resolved) customer.
   const firstCopy = new Map<string, StoredEvent>();
   const newEvents = new Map<string, StoredEvent[]>();
-  for (const index of fresh) {
+  for (const index of taken) {
     const event = events[index]!;
     const id = insertedIds.get(event.messageId);
     if (id === undefined) continue;
-    const storedEvent: StoredEvent = { ...event, customerId: customerOf(event), id, dispatched: !needsDispatch(event) };
+    const storedEvent: StoredEvent = { ...withoutOrigin(event), customerId: customerOf(event), id, dispatched: !needsDispatch(event) };
     firstCopy.set(event.messageId, storedEvent);
     const list = newEvents.get(storedEvent.customerId) ?? [];
     list.push(storedEvent);
@@ -153,10 +267,10 @@ export async function recordBatch(ops: EventWriteOps, events: NewEvent[], needsD
   const profiles = await ops.profilesForUpdate([...newEvents.keys(), ...merges.flatMap((m) => [m.from, m.into])], at);
   const storedEmails = new Map([...profiles].map(([id, profile]) => [id, profile.email]));
   const refold = new Set<string>();
-  for (const { from, into } of merges) {
+  for (const { from, into, login } of merges) {
     await ops.moveCustomer(from, into, at);
     const source = profiles.get(from);
-    if (source) profiles.set(into, mergeProfiles(profiles.get(into) ?? emptyProfile(into, source.updatedAt), source, source.updatedAt));
+    if (source) profiles.set(into, mergeProfiles(profiles.get(into) ?? emptyProfile(into, source.updatedAt), login ? loginMergeSource(source) : source, source.updatedAt));
     profiles.delete(from);
     refold.add(into);
     refold.delete(from);
@@ -192,10 +306,18 @@ export async function recordBatch(ops: EventWriteOps, events: NewEvent[], needsD
     );
   }
 
-  const duplicateOwners = [...new Set([...stored.values()].map((row) => row.customer_id).filter((id) => !profiles.has(id)))];
-  if (duplicateOwners.length > 0) for (const [id, profile] of await ops.profiles(duplicateOwners)) profiles.set(id, profile);
-  const freshIndexes = new Set(fresh);
+  const refusedIds = new Map([...refused].map(([index, refusal]) => [events[index]!.messageId, refusal]));
+  const refusedOwners = [...refused.keys()].map((index) => customerOf(events[index]!));
+  const otherOwners = [...new Set([...[...stored.values()].map((row) => row.customer_id), ...refusedOwners].filter((id) => !profiles.has(id)))];
+  if (otherOwners.length > 0) for (const [id, profile] of await ops.profiles(otherOwners)) profiles.set(id, profile);
+  const freshIndexes = new Set(taken);
   return events.map((event, index) => {
+    const refusal = refusedIds.get(event.messageId);
+    if (refusal) {
+      // Nothing of it was written: answered with the event as sent (no id, nothing to dispatch) and the profile as stored.
+      const customerId = customerOf(event);
+      return { duplicate: false, refused: refusal, event: { ...withoutOrigin(event), customerId, id: 0, dispatched: true }, profile: profiles.get(customerId) ?? emptyProfile(customerId, event.receivedAt) };
+    }
     const inserted = firstCopy.get(event.messageId);
     if (inserted && freshIndexes.has(index)) return { duplicate: false, event: inserted, profile: profiles.get(inserted.customerId)! };
     // A repeat answers with the event as stored — the first copy in this batch, or the row from before — and

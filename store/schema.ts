@@ -165,6 +165,22 @@ export interface RfmStateTable {
   computed_at: number;
 }
 
+/** One API key (core/api-keys ApiKeyRecord): never the key text, only its SHA-256 digest. */
+export interface ApiKeysTable {
+  id: string;
+  /** admin | server | client */
+  kind: string;
+  name: string;
+  /** JSON list of admin scopes; empty for source keys. */
+  scopes: JsonText;
+  /** SHA-256 of the key text, hex: what a request's key is looked up by. */
+  digest: string;
+  hint: string;
+  created_at: number;
+  /** null: the key works. */
+  revoked_at: number | null;
+}
+
 export interface Database {
   events: EventsTable;
   profiles: ProfilesTable;
@@ -180,7 +196,8 @@ export interface Database {
   segment_checks: SegmentChecksTable;
   segment_state: SegmentStateTable;
   rfm_state: RfmStateTable;
+  api_keys: ApiKeysTable;
 }
 
 /** The tables tableCounts() counts: every one that holds records (catalog_state is a single counter row). */
-export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'identities', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'outbox', 'catalog_products', 'segment_members'];
+export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'identities', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'outbox', 'catalog_products', 'segment_members', 'api_keys'];

@@ -8,13 +8,15 @@ import { BEHAVIOR_EVENT_TYPES, type BehaviorEvent } from '../core/behavior';
 import type { EventType } from '../core/event';
 import type { Profile, ProfileEvent } from '../core/profile';
 import type { EventWriter } from './kysely-store';
-import type { EventWriteOps, NewEventRow, ProfileWrite } from './record-events';
+import type { CustomerStanding, EventWriteOps, NewEventRow, ProfileWrite } from './record-events';
 import type { SegmentEventRead, SegmentFactsRead } from './store';
 import { parseJson, profileRow, SEGMENT_CHANGE_NAMES, toProfile, toProfileEvent, toRecordedSegmentChange } from './rows';
 import { SEGMENT_ENTERED } from '../core/segment-membership';
+import { SYSTEM_EVENT_NAMES } from '../core/source-policy';
 import type { Database, EventsTable, ProfilesTable } from './schema';
 
 const SEGMENT_NAMES_SQL = SEGMENT_CHANGE_NAMES.map((name) => `'${name}'`).join(', ');
+const SYSTEM_NAMES_SQL = SYSTEM_EVENT_NAMES.map((name) => `'${name}'`).join(', ');
 
 const SQL = {
   begin: 'begin immediate',
@@ -22,6 +24,11 @@ const SQL = {
   rollback: 'rollback',
   storedEvents: 'select * from events where message_id in (select value from json_each(?))',
   identities: 'select alias_id, customer_id from identities where alias_id in (select value from json_each(?))',
+  customerStandings: `select c.value as customer_id,
+      exists (select 1 from events e where e.customer_id = c.value) as known,
+      exists (select 1 from events e where e.customer_id = c.value and e.user_id is not null and (e.name is null or e.name not in (${SYSTEM_NAMES_SQL})))
+        or exists (select 1 from identities i where i.customer_id = c.value) as identified
+    from json_each(?) as c`,
   insertEvent: `insert into events (message_id, type, customer_id, user_id, anonymous_id, name, properties, traits, context, timestamp, received_at, dispatched)
     values (@message_id, @type, @customer_id, @user_id, @anonymous_id, @name, @properties, @traits, @context, @timestamp, @received_at, @dispatched)
     on conflict (message_id) do nothing`,
@@ -92,6 +99,17 @@ class SqliteEventOps implements EventWriteOps {
     if (ids.length === 0) return map;
     for (const row of this.statement('identities').all(JSON.stringify(ids)) as Array<{ alias_id: string; customer_id: string }>) map.set(row.alias_id, row.customer_id);
     return map;
+  }
+
+  async customerStandings(customerIds: string[]): Promise<Map<string, CustomerStanding>> {
+    const standings = new Map<string, CustomerStanding>();
+    if (customerIds.length === 0) return standings;
+    const rows = this.statement('customerStandings').all(JSON.stringify(customerIds)) as Array<{ customer_id: string; known: number; identified: number }>;
+    for (const row of rows) {
+      if (row.identified) standings.set(row.customer_id, 'identified');
+      else if (row.known) standings.set(row.customer_id, 'anonymous');
+    }
+    return standings;
   }
 
   async insertEvents(rows: NewEventRow[]): Promise<Map<string, number>> {

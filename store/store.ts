@@ -1,6 +1,7 @@
 // The persistence contract: one interface, implemented once over Kysely for SQLite (default) and
 // PostgreSQL (DATABASE_URL). Every method is atomic; ids and keys make retries harmless.
 import type { FallbackUse } from '../core/template-helpers';
+import type { ApiKeyRecord } from '../core/api-keys';
 import type { Product } from '../core/catalog';
 import type { FlowDefinition } from '../core/flow-types';
 import type { NewEvent } from '../core/event';
@@ -23,6 +24,12 @@ export interface RecordEventResult {
   event: StoredEvent;
   /** The customer's profile after this event (or as it is, for a duplicate). */
   profile: Profile;
+  /**
+   * The store refused the event because of its `origin` (a client key merging an identified customer, granting their
+   * consent, changing their email): nothing of it was written; `event` is as sent (id 0, nothing to dispatch) and
+   * `profile` as stored. `field` is the call's own path (`anonymousId`, `traits.email`); a batch prefixes `batch[i].`.
+   */
+  refused?: { message: string; field: string };
 }
 
 /** Which of a customer's events segment rules read: an event name, from `since` on (null: all of them). */
@@ -280,6 +287,8 @@ export interface Store {
   /** Oldest first (newest last); with `limit`, the newest `limit` messages. */
   listOutbox(filter?: { to?: string; limit?: number }): Promise<OutboxMessage[]>;
   listSends(filter?: { customerId?: string; workflowId?: string }): Promise<SendRecord[]>;
+  /** The send an ESP webhook event names, by the Message-ID header it went out with or by its delivery key (webhooks). */
+  sendRecipient(by: { messageId: string } | { deliveryKey: string }): Promise<{ deliveryKey: string; customerId: string; to: string } | undefined>;
 
   // --- product catalog -------------------------------------------------------------------
   /** In one transaction, all or nothing: inserts the products, replacing any with the same product_id, and bumps
@@ -294,4 +303,14 @@ export interface Store {
   /** A number that grows with every catalog change: one-row read, so readers can poll it and rebuild their index
    *  (core/recommendations catalogIndex) only when it moved. */
   catalogVersion(): Promise<number>;
+
+  // --- API keys (store/api-keys-store.ts) --------------------------------------------------
+  /** Stores a key made by core/api-keys newApiKey; throws ApiKeyConflictError (409) when its id or digest is stored. */
+  createApiKey(record: ApiKeyRecord): Promise<void>;
+  /** Every key, revoked ones too, newest first. */
+  listApiKeys(): Promise<ApiKeyRecord[]>;
+  /** Revokes the key with this id (or listed hint); revoking again keeps the first time. Undefined: no such key. */
+  revokeApiKey(idOrHint: string, at: number): Promise<ApiKeyRecord | undefined>;
+  /** The keys not revoked, newest first: what the server caches and reloads. */
+  activeApiKeys(): Promise<ApiKeyRecord[]>;
 }

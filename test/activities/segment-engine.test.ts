@@ -440,5 +440,81 @@ for (const backend of storeBackends('segment engine')) {
       expect(await segmentsOf(c)).toEqual(['browsing']);
       expect((await segmentEvents(c)).filter((e) => e.name === SEGMENT_ENTERED)).toHaveLength(1);
     });
+
+    describe('the real-time queue', () => {
+      /** The customers of each real-time (or sweep) evaluation transaction, in the order they ran: the real store, watched. */
+      async function watchingEvaluations<T>(work: (evaluated: string[][]) => Promise<T>): Promise<T> {
+        const evaluated: string[][] = [];
+        const updateSegments = store.updateSegments.bind(store);
+        store.updateSegments = (customerIds, ...rest) => {
+          evaluated.push([...customerIds]);
+          return updateSegments(customerIds, ...rest);
+        };
+        try {
+          return await work(evaluated);
+        } finally {
+          store.updateSegments = updateSegments;
+        }
+      }
+
+      it('evaluates each customer once, in the order they first came, a batch of 100 at a time; one that comes again during its evaluation is evaluated again', async () => {
+        const logged: string[] = [];
+        const queued = new SegmentEngine({ store, segments: SEGMENTS, dispatcher: null, now: () => T0 + 1000, log: (m) => logged.push(m) });
+        const customers = Array.from({ length: 150 }, (_, i) => customer(`queued-${i}`));
+        await record(customers.map((c) => track(c, 'Order Completed', T0)));
+        await watchingEvaluations(async (evaluated) => {
+          // Every customer comes three times in one commit (as a customer's several events do), in shifting order.
+          queued.enqueue([...customers, ...[...customers].reverse(), ...customers.slice(40)]);
+          expect(queued.pendingCount).toBe(50); // the first 100 are taken at once, for the first evaluation
+          // While that evaluation runs, customers of it come again (a new event it may not have read): they queue
+          // for another, behind the ones still waiting, which are not queued twice.
+          queued.enqueue([customers[120]!, customers[3]!, customers[120]!, customers[5]!, customers[3]!]);
+          expect(queued.pendingCount).toBe(52);
+          await queued.idle();
+          expect(evaluated).toEqual([customers.slice(0, 100), [...customers.slice(100), customers[3], customers[5]]]);
+        });
+        for (const c of [customers[0]!, customers[149]!]) expect(await segmentsOf(c)).toEqual(['recent']);
+        expect(queued.overflowCount).toBe(0);
+        expect(logged).toEqual([]);
+      });
+
+      it('leaves the customers beyond its bound to the sweep: still due in the store, and evaluated by the next sweep page', async () => {
+        const logged: string[] = [];
+        const now = T0 + 1000;
+        const bounded = new SegmentEngine({ store, segments: SEGMENTS, dispatcher: null, now: () => now, log: (m) => logged.push(m), maxPending: 3 });
+        const [a, b, c, d, e] = ['a', 'b', 'c', 'd', 'e'].map((name) => customer(`bounded-${name}`)) as [string, string, string, string, string];
+        // The ingest transaction marks each customer due, whatever the queue does with them afterwards.
+        await record([a, b, c, d, e].map((id) => track(id, 'Order Completed', T0)));
+        const due = async () => (await store.dueSegmentChecks(now, 100_000)).map((x) => x.customerId).filter((id) => [a, b, c, d, e].includes(id)).sort();
+        expect(await due()).toEqual([a, b, c, d, e].sort());
+
+        await watchingEvaluations(async (evaluated) => {
+          bounded.enqueue([a, b, a, c, d, b, e]);
+          expect(bounded.overflowCount).toBe(2); // d and e; a and b again were already waiting
+          expect(bounded.pendingCount).toBe(0); // a, b and c are taken at once, for an evaluation
+          await bounded.idle();
+          expect(evaluated).toEqual([[a, b, c]]);
+        });
+        expect(logged).toEqual(['[segments] 3 customers wait for a real-time evaluation: more are left to the sweep (they are due in the store) until the queue empties']);
+        for (const id of [a, b, c]) expect(await segmentsOf(id)).toEqual(['recent']);
+        for (const id of [d, e]) expect(await segmentsOf(id)).toEqual([]);
+        expect(await due()).toEqual([d, e].sort());
+
+        for (let page = await bounded.sweepPage(now, 500); page.next; page = await bounded.sweepPage(now, 500, page.next)) expect(page.failed).toBe(0);
+        for (const id of [d, e]) {
+          expect(await segmentsOf(id)).toEqual(['recent']);
+          expect(await segmentEvents(id)).toEqual([{ name: SEGMENT_ENTERED, segment: 'recent', at: T0 }]);
+        }
+        expect(await due()).toEqual([]);
+        // Emptied, the queue takes customers again (and says so again only when it fills again).
+        await watchingEvaluations(async (evaluated) => {
+          bounded.enqueue([d]);
+          await bounded.idle();
+          expect(evaluated).toEqual([[d]]);
+        });
+        expect(bounded.overflowCount).toBe(2);
+        expect(logged).toHaveLength(1);
+      });
+    });
   });
 }

@@ -58,10 +58,10 @@ test('every command prints its own usage for --help, -h and `help <command>`, ex
   const top = await microflows(['--help']);
   expect(top.status).toBe(0);
   const names = commandsListed(top.stdout);
-  expect(names).toEqual(expect.arrayContaining(['validate', 'diagram', 'import', 'preview', 'segments', 'start', 'worker', 'server']));
+  expect(names).toEqual(expect.arrayContaining(['validate', 'diagram', 'import', 'preview', 'segments', 'keys', 'start', 'worker', 'server']));
   expect(top.stdout).toContain('microflows <command> --help (or -h) prints the usage of one command.');
 
-  const asks = names.flatMap((name) => [[name, '--help'], [name, '-h'], ['help', name], ...(name === 'preview' ? [[name, 'cart-reminder', '--profile', 'x', '--help']] : [])]);
+  const asks = names.flatMap((name) => [[name, '--help'], [name, '-h'], ['help', name], ...(name === 'preview' ? [[name, 'cart-reminder', '--profile', 'x', '--help']] : []), ...(name === 'keys' ? [[name, 'create', '--kind', 'admin', '--help']] : [])]);
   const runs = await inPool(asks, 3, microflows);
   const answers = asks.map((args, i) => {
     const run = runs[i]!;

@@ -1,8 +1,19 @@
 // ESP webhooks → canonical engagement events: the same story told by SendGrid and by Postmark reads the same.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { BadEventError } from '../../core/errors';
-import { EngagementEvent, normalizePostmarkEvent, normalizeSendGridEvents, parseIsoTimestamp } from '../../core/esp-webhooks';
+import {
+  attributeEngagement,
+  maskEmail,
+  normalizePostmarkEvent,
+  normalizeSendGridEvents,
+  parseIsoTimestamp,
+  type EngagementEvent,
+  type RecipientLookups,
+  type SendRecipient,
+} from '../../core/esp-webhooks';
+import { fuzzRun } from '../support/fuzz-seed';
 
 /** SendGrid fixture: one Event Webhook POST body (a batch). Postmark fixture: the bodies of successive POSTs. */
 function fixture(name: string): unknown {
@@ -29,7 +40,7 @@ function comparable(event: EngagementEvent) {
   return {
     name: event.name,
     email: event.email,
-    customerId: event.customerId,
+    claimedCustomerId: event.claimedCustomerId,
     second: Math.floor(event.timestamp / 1000),
     url: p.url,
     bounce_type: p.bounce_type,
@@ -56,11 +67,16 @@ describe('the same story from SendGrid and from Postmark', () => {
     ]);
   });
 
-  test('the recipient is lower-cased and the customer comes from custom args / metadata', () => {
+  test('the recipient is lower-cased and the custom args / metadata customer_id is kept as a claim', () => {
     for (const event of [...sendgrid.events, ...postmark.events]) {
       expect(event.email).toBe('ada.lovelace@example.com');
-      expect(event.customerId).toBe('cust_42');
+      expect(event.claimedCustomerId).toBe('cust_42');
     }
+  });
+
+  test("SendGrid's smtp-id is the Message-ID the email went out with; Postmark's MessageID is its own, so none", () => {
+    expect(sendgrid.events.map((e) => e.sentMessageId)).toEqual(['<14c5d75ce93.dfd.64b469@ismtpd-555>', null, null, '<27a4c81de02.aab.91f2c0@ismtpd-555>', null, null]);
+    expect(postmark.events.map((e) => e.sentMessageId)).toEqual(Array(6).fill(null));
   });
 
   test('clicks carry the url, bounces their type and reason, opens and clicks the user agent and ip', () => {
@@ -188,7 +204,8 @@ describe('normalizeSendGridEvents', () => {
       messageId: 'sendgrid:evt-1',
       name: 'Email Delivered',
       email: 'bob@example.com',
-      customerId: null,
+      claimedCustomerId: null,
+      sentMessageId: null,
       timestamp: 1714990530000,
       properties: { provider: 'sendgrid', provider_message_id: 'msg-1.filter0001' },
     });
@@ -196,8 +213,13 @@ describe('normalizeSendGridEvents', () => {
 
   test('a numeric customer_id is read as text; a non-scalar one is not an id', () => {
     const [numeric, objectId] = normalizeSendGridEvents([sg({ customer_id: 42 }), sg({ customer_id: { id: 1 }, sg_event_id: 'evt-2' })]).events;
-    expect(numeric?.customerId).toBe('42');
-    expect(objectId?.customerId).toBeNull();
+    expect(numeric?.claimedCustomerId).toBe('42');
+    expect(objectId?.claimedCustomerId).toBeNull();
+  });
+
+  test('an smtp-id without angle brackets gets them, as the Message-ID header has them', () => {
+    const [bare, bracketed] = normalizeSendGridEvents([sg({ 'smtp-id': ' abc@microflows ' }), sg({ 'smtp-id': '<abc@microflows>', sg_event_id: 'evt-2' })]).events;
+    expect([bare?.sentMessageId, bracketed?.sentMessageId]).toEqual(['<abc@microflows>', '<abc@microflows>']);
   });
 
   test('without sg_event_id the id falls back to message, event and time', () => {
@@ -290,7 +312,7 @@ describe('normalizePostmarkEvent', () => {
 
   test('Metadata without customer_id gives a null customer; unknown metadata keys stay out of properties', () => {
     const [event] = normalizePostmarkEvent(pm({ Metadata: { flow_id: 'winback', coupon: 'X' } })).events;
-    expect(event?.customerId).toBeNull();
+    expect(event?.claimedCustomerId).toBeNull();
     expect(event?.properties).toEqual({ provider: 'postmark', provider_message_id: 'pm-1', flow_id: 'winback' });
   });
 });
@@ -308,5 +330,163 @@ describe('parseIsoTimestamp', () => {
 
   test.each(['2024-05-06', '2024-05-06T10:15:32', '2024-13-01T00:00:00Z', 'yesterday', 1714990530])('%j is not a time', (value) => {
     expect(parseIsoTimestamp(value)).toBeNull();
+  });
+});
+
+/** The store as attributeEngagement reads it, from plain tables; `reads` records each lookup made, in order. */
+function fakeLookups(tables: { sends?: Array<SendRecipient & { messageId: string }>; profiles?: Record<string, string | null>; merged?: Record<string, string> }) {
+  const reads: string[] = [];
+  const sends = tables.sends ?? [];
+  const profiles = tables.profiles ?? {};
+  const lookups: RecipientLookups = {
+    async sendByMessageId(messageId) {
+      reads.push(`message-id ${messageId}`);
+      const send = sends.find((s) => s.messageId === messageId);
+      return send && { deliveryKey: send.deliveryKey, customerId: send.customerId, to: send.to };
+    },
+    async sendByDeliveryKey(deliveryKey) {
+      reads.push(`delivery-key ${deliveryKey}`);
+      const send = sends.find((s) => s.deliveryKey === deliveryKey);
+      return send && { deliveryKey: send.deliveryKey, customerId: send.customerId, to: send.to };
+    },
+    async customerEmail(id) {
+      reads.push(`customer ${id}`);
+      const customerId = tables.merged?.[id] ?? id;
+      return customerId in profiles ? { customerId, email: profiles[customerId] ?? null } : undefined;
+    },
+    async customerIdByEmail(email) {
+      reads.push(`email ${email}`);
+      return Object.keys(profiles).find((id) => profiles[id] === email);
+    },
+  };
+  return { lookups, reads };
+}
+
+const engagement = (fields: Partial<EngagementEvent>): EngagementEvent => ({
+  messageId: 'sendgrid:evt-1',
+  name: 'Unsubscribed',
+  email: 'mallory@example.com',
+  claimedCustomerId: null,
+  sentMessageId: null,
+  timestamp: 1714990530000,
+  properties: { provider: 'sendgrid' },
+  ...fields,
+});
+
+describe('attributeEngagement: whose event it is', () => {
+  const profiles = { alice: 'alice@example.com', mallory: 'mallory@example.com', nomail: null };
+  const aliceSend = { messageId: '<a1@microflows>', deliveryKey: 'winback:alice:1:mail', customerId: 'alice', to: 'alice@example.com' };
+
+  test("a customer_id naming another customer is ignored: the event goes to the recipient's own customer", async () => {
+    const { lookups } = fakeLookups({ profiles });
+    const attribution = await attributeEngagement(engagement({ claimedCustomerId: 'alice' }), lookups);
+    expect(attribution).toEqual({ customerId: 'mallory', via: 'email', properties: { provider: 'sendgrid' }, distrusted: ['customer_id "alice" has another email'] });
+  });
+
+  test('a customer_id that agrees with the address picks that customer, even when another shares the address', async () => {
+    const { lookups } = fakeLookups({ profiles: { older: 'shared@example.com', newer: 'shared@example.com' } });
+    const attribution = await attributeEngagement(engagement({ email: 'shared@example.com', claimedCustomerId: 'newer' }), lookups);
+    expect(attribution).toMatchObject({ customerId: 'newer', via: 'customer-id', distrusted: [] });
+  });
+
+  test('a customer_id that was merged into another customer resolves to that customer', async () => {
+    const { lookups } = fakeLookups({ profiles, merged: { 'anon-7': 'alice' } });
+    expect(await attributeEngagement(engagement({ email: 'alice@example.com', claimedCustomerId: 'anon-7' }), lookups)).toMatchObject({ customerId: 'alice', via: 'customer-id' });
+  });
+
+  test('an unknown address is nobody, whatever the payload claims', async () => {
+    const { lookups } = fakeLookups({ profiles, sends: [aliceSend] });
+    const attribution = await attributeEngagement(
+      engagement({ email: 'stranger@example.com', claimedCustomerId: 'alice', sentMessageId: aliceSend.messageId, properties: { delivery_key: aliceSend.deliveryKey, flow_id: 'winback', step_id: 'mail' } }),
+      lookups,
+    );
+    expect(attribution.customerId).toBeNull();
+    expect(attribution.via).toBeNull();
+    // The flow labels came with a key that names Alice's email: they are not this event's.
+    expect(attribution.properties).toEqual({});
+    expect(attribution.distrusted).toEqual([
+      'Message-ID <a1@microflows> was sent to another address',
+      `delivery_key "${aliceSend.deliveryKey}" names a send to another address`,
+      'customer_id "alice" has another email',
+    ]);
+  });
+
+  test('the echoed Message-ID of a send to this address decides first, and nothing else is read', async () => {
+    const { lookups, reads } = fakeLookups({ profiles: { ...profiles, 'alice-new': 'alice@example.com' }, sends: [aliceSend] });
+    const attribution = await attributeEngagement(engagement({ email: 'alice@example.com', sentMessageId: aliceSend.messageId, claimedCustomerId: 'alice-new' }), lookups);
+    expect(attribution).toMatchObject({ customerId: 'alice', via: 'message-id', distrusted: [] });
+    expect(reads).toEqual(['message-id <a1@microflows>']);
+  });
+
+  test("Message-IDs microflows did not send are not looked up (SendGrid's own smtp-ids)", async () => {
+    const { lookups, reads } = fakeLookups({ profiles });
+    await attributeEngagement(engagement({ sentMessageId: '<14c5d75ce93.dfd.64b469@ismtpd-555>' }), lookups);
+    expect(reads).toEqual(['email mallory@example.com']);
+  });
+
+  test("a delivery_key of a send to this address decides; one not in the ledger is a label only, kept", async () => {
+    const { lookups } = fakeLookups({ profiles, sends: [aliceSend] });
+    expect(await attributeEngagement(engagement({ email: 'alice@example.com', properties: { delivery_key: aliceSend.deliveryKey } }), lookups)).toMatchObject({
+      customerId: 'alice',
+      via: 'delivery-key',
+    });
+    const unknownKey = await attributeEngagement(engagement({ properties: { delivery_key: 'elsewhere:1', flow_id: 'f' } }), lookups);
+    expect(unknownKey).toEqual({ customerId: 'mallory', via: 'email', properties: { delivery_key: 'elsewhere:1', flow_id: 'f' }, distrusted: [] });
+  });
+
+  test('a customer without an email, or no customer at all, never matches a customer_id claim', async () => {
+    const { lookups } = fakeLookups({ profiles });
+    expect((await attributeEngagement(engagement({ email: 'x@example.com', claimedCustomerId: 'nomail' }), lookups)).distrusted).toEqual(['customer_id "nomail" has another email']);
+    expect((await attributeEngagement(engagement({ email: 'x@example.com', claimedCustomerId: 'ghost' }), lookups)).distrusted).toEqual(['customer_id "ghost" is no customer']);
+  });
+
+  const fuzz = fuzzRun('test/core/esp-webhooks.test.ts');
+  const address = fc.constantFrom('a@example.com', 'b@example.com', 'c@example.com', 'd@example.com');
+  const id = fc.constantFrom('c1', 'c2', 'c3', 'c4');
+
+  test('property: an event goes to a customer whose send or profile has the recipient address, and to nobody only when none has', async () => {
+    await fuzz.checkAsync(
+      fc.asyncProperty(
+        fc.dictionary(id, fc.option(address, { nil: null })),
+        fc.array(fc.record({ customerId: id, to: address }), { maxLength: 4 }),
+        address,
+        fc.option(id, { nil: null }),
+        fc.option(fc.nat(5), { nil: null }),
+        fc.option(fc.nat(5), { nil: null }),
+        async (profiles, sendRows, email, claimedCustomerId, byMessage, byKey) => {
+          const sends = sendRows.map((row, i) => ({ messageId: `<m${i}@microflows>`, deliveryKey: `k${i}`, customerId: row.customerId, to: row.to }));
+          const { lookups } = fakeLookups({ profiles, sends });
+          const event = engagement({
+            email,
+            claimedCustomerId,
+            sentMessageId: byMessage === null ? null : `<m${byMessage}@microflows>`,
+            properties: byKey === null ? {} : { delivery_key: `k${byKey}` },
+          });
+          const { customerId } = await attributeEngagement(event, lookups);
+          // From the definition: who may have it, by each route.
+          const sendOf = (pick: (s: (typeof sends)[number]) => boolean) => sends.find(pick);
+          const allowed = new Set<string>();
+          const byMessageSend = sendOf((s) => s.messageId === event.sentMessageId);
+          if (byMessageSend?.to === email) allowed.add(byMessageSend.customerId);
+          const byKeySend = sendOf((s) => s.deliveryKey === event.properties.delivery_key);
+          if (byKeySend?.to === email) allowed.add(byKeySend.customerId);
+          for (const [customer, mail] of Object.entries(profiles)) if (mail === email) allowed.add(customer);
+          // Nobody only when nobody may have it; otherwise one who may.
+          expect(customerId === null ? allowed.size === 0 : allowed.has(customerId)).toBe(true);
+        },
+      ),
+      500,
+    );
+  });
+});
+
+describe('maskEmail', () => {
+  test.each([
+    ['ada.lovelace@example.com', 'a***@example.com'],
+    ['x@example.org', 'x***@example.org'],
+    ['no-at-sign', '***'],
+    ['@example.com', '***'],
+  ])('%s → %s', (email, masked) => {
+    expect(maskEmail(email)).toBe(masked);
   });
 });

@@ -102,6 +102,21 @@ describe('mapping rows: profiles', () => {
     expect(event.traits.email).toBe('ana@example.com');
   });
 
+  // Imports go through the identify parser, so the phishing-relay addresses are refused here too, blamed on their column.
+  test.each([
+    ['a list', 'ana@example.com, second@example.org', /^column "Email": holds 2 addresses/],
+    ['a group', 'friends: ana@example.com, b@example.org;', /^column "Email": is an address group/],
+    ['CRLF', 'ana@example.com\r\nBcc: x@example.org', /^column "Email": contains a control character/],
+    ['a display name', 'Ana <ana@example.com>', /^column "Email": has a display name/],
+  ])('a row whose email is %s is rejected, naming the column', (_what, email, message) => {
+    expect(rowError(profiles(), { ...ROW, Email: email })).toMatch(message);
+  });
+
+  test('an email from a constant that is not one mailbox is blamed on the mapped call', () => {
+    const mapping = compileImportMapping(yaml('user_id: id', 'traits:', '  email: { value: "a@example.com, b@example.com" }'), FILE, 'profiles');
+    expect(rowError(mapping, { id: 'c1' })).toMatch(/^the mapped call is invalid: traits\.email: holds 2 addresses/);
+  });
+
   test('the message id hashes the content: equal rows dedupe, any change is a new call', () => {
     const mapping = profiles();
     const id = (record: Record<string, unknown>) => mapRow(mapping, record, sha256).messageId;

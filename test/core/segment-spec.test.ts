@@ -1,6 +1,6 @@
 // Segment Tracking API validation: what a valid call becomes, and which field each bad call is blamed on.
 import { BadEventError, isMicroflowsError } from '../../core/errors';
-import { parseIdentifyCall, parseIsoTimestamp, parseTrackCall } from '../../core/segment-spec';
+import { parseBatchCall, parseCallOfType, parseIdentifyCall, parseIsoTimestamp, parseTrackCall } from '../../core/segment-spec';
 
 const RECEIVED = Date.UTC(2024, 4, 1, 12, 0, 0);
 const UUID = '00000000-0000-4000-8000-000000000000';
@@ -143,6 +143,42 @@ describe('parseIdentifyCall', () => {
   it('blames the field at fault', () => {
     expect(badField(() => parseIdentifyCall({ traits: {} }, RECEIVED, UUID)).field).toBe('userId');
     expect(badField(() => parseIdentifyCall({ userId: 'u', traits: [] }, RECEIVED, UUID)).field).toBe('traits');
+  });
+
+  // The phishing relay: nodemailer would have sent the shop's email to every address in the trait.
+  it.each([
+    ['a list', 'victim@example.com, second@example.org', /holds 2 addresses/],
+    ['a group', 'friends: victim@example.com, second@example.org;', /address group/],
+    ['CRLF', 'victim@example.com\r\nBcc: second@example.org', /control character/],
+    ['a display name', 'Victim <victim@example.com>', /display name/],
+    ['an over-long address', `${'a'.repeat(64)}@${'b'.repeat(200)}.com`, /at most 254/],
+    ['a number', 42, /must be a string/],
+  ])('refuses an email trait holding %s, naming traits.email', (_what, email, message) => {
+    const error = badField(() => parseIdentifyCall({ userId: 'u', traits: { email } }, RECEIVED, UUID));
+    expect(error).toMatchObject({ field: 'traits.email', status: 400, code: 'bad_event' });
+    expect(error.message).toMatch(message);
+    expect(error.message.startsWith('traits.email: ')).toBe(true);
+  });
+
+  it('lets an identify clear the email with null or ""', () => {
+    expect(parseIdentifyCall({ userId: 'u', traits: { email: null } }, RECEIVED, UUID).traits).toEqual({ email: null });
+    expect(parseIdentifyCall({ userId: 'u', traits: { email: '' } }, RECEIVED, UUID).traits).toEqual({ email: '' });
+  });
+
+  it('names the item of a batch whose email trait is a list, and keeps the others', () => {
+    const ids = ['m-a', 'm-b'];
+    const { events, rejected } = parseBatchCall(
+      { batch: [{ type: 'identify', userId: 'u1', traits: { email: 'u1@example.com' } }, { type: 'identify', userId: 'u2', traits: { email: 'a@example.com; b@example.org' } }] },
+      RECEIVED,
+      () => ids.shift()!,
+    );
+    expect(events.map((e) => e.userId)).toEqual(['u1']);
+    expect(rejected).toEqual([{ index: 1, field: 'batch[1].traits.email', message: expect.stringMatching(/^batch\[1\]\.traits\.email: holds 2 addresses/) }]);
+  });
+
+  it('leaves the traits of calls that do not set the profile email unchecked (a group is a company, track ignores traits)', () => {
+    expect(parseCallOfType('group', { userId: 'u', groupId: 'g', traits: { email: 'team@example.com, ops@example.com' } }, RECEIVED, UUID).traits.email).toBe('team@example.com, ops@example.com');
+    expect(parseTrackCall({ userId: 'u', event: 'x', traits: { email: 'a@example.com, b@example.org' } }, RECEIVED, UUID).traits).toEqual({});
   });
 });
 

@@ -32,6 +32,7 @@ const RUNTIME: Omit<RenderRuntime, 'sites' | 'fallbacks'> = {
   timezone: 'UTC',
   currency: 'USD',
   shopUrl: 'https://shop.example',
+  linkDomains: ['shop.example'],
   link: (url, index) => `https://t.example/c/${index}?to=${encodeURIComponent(url)}`,
   unsubscribeUrl: 'https://t.example/u/token-1',
   openPixelUrl: 'https://t.example/o/pixel.gif',
@@ -297,5 +298,100 @@ describe('compile once', () => {
       expect(calls).toHaveLength(1);
       jest.dontMock('mjml');
     });
+  });
+});
+
+describe('the link policy at render (core/link-policy)', () => {
+  const LINKS = `---\nsubject: x\ncategory: transactional\n---\n<mjml><mj-body><mj-section><mj-column>
+<mj-button href="{{profile.cart_url}}">Back to cart</mj-button>
+<mj-text><a href='{{profile.help_url}}'>Help</a> <a href={{profile.bare_url}}>Bare</a> <a href="{{{profile.raw_url}}}">Raw</a></mj-text>
+<mj-button href="https://partner.example/terms">Terms</mj-button>
+<mj-text><a href="mailto:help@shop.example">Mail us</a></mj-text>
+<mj-image src="{{profile.image_url}}" alt="Product" href="https://shop.example/p" />
+</mj-column></mj-section></mj-body></mjml>`;
+  const template = compiled(LINKS);
+  const calls: Array<{ url: string; literal: boolean }> = [];
+  const runtime: Partial<RenderRuntime> = {
+    link: (url, index, literal) => {
+      calls.push({ url, literal });
+      return `https://t.example/c/${index}?to=${encodeURIComponent(url)}`;
+    },
+  };
+  const hrefs = (html: string) => [...html.matchAll(/<a\b[^>]*>/g)].map((m) => /\shref="([^"]*)"/.exec(m[0])?.[1] ?? null);
+  const profileWith = (url: string) => ({ cart_url: url, help_url: url, bare_url: url, raw_url: url, image_url: url });
+  const HOSTILE = [
+    'javascript:alert(1)',
+    ' JaVaScRiPt:alert(1)',
+    'java\tscript:alert(1)',
+    'java&#x09;script:alert(1)',
+    '&#106;avascript:alert(1)',
+    'data:text/html,<script>alert(1)</script>',
+    'vbscript:msgbox(1)',
+    'https://evil.example/x',
+    'https://shop.example.evil.example/',
+    'https://shop.example@evil.example/',
+    '//evil.example/x',
+    '/relative',
+  ];
+
+  test.each(HOSTILE)('data %j in any href spelling is rendered unlinked, in HTML and text, with the fallback recorded', (url) => {
+    calls.length = 0;
+    const out = render(template, { profile: profileWith(url) }, runtime);
+    // The four data-fed links have no href at all; the literal ones are as written (or tracked).
+    expect(hrefs(out.html)).toEqual([null, null, null, null, `https://t.example/c/4?to=${encodeURIComponent('https://partner.example/terms')}`, 'mailto:help@shop.example', `https://t.example/c/5?to=${encodeURIComponent('https://shop.example/p')}`]);
+    expect(out.html).toContain('Back to cart');
+    // Images from data may be on any host (a CDN), but only over http(s).
+    expect(out.html.replace(/<img\b[^>]*>/g, '')).not.toMatch(/evil\.example|javascript|vbscript|data:text/i);
+    for (const [, src] of out.html.matchAll(/<img\b[^>]*\ssrc="([^"]*)"/g)) expect(src).toMatch(/^https?:\/\//);
+    expect(out.text).toContain('Back to cart');
+    expect(out.text).not.toMatch(/Back to cart \(|Help \(|evil\.example|javascript/i);
+    expect(calls.every((c) => c.literal)).toBe(true);
+    expect(out.fallbacks).toEqual(
+      expect.arrayContaining([
+        { at: 'templates/test.mjml:6', expression: 'href="{{profile.cart_url}}"', reason: expect.stringMatching(/^not linked: /) },
+        { at: 'templates/test.mjml:7', expression: `href="{{profile.help_url}}"`, reason: expect.stringMatching(/^not linked: /) },
+        { at: 'templates/test.mjml:7', expression: 'href="{{profile.bare_url}}"', reason: expect.stringMatching(/^not linked: /) },
+        { at: 'templates/test.mjml:7', expression: 'href="{{{profile.raw_url}}}"', reason: expect.stringMatching(/^not linked: /) },
+        ...(url.startsWith('https:') ? [] : [{ at: 'templates/test.mjml:10', expression: 'src="{{profile.image_url}}"', reason: expect.stringMatching(/^no image: /) }]),
+      ]),
+    );
+  });
+
+  test('the reason says what was wrong and how to allow a domain', () => {
+    const out = render(template, { profile: profileWith('https://evil.example/x') }, runtime);
+    expect(out.fallbacks.find((f) => f.expression === 'href="{{profile.cart_url}}"')!.reason).toBe(
+      'not linked: the link from data goes to evil.example, which is not on the link domains (shop.example); add it to MICROFLOWS_LINK_DOMAINS if it is yours',
+    );
+    expect(render(template, { profile: profileWith('javascript:alert(1)') }, runtime).fallbacks[0]!.reason).toBe('not linked: the link from data is javascript:, not http(s)');
+  });
+
+  test('a link from data on the link domains (or a subdomain) is a link, rewritten as data (not literal)', () => {
+    calls.length = 0;
+    const out = render(template, { profile: profileWith('https://www.shop.example/cart?x=1&y=2') }, runtime);
+    const tracked = `https://t.example/c/0?to=${encodeURIComponent('https://www.shop.example/cart?x=1&y=2')}`;
+    expect(hrefs(out.html)[0]).toBe(tracked);
+    expect(out.text).toContain(`Back to cart (${tracked})`);
+    expect(calls).toEqual(expect.arrayContaining([{ url: 'https://www.shop.example/cart?x=1&y=2', literal: false }, { url: 'https://partner.example/terms', literal: true }]));
+    expect(out.html).toContain('src="https://www.shop.example/cart?x=1&amp;y=2"');
+    expect(out.fallbacks).toEqual([]);
+  });
+
+  test('the link domains are the render’s: another list allows other hosts', () => {
+    const out = render(template, { profile: profileWith('https://evil.example/x') }, { ...runtime, linkDomains: ['evil.example'] });
+    expect(hrefs(out.html)[0]).toBe(`https://t.example/c/0?to=${encodeURIComponent('https://evil.example/x')}`);
+  });
+
+  test('a literal javascript: or relative link is a compile warning at its line, and is sent without its address', () => {
+    const result = compile(LINKS.replace('https://partner.example/terms', 'javascript:void(0)').replace('mailto:help@shop.example', '/account'));
+    expect(result.problems).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ severity: 'warning', line: 8, message: 'a javascript: link is never rendered as a link; only http(s), mailto:, tel: and sms: are: the link is sent without its address' }),
+        expect.objectContaining({ severity: 'warning', line: 9, message: expect.stringContaining('the link "/account" is relative') }),
+      ]),
+    );
+    const out = render(result.template!, { profile: profileWith('https://shop.example/') }, runtime);
+    expect(out.html).not.toContain('javascript:');
+    expect(out.html).not.toContain('/account');
+    expect(out.html).toContain('Terms');
   });
 });

@@ -2,7 +2,7 @@
 // out over a real SMTP socket at the skipped times, arbitration and dedupe on the real path.
 import { customerWorkflowId } from '../../core/arbiter-state';
 import { decisionsQuery } from '../../workflows/messages';
-import { post, waitUntil } from '../support/http';
+import { adminFetch, post, waitUntil } from '../support/http';
 import { stackDatabases, startTimeSkippingStack, WRITE_KEY, type TimeSkippingStack } from '../support/stack';
 import { describeOn } from '../support/store-backends';
 import type { ReceivedMail } from '../support/smtp-sink';
@@ -91,7 +91,7 @@ for (const database of stackDatabases('flows')) {
         expectOffset(reminder!, entry.enteredAt, HOUR);
         // RFC 8058 one-click unsubscribe on a marketing email: an https link with a signed token, and the POST header.
         const listUnsubscribe = reminder!.rawHeaders.get('list-unsubscribe');
-        expect(listUnsubscribe).toMatch(new RegExp(`^<${stack.url}/u/[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+>$`));
+        expect(listUnsubscribe).toMatch(new RegExp(`^<${stack.url}/u/[A-Za-z0-9_-]+>$`));
         expect(reminder!.rawHeaders.get('list-unsubscribe-post')).toBe('List-Unsubscribe=One-Click');
         // The same link is visible in the body, and the plain-text part has the words, the links, and no markup.
         const unsubscribeLink = listUnsubscribe!.slice(1, -1);
@@ -206,7 +206,7 @@ for (const database of stackDatabases('flows')) {
         const cart = await entryOf('arb-1', 'cart-abandonment');
 
         await expect(runResult(browse.workflowId)).resolves.toMatchObject({ outcome: 'preempted', sends: 0 });
-        const res = await fetch(`${stack.url}/api/customers/arb-1/decisions`);
+        const res = await adminFetch(`${stack.url}/api/customers/arb-1/decisions`);
         const { decisions } = (await res.json()) as { decisions: Array<{ flowId: string; outcome: string; reason: string }> };
         expect(decisions.map((d) => `${d.flowId}:${d.outcome}`)).toEqual(
           expect.arrayContaining(['browse-abandonment:started', 'browse-abandonment:preempted', 'cart-abandonment:started']),

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { Client } from '@temporalio/client';
 import path from 'node:path';
 import { SEGMENT_ENTERED, SEGMENT_EXITED } from '../../core/segment-membership';
-import { post, waitUntil } from '../support/http';
+import { adminFetch, post, waitUntil } from '../support/http';
 import { stackDatabases, startTimeSkippingStack, tempDir, WRITE_KEY, type TimeSkippingStack } from '../support/stack';
 import { describeOn } from '../support/store-backends';
 
@@ -138,15 +138,15 @@ for (const database of stackDatabases('segments')) {
       expect(await segmentEvents('bystander')).toEqual([]);
 
       // The API: the profile lists its segments; the members endpoint pages; the report flags and counts.
-      const profile = (await (await fetch(`${stack.url}/api/profiles/buyer`)).json()) as { segments: Array<{ segmentId: string; enteredAt: number }> };
+      const profile = (await (await adminFetch(`${stack.url}/api/profiles/buyer`)).json()) as { segments: Array<{ segmentId: string; enteredAt: number }> };
       expect(profile.segments).toEqual([{ segmentId: 'lapsed-customers', enteredAt: orderedAt + 60 * DAY }]);
-      const members = (await (await fetch(`${stack.url}/api/segments/lapsed-customers/members?limit=1`)).json()) as { members: Array<{ customerId: string }>; next: string | null };
+      const members = (await (await adminFetch(`${stack.url}/api/segments/lapsed-customers/members?limit=1`)).json()) as { members: Array<{ customerId: string }>; next: string | null };
       expect(members).toEqual({ segment: 'lapsed-customers', members: [{ customerId: 'buyer', enteredAt: orderedAt + 60 * DAY }], next: 'buyer' });
-      const after = (await (await fetch(`${stack.url}/api/segments/lapsed-customers/members?limit=1&after=buyer`)).json()) as { members: unknown[]; next: string | null };
+      const after = (await (await adminFetch(`${stack.url}/api/segments/lapsed-customers/members?limit=1&after=buyer`)).json()) as { members: unknown[]; next: string | null };
       expect(after).toMatchObject({ members: [], next: null });
-      expect((await fetch(`${stack.url}/api/segments/no-such-segment/members`)).status).toBe(404);
-      expect((await fetch(`${stack.url}/api/segments/lapsed-customers/members?limit=0`)).status).toBe(400);
-      const report = (await (await fetch(`${stack.url}/api/segments`)).json()) as {
+      expect((await adminFetch(`${stack.url}/api/segments/no-such-segment/members`)).status).toBe(404);
+      expect((await adminFetch(`${stack.url}/api/segments/lapsed-customers/members?limit=0`)).status).toBe(400);
+      const report = (await (await adminFetch(`${stack.url}/api/segments`)).json()) as {
         segments: Array<{ id: string; size: number; tooSmall: boolean; unused: boolean; usedByFlows: string[]; lastEvaluatedAt: number | null }>;
       };
       const row = (id: string) => report.segments.find((s) => s.id === id)!;

@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { freePort } from '../../cli/dev-server';
 import { temporalCliPath } from '../../cli/temporal-binaries';
-import { post, waitUntil } from '../support/http';
+import { adminFetch, post, TEST_ADMIN_KEY, waitUntil } from '../support/http';
 import { startSmtpSink, type SmtpSink } from '../support/smtp-sink';
 import { PROJECT_ROOT, tempDir, WRITE_KEY } from '../support/stack';
 
@@ -104,6 +104,7 @@ beforeAll(async () => {
     MICROFLOWS_FLOWS_DIR: path.join(PROJECT_ROOT, 'test/fixtures/dev-flows'),
     MICROFLOWS_TEMPLATES_DIR: path.join(PROJECT_ROOT, 'test/fixtures/dev-templates'),
     MICROFLOWS_WRITE_KEY: WRITE_KEY,
+    MICROFLOWS_ADMIN_KEY: TEST_ADMIN_KEY,
     SMTP_URL: smtp.url,
   };
 });
@@ -143,9 +144,9 @@ it('runs the embedded stack; Ctrl-C stops it cleanly and a restart resumes the f
   const second = await startStack();
   const mails = await smtp.waitForCount(2, 60_000);
   expect(mails.map((m) => m.subject)).toEqual(['crash test: first', 'crash test: second']);
-  const { runs } = (await (await fetch(`${url}/api/customers/resume-1/runs`)).json()) as { runs: Array<{ workflowId: string; outcome: string }> };
+  const { runs } = (await (await adminFetch(`${url}/api/customers/resume-1/runs`)).json()) as { runs: Array<{ workflowId: string; outcome: string }> };
   await waitUntil('run outcome recorded', async () => {
-    const { runs: now } = (await (await fetch(`${url}/api/customers/resume-1/runs`)).json()) as { runs: Array<{ outcome: string | null }> };
+    const { runs: now } = (await (await adminFetch(`${url}/api/customers/resume-1/runs`)).json()) as { runs: Array<{ outcome: string | null }> };
     return now[0]?.outcome === 'completed';
   });
   expect(runs.map((r) => r.workflowId)).toEqual(['flow/crash-test/resume-1/1']);

@@ -9,7 +9,7 @@ import { TemplateLibrary } from '../../activities/templates';
 import { noDispatch } from '../../server/dispatcher';
 import type { KyselyStore } from '../../store/kysely-store';
 import { launchChromium } from '../support/browser';
-import { basicAuth } from '../support/http';
+import { adminFetch, adminHeaders, basicAuth, TEST_ADMIN_KEY } from '../support/http';
 import { serveApp, type RunningApp } from '../support/serve-app';
 import { storeBackends } from '../support/store-backends';
 
@@ -79,19 +79,20 @@ beforeAll(async () => {
   store = await backend!.open();
   app = await serveApp({
     store,
-    config: { writeKey: WRITE_KEY },
+    config: { writeKey: WRITE_KEY, adminKey: TEST_ADMIN_KEY },
     dispatcher: noDispatch,
     templates: new TemplateLibrary(path.resolve(__dirname, '../../templates')),
     catalog: catalogReader(store),
     log: () => undefined,
   });
   const headers = { 'content-type': 'application/json', authorization: basicAuth(WRITE_KEY) };
-  const catalog = await fetch(`${app.url}/api/catalog/products`, { method: 'PUT', headers, body: JSON.stringify(CATALOG) });
+  const catalog = await adminFetch(`${app.url}/api/catalog/products`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(CATALOG) });
   expect(catalog.status).toBe(200);
   const batch = await fetch(`${app.url}/v1/batch`, { method: 'POST', headers, body: JSON.stringify({ batch: EVENTS }) });
   expect(batch.status).toBe(200);
   browser = await launchChromium();
-  page = await browser.newPage();
+  // The preview is an admin route: the page's requests carry the admin key.
+  page = await browser.newPage({ extraHTTPHeaders: adminHeaders() });
   // The emails' images and fonts live on the internet, which this test has no business reaching.
   await page.route('**/*', (route) => (route.request().url().startsWith(app.url) ? route.continue() : route.abort()));
 }, 60_000);
@@ -116,7 +117,7 @@ async function open(template: string, customerId: string): Promise<Shown> {
   const text = await page.innerText('body');
   expect(text).not.toMatch(/\{\{|\}\}|MFHB|MFLK/);
   const products = await page.$$eval('.product-name', (cells) => cells.map((cell) => (cell.textContent ?? '').split('×')[0]!.trim()));
-  const json = (await (await fetch(`${app.url}/api/templates/${template}/preview?profile=${customerId}`)).json()) as { fallbacks: Shown['fallbacks'] };
+  const json = (await (await adminFetch(`${app.url}/api/templates/${template}/preview?profile=${customerId}`)).json()) as { fallbacks: Shown['fallbacks'] };
   return { text, products, fallbacks: json.fallbacks, has: async (cssClass) => (await page.locator(`.${cssClass}`).count()) > 0 };
 }
 

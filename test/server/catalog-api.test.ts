@@ -4,6 +4,8 @@ import { noDispatch } from '../../server/dispatcher';
 import type { KyselyStore } from '../../store/kysely-store';
 import { storeBackends } from '../support/store-backends';
 import { serveApp, type RunningApp } from '../support/serve-app';
+import { TEST_ADMIN_KEY } from '../support/http';
+import { newApiKey } from '../../core/api-keys';
 
 const WRITE_KEY = 'test-write-key';
 const basic = (username: string) => `Basic ${Buffer.from(`${username}:`).toString('base64')}`;
@@ -15,7 +17,7 @@ interface Reply {
   body: any;
 }
 
-async function send(base: string, method: string, path: string, body?: unknown, auth: string | null = basic(WRITE_KEY)): Promise<Reply> {
+async function send(base: string, method: string, path: string, body?: unknown, auth: string | null = `Bearer ${TEST_ADMIN_KEY}`): Promise<Reply> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (auth !== null) headers.authorization = auth;
   const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body, null, 2);
@@ -50,7 +52,7 @@ for (const backend of backends) {
 
     beforeAll(async () => {
       store = await backend.open();
-      app = await serveApp({ store, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, log: () => undefined });
+      app = await serveApp({ store, config: { writeKey: WRITE_KEY, adminKey: TEST_ADMIN_KEY }, dispatcher: noDispatch, log: () => undefined });
     });
 
     afterAll(async () => {
@@ -155,15 +157,22 @@ for (const backend of backends) {
       );
     });
 
-    it('needs the write key to change the catalog, not to read it', async () => {
+    it('needs an admin key with the write scope to change the catalog, and one with read to read it', async () => {
       const id = unique('sku');
+      const reader = newApiKey('admin', unique('catalog reader'), ['read'], Date.now());
+      await store.createApiKey(reader.record);
       expect((await send(app.url, 'PUT', '/api/catalog/products', [fileProduct(id)], null)).status).toBe(401);
-      expect((await send(app.url, 'PUT', '/api/catalog/products', [fileProduct(id)], basic('wrong-key'))).status).toBe(401);
+      // The write key is for ingest: it opens no admin route.
+      expect((await send(app.url, 'PUT', '/api/catalog/products', [fileProduct(id)], basic(WRITE_KEY))).status).toBe(401);
+      expect((await send(app.url, 'PUT', '/api/catalog/products', [fileProduct(id)], 'Bearer wrong-key')).status).toBe(401);
+      expect(await send(app.url, 'PUT', '/api/catalog/products', [fileProduct(id)], `Bearer ${reader.key}`)).toMatchObject({ status: 403, body: { error: 'forbidden' } });
       expect(await store.catalogProduct(id)).toBeUndefined();
 
       await send(app.url, 'PUT', '/api/catalog/products', [fileProduct(id)]);
       expect((await send(app.url, 'DELETE', `/api/catalog/products/${id}`, undefined, null)).status).toBe(401);
-      expect((await send(app.url, 'GET', `/api/catalog/products/${id}`, undefined, null)).status).toBe(200);
+      expect((await send(app.url, 'DELETE', `/api/catalog/products/${id}`, undefined, `Bearer ${reader.key}`)).status).toBe(403);
+      expect((await send(app.url, 'GET', `/api/catalog/products/${id}`, undefined, null)).status).toBe(401);
+      expect((await send(app.url, 'GET', `/api/catalog/products/${id}`, undefined, `Bearer ${reader.key}`)).status).toBe(200);
     });
 
     it('GET answers 404 for an absent product; DELETE removes one (204), then answers 404', async () => {

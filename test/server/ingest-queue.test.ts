@@ -3,7 +3,9 @@
 // (setTimeout and performance.now) is jest's fake one, so "does not linger" is a count of pending timers and a
 // linger is stepped through by the test, never waited for; setImmediate and the microtask queue stay real, as
 // the store needs them.
-import { IngestQueue } from '../../server/ingest-queue';
+import { PayloadTooLargeError } from '../../core/errors';
+import { BATCH_LIMIT_BYTES, parseBatchCall } from '../../core/segment-spec';
+import { IngestQueue, MOST_EVENTS_PER_BATCH } from '../../server/ingest-queue';
 import type { KyselyStore } from '../../store/kysely-store';
 import { openSqliteStore } from '../../store/sqlite';
 import type { NewEvent } from '../../store/store';
@@ -65,8 +67,8 @@ describe('IngestQueue', () => {
     await store.close();
   });
 
-  const queueWith = (lingerMs: number) => {
-    const queue = new IngestQueue(store, () => false, { maxPendingEvents: 1000, maxBatchEvents: 100, lingerMs, busyWindowMs: BUSY_WINDOW_MS });
+  const queueWith = (lingerMs: number, maxPendingEvents = 1000) => {
+    const queue = new IngestQueue(store, () => false, { maxPendingEvents, maxBatchEvents: 100, lingerMs, busyWindowMs: BUSY_WINDOW_MS });
     queues.push(queue);
     return queue;
   };
@@ -146,5 +148,58 @@ describe('IngestQueue', () => {
     const second = queue.submit([viewed('g')]);
     await Promise.all([first, second]);
     expect(transactions).toEqual([1, 1]);
+  });
+
+  describe('the pending cap holds when the queue is empty', () => {
+    const many = (count: number, customerId: string) => Array.from({ length: count }, () => viewed(customerId));
+
+    it('refuses, even when idle, a request one event over the most a request may carry, naming both counts, and stores none of it', async () => {
+      const cap = MOST_EVENTS_PER_BATCH + 500;
+      const queue = queueWith(0, cap);
+      expect(queue.mostPerRequest).toBe(cap);
+      const before = await store.tableCounts();
+      expect(() => queue.submit(many(cap + 1, 'too-many'))).toThrow(PayloadTooLargeError);
+      expect(() => queue.submit(many(cap + 1, 'too-many'))).toThrow(`this request carries ${cap + 1} events; the most one request may carry is ${cap}: send them in several smaller requests`);
+      await turns();
+      expect(queue.pending).toBe(0);
+      expect(transactions).toEqual([]);
+      expect(await store.tableCounts()).toEqual(before);
+      // One event fewer is the most an idle queue takes: accepted whole, in one transaction.
+      const results = await queue.submit(many(cap, 'just-fits'));
+      expect(results).toHaveLength(cap);
+      expect(transactions).toEqual([cap]);
+      expect((await store.tableCounts()).events).toBe(before.events! + cap);
+    });
+
+    it('accepts on an idle server a full 500 KB batch of the smallest calls, even with a pending cap of 1', async () => {
+      // The smallest call a batch accepts: without a type or an id the parser refuses it, and 1 is the shortest id.
+      const smallest = '{"type":"page","userId":1}';
+      for (const shorter of ['{"type":"page"}', '{"userId":1}']) expect(parseBatchCall(JSON.parse(`{"batch":[${shorter}]}`), 0, () => 'm').events).toEqual([]);
+      const count = Math.floor((BATCH_LIMIT_BYTES - '{"batch":[]}'.length + 1) / (smallest.length + 1));
+      const body = `{"batch":[${Array.from({ length: count }, () => smallest).join(',')}]}`;
+      expect(Buffer.byteLength(body)).toBeLessThanOrEqual(BATCH_LIMIT_BYTES);
+      expect(Buffer.byteLength(body) + smallest.length + 1).toBeGreaterThan(BATCH_LIMIT_BYTES); // not one call more fits
+      let id = 0;
+      const { events, rejected } = parseBatchCall(JSON.parse(body), 1_700_000_000_000, () => `full-batch-${++id}`);
+      expect(rejected).toEqual([]);
+      expect(events).toHaveLength(count);
+      expect(count).toBeLessThanOrEqual(MOST_EVENTS_PER_BATCH);
+
+      const queue = queueWith(0, 1);
+      expect(await queue.submit(events)).toHaveLength(count);
+      expect(transactions).toEqual([count]);
+      expect((await store.tableCounts()).events).toBe(count);
+    });
+
+    it('while a write is pending, refuses with 429 a request that would pass the cap, and writes exactly the accepted one', async () => {
+      const queue = queueWith(0, 10);
+      const first = queue.submit(many(6, 'first'));
+      expect(() => queue.submit(many(5, 'second'))).toThrow(expect.objectContaining({ status: 429, message: expect.stringMatching(/^6 events are waiting to be written \(limit 10\)/) }));
+      const third = queue.submit(many(4, 'third')); // exactly at the cap: taken
+      await Promise.all([first, third]);
+      expect(transactions).toEqual([10]);
+      expect(await store.eventsOf('second')).toEqual([]);
+      expect(await store.eventsOf('third')).toHaveLength(4);
+    });
   });
 });

@@ -19,6 +19,7 @@ import type { KyselyStore } from '../../store/kysely-store';
 import type { Store } from '../../store/store';
 import { storeBackends } from '../support/store-backends';
 import { serveApp, type RunningApp } from '../support/serve-app';
+import { TEST_ADMIN_KEY, adminHeaders } from '../support/http';
 
 const WRITE_KEY = 'test-write-key';
 const basic = (username: string, password = '') => `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
@@ -42,7 +43,7 @@ async function post(base: string, path: string, body: unknown, options: { auth?:
 }
 
 async function get(base: string, path: string): Promise<Reply> {
-  const res = await fetch(`${base}${path}`);
+  const res = await fetch(`${base}${path}`, { headers: adminHeaders() });
   return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers };
 }
 
@@ -56,7 +57,7 @@ for (const backend of backends) {
 
     beforeAll(async () => {
       store = await backend.open();
-      app = await serveApp({ store, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, log: (m) => logged.push(m) });
+      app = await serveApp({ store, config: { writeKey: WRITE_KEY, adminKey: TEST_ADMIN_KEY }, dispatcher: noDispatch, log: (m) => logged.push(m) });
     });
 
     afterAll(async () => {
@@ -199,7 +200,7 @@ for (const backend of backends) {
         const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 1 }))] });
         const log: string[] = [];
         const dispatcher = new TemporalDispatcher(store, { client: new Client({ connection }), taskQueue: 'nowhere', searchAttributes: false }, flows, (m) => log.push(m));
-        const other = await serveApp({ store, config: { writeKey: WRITE_KEY }, dispatcher, log: (m) => log.push(m) });
+        const other = await serveApp({ store, config: { writeKey: WRITE_KEY, adminKey: TEST_ADMIN_KEY }, dispatcher, log: (m) => log.push(m) });
         try {
           const customer = unique('c');
           const messageId = unique('m');
@@ -239,7 +240,7 @@ for (const backend of backends) {
           { messageId: unique('m'), type: 'track', customerId: customer, userId: customer, anonymousId: null, name: 'Product Added', properties: {}, traits: {}, context: {}, timestamp: at - 5000, receivedAt: at - 5000 },
           { needsDispatch: true },
         );
-        const down = await serveApp({ store, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, temporal, now: () => at });
+        const down = await serveApp({ store, config: { writeKey: WRITE_KEY, adminKey: TEST_ADMIN_KEY }, dispatcher: noDispatch, temporal, now: () => at });
         try {
           const reply = await get(down.url, '/api/health');
           expect(reply.status).toBe(503);
@@ -260,7 +261,7 @@ for (const backend of backends) {
         const file = path.join(os.tmpdir(), `microflows-health-${unique('db')}.sqlite`);
         const closed = backend.name === 'sqlite' ? openSqliteStore(file) : openPostgresStore(`postgres://postgres@127.0.0.1:${await freePort()}/nowhere`);
         if (backend.name === 'sqlite') await closed.close();
-        const down = await serveApp({ store: closed, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, log: () => undefined });
+        const down = await serveApp({ store: closed, config: { writeKey: WRITE_KEY, adminKey: TEST_ADMIN_KEY }, dispatcher: noDispatch, log: () => undefined });
         try {
           const reply = await get(down.url, '/api/health');
           expect(reply.status).toBe(503);
@@ -332,7 +333,7 @@ for (const backend of backends) {
           throw new Error('secret connection string postgres://admin:hunter2@db');
         };
         const log: string[] = [];
-        const other = await serveApp({ store: broken, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, log: (m) => log.push(m) });
+        const other = await serveApp({ store: broken, config: { writeKey: WRITE_KEY, adminKey: TEST_ADMIN_KEY }, dispatcher: noDispatch, log: (m) => log.push(m) });
         try {
           const customer = unique('broken');
           const reply = await post(other.url, '/v1/batch', { batch: [{ type: 'track', userId: customer, event: 'Cart Viewed' }] });
@@ -350,7 +351,7 @@ for (const backend of backends) {
           throw new Error('secret connection string postgres://admin:hunter2@db');
         };
         const log: string[] = [];
-        const other = await serveApp({ store: broken, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, log: (m) => log.push(m) });
+        const other = await serveApp({ store: broken, config: { writeKey: WRITE_KEY, adminKey: TEST_ADMIN_KEY }, dispatcher: noDispatch, log: (m) => log.push(m) });
         try {
           const reply = await get(other.url, '/api/customers/x/decisions');
           expect(reply.status).toBe(500);

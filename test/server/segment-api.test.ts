@@ -1,8 +1,9 @@
 // The Segment HTTP Tracking API, the tracking links and the ESP webhooks end to end: the real app on a real port
 // over each store backend, driven by the real Segment client library, by raw HTTP, and by the providers' payloads.
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import path from 'node:path';
-import { signClickToken, signOpenToken, type ClickClaims } from '../../core/tracking';
+import { signClickToken, signOpenToken, tokenExpiry, type ClickClaims } from '../../core/tracking';
 import { noDispatch } from '../../server/dispatcher';
 import type { KyselyStore } from '../../store/kysely-store';
 import type { StoredEvent } from '../../store/store';
@@ -11,9 +12,14 @@ import sendgridStory from '../fixtures/webhooks/sendgrid-story.json';
 import type { SegmentClientOptions, SegmentClientReport } from '../support/segment-client';
 import { storeBackends } from '../support/store-backends';
 import { serveApp, type RunningApp } from '../support/serve-app';
+import { TEST_ADMIN_KEY, adminHeaders } from '../support/http';
 
 const WRITE_KEY = 'test-write-key';
 const SIGNING_SECRET = 'test-signing-secret';
+/** The ESPs' credentials: a P-256 key pair standing in for SendGrid's signing key, and a Postmark Basic pair. */
+const SENDGRID_KEYS = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+const SENDGRID_VERIFICATION_KEY = SENDGRID_KEYS.publicKey.export({ format: 'der', type: 'spki' }).toString('base64');
+const POSTMARK_CREDENTIAL = 'postmark-hooks:test-password';
 const HOUR_MS = 60 * 60 * 1000;
 const basic = (username: string, password = '') => `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
 let sequence = 0;
@@ -35,7 +41,7 @@ async function post(base: string, route: string, body: unknown, auth: string | n
 }
 
 async function get(base: string, route: string): Promise<Reply> {
-  const res = await fetch(`${base}${route}`);
+  const res = await fetch(`${base}${route}`, { headers: adminHeaders() });
   return { status: res.status, body: (await res.json()) as Record<string, any>, headers: res.headers };
 }
 
@@ -76,7 +82,12 @@ for (const backend of backends) {
 
     beforeAll(async () => {
       store = await backend.open();
-      app = await serveApp({ store, config: { writeKey: WRITE_KEY, signingSecret: SIGNING_SECRET }, dispatcher: noDispatch, log: () => undefined });
+      app = await serveApp({
+        store,
+        config: { writeKey: WRITE_KEY, adminKey: TEST_ADMIN_KEY, signingSecret: SIGNING_SECRET, sendgridVerificationKey: SENDGRID_VERIFICATION_KEY, postmarkWebhookCredential: POSTMARK_CREDENTIAL },
+        dispatcher: noDispatch,
+        log: () => undefined,
+      });
     });
 
     afterAll(async () => {
@@ -303,7 +314,7 @@ for (const backend of backends) {
       let pinned: RunningApp;
 
       beforeAll(async () => {
-        pinned = await serveApp({ store, config: { writeKey: WRITE_KEY }, dispatcher: noDispatch, now: () => NOW });
+        pinned = await serveApp({ store, config: { writeKey: WRITE_KEY, adminKey: TEST_ADMIN_KEY }, dispatcher: noDispatch, now: () => NOW });
       });
 
       afterAll(async () => {
@@ -340,7 +351,7 @@ for (const backend of backends) {
 
     describe('overload', () => {
       it('answers 429 with Retry-After when too many events wait, and stores exactly the requests it accepted', async () => {
-        const busy = await serveApp({ store, config: { writeKey: WRITE_KEY, ingestMaxPending: 1 }, dispatcher: noDispatch });
+        const busy = await serveApp({ store, config: { writeKey: WRITE_KEY, adminKey: TEST_ADMIN_KEY, ingestMaxPending: 1 }, dispatcher: noDispatch });
         try {
           const outcomes: Array<{ customer: string; messageIds: string[]; reply: Reply }> = [];
           // Concurrent requests pile up behind the first write; a few rounds make sure the race is seen.
@@ -417,13 +428,15 @@ for (const backend of backends) {
         stepId: 'discount',
         variant: 'b',
         url: 'https://shop.example.com/cart?item=sku-1#summary',
+        // The template's own link: redirected to as written (a link from data is checked against the link domains).
+        literal: true,
       });
       const click = (token: string) => fetch(`${app.url}/t/c/${token}`, { redirect: 'manual' });
 
       it('redirects a signed click to the link with UTM tags and records Email Link Clicked', async () => {
         const customer = unique('c');
 
-        const res = await click(signClickToken(SIGNING_SECRET, claimsFor(customer)));
+        const res = await click(signClickToken(SIGNING_SECRET, claimsFor(customer), tokenExpiry(Date.now())));
 
         expect(res.status).toBe(302);
         expect(res.headers.get('location')).toBe(
@@ -444,14 +457,15 @@ for (const backend of backends) {
         [
           'an altered payload',
           (claims) => {
-            const [payload, signature] = signClickToken(SIGNING_SECRET, claims).split('.') as [string, string];
-            const altered = { ...JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')), u: 'https://evil.example.com/login' };
-            return `${Buffer.from(JSON.stringify(altered)).toString('base64url')}.${signature}`;
+            // One bit of the sealed claims flipped: the cipher's tag no longer matches.
+            const bytes = Buffer.from(signClickToken(SIGNING_SECRET, claims, tokenExpiry(Date.now())), 'base64url');
+            bytes[20] = bytes[20]! ^ 1;
+            return bytes.toString('base64url');
           },
           /signature does not match: it was altered or signed with another secret/,
         ],
-        ['a token signed with another secret', (claims) => signClickToken('another-secret', claims), /signature does not match/],
-        ['an open token used as a click token', (claims) => signOpenToken(SIGNING_SECRET, claims), /this is an open token, not a click token/],
+        ['a token signed with another secret', (claims) => signClickToken('another-secret', claims, tokenExpiry(Date.now())), /signature does not match/],
+        ['an open token used as a click token', (claims) => signOpenToken(SIGNING_SECRET, claims, tokenExpiry(Date.now())), /this is an open token, not a click token/],
         ['a malformed token', () => 'not-a-token', /malformed click token/],
       ];
 
@@ -472,7 +486,7 @@ for (const backend of backends) {
         const customer = unique('c');
         const { url: _url, ...claims } = claimsFor(customer);
 
-        const res = await fetch(`${app.url}/t/o/${signOpenToken(SIGNING_SECRET, claims)}.gif`);
+        const res = await fetch(`${app.url}/t/o/${signOpenToken(SIGNING_SECRET, claims, tokenExpiry(Date.now()))}.gif`);
 
         expect(res.status).toBe(200);
         expect(res.headers.get('content-type')).toBe('image/gif');
@@ -498,24 +512,44 @@ for (const backend of backends) {
           return { ...event, email, sg_event_id: `${event.sg_event_id}-${idSuffix}` };
         });
 
-      /** The Postmark story, one body per POST, addressed by the customer_id in its metadata. */
-      const postmarkFor = (customerId: string, idSuffix: string) =>
-        postmarkStory.map((event) => ({ ...event, MessageID: `${event.MessageID}-${idSuffix}`, Metadata: { ...event.Metadata, customer_id: customerId } }));
+      /** The Postmark story for another recipient, one body per POST, with that customer's id in its metadata. */
+      const postmarkFor = (email: string, customerId: string, idSuffix: string) =>
+        postmarkStory.map((event) => {
+          const recipient = 'Email' in event ? { Email: email } : { Recipient: email };
+          return { ...event, ...recipient, MessageID: `${event.MessageID}-${idSuffix}`, Metadata: { ...event.Metadata, customer_id: customerId } };
+        });
+
+      /** Posts as the provider does: SendGrid signs the exact bytes it sends, Postmark sends its Basic credential. */
+      async function deliver(provider: 'sendgrid' | 'postmark', body: unknown): Promise<Reply> {
+        const text = JSON.stringify(body);
+        const headers: Record<string, string> = { 'content-type': 'application/json' };
+        if (provider === 'postmark') {
+          headers.authorization = basic(...(POSTMARK_CREDENTIAL.split(':') as [string, string]));
+        } else {
+          const timestamp = String(Math.floor(Date.now() / 1000));
+          headers['x-twilio-email-event-webhook-timestamp'] = timestamp;
+          headers['x-twilio-email-event-webhook-signature'] = sign('sha256', Buffer.from(timestamp + text), { key: SENDGRID_KEYS.privateKey, dsaEncoding: 'der' }).toString('base64');
+        }
+        const res = await fetch(`${app.url}/webhooks/${provider}`, { method: 'POST', headers, body: text });
+        return { status: res.status, body: (await res.json()) as Record<string, any>, headers: res.headers };
+      }
 
       it('turns the SendGrid and the Postmark story into the same canonical events, and a repeat into nothing', async () => {
         const sendgridCustomer = unique('sg');
         const email = `Ada.${sendgridCustomer}@Example.com`;
         expect((await post(app.url, '/v1/identify', { userId: sendgridCustomer, traits: { email } })).status).toBe(200);
         const postmarkCustomer = unique('pm');
+        const postmarkEmail = `ada.${postmarkCustomer}@example.com`;
+        expect((await post(app.url, '/v1/identify', { userId: postmarkCustomer, traits: { email: postmarkEmail } })).status).toBe(200);
         const sendgridBody = sendgridFor(email, sendgridCustomer);
-        const postmarkBodies = postmarkFor(postmarkCustomer, postmarkCustomer);
+        const postmarkBodies = postmarkFor(postmarkEmail, postmarkCustomer, postmarkCustomer);
 
-        const sendgridReply = await post(app.url, '/webhooks/sendgrid', sendgridBody);
+        const sendgridReply = await deliver('sendgrid', sendgridBody);
         const postmarkReplies = [];
-        for (const body of postmarkBodies) postmarkReplies.push(await post(app.url, '/webhooks/postmark', body));
+        for (const body of postmarkBodies) postmarkReplies.push(await deliver('postmark', body));
 
-        expect(sendgridReply).toMatchObject({ status: 200, body: { success: true, accepted: 6, duplicates: 0, ignored: [{ index: 0, reason: expect.stringMatching(/"processed" ignored/) }] } });
-        expect(postmarkReplies.map((r) => [r.status, r.body.accepted])).toEqual([[200, 1], [200, 1], [200, 1], [200, 1], [200, 0], [200, 1], [200, 1]]);
+        expect(sendgridReply).toMatchObject({ status: 200, body: { success: true, received: 7, ignored: [{ index: 0, reason: expect.stringMatching(/"processed" ignored/) }] } });
+        expect(postmarkReplies.map((r) => [r.status, r.body.received, r.body.ignored.length])).toEqual([[200, 1, 0], [200, 1, 0], [200, 1, 0], [200, 1, 0], [200, 1, 1], [200, 1, 0], [200, 1, 0]]);
 
         const sendgridEvents = (await store.eventsOf(sendgridCustomer)).reverse();
         const postmarkEvents = (await store.eventsOf(postmarkCustomer)).reverse();
@@ -535,24 +569,46 @@ for (const backend of backends) {
         expect(postmarkEvents.map((e) => e.properties.provider)).toEqual(Array(6).fill('postmark'));
         expect(sendgridEvents.map((e) => e.properties.email)).toEqual(Array(6).fill(email.toLowerCase()));
 
-        // Providers retry webhooks: the same deliveries again add nothing.
+        // Providers retry webhooks: the same deliveries again add nothing, and are answered as the first time.
         const before = await store.tableCounts();
-        expect(await post(app.url, '/webhooks/sendgrid', sendgridBody)).toMatchObject({ status: 200, body: { accepted: 6, duplicates: 6 } });
-        for (const body of postmarkBodies) expect((await post(app.url, '/webhooks/postmark', body)).status).toBe(200);
+        expect(await deliver('sendgrid', sendgridBody)).toMatchObject({ status: 200, body: sendgridReply.body });
+        for (const [i, body] of postmarkBodies.entries()) expect(await deliver('postmark', body)).toMatchObject({ status: 200, body: postmarkReplies[i]!.body });
         expect(await store.tableCounts()).toEqual(before);
       });
 
-      it.each(['sendgrid', 'postmark'])('refuses a %s webhook without the write key with 401, storing nothing', async (provider) => {
+      it("a bounce for the address a customer has since changed is still theirs, tied by the Message-ID the email went out with", async () => {
+        const customer = unique('moved');
+        const oldEmail = `${customer}@old.example`;
+        expect((await post(app.url, '/v1/identify', { userId: customer, traits: { email: oldEmail } })).status).toBe(200);
+        const deliveryKey = `winback:${customer}:1:mail`;
+        const messageId = `<${customer.replace(/[^a-z0-9]/gi, '')}@microflows>`;
+        await store.claimSend({ deliveryKey, customerId: customer, flowId: 'winback', flowVersion: 1, workflowId: `wf-${customer}`, nodeId: 'mail', template: 'winback', to: oldEmail, subject: 'We miss you', transport: 'smtp', scheduledAt: Date.now() });
+        await store.completeSend(deliveryKey, messageId, Date.now());
+        expect((await post(app.url, '/v1/identify', { userId: customer, traits: { email: `${customer}@new.example` } })).status).toBe(200);
+        const bounce = sendgridFor(oldEmail, customer)[4]!;
+        expect(bounce.event).toBe('bounce');
+
+        // The same bounce twice: with our Message-ID as smtp-id, and with SendGrid's own (the address alone then finds nobody).
+        const reply = await deliver('sendgrid', [
+          { ...bounce, 'smtp-id': messageId },
+          { ...bounce, sg_event_id: `${bounce.sg_event_id}-theirs` },
+        ]);
+
+        expect(reply).toMatchObject({ status: 200, body: { success: true, received: 2, ignored: [] } });
+        expect((await store.eventsOf(customer, { names: ['Email Bounced'] })).map((e) => [e.messageId, e.properties.email])).toEqual([[`sendgrid:${bounce.sg_event_id}`, oldEmail]]);
+      });
+
+      it.each(['sendgrid', 'postmark'])('refuses a %s webhook without its own credential, or with the write key, with 401, storing nothing', async (provider) => {
         const customer = unique(provider);
-        const body = provider === 'sendgrid' ? sendgridStory.map((event) => ({ ...event, customer_id: customer })) : postmarkFor(customer, customer)[0];
+        const body = provider === 'sendgrid' ? sendgridStory.map((event) => ({ ...event, customer_id: customer })) : postmarkFor(FIXTURE_EMAIL, customer, customer)[0];
         const before = await store.tableCounts();
 
         const missing = await post(app.url, `/webhooks/${provider}`, body, null);
-        const wrong = await post(app.url, `/webhooks/${provider}`, body, basic('not-the-key'));
+        const writeKey = await post(app.url, `/webhooks/${provider}`, body, basic(WRITE_KEY));
 
-        expect([missing.status, wrong.status]).toEqual([401, 401]);
-        expect(missing.body).toMatchObject({ error: 'unauthorized', message: expect.stringMatching(/missing write key/) });
-        expect(wrong.body).toMatchObject({ error: 'unauthorized', message: expect.stringMatching(/wrong write key/) });
+        expect([missing.status, writeKey.status]).toEqual([401, 401]);
+        expect(missing.body).toMatchObject({ error: 'unauthorized', message: expect.stringMatching(provider === 'sendgrid' ? /^missing X-Twilio-Email-Event-Webhook-Signature/ : /^missing credential/) });
+        expect(writeKey.body).toMatchObject({ error: 'unauthorized' });
         expect(await store.tableCounts()).toEqual(before);
       });
     });

@@ -7,6 +7,7 @@ import type { NewEvent } from '../../core/event';
 import { noDispatch } from '../../server/dispatcher';
 import { storeBackends } from '../support/store-backends';
 import { serveApp, type RunningApp } from '../support/serve-app';
+import { TEST_ADMIN_KEY, adminFetch } from '../support/http';
 
 const ROOT = path.resolve(__dirname, '../..');
 const NOW = Date.now();
@@ -23,7 +24,7 @@ for (const backend of storeBackends('template preview api')) {
       const store = await backend.open();
       await store.recordEvents([identify('dana', { email: 'dana@example.com', first_name: 'Dana' })], { needsDispatch: () => false });
       const templates = new TemplateLibrary(path.join(ROOT, 'templates'), { shopUrl: 'https://shop.example' });
-      app = await serveApp({ store, config: { writeKey: 'test-write-key' }, dispatcher: noDispatch, templates, catalog: catalogReader(store), log: () => undefined });
+      app = await serveApp({ store, config: { writeKey: 'test-write-key', adminKey: TEST_ADMIN_KEY }, dispatcher: noDispatch, templates, catalog: catalogReader(store), log: () => undefined });
     });
 
     afterAll(async () => {
@@ -35,16 +36,16 @@ for (const backend of storeBackends('template preview api')) {
 
     test('event= renders the trigger event into the template; without it the fallbacks show', async () => {
       const event = JSON.stringify({ event: 'Order Completed', properties: { order_id: 'o-9', total: 42 } });
-      const response = await fetch(previewUrl({ profile: 'dana', event }));
+      const response = await adminFetch(previewUrl({ profile: 'dana', event }));
       expect(response.status).toBe(200);
       const preview = (await response.json()) as { subject: string; text: string; subjectOf: string };
       expect(preview.subjectOf).toBe('dana');
       expect(preview.subject).toBe('Thank you for your order o-9');
       expect(preview.text).toContain('We received your order of $42.00');
 
-      const text = await (await fetch(previewUrl({ profile: 'dana', event, format: 'text' }))).text();
+      const text = await (await adminFetch(previewUrl({ profile: 'dana', event, format: 'text' }))).text();
       expect(text).toContain('We received your order of $42.00');
-      const without = (await (await fetch(previewUrl({ profile: 'dana' }))).json()) as { subject: string };
+      const without = (await (await adminFetch(previewUrl({ profile: 'dana' }))).json()) as { subject: string };
       expect(without.subject).toBe('Thank you for your order');
     });
 
@@ -56,7 +57,7 @@ for (const backend of storeBackends('template preview api')) {
       ['another customer', { event: '{"event":"Order Completed","userId":"eve"}' }, 'event userId', 'the event is for "eve", the preview for "dana"'],
       ['data that is not an object', { data: '[10]' }, 'data', 'data: must be a JSON object'],
     ])('a bad parameter (%s) is a 400 naming it', async (_what, query, field, message) => {
-      const response = await fetch(previewUrl({ profile: 'dana', ...query }));
+      const response = await adminFetch(previewUrl({ profile: 'dana', ...query }));
       expect(response.status).toBe(400);
       const body = (await response.json()) as { error: string; field: string; message: string };
       expect(body.field).toBe(field);
@@ -65,7 +66,7 @@ for (const backend of storeBackends('template preview api')) {
 
     test('event= given twice is a 400', async () => {
       const event = '{"event":"Order Completed"}';
-      const response = await fetch(`${app.url}/api/templates/order-thank-you/preview?profile=dana&event=${encodeURIComponent(event)}&event=${encodeURIComponent(event)}`);
+      const response = await adminFetch(`${app.url}/api/templates/order-thank-you/preview?profile=dana&event=${encodeURIComponent(event)}&event=${encodeURIComponent(event)}`);
       expect(response.status).toBe(400);
       expect(((await response.json()) as { message: string }).message).toBe('event: give it once, as a single string');
     });

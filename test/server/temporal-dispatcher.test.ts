@@ -185,6 +185,66 @@ for (const backend of storeBackends('temporal-dispatcher')) {
       await waitUntil('the event marked delivered', async () => (await owed()).length === 0, 20_000);
     });
 
+    it("bounds the deliveries queued while Temporal hangs, per customer and in all: the rest stay owed, and all reach Temporal once, in each customer's order, when it answers", async () => {
+      const d = dispatcher({ maxQueuedPerCustomer: 5, maxQueued: 8 });
+      const [busy, other] = [unique('bounded'), unique('bounded-other')];
+      const now = Date.now() - 60_000;
+      // Temporal hangs: the first signal waits in the relay, and every later event of the customer queues behind it.
+      relay.hold();
+      const busyEvents: StoredEvent[] = [];
+      for (let i = 0; i < 40; i++) {
+        busyEvents.push(await record(d, track(busy, i % 10 === 9 ? 'Order Completed' : 'Product Added', now + i)));
+        expect(d.queuedDeliveries).toBe(Math.min(i + 1, 5));
+      }
+      const otherEvents: StoredEvent[] = [];
+      for (let i = 0; i < 5; i++) otherEvents.push(await record(d, track(other, 'Product Added', now + 100 + i)));
+      expect(d.queuedDeliveries).toBe(8); // the bound in all: 5 of busy's, 3 of other's
+      expect(logged.filter((line) => line.includes('deliveries queued (limit 8, 5 per customer'))).toHaveLength(1);
+      expect(await owed()).toEqual([...busyEvents, ...otherEvents].map((e) => e.messageId)); // none lost: all still owed
+
+      relay.release();
+      await d.idle();
+      expect(d.queuedDeliveries).toBe(0);
+      const ids = (events: StoredEvent[]) => events.map((e) => e.messageId);
+      expect((await received(busy)).map((s) => s.messageId)).toEqual(ids(busyEvents.slice(0, 5)));
+      expect((await received(other)).map((s) => s.messageId)).toEqual(ids(otherEvents.slice(0, 3)));
+      // Temporal answers again, but a live event must not overtake the ones left owed: it is left owed too.
+      const later = await record(d, track(busy, 'Order Completed', now + 1000));
+      await d.idle();
+      expect((await received(busy)).map((s) => s.messageId)).toEqual(ids(busyEvents.slice(0, 5)));
+      expect(await owed()).toEqual([...ids(busyEvents.slice(5)), ...ids(otherEvents.slice(3)), later.messageId]);
+
+      expect(await d.redispatchPass(0)).toMatchObject({ delivered: 35 + 2 + 1, failed: 0, deferred: 0 });
+      expect((await received(busy)).map((s) => s.messageId)).toEqual([...ids(busyEvents), later.messageId]);
+      expect((await received(other)).map((s) => s.messageId)).toEqual(ids(otherEvents));
+      expect(await owed()).toEqual([]);
+      // Let go: the next event goes out live.
+      const again = await record(d, track(busy, 'Product Added', now + 2000));
+      await d.idle();
+      expect((await received(busy)).map((s) => s.messageId)).toEqual([...ids(busyEvents), later.messageId, again.messageId]);
+    });
+
+    it('when a queued delivery fails behind the bound, leaves the rest of the chain owed too, and the pass delivers them all in order', async () => {
+      const d = dispatcher({ maxQueuedPerCustomer: 3 });
+      const customer = unique('bounded-down');
+      const now = Date.now() - 60_000;
+      relay.hold();
+      const events: StoredEvent[] = [];
+      for (let i = 0; i < 8; i++) events.push(await record(d, track(customer, 'Product Added', now + i)));
+      expect(d.queuedDeliveries).toBe(3);
+      // The outage: the signal on its way fails, and the two queued behind it must not overtake it.
+      await relay.down();
+      relay.release(); // what waited went down with the connection; bytes flow again once it is back
+      await d.idle();
+      expect(await received(customer)).toEqual([]);
+      expect(await owed()).toEqual(events.map((e) => e.messageId));
+
+      await bringBack();
+      expect(await d.redispatchPass(0)).toMatchObject({ delivered: 8, failed: 0 });
+      expect((await received(customer)).map((s) => s.messageId)).toEqual(events.map((e) => e.messageId));
+      expect(await owed()).toEqual([]);
+    });
+
     it('tells the run how late its event reached Temporal', async () => {
       const at = Date.now() - 90_000;
       const d = dispatcher({ now: () => at + 90_000 });

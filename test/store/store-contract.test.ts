@@ -130,7 +130,7 @@ for (const backend of backends) {
 
       it('counts rows in every table', async () => {
         const counts = await store.tableCounts();
-        expect(Object.keys(counts).sort()).toEqual(['catalog_products', 'decisions', 'events', 'flow_entries', 'flow_versions', 'identities', 'outbox', 'profiles', 'segment_members', 'sends']);
+        expect(Object.keys(counts).sort()).toEqual(['api_keys', 'catalog_products', 'decisions', 'events', 'flow_entries', 'flow_versions', 'identities', 'outbox', 'profiles', 'segment_members', 'sends']);
         for (const n of Object.values(counts)) expect(typeof n).toBe('number');
       });
     });

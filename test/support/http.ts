@@ -29,3 +29,16 @@ export async function waitUntil<T>(what: string, probe: () => Promise<T | undefi
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** The admin key test servers run with (MICROFLOWS_ADMIN_KEY; `adminKey` in createApp's config). */
+export const TEST_ADMIN_KEY = 'mf_admin_test-key-for-the-test-suites-only';
+
+/** `Authorization: Bearer` with the test admin key, for /api routes. */
+export function adminHeaders(extra: Record<string, string> = {}): Record<string, string> {
+  return { authorization: `Bearer ${TEST_ADMIN_KEY}`, ...extra };
+}
+
+/** fetch with the test admin key, for /api routes. */
+export function adminFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, { ...init, headers: { ...adminHeaders(), ...((init.headers as Record<string, string> | undefined) ?? {}) } });
+}

@@ -185,14 +185,16 @@ const traits = fc
     jsonObject(3),
     fc.record(
       {
-        email: fc.oneof(fc.constantFrom('ada@example.com', 'ADA@Example.COM', ''), jsonValue(1)),
+        // One plain mailbox, or cleared (a list, a group, CR/LF or a number is a mutation: see badEmail).
+        email: fc.oneof(fc.constantFrom('ada@example.com', 'ADA@Example.COM', '', null), fc.emailAddress().filter((address) => address.length <= 254)),
         timezone: fc.oneof(fc.constantFrom('Europe/Paris', 'Not/AZone', ''), jsonValue(1)),
         consent: fc.oneof(fc.record({ email_marketing: fc.oneof(fc.boolean(), jsonValue(1)), behavioral_tracking: fc.oneof(fc.boolean(), jsonValue(1)) }, { requiredKeys: [], noNullPrototype: true }), jsonValue(2)),
       },
       { requiredKeys: [], noNullPrototype: true },
     ),
   )
-  .map(([others, known]) => ({ ...others, ...known }));
+  // `others` may hold an email key of any value: the one from `known` replaces it, or none is sent.
+  .map(([{ email: _email, ...others }, known]) => ({ ...others, ...known }));
 
 const optional = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined, freq: 2 });
 /** Not sent (absent or null), or `arb`. */
@@ -293,6 +295,15 @@ function mutationOf(field: string, what: string, apply: (call: Call) => Call): M
 const set = (field: string, value: unknown, what = `${field} is ${fc.stringify(value)}`): Mutation => mutationOf(field, what, (call) => ({ ...call, [field]: value }));
 const drop = (field: string, what: string): Mutation => mutationOf(field, what, (call) => ({ ...call, [field]: undefined }));
 
+/** Email traits that are not one plain mailbox: lists, groups, display names, injected lines, over-long, not text. */
+const badEmail = fc.oneof(
+  fc.constantFrom('victim@example.com, second@example.org', 'a@example.com;b@example.org', 'friends: a@example.com, b@example.org;', 'Ana <ana@example.com>', '<ana@example.com>', 'ana@example.com (Ana)', 'ana@example.com\r\nBcc: x@example.org', ' ana@example.com', 'no-at-sign', 'ana@localhost', `${'a'.repeat(64)}@${'b'.repeat(190)}.com`),
+  fc.tuple(fc.emailAddress(), fc.emailAddress()).map(([a, b]) => `${a}, ${b}`),
+  safeDouble,
+  fc.boolean(),
+  jsonObject(1),
+);
+
 /** A mutation that makes a valid call of `type` invalid at exactly one field. */
 export function mutation(type: CallType): fc.Arbitrary<Mutation> {
   const options: Array<fc.Arbitrary<Mutation>> = [
@@ -317,6 +328,11 @@ export function mutation(type: CallType): fc.Arbitrary<Mutation> {
   if (type === 'track' || type === 'page' || type === 'screen') options.push(notAnObject.map((v) => set('properties', v)));
   if (type === 'page' || type === 'screen') options.push(fc.tuple(fc.constantFrom('name', 'category'), notAString).map(([field, v]) => set(field, v)));
   if (type === 'group') options.push(fc.oneof(blank, notAnId).map((v) => set('groupId', v)));
+  if (type === 'identify') {
+    options.push(
+      badEmail.map((v) => mutationOf('traits.email', `traits.email is ${fc.stringify(v)}`, (call) => ({ ...call, traits: { ...(isPlainObject(call.traits) ? call.traits : {}), email: v } }))),
+    );
+  }
   return fc.oneof(...options);
 }
 

@@ -100,6 +100,21 @@ export function isoToMs(text: string): number | undefined {
 
 // --- which fields break a rule ----------------------------------------------------------------------------------
 
+// RFC 5322's atext, for a dot-atom local part; RFC 1035 labels, for the domain, with an alphabetic top-level label.
+const ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+";
+const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+const PLAIN_MAILBOX = new RegExp(`^(${ATEXT}(?:\\.${ATEXT})*)@((?:${LABEL}\\.)+[A-Za-z]{2,63})$`);
+
+/**
+ * One plain ASCII mailbox, from the RFCs: dot-atom@domain, a local part of at most 64 and an address of at most 254
+ * characters. (The parser also takes UTF-8 local parts and domains; the generators send only ASCII ones.)
+ */
+export function isPlainMailbox(value: unknown): boolean {
+  if (typeof value !== 'string' || value.length > 254) return false;
+  const match = PLAIN_MAILBOX.exec(value);
+  return match !== null && match[1]!.length <= 64;
+}
+
 /**
  * The fields of a call of `type` that break a rule ('' is the call itself, when it is not an object). Empty means
  * the call is valid. Which one a parser names first is its own business; it must name one of these.
@@ -122,6 +137,7 @@ export function callFaults(type: CallType, call: unknown): string[] {
   if (type === 'page' || type === 'screen') for (const field of ['name', 'category']) if (!isAbsent(call[field]) && typeof call[field] !== 'string') faults.push(field);
   if (type === 'group' && (isBlank(call.groupId) || !isIdValue(call.groupId))) faults.push('groupId');
   if (type === 'alias' && (isBlank(call.previousId) || !isIdValue(call.previousId))) faults.push('previousId');
+  if (type === 'identify' && isPlainObject(call.traits) && !isBlank(call.traits.email) && !isPlainMailbox(call.traits.email)) faults.push('traits.email');
   return faults;
 }
 

@@ -10,6 +10,7 @@ import { startRuntime, type Runtime } from '../../cli/runtime';
 import { temporalTestServerPath } from '../../cli/temporal-binaries';
 import { startSmtpSink, type SmtpSink } from './smtp-sink';
 import { postgresSkipReason, throwawayDatabase } from './store-backends';
+import { TEST_ADMIN_KEY } from './http';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '../..');
 export const WRITE_KEY = 'test-write-key';
@@ -39,6 +40,7 @@ export function testConfig(overrides: Record<string, string>): Config {
     {
       PORT: '0',
       MICROFLOWS_WRITE_KEY: WRITE_KEY,
+      MICROFLOWS_ADMIN_KEY: TEST_ADMIN_KEY,
       MICROFLOWS_FLOWS_DIR: path.join(PROJECT_ROOT, 'flows'),
       MICROFLOWS_TEMPLATES_DIR: path.join(PROJECT_ROOT, 'templates'),
       TEMPORAL_TASK_QUEUE: `test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,

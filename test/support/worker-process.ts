@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { freePort } from '../../cli/dev-server';
 import { PROJECT_ROOT, WRITE_KEY } from './stack';
+import { TEST_ADMIN_KEY } from './http';
 
 /**
  * The environment of a deployment on the dev server with the test fixtures' flows and templates (the crash-test
@@ -17,6 +18,7 @@ export function devServerEnv(options: { temporalAddress: string; dataDir: string
     MICROFLOWS_TEMPLATES_DIR: path.join(PROJECT_ROOT, 'test/fixtures/dev-templates'),
     SMTP_URL: options.smtpUrl,
     MICROFLOWS_WRITE_KEY: WRITE_KEY,
+    MICROFLOWS_ADMIN_KEY: TEST_ADMIN_KEY,
     TEMPORAL_TASK_QUEUE: options.taskQueue,
   };
 }
