@@ -1,6 +1,6 @@
 // The ingest benchmark's load generator. bench/ingest.ts forks it, so that building and sending calls does not
-// take CPU from the server's event loop: closed-loop POST /v1/batch on a few keep-alive connections, or
-// open-loop POST /v1/track at a fixed rate. It talks to its parent over the IPC channel only.
+// take CPU from the server's event loop: closed-loop POST /v1/batch (or one call a request to /v1/track) on a few
+// keep-alive connections, or open-loop POST /v1/track at a fixed rate. It talks to its parent over the IPC channel only.
 import http from 'node:http';
 import { callSource, type Call, type CallSource } from './ecommerce-events';
 import { clockMs, runOpenLoop, summarize, type LatencySummary } from './open-loop';
@@ -8,6 +8,8 @@ import { clockMs, runOpenLoop, summarize, type LatencySummary } from './open-loo
 interface JobBase {
   url: string;
   writeKey: string;
+  /** The key the untimed seeding identifies are sent with (default: writeKey): a shop's server identifies its customers, browsers then send with a client key. */
+  seedWriteKey?: string;
   connections: number;
   customers: number;
   newCustomerShare: number;
@@ -19,6 +21,8 @@ interface JobBase {
 /** Each connection sends its next batch when the last one is answered. */
 export interface BatchJob extends JobBase {
   job: 'batch';
+  /** 'track': each request is one track call to POST /v1/track (batchSize is then 1), closed-loop as the batches are. */
+  endpoint?: 'batch' | 'track';
   batchSize: number;
   warmupEvents: number;
   events: number;
@@ -103,20 +107,24 @@ async function sendAll(agent: http.Agent, url: URL, authorization: string, write
 }
 
 async function runBatch(job: BatchJob, report: (message: LoadMessage) => void): Promise<BatchResult> {
-  const url = new URL('/v1/batch', job.url);
+  const single = job.endpoint === 'track';
+  const batchUrl = new URL('/v1/batch', job.url);
+  const url = single ? new URL('/v1/track', job.url) : batchUrl;
   const authorization = authorizationOf(job.writeKey);
+  const batchSize = single ? 1 : job.batchSize;
   // One agent of one socket per lane: a lane is one client, and its customers' calls arrive in the order it made them.
   const lanes = Array.from({ length: job.connections }, (_, lane) => ({
     agent: new http.Agent({ keepAlive: true, maxSockets: 1 }),
-    source: callSource({ seed: job.seed + lane, customers: job.customers, newCustomerShare: job.newCustomerShare, lane, lanes: job.connections }),
+    source: callSource({ seed: job.seed + lane, customers: job.customers, newCustomerShare: job.newCustomerShare, lane, lanes: job.connections, trackOnly: single }),
   }));
   let before = 0;
   if (job.seedCustomers) {
+    const seedKey = job.seedWriteKey ?? job.writeKey;
     await Promise.all(
       lanes.map(async ({ agent, source }) => {
         const calls = source.seedCalls(Date.now());
         before += calls.length;
-        await sendAll(agent, url, authorization, job.writeKey, calls, 100);
+        await sendAll(agent, batchUrl, authorizationOf(seedKey), seedKey, calls, 100);
       }),
     );
   }
@@ -128,14 +136,15 @@ async function runBatch(job: BatchJob, report: (message: LoadMessage) => void): 
     const latencies: number[] = [];
     const lane = async (agent: http.Agent, source: CallSource) => {
       while (remaining > 0) {
-        const n = Math.min(job.batchSize, remaining);
+        const n = Math.min(batchSize, remaining);
         remaining -= n;
         const calls: Call[] = [];
         for (let i = 0; i < n; i++) calls.push(source.next(Date.now()));
+        const body = single ? Buffer.from(JSON.stringify({ ...calls[0], sentAt: new Date().toISOString() })) : batchBody(calls, job.writeKey);
         const start = clockMs();
-        const answer = await post(agent, url, authorization, batchBody(calls, job.writeKey));
+        const answer = await post(agent, url, authorization, body);
         latencies.push(clockMs() - start);
-        if (answer.accepted !== n || answer.duplicates !== 0) throw new Error(`a batch of ${n} was answered ${JSON.stringify(answer).slice(0, 300)}`);
+        if (single ? answer.success !== true : answer.accepted !== n || answer.duplicates !== 0) throw new Error(`${single ? 'a track call' : `a batch of ${n}`} was answered ${JSON.stringify(answer).slice(0, 300)}`);
         accepted += n;
       }
     };

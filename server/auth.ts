@@ -11,6 +11,8 @@ import type { Store } from '../store/store';
 export const KEYS_REFRESH_MS = 5_000;
 /** An unknown key reloads the keys at most this often, so guessing keys cannot hammer the store. */
 const MISS_REFRESH_MS = 1_000;
+/** Most key texts remembered between loads (only valid keys are). */
+const SEEN_KEYS = 10_000;
 
 export interface KnownKey {
   kind: KeyKind;
@@ -29,6 +31,8 @@ const CREATE_ADMIN_KEY = 'create one with `microflows keys create --kind admin -
 export class KeyRing {
   private stored = new Map<string, KnownKey>();
   private readonly fixed = new Map<string, KnownKey>();
+  /** Key texts already looked up since the last load, so a busy key costs a map lookup, not a SHA-256 per call. */
+  private seen = new Map<string, KnownKey>();
   private loadedAt = Number.NEGATIVE_INFINITY;
   private loading: Promise<void> | null = null;
 
@@ -43,16 +47,18 @@ export class KeyRing {
 
   /** The key `text` is, or undefined. Costs one SHA-256 and a map lookup while the cache is fresh. */
   async lookup(text: string): Promise<KnownKey | undefined> {
+    if (this.store && this.clock() - this.loadedAt >= KEYS_REFRESH_MS) await this.refresh();
+    const seen = this.seen.get(text);
+    if (seen) return seen;
     const digest = keyDigest(text);
-    const fixed = this.fixed.get(digest);
-    if (fixed) return fixed;
-    if (!this.store) return undefined;
-    const age = this.clock() - this.loadedAt;
-    if (age >= KEYS_REFRESH_MS) await this.refresh();
-    let known = this.stored.get(digest);
-    if (!known && this.clock() - this.loadedAt >= MISS_REFRESH_MS) {
+    let known = this.fixed.get(digest) ?? this.stored.get(digest);
+    if (!known && this.store && this.clock() - this.loadedAt >= MISS_REFRESH_MS) {
       await this.refresh();
       known = this.stored.get(digest);
+    }
+    if (known) {
+      if (this.seen.size >= SEEN_KEYS) this.seen.clear();
+      this.seen.set(text, known);
     }
     return known;
   }
@@ -67,6 +73,7 @@ export class KeyRing {
           const next = new Map<string, KnownKey>();
           for (const record of await store.activeApiKeys()) next.set(record.digest, { kind: record.kind, scopes: record.scopes, id: record.id });
           this.stored = next;
+          this.seen = new Map();
           this.loadedAt = this.clock();
         } finally {
           this.loading = null;
@@ -83,13 +90,13 @@ export class KeyRing {
     return [...this.stored.values()].some((k) => k.kind === 'admin');
   }
 
-  /** The source kind of an ingest key; UnauthorizedError when it is missing or unknown. */
-  async sourceKind(text: string | undefined, where: string): Promise<SourceKind> {
+  /** The source key `text` is (its kind and id); UnauthorizedError when it is missing, unknown or not a source key. */
+  async sourceKey(text: string | undefined, where: string): Promise<{ kind: SourceKind; id: string }> {
     if (text === undefined) throw new UnauthorizedError(`missing write key: send it as the username of HTTP Basic auth (empty password)${where}`);
     const known = await this.lookup(text);
     if (!known) throw new UnauthorizedError('wrong write key (unknown or revoked): use MICROFLOWS_WRITE_KEY or a source key from `microflows keys create --kind client|server`');
     if (known.kind === 'admin') throw new UnauthorizedError('this is an admin key: ingest takes a source key (MICROFLOWS_WRITE_KEY, or `microflows keys create --kind client|server`)');
-    return known.kind;
+    return { kind: known.kind, id: known.id };
   }
 }
 

@@ -4,7 +4,7 @@
 // and core/source-policy, writes through the group-commit queue, answers, then dispatches.
 // Served on node:http directly, ahead of express: express's routing and response helpers cost more per request
 // than parsing and validating a call (bench/README.md, "ingest").
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type RequestHandler } from 'express';
 import type { SourceKind } from '../core/api-keys';
@@ -34,10 +34,6 @@ export interface IngestDeps {
   clientIp: (req: IncomingMessage) => string;
   /** Throws HostNotAllowedError for a Host the server does not answer to. */
   checkHost: (req: IncomingMessage, path: string) => void;
-}
-
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
 }
 
 /** Segment's convention: the write key is the Basic-auth username and the password is empty. */
@@ -119,18 +115,18 @@ export function ingestHandler(deps: IngestDeps): (req: IncomingMessage, res: Ser
    */
   const authorizedBody = async (req: RequestWithBody): Promise<{ body: unknown; kind: SourceKind; keyId: string }> => {
     const headerKey = writeKeyFromHeader(req.headers.authorization);
-    const headerKind = headerKey === undefined ? undefined : await deps.keys.sourceKind(headerKey, '');
+    const fromHeader = headerKey === undefined ? undefined : await deps.keys.sourceKey(headerKey, '');
     const body = parseStrictJson(bodyBytes(req));
-    if (headerKey !== undefined && headerKind !== undefined) return { body, kind: headerKind, keyId: headerKey };
+    if (fromHeader !== undefined) return { body, kind: fromHeader.kind, keyId: fromHeader.id };
     const bodyKey = body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>).writeKey : undefined;
-    const key = typeof bodyKey === 'string' && bodyKey !== '' ? bodyKey : undefined;
-    return { body, kind: await deps.keys.sourceKind(key, ', or as "writeKey" in the body'), keyId: key as string };
+    const fromBody = await deps.keys.sourceKey(typeof bodyKey === 'string' && bodyKey !== '' ? bodyKey : undefined, ', or as "writeKey" in the body');
+    return { body, kind: fromBody.kind, keyId: fromBody.id };
   };
 
-  /** A client key's requests are limited per IP; every key's calls per key (the key's digest names it in the limiter). */
+  /** A client key's requests are limited per IP; every key's calls per key (named by its id). */
   const takeLimits = async (req: IncomingMessage, keyId: string, kind: SourceKind, calls: number): Promise<void> => {
     if (kind === 'client' && deps.limits.perIp) await deps.limits.perIp.take(deps.clientIp(req), 1, 'requests from this IP address with a client key');
-    if (deps.limits.perKey) await deps.limits.perKey.take(digest(keyId).toString('base64'), calls, 'calls with this source key');
+    if (deps.limits.perKey) await deps.limits.perKey.take(keyId, calls, 'calls with this source key');
   };
 
   const dispatchAll = (results: RecordEventResult[]) => dispatchRecorded(deps.dispatcher, deps.log, results);

@@ -201,7 +201,8 @@ class KyselyEventOps implements EventWriteOps {
         .select('id')
         .where('customer_id', '=', id)
         .where('user_id', 'is not', null)
-        .where((eb) => eb.or([eb('name', 'is', null), eb('name', 'not in', [...SYSTEM_EVENT_NAMES])]))
+        // Only microflows' own track events (engagement, segment changes) carry a userId without identifying anyone.
+        .where((eb) => eb.or([eb('type', '<>', 'track'), eb('name', 'is', null), eb('name', 'not in', [...SYSTEM_EVENT_NAMES])]))
         .limit(1)
         .executeTakeFirst();
       const owner = byUser ? undefined : await this.trx.selectFrom('identities').select('alias_id').where('customer_id', '=', id).limit(1).executeTakeFirst();

@@ -186,6 +186,43 @@ async function refuseProfileChanges(
   }
 }
 
+/**
+ * What the client checks below will ask, read in one statement each rather than one per call: the standings of the
+ * customers a client call would join and of those a client identify describes (email, consent), and the stored
+ * profiles of the latter. Read after the identity locks, as the lazy reads would be.
+ */
+async function prefetchClientChecks(
+  ops: EventWriteOps,
+  events: NewEvent[],
+  fresh: number[],
+  storedIdentities: Map<string, string>,
+  standings: Map<string, CustomerStanding | undefined>,
+  storedProfiles: Map<string, Profile | undefined>,
+): Promise<void> {
+  const named = new Set<string>();
+  const described = new Set<string>();
+  const resolve = (id: string) => storedIdentities.get(id) ?? id;
+  for (const index of fresh) {
+    const event = events[index]!;
+    if (event.origin !== 'client') continue;
+    // The calls planIdentities asks about: those that would join two ids the store does not already join.
+    const previousId = event.type === 'alias' ? event.properties.previousId : undefined;
+    if (typeof previousId === 'string' && event.userId !== null) named.add(resolve(previousId)).add(resolve(event.userId));
+    else if (event.userId !== null && event.anonymousId !== null && !storedIdentities.has(event.anonymousId)) named.add(resolve(event.anonymousId)).add(resolve(event.userId));
+    if (touchesProtectedTraits(event)) {
+      const id = event.userId ?? event.anonymousId ?? event.customerId;
+      described.add(storedIdentities.get(id) ?? id);
+    }
+  }
+  for (const id of described) named.add(id);
+  if (named.size === 0) return;
+  const found = await ops.customerStandings([...named]);
+  for (const id of named) standings.set(id, found.get(id));
+  if (described.size === 0) return;
+  const profiles = await ops.profiles([...described]);
+  for (const id of described) storedProfiles.set(id, profiles.get(id));
+}
+
 function withoutOrigin(event: NewEvent): NewEvent {
   const { origin: _origin, ...sent } = event;
   return sent;
@@ -222,6 +259,7 @@ export async function recordBatch(ops: EventWriteOps, events: NewEvent[], needsD
     if (!storedProfiles.has(customerId)) storedProfiles.set(customerId, (await ops.profiles([customerId])).get(customerId));
     return storedProfiles.get(customerId);
   };
+  await prefetchClientChecks(ops, events, fresh, storedIdentities, standings, storedProfiles);
   let plan = await planIdentities(events, fresh, storedIdentities, refused, standingOf);
   if (fresh.some((i) => events[i]!.origin === 'client')) {
     // A refusal can undo a join a later check relied on: plan again until no new refusal (they only grow).

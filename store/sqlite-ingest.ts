@@ -26,7 +26,7 @@ const SQL = {
   identities: 'select alias_id, customer_id from identities where alias_id in (select value from json_each(?))',
   customerStandings: `select c.value as customer_id,
       exists (select 1 from events e where e.customer_id = c.value) as known,
-      exists (select 1 from events e where e.customer_id = c.value and e.user_id is not null and (e.name is null or e.name not in (${SYSTEM_NAMES_SQL})))
+      exists (select 1 from events e where e.customer_id = c.value and e.user_id is not null and (e.type <> 'track' or e.name is null or e.name not in (${SYSTEM_NAMES_SQL})))
         or exists (select 1 from identities i where i.customer_id = c.value) as identified
     from json_each(?) as c`,
   insertEvent: `insert into events (message_id, type, customer_id, user_id, anonymous_id, name, properties, traits, context, timestamp, received_at, dispatched)

@@ -2,6 +2,7 @@
 // process prints that command's usage and exits 0, for every command the top-level usage lists, starting nothing.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { inPool } from '../support/pool';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -11,19 +12,6 @@ interface Run {
   stderr: string;
 }
 
-/** Runs `work` over `items`, `width` at a time (the machine has two cores), keeping the order of the results. */
-async function inPool<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = [];
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: width }, lane));
-  return results;
-}
 
 /** Runs the CLI asynchronously, so a few runs overlap (each pays the TypeScript start-up). */
 function microflows(args: string[]): Promise<Run> {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { KEY_PREFIX, keyDigest, type ApiKeyRecord, type KeyKind } from '../../core/api-keys';
 import type { KyselyStore } from '../../store/kysely-store';
 import { openSqliteStore } from '../../store/sqlite';
+import { inPool } from '../support/pool';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -36,19 +37,6 @@ function microflows(args: string[]): Promise<Run> {
   });
 }
 
-/** Runs the CLI `width` at a time (two cores), results in order. */
-async function inPool(asks: string[][], width: number): Promise<Run[]> {
-  const runs: Run[] = [];
-  let next = 0;
-  const lane = async () => {
-    while (next < asks.length) {
-      const i = next++;
-      runs[i] = await microflows(asks[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: width }, lane));
-  return runs;
-}
 
 /** The key a `create` printed, by its kind's prefix: 32 random bytes in base64url. */
 function printedKey(kind: KeyKind, stdout: string): string {
@@ -93,6 +81,7 @@ test('create prints each kind of key once, with its prefix, id and use; the stor
       ['keys', 'create', '--kind', 'server', '--name', 'backend', '--json'],
     ],
     2,
+    microflows,
   );
   expect(client!.status).toBe(0);
   expect(client!.stdout).toMatch(/Segment write key in the browser/);
@@ -112,6 +101,7 @@ test('list shows every key (revoked ones too) without its text; revoke by id, hi
       ['keys', 'create', '--kind', 'client', '--name', 'leaked', '--json'],
     ],
     2,
+    microflows,
   );
   const first = JSON.parse(a!.stdout) as { key: string; record: ApiKeyRecord };
   const leaked = JSON.parse(b!.stdout) as { key: string; record: ApiKeyRecord };
@@ -140,6 +130,7 @@ test('list shows every key (revoked ones too) without its text; revoke by id, hi
       ['keys', 'list', '--json'],
     ],
     2,
+    microflows,
   );
   expect(table!.status).toBe(0);
   const lines = table!.stdout.trim().split('\n');
@@ -175,6 +166,7 @@ test('bad input exits 1 saying what to fix, and changes nothing', async () => {
   const runs = await inPool(
     cases.map(([args]) => args),
     2,
+    microflows,
   );
 
   expect(runs.map((run, i) => ({ args: cases[i]![0].join(' '), status: run.status, stdout: run.stdout, stderrMatches: cases[i]![1].test(run.stderr) || run.stderr }))).toEqual(

@@ -5,7 +5,7 @@
 import { newApiKey } from '../../core/api-keys';
 import { noDispatch } from '../../server/dispatcher';
 import type { KyselyStore } from '../../store/kysely-store';
-import { TEST_ADMIN_KEY, basicAuth } from '../support/http';
+import { post, TEST_ADMIN_KEY } from '../support/http';
 import { serveApp, type RunningApp } from '../support/serve-app';
 import { storeBackends } from '../support/store-backends';
 
@@ -14,22 +14,8 @@ const DAY = 86_400_000;
 let sequence = 0;
 const unique = (prefix: string) => `${prefix}-${process.pid}-${++sequence}`;
 
-interface Reply {
-  status: number;
-  json: any;
-}
-
-async function send(base: string, path: string, key: string, body: unknown): Promise<Reply> {
-  const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: basicAuth(key) }, body: JSON.stringify(body) });
-  const text = await res.text();
-  let json: unknown = text;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    /* keep the text */
-  }
-  return { status: res.status, json };
-}
+/** A Segment call with `key` as the write key: status and parsed answer. */
+const send = (base: string, path: string, key: string, body: unknown) => post(`${base}${path}`, body, key);
 
 for (const backend of storeBackends('security: identity')) {
   backend.describe(`identity, reserved events and the email trait over HTTP: ${backend.name}`, () => {

@@ -50,8 +50,12 @@ for (const backend of backends) {
     let store: KyselyStore;
     let app: RunningApp;
 
+    /** An admin key that may only read; stored before the server starts, so its key cache has it from the first call. */
+    const reader = newApiKey('admin', unique('catalog reader'), ['read'], Date.now());
+
     beforeAll(async () => {
       store = await backend.open();
+      await store.createApiKey(reader.record);
       app = await serveApp({ store, config: { writeKey: WRITE_KEY, adminKey: TEST_ADMIN_KEY }, dispatcher: noDispatch, log: () => undefined });
     });
 
@@ -159,8 +163,6 @@ for (const backend of backends) {
 
     it('needs an admin key with the write scope to change the catalog, and one with read to read it', async () => {
       const id = unique('sku');
-      const reader = newApiKey('admin', unique('catalog reader'), ['read'], Date.now());
-      await store.createApiKey(reader.record);
       expect((await send(app.url, 'PUT', '/api/catalog/products', [fileProduct(id)], null)).status).toBe(401);
       // The write key is for ingest: it opens no admin route.
       expect((await send(app.url, 'PUT', '/api/catalog/products', [fileProduct(id)], basic(WRITE_KEY))).status).toBe(401);

@@ -1,6 +1,7 @@
 // The ingest fuzz's regression set: the fixed corpus of malformed Segment calls (test/support/malformed-payloads.ts)
 // on all seven endpoints over real HTTP, each refused with its status and a reason, and not one row stored.
-// The fuzzer whose inputs change every run is test/server/ingest-properties.test.ts.
+// The fuzzer whose inputs change every run is test/server/ingest-properties.test.ts; the one over key kinds, client-key
+// rules and rate limits, checked against a model after every call, is test/server/fuzz-keys.test.ts.
 import { gunzipSync } from 'node:zlib';
 import { parseStrictJson } from '../../core/strict-json';
 import { noDispatch } from '../../server/dispatcher';
