@@ -12,7 +12,7 @@ import { FlowVersionConflictError } from './errors';
 import * as apiKeys from './api-keys-store';
 import type { ApiKeyRecord } from '../core/api-keys';
 import { migrateToLatest, type StoreDialect } from './migrations';
-import { newEventRow, recordBatch, type CustomerStanding, type EventWriteOps, type NewEventRow, type ProfileWrite } from './record-events';
+import { newEventRow, recordBatch, type CustomerStanding, type EventWriteOps, type NewEventRow, type ProfileWrite, type StoredContact } from './record-events';
 import { SYSTEM_EVENT_NAMES } from '../core/source-policy';
 import { readProfileAsOf } from './profile-as-of';
 import { parseJson, profileRow, SEGMENT_CHANGE_NAMES, toProfile, toProfileEvent, toRecordedSegmentChange, toStoredEvent } from './rows';
@@ -307,6 +307,16 @@ class KyselyEventOps implements EventWriteOps {
       for (const row of await this.trx.selectFrom('profiles').selectAll().where('customer_id', 'in', ids).execute()) profiles.set(row.customer_id, toProfile(row));
     }
     return profiles;
+  }
+
+  async contactsOf(customerIds: string[]): Promise<Map<string, StoredContact>> {
+    const contacts = new Map<string, StoredContact>();
+    for (const ids of chunks(customerIds)) {
+      for (const row of await this.trx.selectFrom('profiles').select(['customer_id', 'email', 'consent']).where('customer_id', 'in', ids).execute()) {
+        contacts.set(row.customer_id, { email: row.email, consent: parseJson(row.consent) });
+      }
+    }
+    return contacts;
   }
 
   async markSegmentChecksDue(due: Array<{ customerId: string; at: number }>): Promise<void> {

@@ -18,6 +18,9 @@ import type { NewEvent, RecordEventResult, SegmentEventRead, SegmentFactsRead, S
  */
 export type CustomerStanding = 'anonymous' | 'identified';
 
+/** What protects an identified customer from a client key: their email and consent as stored. */
+export type StoredContact = Pick<Profile, 'email' | 'consent'>;
+
 /** An events row as inserted (the id is the store's); each backend stores `dispatched` its own way. */
 export type NewEventRow = Omit<Selectable<EventsTable>, 'id' | 'dispatched'> & { dispatched: boolean };
 
@@ -48,6 +51,8 @@ export interface EventWriteOps {
   writeProfiles(writes: ProfileWrite[]): Promise<void>;
   /** Profiles as stored, without a lock (the owners of duplicates). */
   profiles(customerIds: string[]): Promise<Map<string, Profile>>;
+  /** Only the email and consent of these profiles, without a lock: what a client identify's checks read (no JSON but consent parsed). */
+  contactsOf(customerIds: string[]): Promise<Map<string, StoredContact>>;
 
   // Segment membership (store/segment-writes.ts runs these in the same transaction as the events it records).
   /** Schedules each customer's segment evaluation at its `at` (or keeps an earlier one). */
@@ -173,7 +178,7 @@ async function refuseProfileChanges(
   plan: IdentityPlan,
   refused: Map<number, Refusal>,
   standingOf: (customerId: string) => Promise<CustomerStanding | undefined>,
-  profileOf: (customerId: string) => Promise<Profile | undefined>,
+  profileOf: (customerId: string) => Promise<StoredContact | undefined>,
 ): Promise<void> {
   for (const index of fresh) {
     const event = events[index]!;
@@ -197,7 +202,7 @@ async function prefetchClientChecks(
   fresh: number[],
   storedIdentities: Map<string, string>,
   standings: Map<string, CustomerStanding | undefined>,
-  storedProfiles: Map<string, Profile | undefined>,
+  storedProfiles: Map<string, StoredContact | undefined>,
 ): Promise<void> {
   const named = new Set<string>();
   const described = new Set<string>();
@@ -219,8 +224,8 @@ async function prefetchClientChecks(
   const found = await ops.customerStandings([...named]);
   for (const id of named) standings.set(id, found.get(id));
   if (described.size === 0) return;
-  const profiles = await ops.profiles([...described]);
-  for (const id of described) storedProfiles.set(id, profiles.get(id));
+  const contacts = await ops.contactsOf([...described]);
+  for (const id of described) storedProfiles.set(id, contacts.get(id));
 }
 
 function withoutOrigin(event: NewEvent): NewEvent {
@@ -254,9 +259,9 @@ export async function recordBatch(ops: EventWriteOps, events: NewEvent[], needsD
     if (!standings.has(customerId)) standings.set(customerId, (await ops.customerStandings([customerId])).get(customerId));
     return standings.get(customerId);
   };
-  const storedProfiles = new Map<string, Profile | undefined>();
+  const storedProfiles = new Map<string, StoredContact | undefined>();
   const profileOf = async (customerId: string) => {
-    if (!storedProfiles.has(customerId)) storedProfiles.set(customerId, (await ops.profiles([customerId])).get(customerId));
+    if (!storedProfiles.has(customerId)) storedProfiles.set(customerId, (await ops.contactsOf([customerId])).get(customerId));
     return storedProfiles.get(customerId);
   };
   await prefetchClientChecks(ops, events, fresh, storedIdentities, standings, storedProfiles);

@@ -8,7 +8,7 @@ import { BEHAVIOR_EVENT_TYPES, type BehaviorEvent } from '../core/behavior';
 import type { EventType } from '../core/event';
 import type { Profile, ProfileEvent } from '../core/profile';
 import type { EventWriter } from './kysely-store';
-import type { CustomerStanding, EventWriteOps, NewEventRow, ProfileWrite } from './record-events';
+import type { CustomerStanding, EventWriteOps, NewEventRow, ProfileWrite, StoredContact } from './record-events';
 import type { SegmentEventRead, SegmentFactsRead } from './store';
 import { parseJson, profileRow, SEGMENT_CHANGE_NAMES, toProfile, toProfileEvent, toRecordedSegmentChange } from './rows';
 import { SEGMENT_ENTERED } from '../core/segment-membership';
@@ -33,6 +33,7 @@ const SQL = {
     values (@message_id, @type, @customer_id, @user_id, @anonymous_id, @name, @properties, @traits, @context, @timestamp, @received_at, @dispatched)
     on conflict (message_id) do nothing`,
   profiles: 'select * from profiles where customer_id in (select value from json_each(?))',
+  contacts: 'select customer_id, email, consent from profiles where customer_id in (select value from json_each(?))',
   moveEvents: 'update events set customer_id = ? where customer_id = ?',
   moveAliases: 'update identities set customer_id = ? where customer_id = ?',
   addAlias: 'insert into identities (alias_id, customer_id, created_at) values (?, ?, ?) on conflict (alias_id) do update set customer_id = excluded.customer_id',
@@ -155,6 +156,15 @@ class SqliteEventOps implements EventWriteOps {
     if (customerIds.length === 0) return profiles;
     for (const row of this.statement('profiles').all(JSON.stringify(customerIds)) as Array<Selectable<ProfilesTable>>) profiles.set(row.customer_id, toProfile(row));
     return profiles;
+  }
+
+  async contactsOf(customerIds: string[]): Promise<Map<string, StoredContact>> {
+    const contacts = new Map<string, StoredContact>();
+    if (customerIds.length === 0) return contacts;
+    for (const row of this.statement('contacts').all(JSON.stringify(customerIds)) as Array<{ customer_id: string; email: string | null; consent: string }>) {
+      contacts.set(row.customer_id, { email: row.email, consent: parseJson(row.consent) });
+    }
+    return contacts;
   }
 
   async markSegmentChecksDue(due: Array<{ customerId: string; at: number }>): Promise<void> {
