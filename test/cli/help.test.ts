@@ -1,10 +1,8 @@
 // `microflows <command> --help` (and -h, and `microflows help <command>`) as users run it: the real CLI in a child
 // process prints that command's usage and exits 0, for every command the top-level usage lists, starting nothing.
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { inPool } from '../support/pool';
+import { runCli } from '../support/cli-run';
 
-const ROOT = path.resolve(__dirname, '../..');
 
 interface Run {
   status: number | null;
@@ -15,21 +13,8 @@ interface Run {
 
 /** Runs the CLI asynchronously, so a few runs overlap (each pays the TypeScript start-up). */
 function microflows(args: string[]): Promise<Run> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MICROFLOWS_') && k !== 'DATABASE_URL' && k !== 'TEMPORAL_ADDRESS'));
   // Nothing to start from here: no flows, no store, so a command that ignored --help would fail or hang, not pass.
-  const env = { ...clean, MICROFLOWS_FLOWS_DIR: '/nonexistent/flows', MICROFLOWS_DATA_DIR: '/nonexistent/data', PORT: '1' };
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/microflows.js'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.once('close', (status) => {
-      clearTimeout(killer);
-      resolve({ status, stdout, stderr });
-    });
-  });
+  return runCli(args, { MICROFLOWS_FLOWS_DIR: '/nonexistent/flows', MICROFLOWS_DATA_DIR: '/nonexistent/data', PORT: '1' }, (name) => name === 'TEMPORAL_ADDRESS');
 }
 
 /** The command names the top-level usage lists, one per line under "commands:". */

@@ -1,7 +1,6 @@
 // `microflows keys create|list|revoke` as users run them: the real CLI in a child process, on a SQLite store in a
 // temporary MICROFLOWS_DATA_DIR (the store methods themselves are contract-tested on both backends). A key's text is
 // printed once and stored nowhere; bad input exits 1 with what to fix and changes nothing.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,8 +8,8 @@ import { KEY_PREFIX, keyDigest, type ApiKeyRecord, type KeyKind } from '../../co
 import type { KyselyStore } from '../../store/kysely-store';
 import { openSqliteStore } from '../../store/sqlite';
 import { inPool } from '../support/pool';
+import { runCli } from '../support/cli-run';
 
-const ROOT = path.resolve(__dirname, '../..');
 
 interface Run {
   status: number | null;
@@ -22,19 +21,7 @@ let dataDir: string;
 let store: KyselyStore;
 
 function microflows(args: string[]): Promise<Run> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MICROFLOWS_') && k !== 'DATABASE_URL'));
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/microflows.js'), ...args], { cwd: ROOT, env: { ...clean, MICROFLOWS_DATA_DIR: dataDir }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.once('close', (status) => {
-      clearTimeout(killer);
-      resolve({ status, stdout, stderr });
-    });
-  });
+  return runCli(args, { MICROFLOWS_DATA_DIR: dataDir });
 }
 
 

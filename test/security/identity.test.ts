@@ -8,6 +8,7 @@ import type { KyselyStore } from '../../store/kysely-store';
 import { post, TEST_ADMIN_KEY } from '../support/http';
 import { serveApp, type RunningApp } from '../support/serve-app';
 import { storeBackends } from '../support/store-backends';
+import { identitySnapshot } from '../support/identity-snapshot';
 
 const SERVER_KEY = 'identity-server-key-0123456789abcdef';
 const DAY = 86_400_000;
@@ -23,20 +24,7 @@ for (const backend of storeBackends('security: identity')) {
     let app: RunningApp;
     let clientKey: string;
 
-    /** Everything the store holds about these ids, and every table's row count. */
-    const snapshot = async (ids: string[]) => {
-      const people = [];
-      for (const id of ids) {
-        people.push({
-          id,
-          resolves: await store.resolveCustomerId(id),
-          profile: await store.getProfile(id),
-          aliases: await store.aliasesOf(id),
-          events: (await store.recentEvents(id, 1000)).map((e) => [e.messageId, e.customerId, e.type, e.name]),
-        });
-      }
-      return { people, counts: await store.tableCounts() };
-    };
+    const snapshot = (ids: string[]) => identitySnapshot(store, ids);
 
     const asClient = (path: string, body: unknown) => send(app.url, path, clientKey, body);
     const asServer = (path: string, body: unknown) => send(app.url, path, SERVER_KEY, body);

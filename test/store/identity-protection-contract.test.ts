@@ -8,6 +8,7 @@ import type { KyselyStore } from '../../store/kysely-store';
 import type { EventOrigin } from '../../core/event';
 import type { NewEvent, RecordEventResult } from '../../store/store';
 import { storeBackends } from '../support/store-backends';
+import { identitySnapshot } from '../support/identity-snapshot';
 
 const NOW = 1_700_000_000_000;
 let n = 0;
@@ -32,20 +33,7 @@ const track = (ids: Ids, name: string, properties: Record<string, unknown> = {})
 const once = { needsDispatch: false };
 const batch = { needsDispatch: () => false };
 
-/** Everything the store holds about these ids, and the row counts of every table. */
-async function snapshot(store: KyselyStore, ids: string[]) {
-  const people = [];
-  for (const id of ids) {
-    people.push({
-      id,
-      resolves: await store.resolveCustomerId(id),
-      profile: await store.getProfile(id),
-      aliases: await store.aliasesOf(id),
-      events: (await store.recentEvents(id, 1000)).map((e) => [e.messageId, e.customerId, e.type, e.name]),
-    });
-  }
-  return { people, counts: await store.tableCounts() };
-}
+const snapshot = (store: KyselyStore, ids: string[]) => identitySnapshot(store, ids);
 
 /** A customer identified by a server key: email, marketing consent withdrawn, a cart. */
 async function identifiedCustomer(store: KyselyStore, id = unique('victim')): Promise<string> {
