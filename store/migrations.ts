@@ -306,6 +306,59 @@ function sendsByMessageId(): Migration {
   };
 }
 
+/**
+ * Privacy (issue 14): the suppression list (by SHA-256 of the lower-cased address, so an erased or unsubscribed
+ * address stays suppressed as a hash), the consent trail, the per-customer data keys of the Temporal payload codec
+ * (by pseudonymous subject, wrapped by the master key) and the erasure log (no personal data).
+ */
+function privacy(dialect: StoreDialect): Migration {
+  const t = types(dialect);
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('suppressions')
+        .addColumn('address_hash', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('address', 'text')
+        .addColumn('scope', 'text', (c) => c.notNull())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('created_at', t.time, (c) => c.notNull())
+        .addColumn('expires_at', t.time)
+        .addPrimaryKeyConstraint('suppressions_pk', ['address_hash', 'reason'])
+        .execute();
+      await db.schema
+        .createTable('consent_changes')
+        .addColumn('id', t.id, (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn('customer_id', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('granted', t.bool, (c) => c.notNull())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('at', t.time, (c) => c.notNull())
+        .addColumn('recorded_at', t.time, (c) => c.notNull())
+        .addColumn('event_message_id', 'text')
+        .execute();
+      await db.schema.createIndex('consent_changes_customer').on('consent_changes').columns(['customer_id', 'id']).execute();
+      await db.schema
+        .createTable('data_keys')
+        .addColumn('subject', 'text', (c) => c.primaryKey())
+        .addColumn('wrapped_key', 'text', (c) => c.notNull())
+        .addColumn('master_key_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', t.time, (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('erasures')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('at', t.time, (c) => c.notNull())
+        .addColumn('requested_by', 'text', (c) => c.notNull())
+        .addColumn('removed', 'text', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      for (const table of ['erasures', 'data_keys', 'consent_changes', 'suppressions']) await db.schema.dropTable(table).ifExists().execute();
+    },
+  };
+}
+
 /** Names sort in the order they run; never rename or edit one that has shipped — add a new one. */
 export function migrationsFor(dialect: StoreDialect): Record<string, Migration> {
   return {
@@ -317,6 +370,7 @@ export function migrationsFor(dialect: StoreDialect): Record<string, Migration> 
     '0006_segments': segments(dialect),
     '0007_api_keys': apiKeys(dialect),
     '0008_sends_by_message_id': sendsByMessageId(),
+    '0009_privacy': privacy(dialect),
   };
 }
 

@@ -181,6 +181,56 @@ export interface ApiKeysTable {
   revoked_at: number | null;
 }
 
+/**
+ * One suppressed address (core/suppression): `scope` all (hard bounce: no email of any kind) or marketing (complaint,
+ * unsubscribe); `expires_at` null: until removed. Keyed by the SHA-256 of the lower-cased address, so erasure can
+ * clear `address` and keep the hash: a re-import of the address stays suppressed.
+ */
+export interface SuppressionsTable {
+  address_hash: string;
+  /** hard_bounce | complaint | soft_bounce | unsubscribe | manual | import | erased */
+  reason: string;
+  /** null once the customer was erased: only the hash is kept. */
+  address: string | null;
+  /** all | marketing */
+  scope: string;
+  /** Where it came from: webhook, api, cli, import, preference_center, erasure, ingest. */
+  source: string;
+  created_at: number;
+  expires_at: number | null;
+}
+
+/** The consent trail: every change of a customer's consent (a kind: email_marketing, behavioral_tracking, topic:<id>). */
+export interface ConsentChangesTable {
+  id: Generated<number>;
+  customer_id: string;
+  kind: string;
+  granted: DbBool;
+  /** identify (API), unsubscribe, preference_center, import, admin */
+  source: string;
+  /** The change's own time (its event's), epoch ms. */
+  at: number;
+  recorded_at: number;
+  event_message_id: string | null;
+}
+
+/** A customer's data key for the Temporal payload codec, wrapped (AES-256-GCM) by the master key `master_key_id`. */
+export interface DataKeysTable {
+  /** The pseudonymous subject (keyed hash of the customer id), never the id itself. */
+  subject: string;
+  wrapped_key: string;
+  master_key_id: string;
+  created_at: number;
+}
+
+/** One erasure, logged without personal data: a random id, when, which admin key asked, and row counts removed (JSON). */
+export interface ErasuresTable {
+  id: string;
+  at: number;
+  requested_by: string;
+  removed: JsonText;
+}
+
 export interface Database {
   events: EventsTable;
   profiles: ProfilesTable;
@@ -197,7 +247,11 @@ export interface Database {
   segment_state: SegmentStateTable;
   rfm_state: RfmStateTable;
   api_keys: ApiKeysTable;
+  suppressions: SuppressionsTable;
+  consent_changes: ConsentChangesTable;
+  data_keys: DataKeysTable;
+  erasures: ErasuresTable;
 }
 
 /** The tables tableCounts() counts: every one that holds records (catalog_state is a single counter row). */
-export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'identities', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'outbox', 'catalog_products', 'segment_members', 'api_keys'];
+export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'identities', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'outbox', 'catalog_products', 'segment_members', 'api_keys', 'suppressions', 'consent_changes', 'data_keys', 'erasures'];
