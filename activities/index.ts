@@ -7,13 +7,16 @@ import { compileCondition, type Condition } from '../core/conditions';
 import { evaluateEntry, fireTrigger, type EntryCheck } from '../core/entry';
 import type { FlowDefinition } from '../core/flow-types';
 import { mailboxProblem } from '../core/email-address';
-import { profileContext } from '../core/profile';
+import { profileContext, type Profile } from '../core/profile';
+import { sendSuppression, sendsTransactional, suppressedEntry } from '../core/suppression';
+import { topicIsOn } from '../core/topic-consent';
+import { trackingAllowed } from '../core/tracking-consent';
 import type { EventFacts } from '../core/triggers';
 import { eventContext, eventMatches } from '../core/triggers';
 import type { SendRecord, Store } from '../store/store';
 import { signalCustomerEvent, type SignalTarget } from '../client/customer-signals';
 import type { SmtpMailer } from './mailer';
-import { clickUrlSigner, listUnsubscribeHeaders, openPixelUrl, tokenExpiry, unsubscribeUrl, withUtm } from '../core/tracking';
+import { clickUrlSigner, listUnsubscribeHeaders, openPixelUrl, preferencesUrl, tokenExpiry, unsubscribeUrl, withUtm } from '../core/tracking';
 import { catalogRenderOptions, type CatalogReader } from './catalog';
 import type { RenderOptions, TemplateLibrary } from './templates';
 import type { SegmentEngine, SweepPage } from './segment-engine';
@@ -40,6 +43,10 @@ export interface ActivityDeps {
   currentFlows: () => FlowDefinition[];
   /** Segment membership, for the segment sweep; null: no segments (the sweep has nothing to do). */
   segments: SegmentEngine | null;
+  /** How long events are kept (MICROFLOWS_EVENT_RETENTION, ms); null or absent: forever, and the purge does nothing. */
+  eventRetentionMs?: number | null;
+  /** Whether a customer who gave no behavioral_tracking consent is tracked (MICROFLOWS_TRACKING_DEFAULT): their emails get the open pixel and tracked links; default yes. */
+  trackingGrantedByDefault?: boolean;
 }
 
 /** What the arbiter hands a run it admitted, for the run to record as its first step. */
@@ -77,6 +84,12 @@ export function createActivities(deps: ActivityDeps) {
   const { store } = deps;
   // Flow versions are immutable once registered, so they are cached forever per worker.
   const flowCache = new Map<string, FlowDefinition>();
+
+  /** The entry check with the suppression list applied to the customer's email at `at` (core/suppression). */
+  async function withSuppression(check: EntryCheck, flow: FlowDefinition, profile: Profile | undefined, at: number): Promise<EntryCheck> {
+    if (!check.matched || !profile?.email) return check;
+    return suppressedEntry(check, await store.suppressionsFor(profile.email, at), sendsTransactional(flow, (template) => deps.templates.category(template)), at);
+  }
 
   async function flowVersion(flowId: string, version: number): Promise<FlowDefinition> {
     const key = `${flowId}@${version}`;
@@ -160,19 +173,43 @@ export function createActivities(deps: ActivityDeps) {
       ]);
       return { status: 'skipped', reason };
     }
+    // A topic the customer turned off on the preference center stops this flow's marketing sends, not the others'.
+    // The topic comes from the run's own flow version: the one it was pinned to when it started.
+    const topic = category === 'marketing' ? ((await flowVersion(input.flowId, input.flowVersion)).topic ?? null) : null;
+    if (topic !== null && !topicIsOn(profile, topic)) {
+      const reason = `customer turned off topic ${topic}`;
+      await store.recordDecisions([
+        { key: `${input.deliveryKey}:skipped`, customerId: input.customerId, at: input.scheduledAt, flowId: input.flowId, flowVersion: input.flowVersion, outcome: 'skipped', reason: `send ${input.nodeId} (${input.template}) skipped: ${reason}`, eventMessageId: null, workflowId: input.workflowId },
+      ]);
+      return { status: 'skipped', reason };
+    }
+    // The suppression list, read for this address at the send's own (flow) time: a bounce or complaint recorded
+    // since the run began stops it here; an expired soft-bounce entry no longer does.
+    const suppressed = sendSuppression(await store.suppressionsFor(to, input.scheduledAt), category, input.scheduledAt);
+    if (suppressed.blocked) {
+      await store.recordDecisions([
+        { key: `${input.deliveryKey}:skipped`, customerId: input.customerId, at: input.scheduledAt, flowId: input.flowId, flowVersion: input.flowVersion, outcome: 'skipped', reason: `send ${input.nodeId} (${input.template}) skipped: ${suppressed.reason}`, eventMessageId: null, workflowId: input.workflowId },
+      ]);
+      return { status: 'skipped', reason: suppressed.reason };
+    }
     const claims = { customerId: input.customerId, deliveryKey: input.deliveryKey, flowId: input.flowId, stepId: input.nodeId };
     const tracking = deps.tracking;
     // Links live for the TTL from the email's own date (its Date header), the same on every retry of the send.
     const expiresAt = tokenExpiry(input.scheduledAt, tracking?.tokenTtlMs);
     const unsubscribe = category === 'marketing' && tracking ? unsubscribeUrl(tracking.baseUrl(), tracking.secret, claims, expiresAt) : null;
+    const preferences = category === 'marketing' && tracking ? preferencesUrl(tracking.baseUrl(), tracking.secret, claims, expiresAt) : null;
     const index = deps.catalog ? await deps.catalog.index() : null;
-    const trackedUrl = tracking ? clickUrlSigner(tracking.baseUrl(), tracking.secret, claims, expiresAt) : null;
+    // Without tracking consent (core/tracking-consent): no open pixel and plain links. UTM tags stay: they name the
+    // campaign, not the reader. The unsubscribe and preference links are not tracking and stay too.
+    const tracked = tracking !== null && trackingAllowed(profile, deps.trackingGrantedByDefault ?? true);
+    const trackedUrl = tracking && tracked ? clickUrlSigner(tracking.baseUrl(), tracking.secret, claims, expiresAt) : null;
     const options: RenderOptions = {
       // The link policy has passed every URL that gets here (core/link-policy); only http(s) ones are tracked.
       link: (url, _index, literal) => (trackedUrl && /^https?:\/\//i.test(url) ? trackedUrl(url, literal) : withUtm(url, { flowId: input.flowId, stepId: input.nodeId })),
       ...(tracking?.linkDomains ? { linkDomains: tracking.linkDomains } : {}),
       unsubscribeUrl: unsubscribe,
-      openPixelUrl: tracking ? openPixelUrl(tracking.baseUrl(), tracking.secret, claims, expiresAt) : null,
+      preferencesUrl: preferences,
+      openPixelUrl: tracking && tracked ? openPixelUrl(tracking.baseUrl(), tracking.secret, claims, expiresAt) : null,
       ...catalogRenderOptions(index),
     };
     const rendered = deps.templates.render(
@@ -232,7 +269,10 @@ export function createActivities(deps: ActivityDeps) {
 
     /** Evaluates a flow's entry condition for the customer now (a queued trigger, decided again later). */
     async checkEntry(input: { customerId: string; flowId: string; version: number; event: EventFacts }): Promise<EntryCheck> {
-      return evaluateEntry(await flowVersion(input.flowId, input.version), await store.getProfile(input.customerId, { withSegments: true }), input.event);
+      const flow = await flowVersion(input.flowId, input.version);
+      const profile = await store.getProfile(input.customerId, { withSegments: true });
+      // Decided after its event: the list as it is now, so an entry made meanwhile (a bounce) counts.
+      return withSuppression(evaluateEntry(flow, profile, input.event), flow, profile, Math.max(Date.now(), input.event.timestamp));
     },
 
     /** Persists what one arbitration step decided: the new run's entry (first, so the run number is taken) and the decisions. */
@@ -311,6 +351,17 @@ export function createActivities(deps: ActivityDeps) {
       await store.markSegmentsSwept(input.now);
     },
 
+    /**
+     * One page of the event retention purge (the inactivity sweep's last step): events older than `now` minus the
+     * retention, of up to `limit` customers after `after`. Each customer's purge commits on its own, so a retry redoes
+     * only what did not.
+     */
+    async purgeExpiredEvents(input: { now: number; after: string | null; limit: number }): Promise<{ purged: number; customers: number; next: string | null }> {
+      if (!deps.eventRetentionMs) return { purged: 0, customers: 0, next: null };
+      Context.current().heartbeat(input.after);
+      return store.purgeEventsBefore(input.now - deps.eventRetentionMs, input.limit, input.after);
+    },
+
     /** One page of the inactivity sweep: signals customers whose "no X for N days" came true. */
     async sweepInactivity(input: { now: number; cursor: string | null; pageSize: number; sweepId: string }): Promise<{ signalled: number; nextCursor: string | null }> {
       if (!deps.signals) throw ApplicationFailure.nonRetryable('the sweep needs a Temporal client: the worker was built without one', 'SweepMisconfigured');
@@ -331,7 +382,9 @@ export function createActivities(deps: ActivityDeps) {
           properties: { inactive_since: hit.lastEventAt, sweep: input.sweepId },
           timestamp: input.now,
         };
-        const event: CustomerEventSignalInput = { ...facts, triggers: [fireTrigger(flow, await store.getProfile(hit.customerId, { withSegments: true }), facts)] };
+        const profile = await store.getProfile(hit.customerId, { withSegments: true });
+        const fired = fireTrigger(flow, profile, facts);
+        const event: CustomerEventSignalInput = { ...facts, triggers: [{ ...fired, entry: await withSuppression(fired.entry, flow, profile, input.now) }] };
         await signalCustomerEvent(deps.signals, hit.customerId, event);
         signalled += 1;
         Context.current().heartbeat(hit.customerId);

@@ -105,6 +105,7 @@ export async function previewTemplate(deps: PreviewDeps, request: PreviewRequest
       // The same policy as a send: a javascript:, data: or off-domain link from data is shown unlinked here too.
       ...(deps.linkDomains ? { linkDomains: deps.linkDomains } : {}),
       unsubscribeUrl: compiled.header.category === 'marketing' ? '#unsubscribe-preview' : null,
+      preferencesUrl: compiled.header.category === 'marketing' ? '#preferences-preview' : null,
       openPixelUrl: null,
       ...catalogRenderOptions(index),
     },

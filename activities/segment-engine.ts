@@ -10,6 +10,7 @@ import { rfmBoundaries, rfmInputOf, rfmScore, type RfmBoundaries, type RfmScores
 import type { SegmentDefinition } from '../core/segment-definition';
 import { ProfileHistory } from '../core/profile-history';
 import { UniqueQueue } from '../core/unique-queue';
+import { behavioralSegmentIds, trackingAllowed } from '../core/tracking-consent';
 import { membershipChanges, replayCustomer, segmentChangeEvents, segmentEventReads, type BaseFacts, type SegmentChange, type SegmentSpec } from '../core/segment-membership';
 import type { SegmentRule } from '../core/segment-rules';
 import type { SegmentDecision, SegmentFactsRead, SegmentReadPlan, Store } from '../store/store';
@@ -36,6 +37,8 @@ export interface SegmentEngineOptions {
   log?: (message: string) => void;
   /** Customers waiting for a real-time evaluation beyond which more are left to the sweep (MAX_PENDING_EVALUATIONS). */
   maxPending?: number;
+  /** Whether a customer who gave no behavioral_tracking consent is tracked (MICROFLOWS_TRACKING_DEFAULT); default yes. */
+  trackingGrantedByDefault?: boolean;
 }
 
 export interface CustomerSegmentResult {
@@ -93,6 +96,9 @@ export class SegmentEngine {
   private specs: SegmentSpec[] = [];
   private descriptions = new Map<string, string | null>();
   private rfmUsed = false;
+  /** Segments that read behavior (core/tracking-consent): no membership for a customer without tracking consent. */
+  private behavioral: ReadonlySet<string> = new Set();
+  private readonly trackingGrantedByDefault: boolean;
   /** Some rule reads the profile: a replay through the past folds the profile as it was at each moment. */
   private profileRead = false;
   private readonly store: Store;
@@ -114,6 +120,7 @@ export class SegmentEngine {
     this.now = options.now ?? Date.now;
     this.log = options.log ?? ((m) => console.error(m));
     this.pending = new UniqueQueue(options.maxPending ?? MAX_PENDING_EVALUATIONS);
+    this.trackingGrantedByDefault = options.trackingGrantedByDefault ?? true;
     this.setSegments(options.segments);
   }
 
@@ -122,6 +129,7 @@ export class SegmentEngine {
     this.specs = segments.map((s) => ({ id: s.id, rule: s.rule }));
     this.descriptions = new Map(segments.map((s) => [s.id, s.description]));
     this.rfmUsed = usesRfm(segments);
+    this.behavioral = behavioralSegmentIds(this.specs);
     this.profileRead = segments.some((s) => readsProfile(s.rule));
   }
 
@@ -225,7 +233,7 @@ export class SegmentEngine {
         results.set(customerId, { changes, members: new Set() });
         return { members: new Set(), at: now, nextCheckAt: null, events: segmentChangeEvents(changes, this.descriptions, now) };
       }
-      const history = new ProfileHistory(profile, facts.profileEvents ?? []);
+      const history = new ProfileHistory(profile, facts.profileEvents ?? [], facts.computedBase);
       // History of segments no longer defined is left as it was.
       const recorded = facts.recorded.filter((c) => defined.has(c.segmentId));
       const result = replayCustomer({
@@ -233,7 +241,9 @@ export class SegmentEngine {
         customerId,
         factsAt: (at) => {
           const then = history.at(at);
-          return factsAt(then, facts.events, rfmOf(then, boundaries), at);
+          // Consent as it stood then: a member who withdrew leaves behavior segments at the withdrawal, not before.
+          const withheld = trackingAllowed(then, this.trackingGrantedByDefault) ? undefined : this.behavioral;
+          return { ...factsAt(then, facts.events, rfmOf(then, boundaries), at), withheld };
         },
         stored: before,
         recorded: recorded.map((c) => ({ ...c, customerId })),

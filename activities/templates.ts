@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidFileError, TemplateError, type FileProblem } from '../core/errors';
 import { compileTemplate, renderTemplate, templateHandlebars, type CompiledTemplate, type RenderedTemplate, type TemplateCategory, type TemplateData } from '../core/template-compiler';
+import { brandTemplateData, type Brand } from '../core/brand';
 import { linkDomainOf, normalizeLinkDomains } from '../core/link-policy';
 import type { Recommender } from '../core/template-helpers';
 import type { SourceFile } from '../core/template-source';
@@ -21,6 +22,8 @@ export interface RenderOptions {
   /** Where links from data may point (core/link-policy); default: the library's. */
   linkDomains?: readonly string[];
   unsubscribeUrl?: string | null;
+  /** The customer's preference center link (marketing sends). */
+  preferencesUrl?: string | null;
   openPixelUrl?: string | null;
   recommend?: Recommender | null;
   productUrl?: (productId: string) => string | undefined;
@@ -36,6 +39,11 @@ export interface TemplateLibraryOptions {
   currency?: string;
   locale?: string;
   log?: (message: string) => void;
+  /**
+   * The sender's brand (brand.yaml): templates read it as `brand.*`, and every marketing template must show its postal
+   * address. Absent: marketing templates are checked against a sample address, and render none.
+   */
+  brand?: Brand | null;
 }
 
 interface LoadedSet {
@@ -58,8 +66,11 @@ function displayDir(dir: string): string {
   return relative === '' ? '.' : relative.startsWith('..') || path.isAbsolute(relative) ? path.resolve(dir) : relative;
 }
 
-/** Compiles every template of `dir`; problems (errors and warnings) of all of them, with file:line. */
-export function compileTemplateDir(dir: string, handlebars = templateHandlebars()): LoadedSet {
+/**
+ * Compiles every template of `dir`; problems (errors and warnings) of all of them, with file:line. Marketing templates
+ * are checked to show `brand`'s postal address (a sample one when absent) and the unsubscribe and preference links.
+ */
+export function compileTemplateDir(dir: string, handlebars = templateHandlebars(), brand: Brand | null = null): LoadedSet {
   const shown = displayDir(dir);
   const library = { partials: readSources(path.join(dir, 'partials'), path.join(shown, 'partials')), layouts: readSources(path.join(dir, 'layouts'), path.join(shown, 'layouts')) };
   const templates = new Map<string, CompiledTemplate>();
@@ -67,7 +78,7 @@ export function compileTemplateDir(dir: string, handlebars = templateHandlebars(
   if (!fs.existsSync(dir)) return { templates, problems };
   for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.mjml')).sort()) {
     const name = file.slice(0, -'.mjml'.length);
-    const result = compileTemplate(name, { file: path.join(shown, file), text: fs.readFileSync(path.join(dir, file), 'utf8') }, library, handlebars);
+    const result = compileTemplate(name, { file: path.join(shown, file), text: fs.readFileSync(path.join(dir, file), 'utf8') }, library, handlebars, brand ? { brand: brandTemplateData(brand) } : {});
     problems.push(...result.problems);
     if (result.template) templates.set(name, result.template);
   }
@@ -94,7 +105,7 @@ export class TemplateLibrary {
 
   /** Compiles all templates; throws InvalidFileError listing every error when any template does not compile. */
   load(): void {
-    const loaded = compileTemplateDir(this.dir, this.handlebars);
+    const loaded = compileTemplateDir(this.dir, this.handlebars, this.options.brand ?? null);
     const errors = loaded.problems.filter((p) => p.severity === 'error');
     if (errors.length > 0) throw new InvalidFileError(loaded.problems);
     this.templates = loaded.templates;
@@ -141,6 +152,16 @@ export class TemplateLibrary {
     return template;
   }
 
+  /** The sender's brand the templates render with, if any. */
+  get brand(): Brand | null {
+    return this.options.brand ?? null;
+  }
+
+  /** The loaded marketing templates, which need the brand's postal address. */
+  marketingNames(): string[] {
+    return [...this.templates.values()].filter((template) => template.header.category === 'marketing').map((template) => template.name);
+  }
+
   category(name: string): TemplateCategory {
     return this.get(name).header.category;
   }
@@ -148,7 +169,8 @@ export class TemplateLibrary {
   /** Handlebars only: the MJML was compiled at load. */
   render(name: string, data: TemplateData, options: RenderOptions = {}): RenderedEmail {
     const template = this.get(name);
-    const rendered = renderTemplate(template, { shop: { url: this.shopUrl(), currency: this.options.currency ?? 'USD' }, ...data }, {
+    const brand = this.options.brand ? { brand: brandTemplateData(this.options.brand) } : {};
+    const rendered = renderTemplate(template, { shop: { url: this.shopUrl(), currency: this.options.currency ?? 'USD' }, ...brand, ...data }, {
       locale: options.locale ?? (typeof data.profile.locale === 'string' ? data.profile.locale : undefined) ?? this.options.locale ?? 'en-US',
       timezone: options.timezone ?? (typeof data.profile.timezone === 'string' ? data.profile.timezone : null),
       currency: (typeof data.profile.currency === 'string' ? data.profile.currency : undefined) ?? this.options.currency ?? 'USD',
@@ -156,6 +178,7 @@ export class TemplateLibrary {
       linkDomains: options.linkDomains ? normalizeLinkDomains(options.linkDomains) : this.linkDomains,
       link: options.link ?? ((url) => url),
       unsubscribeUrl: options.unsubscribeUrl ?? null,
+      preferencesUrl: options.preferencesUrl ?? null,
       openPixelUrl: options.openPixelUrl ?? null,
       recommend: options.recommend ?? null,
       productUrl: options.productUrl ?? (() => undefined),

@@ -1,6 +1,7 @@
 // The embedded stack a benchmark measures: the real `temporal server start-dev` with its SQLite file in
-// a temp dir (headless), and in this process the microflows runtime (store, worker, HTTP server, outbox
-// delivery) plus a bench-only Worker for the baseline's no-op workflow on its own task queue.
+// a temp dir (headless), and in this process one microflows runtime (store, worker, HTTP server, outbox
+// delivery) per payload-encryption setting under test, plus a bench-only Worker for the baseline's no-op
+// workflow on its own task queue.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,21 +15,35 @@ export const BENCH_ROOT = __dirname;
 export const PROJECT_ROOT = path.resolve(__dirname, '..');
 export const BENCH_WRITE_KEY = 'bench-write-key';
 
-export interface BenchStack {
+/** MICROFLOWS_PAYLOAD_ENCRYPTION of a runtime under test. */
+export type Encryption = 'off' | 'on';
+
+/** One microflows runtime on the shared dev server, with its own store, task queue and HTTP server. */
+export interface MicroflowsUnderTest {
+  encryption: Encryption;
   runtime: Runtime;
+  /** The runtime's client, with its payload codec. */
   client: Client;
   /** microflows' HTTP server */
   url: string;
+  /** Messages the runtime logged (dispatch failures show up here). */
+  log: string[];
+}
+
+export interface BenchStack {
+  microflows: MicroflowsUnderTest[];
+  /** A client without a payload codec: the baseline's starts, and reading histories as Temporal stores them. */
+  plainClient: Client;
   noopTaskQueue: string;
   /** The dev server's process id, for CPU sampling. */
   temporalPid: number | undefined;
-  /** Messages the runtime logged (dispatch failures show up here). */
-  log: string[];
   stop(): Promise<void>;
 }
 
 export interface BenchStackOptions {
   sqlitePragmas: string[];
+  /** A runtime for each, in this order; all share the dev server, each has its own data dir. */
+  encryptions: Encryption[];
   workflowBundle: WorkflowBundleWithSourceMap;
   noopBundle: WorkflowBundleWithSourceMap;
 }
@@ -45,7 +60,6 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       }
     }
   };
-  const log: string[] = [];
   try {
     const serverOutput: string[] = [];
     const dynamicConfig = (process.env.BENCH_DYNAMIC_CONFIG ?? '').split(',').filter(Boolean);
@@ -54,31 +68,40 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
 
     const connection = await Connection.connect({ address: devServer.address });
     cleanups.push(() => connection.close());
-    const client = new Client({ connection });
+    const plainClient = new Client({ connection });
     const nativeConnection = await NativeConnection.connect({ address: devServer.address });
     cleanups.push(() => nativeConnection.close());
 
-    const config = readConfig(
-      {
-        PORT: '0',
-        MICROFLOWS_DATA_DIR: dataDir,
-        MICROFLOWS_FLOWS_DIR: path.join(BENCH_ROOT, 'fixtures/flows'),
-        MICROFLOWS_TEMPLATES_DIR: path.join(BENCH_ROOT, 'fixtures/templates'),
-        MICROFLOWS_WRITE_KEY: BENCH_WRITE_KEY,
-        TEMPORAL_ADDRESS: devServer.address,
-        TEMPORAL_TASK_QUEUE: `bench-${process.pid}`,
-        // No SMTP_URL: sends go to the outbox table, as in the embedded default.
-      },
-      PROJECT_ROOT,
-    );
-    const runtime = await startRuntime({
-      config,
-      temporal: { client, nativeConnection },
-      workflowBundle: options.workflowBundle,
-      schedule: false,
-      log: (message) => void log.push(message),
-    });
-    cleanups.push(() => runtime.stop());
+    const microflows: MicroflowsUnderTest[] = [];
+    for (const encryption of options.encryptions) {
+      const runtimeDir = path.join(dataDir, `microflows-encryption-${encryption}`);
+      const config = readConfig(
+        {
+          PORT: '0',
+          MICROFLOWS_DATA_DIR: runtimeDir,
+          MICROFLOWS_FLOWS_DIR: path.join(BENCH_ROOT, 'fixtures/flows'),
+          MICROFLOWS_TEMPLATES_DIR: path.join(BENCH_ROOT, 'fixtures/templates'),
+          MICROFLOWS_WRITE_KEY: BENCH_WRITE_KEY,
+          MICROFLOWS_PAYLOAD_ENCRYPTION: encryption === 'on' ? 'true' : 'false',
+          // No MICROFLOWS_MASTER_KEY: on loopback the runtime generates one into its data dir, as `microflows start` does.
+          TEMPORAL_ADDRESS: devServer.address,
+          TEMPORAL_TASK_QUEUE: `bench-${process.pid}-encryption-${encryption}`,
+          // No SMTP_URL: sends go to the outbox table, as in the embedded default.
+        },
+        PROJECT_ROOT,
+      );
+      const log: string[] = [];
+      const runtime = await startRuntime({
+        config,
+        temporal: { client: plainClient, nativeConnection },
+        workflowBundle: options.workflowBundle,
+        schedule: false,
+        log: (message) => void log.push(message),
+      });
+      cleanups.push(() => runtime.stop());
+      // The runtime's copy of the client, with the payload codec: what it reads is decrypted.
+      microflows.push({ encryption, runtime, client: runtime.client, url: runtime.url!, log });
+    }
 
     const noopTaskQueue = `bench-noop-${process.pid}`;
     const noopWorker = await Worker.create({ connection: nativeConnection, taskQueue: noopTaskQueue, workflowBundle: options.noopBundle });
@@ -88,7 +111,7 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       await noopRunning;
     });
 
-    return { runtime, client, url: runtime.url!, noopTaskQueue, temporalPid: devServer.pid, log, stop };
+    return { microflows, plainClient, noopTaskQueue, temporalPid: devServer.pid, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -33,6 +33,8 @@ export interface DevServerOptions {
   port?: number;
   uiPort?: number;
   headless?: boolean;
+  /** The Web UI's remote codec endpoint (`--ui-codec-endpoint`): microflows' /codec on the admin surface. */
+  codecEndpoint?: string;
   /** `--sqlite-pragma` values, e.g. ['journal_mode=wal', 'synchronous=normal'] */
   sqlitePragmas?: string[];
   /** `--dynamic-config-value` entries, e.g. ['limit.historyCount.suggestContinueAsNew=50'] */
@@ -156,7 +158,8 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     ...SEARCH_ATTRIBUTE_REGISTRATIONS.flatMap((sa) => ['--search-attribute', sa]),
     ...(options.sqlitePragmas ?? []).flatMap((pragma) => ['--sqlite-pragma', pragma]),
     ...(options.dynamicConfig ?? []).flatMap((value) => ['--dynamic-config-value', value]),
-    ...(options.headless ? ['--headless'] : ['--ui-port', String(uiPort)]),
+    // The UI's newsfeed would call temporal.io from every operator's browser: nothing leaves the machine unasked.
+    ...(options.headless ? ['--headless'] : ['--ui-port', String(uiPort), '--ui-disable-news-fetch', ...(options.codecEndpoint ? ['--ui-codec-endpoint', options.codecEndpoint] : [])]),
   ];
   options.onSpawn?.();
   // detached: its own process group, so a terminal's Ctrl-C reaches only this process, which stops the worker and

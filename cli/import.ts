@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readConfig, type Config } from '../core/config';
+import { truncateEventIp } from '../core/ip-truncation';
 import { formatProblem, isMicroflowsError } from '../core/errors';
 import type { FileProblem } from '../core/errors';
 import type { NewEvent } from '../core/event';
@@ -303,7 +304,8 @@ async function importRows(run: ImportRun): Promise<number> {
   const flush = async (): Promise<void> => {
     if (lastRow === rowsDone) return;
     if (events.length > 0) {
-      const results = await store.recordEvents(events, { needsDispatch: () => false });
+      // An export's context.ip is an IP like any other: stored as ingest stores it (MICROFLOWS_IP_TRUNCATION).
+      const results = await store.recordEvents(run.config.ipTruncation ? events.map(truncateEventIp) : events, { needsDispatch: () => false });
       for (const result of results) {
         if (result.duplicate) totals.duplicates += 1;
         else totals.fresh += 1;

@@ -5,6 +5,9 @@ import type { FlowDefinition } from '../core/flow-types';
 import { flowToMermaid } from '../core/mermaid';
 import { IMPORT_ARGS, IMPORT_USAGE, runImport } from './import';
 import { KEYS_ARGS, KEYS_USAGE, runKeys } from './keys';
+import { DATA_KEYS_ARGS, DATA_KEYS_USAGE, runDataKeys } from './data-keys';
+import { SUPPRESSIONS_ARGS, SUPPRESSIONS_USAGE, runSuppressions } from './suppressions';
+import { CUSTOMERS_ARGS, CUSTOMERS_USAGE, runCustomers } from './customers';
 import { loadFlowFiles, loadFlowPaths } from './project-files';
 import { PREVIEW_ARGS, PREVIEW_USAGE, runPreview } from './preview';
 import { serve } from './serve';
@@ -105,6 +108,27 @@ Reads the segments of MICROFLOWS_SEGMENTS_DIR and the store (DATABASE_URL, or th
     summary: 'create, list and revoke admin API keys and source (write) keys',
     usage: KEYS_USAGE,
     run: runKeys,
+  },
+
+  'data-keys': {
+    args: DATA_KEYS_ARGS,
+    summary: 'rewrap the Temporal payload data keys with the current master key (after a rotation), or count them',
+    usage: DATA_KEYS_USAGE,
+    run: runDataKeys,
+  },
+
+  suppressions: {
+    args: SUPPRESSIONS_ARGS,
+    summary: 'list, add, remove, import and export the suppression list (bounces, complaints, unsubscribes)',
+    usage: SUPPRESSIONS_USAGE,
+    run: runSuppressions,
+  },
+
+  customers: {
+    args: CUSTOMERS_ARGS,
+    summary: 'erase a customer (store and running flows) or export everything held about them as JSON',
+    usage: CUSTOMERS_USAGE,
+    run: runCustomers,
   },
 
   start: {

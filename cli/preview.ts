@@ -7,7 +7,9 @@ import { parseArgs } from 'node:util';
 import { catalogReader } from '../activities/catalog';
 import { parsePreviewEvent, previewTemplate, type TemplatePreview } from '../activities/preview';
 import { TemplateLibrary } from '../activities/templates';
+import { SAMPLE_BRAND } from '../core/brand';
 import { readConfig } from '../core/config';
+import { loadBrandFile } from './brand-file';
 import { openStore } from '../store/open-store';
 import { typicalMemberProfile } from './typical-member';
 
@@ -88,7 +90,9 @@ export async function runPreview(args: string[]): Promise<number> {
     return 1;
   }
   const config = readConfig(process.env, process.cwd());
-  const templates = new TemplateLibrary(config.templatesDir, { shopUrl: config.shopUrl, linkDomains: config.linkDomains });
+  // Before brand.yaml exists, footers show a sample address rather than none.
+  const brand = loadBrandFile(config.brandFile) ?? SAMPLE_BRAND;
+  const templates = new TemplateLibrary(config.templatesDir, { shopUrl: config.shopUrl, linkDomains: config.linkDomains, brand });
   if (!templates.has(flags.template)) {
     console.error(`no template "${flags.template}" in ${config.templatesDir}: templates are ${templates.names().join(', ')}`);
     return 1;

@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
-import type { Duration } from '@temporalio/common';
+import { Client, type ClientOptions, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
+import type { DataConverter, Duration } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { createSmtpMailer, type SmtpMailer } from '../activities/mailer';
@@ -17,14 +17,20 @@ import { KEY_PREFIX } from '../core/api-keys';
 import type { FlowDefinition } from '../core/flow-types';
 import { createApp, type AppDeps } from '../server/app';
 import { TemporalDispatcher } from '../server/temporal-dispatcher';
+import { sendsTransactional } from '../core/suppression';
+import { temporalTerminator } from '../server/customer-erasure';
 import { openStore } from '../store/open-store';
 import type { Store } from '../store/store';
 import { catalogReader } from '../activities/catalog';
 import { formatProblem } from '../core/errors';
 import { syncCatalogDir } from './catalog-files';
 import { loadFlowFiles } from './project-files';
+import { loadBrandFile, requireBrandForMarketing } from './brand-file';
 import { loadSegments, segmentIdsIn } from './segment-files';
 import { SegmentEngine } from '../activities/segment-engine';
+import { erasureNaming } from '../client/payload-keys';
+import { codecOriginsOf } from '../server/codec-routes';
+import { openPayloadEncryption, type PayloadEncryption } from './payload-encryption';
 
 /**
  * The key that signs click, open and unsubscribe links: MICROFLOWS_SIGNING_SECRET, or one generated on first start
@@ -101,9 +107,22 @@ function closeServer(server: http.Server): Promise<void> {
   });
 }
 
+/**
+ * The same client with the data converter added: its class (a time-skipping test client stays one), connection,
+ * namespace and interceptors kept.
+ */
+function withDataConverter(client: Client, dataConverter: DataConverter): Client {
+  const { connection, namespace, interceptors, identity } = client.options;
+  const ClientClass = client.constructor as new (options: ClientOptions) => Client;
+  return new ClientClass({ connection, namespace, interceptors, identity, dataConverter });
+}
+
 export interface RuntimeOptions {
   config: Config;
-  /** Use these instead of connecting to config.temporalAddress (tests pass a TestWorkflowEnvironment's). */
+  /**
+   * Use these instead of connecting to config.temporalAddress (tests pass a TestWorkflowEnvironment's). The client's
+   * connection, class and options are kept, with the payload codec added: `Runtime.client` is that copy.
+   */
   temporal?: { client: Client; nativeConnection: NativeConnection };
   /** A pre-built workflow bundle (tests bundle once per file); otherwise the worker bundles workflows/. */
   workflowBundle?: WorkflowBundleWithSourceMap;
@@ -137,6 +156,8 @@ export interface Runtime {
   adminUrl: string | null;
   /** The admin key `start` generated for a development server (see developmentAdminKey), or null. */
   developmentAdminKey: string | null;
+  /** Payload encryption: the keyring (subjectOf, shred), the codec and the data converter every client here uses. */
+  payloads: PayloadEncryption;
   /** Reload flow files: registers new versions; new entries take them, running customers keep theirs. */
   reloadFlows(): Promise<FlowDefinition[]>;
   stop(): Promise<void>;
@@ -268,9 +289,14 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       devAdminKey = developmentAdminKey(config, hasStoredAdminKey);
     }
     const flows = await loadAndRegisterFlows(config, store);
+    const payloads = openPayloadEncryption(config, store);
+    if (payloads.generatedMasterKeyFile) log(`[microflows] Temporal payloads are encrypted with the development master key in ${payloads.generatedMasterKeyFile}`);
+    await payloads.keyring.ready();
     // Upserted, not replaced: products sent to PUT /api/catalog/products stay. A bad file stops the start.
     await syncCatalogDir(config.catalogDir, store, log);
-    const templates = new TemplateLibrary(config.templatesDir, { shopUrl: config.shopUrl, linkDomains: config.linkDomains, log });
+    const brand = loadBrandFile(config.brandFile);
+    const templates = new TemplateLibrary(config.templatesDir, { shopUrl: config.shopUrl, linkDomains: config.linkDomains, log, brand });
+    requireBrandForMarketing(config.brandFile, brand, templates.marketingNames());
     for (const warning of templates.warnings) log(`[templates] ${formatProblem(warning)}`);
     if (config.watchTemplates ?? options.watchTemplates ?? false) {
       templates.watch();
@@ -283,20 +309,27 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     let client: Client;
     let nativeConnection: NativeConnection;
     if (options.temporal) {
-      ({ client, nativeConnection } = options.temporal);
+      nativeConnection = options.temporal.nativeConnection;
+      client = withDataConverter(options.temporal.client, payloads.dataConverter);
     } else {
       if (!config.temporalAddress) throw new Error('startRuntime needs config.temporalAddress or options.temporal');
       const connected = await connectTemporal(config.temporalAddress);
       const { connection } = connected;
       nativeConnection = connected.nativeConnection;
       cleanups.push(() => connection.close());
-      client = new Client({ connection, namespace: config.temporalNamespace });
+      client = new Client({ connection, namespace: config.temporalNamespace, dataConverter: payloads.dataConverter });
       cleanups.push(() => nativeConnection.close());
     }
 
-    const signals = { client, taskQueue: config.taskQueue, searchAttributes: config.searchAttributes };
-    const dispatcher = new TemporalDispatcher(store, signals, flows, log);
-    const segments = new SegmentEngine({ store, segments: loadSegments(config.segmentsDir), dispatcher, log });
+    const signals = {
+      client,
+      taskQueue: config.taskQueue,
+      searchAttributes: config.searchAttributes,
+      ...(config.pseudonymousIds ? { workflowKeyOf: (customerId: string) => payloads.keyring.workflowKeyOf(customerId) } : {}),
+    };
+    // Which flows send transactional email decides which a marketing-only suppression stops at entry (core/suppression).
+    const dispatcher = new TemporalDispatcher(store, signals, flows, log, { sendsTransactional: (flow) => sendsTransactional(flow, (template) => templates.category(template)) });
+    const segments = new SegmentEngine({ store, segments: loadSegments(config.segmentsDir), dispatcher, log, trackingGrantedByDefault: config.trackingDefault === 'granted' });
     await segments.syncDefinitions();
 
     let worker: Worker | null = null;
@@ -307,6 +340,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         connection: nativeConnection,
         namespace: config.temporalNamespace,
         taskQueue: config.taskQueue,
+        // The bundle a test passes must have been made with the same failureConverterPath (test/support/stack.ts).
+        dataConverter: payloads.dataConverter,
         ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
         activities: createActivities({
           store,
@@ -314,10 +349,12 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
           smtp,
           fromAddress: config.fromAddress,
           tracking: { secret: signingSecret, baseUrl: () => publicUrl, linkDomains: config.linkDomains, tokenTtlMs: config.trackingTokenTtlMs },
+          trackingGrantedByDefault: config.trackingDefault === 'granted',
           catalog: catalogReader(store),
           signals,
           currentFlows: () => dispatcher.currentFlows(),
           segments,
+          eventRetentionMs: config.eventRetentionMs,
         }),
       });
       const running = worker.run();
@@ -352,6 +389,10 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         templates,
         catalog: catalogReader(store),
         temporal,
+        brand,
+        workflows: temporalTerminator(client),
+        ...erasureNaming(payloads.keyring),
+        payloads: { codec: payloads.codec, allowedOrigins: codecOriginsOf(config) },
         log,
       });
       const separateAdmin = config.adminPort !== null;
@@ -393,6 +434,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       url,
       adminUrl,
       developmentAdminKey: devAdminKey,
+      payloads,
       async reloadFlows() {
         const reloadedSegments = loadSegments(config.segmentsDir);
         const reloaded = await loadAndRegisterFlows(config, store);

@@ -64,6 +64,15 @@ async function refuseTakenHttpPort(config: Config): Promise<void> {
   throw new PortInUseError(`port ${config.port} on ${config.host} (PORT, the HTTP server's) is in use by another process: stop it (\`lsof -i :${config.port}\` names it) or set PORT to a free port`);
 }
 
+/** The codec endpoint the embedded Web UI is given: /codec on the admin surface; null while its port is not known (PORT=0). */
+export function codecEndpointOf(config: Pick<Config, 'host' | 'port' | 'adminHost' | 'adminPort'>): string | null {
+  const port = config.adminPort ?? config.port;
+  if (port === 0) return null;
+  const host = config.adminHost ?? config.host;
+  const reachable = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  return `http://${reachable}:${port}/codec`;
+}
+
 export async function serve(role: Role): Promise<number> {
   const config = readConfig(process.env, process.cwd());
   // The SDK's INFO lines (bundling, worker state) drown the start-up summary; warnings still show. No shutdown
@@ -89,6 +98,8 @@ export async function serve(role: Role): Promise<number> {
           uiPort: config.temporalUiPort,
           // The dev server's default rollback journal syncs every commit; WAL roughly halves trigger latency (bench/README.md).
           sqlitePragmas: EMBEDDED_SQLITE_PRAGMAS,
+          // The Web UI decodes encrypted payloads through the admin surface's codec endpoint (README, "Encrypted Temporal payloads").
+          ...(codecEndpointOf(config) ? { codecEndpoint: codecEndpointOf(config)! } : {}),
           signal: shutdown.signal,
           onSpawn: () => console.log(`[microflows] starting the Temporal dev server (data in ${config.dataDir}/temporal.sqlite) ...`),
           onOrphanStopped: (orphan) =>
@@ -107,6 +118,9 @@ export async function serve(role: Role): Promise<number> {
     console.log(`  Temporal:   ${config.temporalAddress}${devServer?.uiUrl ? `  (Web UI ${devServer.uiUrl})` : ''}`);
     if (runtime.url) console.log(`  HTTP API:   ${runtime.url}  (Segment API at /v1/*, tracking at /t/*, /u/*, webhooks at /webhooks/*)`);
     if (runtime.adminUrl) console.log(`  Admin API:  ${runtime.adminUrl}/api/*  (Authorization: Bearer <admin key>; GET /api/profiles/:id, /api/outbox)`);
+    if (devServer?.uiUrl && codecEndpointOf(config)) {
+      console.log(`  Codec:      ${codecEndpointOf(config)}  (sign in at ${codecEndpointOf(config)}/login for the Web UI to show encrypted payloads)`);
+    }
     if (runtime.developmentAdminKey) {
       console.log(`  Admin key:  ${runtime.developmentAdminKey}  (generated for development, kept in ${config.dataDir}/admin-key; \`microflows keys create\` makes more)`);
     }

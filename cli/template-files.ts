@@ -2,6 +2,7 @@
 // and layouts of the folder they sit in.
 import path from 'node:path';
 import { compileTemplateDir } from '../activities/templates';
+import type { Brand } from '../core/brand';
 import type { FileProblem } from '../core/errors';
 import type { CompiledTemplate } from '../core/template-compiler';
 
@@ -10,15 +11,18 @@ export interface CheckedTemplates {
   problems: FileProblem[];
 }
 
-/** Compiles a templates folder, or one template file (reporting only its problems and those of what it includes). */
-export function checkTemplates(target: string): CheckedTemplates {
+/**
+ * Compiles a templates folder, or one template file (reporting only its problems and those of what it includes).
+ * Marketing templates must show `brand`'s postal address (a sample one when null).
+ */
+export function checkTemplates(target: string, brand: Brand | null = null): CheckedTemplates {
   if (!target.endsWith('.mjml')) {
-    const loaded = compileTemplateDir(target);
+    const loaded = compileTemplateDir(target, undefined, brand);
     return { templates: [...loaded.templates.values()], problems: loaded.problems };
   }
   const dir = path.dirname(target);
   const name = path.basename(target, '.mjml');
-  const loaded = compileTemplateDir(dir);
+  const loaded = compileTemplateDir(dir, undefined, brand);
   const template = loaded.templates.get(name);
   // Problems of the partials and layouts count too: this template may include them.
   const sharedDirs = [path.resolve(dir, 'partials'), path.resolve(dir, 'layouts')];

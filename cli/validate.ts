@@ -8,6 +8,7 @@ import { formatProblem, type FileProblem } from '../core/errors';
 import { loadFlowPaths } from './project-files';
 import { checkSegments, segmentIdsIn, type CheckedSegments } from './segment-files';
 import { checkTemplates } from './template-files';
+import { checkBrandFile, missingBrandMessage } from './brand-file';
 
 export const VALIDATE_ARGS = '[paths...]';
 export const VALIDATE_USAGE = `usage: microflows validate [paths...]
@@ -19,6 +20,8 @@ MICROFLOWS_SEGMENTS_DIR). A path is a file or a directory, taken for what it hol
 templates; a YAML file with top-level rules: or when: is a segment, one with trigger: or steps: a flow; a YAML file
 that says neither is a segment inside a directory named segments (or MICROFLOWS_SEGMENTS_DIR), else a flow.
 Flows are checked against the templates of MICROFLOWS_TEMPLATES_DIR and the segments of MICROFLOWS_SEGMENTS_DIR.
+Marketing templates must show the postal address of the brand file (MICROFLOWS_BRAND_FILE, default brand.yaml),
+the unsubscribe link and the preference link (the footer partial has all three).
 Exit code: 0 when nothing has an error (warnings are printed), 1 otherwise.`;
 
 const YAML_FILE = /\.ya?ml$/i;
@@ -117,9 +120,14 @@ export async function runValidate(args: string[]): Promise<number> {
       ? validationTargets(args, config)
       : { flows: [config.flowsDir], templates: [config.templatesDir], segments: fs.existsSync(config.segmentsDir) ? [{ dir: config.segmentsDir, only: null }] : [] };
   const { flows, problems } = targets.flows.length > 0 ? loadFlowPaths(targets.flows, config.templatesDir, segmentIdsIn(config.segmentsDir)) : { flows: [], problems: [] };
-  const templates = targets.templates.map(checkTemplates);
+  // Marketing templates are checked against the brand's postal address; the brand file is checked when they are.
+  const brandFile = targets.templates.length > 0 ? checkBrandFile(config.brandFile) : { brand: null, problems: [] };
+  const templates = targets.templates.map((target) => checkTemplates(target, brandFile.brand));
+  const marketing = templates.flatMap((t) => t.templates).filter((t) => t.header.category === 'marketing').map((t) => t.name);
+  const brandProblems: FileProblem[] =
+    brandFile.problems.length > 0 || brandFile.brand || marketing.length === 0 ? brandFile.problems : [{ file: config.brandFile, severity: 'error', message: missingBrandMessage(config.brandFile, marketing) }];
   const segments = targets.segments.map(checkSegmentTarget);
-  const allProblems = [...problems, ...templates.flatMap((t) => t.problems), ...segments.flatMap((s) => s.problems)];
+  const allProblems = [...problems, ...brandProblems, ...templates.flatMap((t) => t.problems), ...segments.flatMap((s) => s.problems)];
   printProblems(allProblems, (line) => console.log(line));
   // What each template reads, so a reviewer sees which profile, event and catalog fields an email depends on.
   for (const template of templates.flatMap((t) => t.templates)) {

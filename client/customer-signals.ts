@@ -11,6 +11,11 @@ export interface SignalTarget {
   client: Client;
   taskQueue: string;
   searchAttributes: boolean;
+  /**
+   * What the customer's workflow ids and CustomerId search attribute carry instead of their id (their pseudonymous
+   * subject, MICROFLOWS_PSEUDONYMOUS_IDS); absent: the id. Workflows cannot hash (no node:crypto): it travels in the input.
+   */
+  workflowKeyOf?: (customerId: string) => Promise<string>;
 }
 
 /**
@@ -18,15 +23,17 @@ export interface SignalTarget {
  * to the run it starts (workflows/flow-run.ts `FlowRunInput.trigger`), whose waits count from the event's time.
  */
 export async function signalCustomerEvent(target: SignalTarget, customerId: string, event: CustomerEventSignalInput & DispatchTiming): Promise<boolean> {
-  const workflowId = customerWorkflowId(customerId);
+  const workflowKey = target.workflowKeyOf ? await target.workflowKeyOf(customerId) : customerId;
+  const workflowId = customerWorkflowId(workflowKey);
   if (event.triggers.length > 0) {
     await target.client.workflow.signalWithStart('customerWorkflow', {
       workflowId,
       taskQueue: target.taskQueue,
-      args: [{ customerId, searchAttributes: target.searchAttributes }],
+      // The input names the key only when it is not the id, so arbiters started before it existed replay the same.
+      args: [{ customerId, searchAttributes: target.searchAttributes, ...(workflowKey !== customerId ? { workflowKey } : {}) }],
       signal: customerEventSignal,
       signalArgs: [event],
-      typedSearchAttributes: target.searchAttributes ? customerSearchAttributes(customerId) : undefined,
+      typedSearchAttributes: target.searchAttributes ? customerSearchAttributes(workflowKey) : undefined,
     });
     return true;
   }

@@ -77,6 +77,8 @@ export interface ArbiterSnapshot {
   seenMessageIds: string[];
   /** Per flow, the latest goal event handled (absent in snapshots of arbiters older than this field). */
   lastExits?: Record<string, HandledExit>;
+  /** What run ids carry instead of the customer id (their pseudonymous subject); absent: the customer id. */
+  workflowKey?: string;
 }
 
 export const DECISIONS_KEPT = 200;
@@ -123,8 +125,9 @@ export class ArbiterState {
    * A new arbiter for a customer, from what the store remembers of their runs. The events that started
    * recent runs count as seen, so an event redelivered after the previous arbiter ended starts nothing twice.
    */
-  static fresh(customerId: string, history: EntryHistory = { flows: [], recentTriggerIds: [] }): ArbiterState {
+  static fresh(customerId: string, history: EntryHistory = { flows: [], recentTriggerIds: [] }, workflowKey?: string): ArbiterState {
     return new ArbiterState({
+      ...(workflowKey !== undefined && workflowKey !== customerId ? { workflowKey } : {}),
       customerId,
       activeRuns: [],
       queued: [],
@@ -250,7 +253,7 @@ export class ArbiterState {
     }
     const runNumber = (this.state.runCounts[policy.flowId] ?? 0) + 1;
     this.state.runCounts[policy.flowId] = runNumber;
-    const workflowId = flowRunWorkflowId(policy.flowId, this.state.customerId, runNumber);
+    const workflowId = flowRunWorkflowId(policy.flowId, this.state.workflowKey ?? this.state.customerId, runNumber);
     this.state.activeRuns.push({
       workflowId,
       flowId: policy.flowId,

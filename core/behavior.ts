@@ -265,9 +265,12 @@ export function needsRefold(computed: Computed, event: Pick<BehaviorEvent, 'type
   return through !== undefined && event.timestamp < through;
 }
 
-/** Folds events that are already in time order (ties in arrival order) from nothing. */
-export function foldAll(events: BehaviorEvent[]): Computed {
-  const computed: Computed = {};
+/**
+ * Folds events that are already in time order (ties in arrival order) from nothing, or from `base`: what the
+ * customer's purged events folded into (event retention), all of them older than these. `base` is not modified.
+ */
+export function foldAll(events: BehaviorEvent[], base?: Computed | null): Computed {
+  const computed: Computed = base ? (JSON.parse(JSON.stringify(base)) as Computed) : {};
   for (const event of events) foldBehaviorInto(computed, event);
   return computed;
 }

@@ -2,6 +2,7 @@
 // embedded stack; every variable here is listed in the README.
 import { parseDuration } from './duration';
 import { ConfigError } from './errors';
+import { parseMasterKey } from './payload-crypto';
 
 export interface Config {
   port: number;
@@ -30,6 +31,8 @@ export interface Config {
   fromAddress: string;
   flowsDir: string;
   templatesDir: string;
+  /** The sender's brand settings (name, postal address, topic labels): core/brand. */
+  brandFile: string;
   /**
    * The address the world reaches the HTTP server at, for tracked links, the open pixel and unsubscribe links in
    * emails; null: this process's own server address (or http://HOST:PORT in a worker-only process).
@@ -67,14 +70,34 @@ export interface Config {
   sendgridVerificationKey: string | null;
   /** Postmark's webhook Basic credential, `user:password`; null: the route answers 401. */
   postmarkWebhookCredential: string | null;
+  /** How long events are kept (ms, by their own timestamp) before the sweep purges them; null: forever. */
+  eventRetentionMs: number | null;
+  /** Store client IPs truncated (IPv4 /24, IPv6 /48, core/ip-truncation) rather than whole. */
+  ipTruncation: boolean;
   /** Ingest calls per second one source key may make (a batch counts its events). */
   rateLimitPerKey: number;
   /** Ingest requests per second one client IP may make with a client key. */
   rateLimitPerIp: number;
   /** Hits per minute one tracking or unsubscribe token may make. */
   rateLimitPerToken: number;
+  /** Whether a customer who gave no behavioral_tracking consent is tracked: granted, or denied (opt-in regions). */
+  trackingDefault: 'granted' | 'denied';
+  /** Repeated soft bounces that suppress an address (core/suppression): this many within the window, for the period (ms). */
+  softBounce: { limit: number; windowMs: number; suppressionMs: number };
   /** node:http limits: time to receive the headers, the whole request, idle keep-alive, and open connections. */
   http: { headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; maxConnections: number };
+  /** Encrypt Temporal payloads (client/payload-codec.ts); decoding what is encrypted happens either way. */
+  payloadEncryption: boolean;
+  /** The master key that wraps the payload data keys (MICROFLOWS_MASTER_KEY, validated); null: see masterKeyFile. */
+  masterKey: string | null;
+  /** A file holding the master key (MICROFLOWS_MASTER_KEY_FILE); null with masterKey null: generated on loopback only. */
+  masterKeyFile: string | null;
+  /** Master keys of before a rotation: used only to unwrap data keys not yet rewrapped (`microflows data-keys rewrap`). */
+  previousMasterKeys: string[];
+  /** Workflow ids and the CustomerId search attribute carry the customer's pseudonymous subject, not their id. */
+  pseudonymousIds: boolean;
+  /** Browser origins (a Temporal Web UI) the codec endpoint answers with CORS; null: the embedded UI's on loopback. */
+  codecAllowedOrigins: string[] | null;
 }
 
 type Env = Record<string, string | undefined>;
@@ -151,6 +174,65 @@ function durationAtLeast(env: Env, name: string, fallback: number, minMs: number
   throw new ConfigError(`${name}=${raw} must be a duration of at least ${minMs / 1000}s, e.g. ${example}`);
 }
 
+function trackingDefaultFrom(env: Env): Config['trackingDefault'] {
+  const raw = env.MICROFLOWS_TRACKING_DEFAULT;
+  if (raw === undefined || raw === '') return 'granted';
+  const value = raw.trim().toLowerCase();
+  if (value === 'granted' || value === 'denied') return value;
+  throw new ConfigError(`MICROFLOWS_TRACKING_DEFAULT=${raw}: use granted (track customers who gave no behavioral_tracking consent) or denied (opt-in regions: track only those who granted it)`);
+}
+
+/** Shorter than a day would purge what flows still wait on (a cart reminder's hour, a day's digest): refused. */
+const MIN_EVENT_RETENTION_MS = 86_400_000;
+
+function eventRetentionFrom(env: Env): number | null {
+  const raw = env.MICROFLOWS_EVENT_RETENTION;
+  if (raw === undefined || raw.trim() === '' || ['none', 'forever'].includes(raw.trim().toLowerCase())) return null;
+  try {
+    const ms = parseDuration(raw);
+    if (ms >= MIN_EVENT_RETENTION_MS) return ms;
+  } catch {
+    // reported below with the variable's name
+  }
+  throw new ConfigError(`MICROFLOWS_EVENT_RETENTION=${raw} must be a duration of at least 1d, e.g. 400d, or none to keep events forever`);
+}
+
+/** The master key settings, each key checked now: a bad one stops the start naming its variable. */
+function masterKeysFrom(env: Env): Pick<Config, 'masterKey' | 'masterKeyFile' | 'previousMasterKeys'> {
+  const masterKey = env.MICROFLOWS_MASTER_KEY || null;
+  const masterKeyFile = env.MICROFLOWS_MASTER_KEY_FILE || null;
+  if (masterKey && masterKeyFile) throw new ConfigError('MICROFLOWS_MASTER_KEY and MICROFLOWS_MASTER_KEY_FILE are both set: keep one (the file keeps the key out of the environment)');
+  if (masterKey) parseMasterKey(masterKey, 'MICROFLOWS_MASTER_KEY');
+  const previousMasterKeys = (env.MICROFLOWS_PREVIOUS_MASTER_KEYS ?? '')
+    .split(',')
+    .map((key) => key.trim())
+    .filter((key) => key !== '');
+  previousMasterKeys.forEach((key, i) => parseMasterKey(key, `MICROFLOWS_PREVIOUS_MASTER_KEYS (key ${i + 1})`));
+  return { masterKey, masterKeyFile, previousMasterKeys };
+}
+
+/** Comma-separated browser origins (scheme://host[:port]), each checked; null when unset. */
+function originsFrom(env: Env, name: string): string[] | null {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return null;
+  return raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '')
+    .map((origin) => {
+      let parsed: URL | null = null;
+      try {
+        parsed = new URL(origin);
+      } catch {
+        // reported below
+      }
+      if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin.replace(/\/+$/, '')) {
+        throw new ConfigError(`${name}: ${origin} is not an origin: give scheme://host[:port] with nothing after it, e.g. http://127.0.0.1:8233`);
+      }
+      return parsed.origin;
+    });
+}
+
 export function readConfig(env: Env, cwd: string): Config {
   const config = readVariables(env, cwd);
   if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
@@ -181,6 +263,7 @@ function readVariables(env: Env, cwd: string): Config {
     fromAddress: env.MICROFLOWS_FROM || 'microflows <no-reply@localhost>',
     flowsDir: env.MICROFLOWS_FLOWS_DIR || `${cwd}/flows`,
     templatesDir: env.MICROFLOWS_TEMPLATES_DIR || `${cwd}/templates`,
+    brandFile: env.MICROFLOWS_BRAND_FILE || `${cwd}/brand.yaml`,
     catalogDir: env.MICROFLOWS_CATALOG_DIR || `${cwd}/catalog`,
     publicUrl: env.MICROFLOWS_PUBLIC_URL ? env.MICROFLOWS_PUBLIC_URL.replace(/\/+$/, '') : null,
     shopUrl: env.MICROFLOWS_SHOP_URL || 'https://shop.example',
@@ -197,15 +280,27 @@ function readVariables(env: Env, cwd: string): Config {
     clientMaxSkewMs: durationAtLeast(env, 'MICROFLOWS_CLIENT_MAX_SKEW', 3_600_000, 60_000, '1h'),
     sendgridVerificationKey: env.SENDGRID_WEBHOOK_VERIFICATION_KEY || null,
     postmarkWebhookCredential: env.POSTMARK_WEBHOOK_CREDENTIAL || null,
+    eventRetentionMs: eventRetentionFrom(env),
+    ipTruncation: boolFrom(env, 'MICROFLOWS_IP_TRUNCATION', true),
     rateLimitPerKey: positiveIntFrom(env, 'MICROFLOWS_RATE_LIMIT_PER_KEY', 20_000),
     rateLimitPerIp: positiveIntFrom(env, 'MICROFLOWS_RATE_LIMIT_PER_IP', 50),
     rateLimitPerToken: positiveIntFrom(env, 'MICROFLOWS_RATE_LIMIT_PER_TOKEN', 30),
+    trackingDefault: trackingDefaultFrom(env),
     http: {
       headersTimeoutMs: durationAtLeast(env, 'MICROFLOWS_HTTP_HEADERS_TIMEOUT', 10_000, 1000, '10s'),
       requestTimeoutMs: durationAtLeast(env, 'MICROFLOWS_HTTP_REQUEST_TIMEOUT', 30_000, 1000, '30s'),
       keepAliveTimeoutMs: durationAtLeast(env, 'MICROFLOWS_HTTP_KEEPALIVE_TIMEOUT', 65_000, 1000, '65s'),
       maxConnections: positiveIntFrom(env, 'MICROFLOWS_HTTP_MAX_CONNECTIONS', 4096),
     },
+    softBounce: {
+      limit: positiveIntFrom(env, 'MICROFLOWS_SOFT_BOUNCE_LIMIT', 3),
+      windowMs: durationAtLeast(env, 'MICROFLOWS_SOFT_BOUNCE_WINDOW', 7 * 86_400_000, 60_000, '7d'),
+      suppressionMs: durationAtLeast(env, 'MICROFLOWS_SOFT_BOUNCE_SUPPRESSION', 30 * 86_400_000, 60_000, '30d'),
+    },
     watchTemplates: env.MICROFLOWS_WATCH_TEMPLATES === undefined || env.MICROFLOWS_WATCH_TEMPLATES === '' ? null : boolFrom(env, 'MICROFLOWS_WATCH_TEMPLATES', false),
+    payloadEncryption: boolFrom(env, 'MICROFLOWS_PAYLOAD_ENCRYPTION', true),
+    ...masterKeysFrom(env),
+    pseudonymousIds: boolFrom(env, 'MICROFLOWS_PSEUDONYMOUS_IDS', false),
+    codecAllowedOrigins: originsFrom(env, 'MICROFLOWS_CODEC_ALLOWED_ORIGINS'),
   };
 }

@@ -18,7 +18,7 @@ import type { Entry, Spot, YamlNode, YamlReader } from './yaml-reader';
 export const STEP_KINDS = ['wait', 'wait_for', 'split', 'send', 'update_profile', 'exit', 'goto'] as const;
 export type StepKind = (typeof STEP_KINDS)[number];
 
-const TOP_LEVEL_KEYS = ['id', 'version', 'priority', 'group', 'description', 'timezone', 'trigger', 'entry', 'exit', 'requires', 'steps'];
+const TOP_LEVEL_KEYS = ['id', 'version', 'priority', 'group', 'description', 'topic', 'timezone', 'trigger', 'entry', 'exit', 'requires', 'steps'];
 
 export interface CompileOptions {
   /** Whether a template of that name exists; the caller does the file-system check. */
@@ -136,6 +136,7 @@ class FlowCompiler {
     const priority = r.integer(r.require(top, 'priority', root, '', 'a whole number, higher wins when flows compete, e.g. "priority: 50"'), 'priority');
     const group = top.has('group') ? r.text(top.get('group'), 'group') : 'default';
     const description = top.has('description') ? r.text(top.get('description'), 'description') : undefined;
+    const topic = this.topic(top.get('topic'));
     const timezone = this.timezone(top.get('timezone'));
 
     const triggerEntry = r.require(top, 'trigger', root, '', 'what starts the flow, e.g. "trigger: { event: Product Added }"');
@@ -150,7 +151,7 @@ class FlowCompiler {
     if (stepsEntry && steps.length === 0 && isSeq(stepsEntry.value)) r.warn(stepsEntry.keySpot, 'steps', 'the flow has no steps, so it does nothing');
     const graph = this.link(steps);
 
-    if (id === undefined || version === undefined || priority === undefined || group === undefined) return undefined;
+    if (id === undefined || version === undefined || priority === undefined || group === undefined || topic === undefined) return undefined;
     if (!trigger || !entry || !exit || !graph || (requiresEntry && !requires)) return undefined;
     return {
       id,
@@ -158,6 +159,7 @@ class FlowCompiler {
       priority,
       group,
       ...(description !== undefined ? { description } : {}),
+      topic,
       trigger,
       entry,
       exit,
@@ -167,6 +169,18 @@ class FlowCompiler {
       defaultTimezone: timezone ?? 'UTC',
       source: { file, sha256 },
     };
+  }
+
+  /** `topic: cart-reminders`: null when absent, undefined after reporting a bad one. */
+  private topic(entry: Entry | undefined): string | null | undefined {
+    if (!entry) return null;
+    const topic = this.r.text(entry, 'topic');
+    if (topic === undefined) return undefined;
+    if (!FLOW_ID.test(topic)) {
+      this.r.error(entry.value, 'topic', `topic "${topic}" must be kebab-case: lowercase letters, digits and single dashes, e.g. cart-reminders (label it for customers in brand.yaml under topics)`);
+      return undefined;
+    }
+    return topic;
   }
 
   private timezone(entry: Entry | undefined): string | undefined {

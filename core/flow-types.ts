@@ -69,6 +69,12 @@ export interface FlowDefinition {
   /** One run at a time per customer within a group. */
   group: string;
   description?: string;
+  /**
+   * What the customer subscribes to, for the preference center (e.g. `cart-reminders`): a customer who turned the
+   * topic off gets none of this flow's marketing sends. null: the flow has no topic, only email_marketing applies.
+   * Versions registered before topics existed have none stored; read them as null.
+   */
+  topic: string | null;
   trigger: Trigger;
   entry: {
     when?: Condition;

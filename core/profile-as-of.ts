@@ -2,6 +2,7 @@
 // Temporal outage is judged on what was true when it happened): today's profile taken back through the customer's
 // events (core/profile-history), and the segments they were in then, from their recorded Segment Entered / Exited
 // events. Pure.
+import type { Computed } from './behavior';
 import type { Profile, ProfileEvent } from './profile';
 import { ProfileHistory } from './profile-history';
 import { SEGMENT_ENTERED, SEGMENT_EXITED } from './segment-membership';
@@ -22,12 +23,13 @@ function isSegmentChange(event: { type?: string; name: string | null }): boolean
  * The profile at `at`: every dated part (traits and consent by their time, the computed fields by the fold) as the
  * customer's events up to `at` made it; tags, which carry no time, as they are today. `events` are the customer's
  * events in any order (later ones are ignored; ties keep the given order, as arrival order does in the store).
- * Undefined when there is no profile today.
+ * Undefined when there is no profile today. `computedBase`: what purged events folded into (event retention), where
+ * the computed fields' fold starts; for an `at` before the purge horizon they then count the purged events whole.
  */
-export function profileAsOf(current: Profile | undefined, events: readonly ProfileEvent[], at: number): Profile | undefined {
+export function profileAsOf(current: Profile | undefined, events: readonly ProfileEvent[], at: number, computedBase?: Computed | null): Profile | undefined {
   if (!current) return undefined;
   const { segments: _segments, ...today } = current;
-  const folded = new ProfileHistory(today, events.filter((event) => !isSegmentChange(event))).at(at);
+  const folded = new ProfileHistory(today, events.filter((event) => !isSegmentChange(event)), computedBase).at(at);
   // ProfileHistory hands back today's profile itself when nothing happened after `at`: the caller gets its own copy.
   return folded === today ? (JSON.parse(JSON.stringify(today)) as Profile) : folded;
 }

@@ -1,11 +1,14 @@
 // A customer's profile as it was at a past moment: the fold of their events up to then, so a rule evaluated for
 // that moment reads what was true then, not today's profile. What no event dates (tags and fields set by flows or
 // the API) is taken from today's profile where its own time allows.
+import type { Computed } from './behavior';
 import { applyEventsInPlace, emptyProfile, type Profile, type ProfileEvent } from './profile';
 
 /**
  * Profiles at non-decreasing moments, folded incrementally: `at(t)` costs only the events since the previous call.
  * `events` are the customer's events in any order; they are folded in time order (arrival order breaks ties).
+ * `computedBase`: what the customer's purged events folded into (event retention), the fold's start. Exact for
+ * moments after the purge horizon; before it, the purged events' whole contribution already counts.
  */
 export class ProfileHistory {
   private readonly events: ProfileEvent[];
@@ -16,9 +19,11 @@ export class ProfileHistory {
   constructor(
     private readonly current: Profile,
     events: readonly ProfileEvent[],
+    computedBase?: Computed | null,
   ) {
     this.events = events.map((event, order) => ({ event, order })).sort((a, b) => a.event.timestamp - b.event.timestamp || a.order - b.order).map(({ event }) => event);
     this.folded = emptyProfile(current.customerId, current.updatedAt);
+    if (computedBase) this.folded.computed = JSON.parse(JSON.stringify(computedBase)) as Computed;
   }
 
   /** The latest event time (-Infinity when there are none): from then on the profile is today's. */

@@ -3,6 +3,7 @@
 // the event's transaction.
 import { behaviorView, foldBehaviorInto, type CartItem, type Computed } from './behavior';
 import type { EventType } from './event';
+import { PREFERENCES_UPDATED, preferenceConsents } from './topic-consent';
 
 export type { CartItem } from './behavior';
 
@@ -39,6 +40,8 @@ export interface ProfileEvent {
   traits: Record<string, unknown>;
   /** epoch ms, the event's own (corrected) time */
   timestamp: number;
+  /** The call's context, when the caller has it: an import's calls say so there, and their consent's source is `import`. */
+  context?: Record<string, unknown>;
 }
 
 export function emptyProfile(customerId: string, now: number): Profile {
@@ -78,9 +81,15 @@ function applyIdentify(profile: Profile, event: ProfileEvent): void {
   if (consent && typeof consent === 'object') {
     for (const kind of CONSENT_KINDS) {
       const granted = (consent as Record<string, unknown>)[kind];
-      if (typeof granted === 'boolean') setConsent(profile, kind, { granted, source: 'identify', at: event.timestamp });
+      if (typeof granted === 'boolean') setConsent(profile, kind, { granted, source: identifySource(event), at: event.timestamp });
     }
   }
+}
+
+/** Where an identify's consent came from, for the consent trail: `microflows import` (whose calls name their library, core/import-mapping IMPORT_LIBRARY) or the API. */
+function identifySource(event: ProfileEvent): string {
+  const library = event.context?.library;
+  return library && typeof library === 'object' && (library as { name?: unknown }).name === 'microflows-import' ? 'import' : 'identify';
 }
 
 /**
@@ -108,6 +117,9 @@ export function applyEventsInPlace(profile: Profile, events: Array<{ event: Prof
     if (event.type === 'identify') applyIdentify(next, event);
     if (event.type === 'track' && event.name === 'Unsubscribed') {
       setConsent(next, 'email_marketing', { granted: false, source: 'unsubscribe', at: event.timestamp });
+    }
+    if (event.type === 'track' && event.name === PREFERENCES_UPDATED) {
+      for (const [kind, record] of preferenceConsents(event.properties, event.timestamp)) setConsent(next, kind, record);
     }
     foldBehaviorInto(next.computed, event);
     next.updatedAt = now;

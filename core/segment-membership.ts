@@ -37,8 +37,11 @@ export function evaluationOrder(segments: SegmentSpec[]): SegmentSpec[] {
   return ordered;
 }
 
-/** A customer's facts except what other segments say, which evaluateCustomer fills in. */
-export type BaseFacts = Omit<CustomerFacts, 'inSegment' | 'segmentNextChange'>;
+/**
+ * A customer's facts except what other segments say, which evaluateCustomer fills in; `withheld`: segments the
+ * customer may not be in at this moment whatever the rules say (behavioral ones, without tracking consent).
+ */
+export type BaseFacts = Omit<CustomerFacts, 'inSegment' | 'segmentNextChange'> & { withheld?: ReadonlySet<string> };
 
 /**
  * Evaluates every segment for one customer as of `now`: their memberships, and the earliest time any can change
@@ -51,7 +54,9 @@ export function evaluateCustomer(segments: SegmentSpec[], facts: BaseFacts, now:
   let nextExactChange: number | null = null;
   const none = { nextChange: null, exactChange: null };
   for (const segment of evaluationOrder(segments)) {
-    const result = evaluateSegmentRule(segment.rule, { ...facts, inSegment: (id) => members.has(id), segmentNextChange: (id) => nextChanges.get(id) ?? none }, now);
+    const result = facts.withheld?.has(segment.id)
+      ? { member: false, ...none }
+      : evaluateSegmentRule(segment.rule, { ...facts, inSegment: (id) => members.has(id), segmentNextChange: (id) => nextChanges.get(id) ?? none }, now);
     if (result.member) members.add(segment.id);
     nextChanges.set(segment.id, result);
     if (result.nextChange !== null && (nextCheck === null || result.nextChange < nextCheck)) nextCheck = result.nextChange;

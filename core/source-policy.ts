@@ -8,12 +8,13 @@ import { ForbiddenError } from './errors';
 import type { NewEvent } from './event';
 import { CONSENT_KINDS, type Profile } from './profile';
 import { SEGMENT_ENTERED, SEGMENT_EXITED } from './segment-membership';
+import { PREFERENCES_UPDATED } from './topic-consent';
 
-/** The exact names of the events microflows itself records: engagement (tracking links, ESP webhooks, unsubscribes) and segment changes. */
-export const SYSTEM_EVENT_NAMES: readonly string[] = [...ENGAGEMENT_EVENT_NAMES, SEGMENT_ENTERED, SEGMENT_EXITED];
+/** The exact names of the events microflows itself records: engagement (tracking links, ESP webhooks, unsubscribes), preference center choices and segment changes. */
+export const SYSTEM_EVENT_NAMES: readonly string[] = [...ENGAGEMENT_EVENT_NAMES, PREFERENCES_UPDATED, SEGMENT_ENTERED, SEGMENT_EXITED];
 
 /** Track event names reserved whole: what microflows records that no prefix below covers. */
-export const RESERVED_EVENT_NAMES: readonly string[] = ['Unsubscribed'];
+export const RESERVED_EVENT_NAMES: readonly string[] = ['Unsubscribed', PREFERENCES_UPDATED];
 /**
  * Track event names reserved by prefix: `Segment …` (Segment Entered / Exited start and wait for flows) and `Email …`
  * (Delivered, Opened, Link Clicked, Bounced, Marked as Spam, and any later one), so a new system event under either

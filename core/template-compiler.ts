@@ -6,6 +6,7 @@
 import Handlebars from 'handlebars';
 import mjml2html from 'mjml';
 import YAML from 'yaml';
+import { brandTemplateData, SAMPLE_BRAND } from './brand';
 import { compileCondition, fieldsRead, type Condition } from './conditions';
 import type { FileProblem } from './errors';
 import { checkLiteralLink } from './link-policy';
@@ -270,8 +271,8 @@ function markLinks(html: string, finals: string[]): { html: string; links: Marke
     const href = double ?? single ?? bare ?? '';
     const trimmed = href.trim();
     if (trimmed === '' || /^(mailto:|tel:|sms:|#)/i.test(trimmed)) return whole;
-    // The unsubscribe link goes straight to its page: a click-tracking hop in front of it helps no one.
-    if (/^\{\{\{?~?\s*unsubscribe_url\s*~?\}?\}\}$/.test(restoreTokens(trimmed, finals))) return whole;
+    // The unsubscribe and preference links go straight to their pages: a click-tracking hop in front helps no one.
+    if (/^\{\{\{?~?\s*(?:unsubscribe_url|preferences_url)\s*~?\}?\}\}$/.test(restoreTokens(trimmed, finals))) return whole;
     return `${start}"MFLK${links.push({ href, literal: !HAS_TOKEN.test(href) }) - 1}X"`;
   });
   const marked = linked.replace(IMAGE_SOURCE, (whole, start: string, double?: string, single?: string, bare?: string) => {
@@ -334,7 +335,7 @@ function mapParseError(err: Error, map: MappedText, problems: SourceProblems, wh
  * Compiles one template. `sample` is rendered once to warm the compiled functions and to measure the HTML size
  * against Gmail's clipping limit.
  */
-export function compileTemplate(name: string, source: SourceFile, library: PartialLibrary, handlebars: typeof Handlebars): CompileResult {
+export function compileTemplate(name: string, source: SourceFile, library: PartialLibrary, handlebars: typeof Handlebars, options: CompileTemplateOptions = {}): CompileResult {
   const problems = new SourceProblems();
   const parsed = parseHeader(source, problems);
   if (!parsed) return { template: null, problems: problems.list };
@@ -367,7 +368,7 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
     }
     const found = templateReads(program);
     for (const helper of found.unknownHelpers) {
-      problems.error(part.handlebars.origin(helper.line), `unknown helper "${helper.name}": use one of money, number, date, pluralize, default, product_url, recommend, unsubscribe_url, or a block #if, #unless, #each, #with, #when`);
+      problems.error(part.handlebars.origin(helper.line), `unknown helper "${helper.name}": use one of money, number, date, pluralize, default, product_url, recommend, unsubscribe_url, preferences_url, or a block #if, #unless, #each, #with, #when`);
     }
     for (const field of found.fields) {
       const origin = part.handlebars.origin(field.line);
@@ -493,7 +494,64 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
     problems.error(at(bodyLine), `Handlebars: ${(err as Error).message}`);
     return { template: null, problems: problems.list };
   }
+  // Checked only on a template that is otherwise fine: a broken one would report its footer as missing too.
+  if (header.category === 'marketing' && !problems.list.some((p) => p.severity === 'error')) {
+    const missing = missingFromFooter(compiled, options.brand ?? brandTemplateData(SAMPLE_BRAND));
+    if (missing.length > 0) {
+      problems.error(
+        at(lineOfKey(headerText, 'category')),
+        `a marketing email must show ${missing.join(', ')}, and rendered with sample data it does not: include {{> footer}} (templates/partials/footer.mjml), ` +
+          'or write them where every render shows them: {{brand.postal_address}}, <a href="{{unsubscribe_url}}">Unsubscribe</a>, <a href="{{preferences_url}}">Manage preferences</a>',
+      );
+      return { template: null, problems: problems.list };
+    }
+  }
   return { template: compiled, problems: problems.list };
+}
+
+/** What templates read as `brand.*` (core/brand brandTemplateData), as the footer check needs it. */
+export interface FooterBrand {
+  name: string;
+  postal_address: string;
+}
+
+export interface CompileTemplateOptions {
+  /** The sender's brand, whose postal address a marketing email must show; absent: core/brand SAMPLE_BRAND's. */
+  brand?: FooterBrand;
+}
+
+const FOOTER_CHECK_UNSUBSCRIBE = 'https://footer-check.invalid/unsubscribe';
+const FOOTER_CHECK_PREFERENCES = 'https://footer-check.invalid/preferences';
+
+/**
+ * What the law and the mailbox providers want in every marketing email (the postal address, the unsubscribe link, the
+ * preference link) that `template` does not show when rendered with sample data (an empty profile, `brand`): a
+ * footer inside a block that empty data skips, or a link the link policy drops, counts as missing.
+ */
+export function missingFromFooter(template: CompiledTemplate, brand: FooterBrand): string[] {
+  const rendered = renderTemplate(
+    template,
+    { profile: {}, consent: {}, event: {}, data: {}, flow: {}, shop: { url: 'https://shop.example', currency: 'USD' }, brand: { name: brand.name, postal_address: brand.postal_address } },
+    {
+      locale: 'en-US',
+      timezone: null,
+      currency: 'USD',
+      shopUrl: 'https://shop.example',
+      linkDomains: [],
+      link: (url) => url,
+      unsubscribeUrl: FOOTER_CHECK_UNSUBSCRIBE,
+      preferencesUrl: FOOTER_CHECK_PREFERENCES,
+      openPixelUrl: null,
+      recommend: null,
+      productUrl: () => undefined,
+    },
+  );
+  const text = collapse(decodeEntities(rendered.html));
+  const missing: string[] = [];
+  if (!text.includes(collapse(brand.postal_address))) missing.push(`the postal address (brand.postal_address: "${brand.postal_address}")`);
+  if (!rendered.html.includes(`href="${FOOTER_CHECK_UNSUBSCRIBE}"`)) missing.push('the unsubscribe link ({{unsubscribe_url}})');
+  if (!rendered.html.includes(`href="${FOOTER_CHECK_PREFERENCES}"`)) missing.push('the preference link ({{preferences_url}})');
+  return missing;
 }
 
 /**
@@ -546,6 +604,8 @@ export interface TemplateData {
   data?: Record<string, unknown>;
   flow?: Record<string, unknown>;
   shop?: Record<string, unknown>;
+  /** The sender's name and postal address (brand.yaml), for footers. */
+  brand?: Record<string, unknown>;
 }
 
 export interface RenderedTemplate {

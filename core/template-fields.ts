@@ -176,10 +176,12 @@ export function unprovidedField(path: string, extraTraits: readonly string[] = [
       return field === '' || ['id', 'version', 'step'].includes(field) ? null : `${path}: flow has id, version and step`;
     case 'shop':
       return field === '' || ['url', 'name', 'currency'].includes(field) ? null : `${path}: shop has url, name and currency`;
+    case 'brand':
+      return field === '' || ['name', 'postal_address'].includes(field) ? null : `${path}: brand (brand.yaml) has name and postal_address`;
     case 'data':
       return null;
     default:
-      return `${path}: templates read ${['profile', 'consent', 'event', 'data', 'flow', 'shop'].join(', ')} (and each item's fields inside {{#each}})`;
+      return `${path}: templates read ${['profile', 'consent', 'event', 'data', 'flow', 'shop', 'brand'].join(', ')} (and each item's fields inside {{#each}})`;
   }
 }
 

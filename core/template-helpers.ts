@@ -54,6 +54,8 @@ export interface RenderRuntime {
    */
   link: (url: string, index: number, literal: boolean) => string;
   unsubscribeUrl: string | null;
+  /** The customer's preference center link (marketing emails); null: `#preferences` (previews, transactional). */
+  preferencesUrl?: string | null;
   openPixelUrl: string | null;
   recommend: Recommender | null;
   productUrl: (productId: string) => string | undefined;
@@ -191,7 +193,7 @@ function split(args: unknown[]): { params: unknown[]; options: HelperOptions } {
 }
 
 /** The helpers templates may call by name; validation reports any other. */
-export const TEMPLATE_HELPERS = ['money', 'number', 'date', 'pluralize', 'default', 'product_url', 'recommend', 'unsubscribe_url', 'lookup'] as const;
+export const TEMPLATE_HELPERS = ['money', 'number', 'date', 'pluralize', 'default', 'product_url', 'recommend', 'unsubscribe_url', 'preferences_url', 'lookup'] as const;
 /** Block helpers; each needs an `{{else}}`. */
 export const TEMPLATE_BLOCK_HELPERS = ['if', 'unless', 'each', 'with', 'when'] as const;
 
@@ -311,6 +313,10 @@ export function registerTemplateHelpers(handlebars: typeof Handlebars): void {
     unsubscribe_url(...args) {
       const { options } = split(args);
       return runtimeOf(options)?.unsubscribeUrl ?? '#unsubscribe';
+    },
+    preferences_url(...args) {
+      const { options } = split(args);
+      return runtimeOf(options)?.preferencesUrl ?? '#preferences';
     },
     // A link site (the compiler puts one where each href was): answers the whole attribute, `href="…"` (in text,
     // ` (…)` after the label), or nothing at all when the link policy refuses the URL: the text stays, unlinked, and

@@ -63,13 +63,16 @@ export function tokenExpiry(now: number, ttlMs: number = DEFAULT_TOKEN_TTL_MS): 
   return now + ttlMs;
 }
 
-type Kind = 'c' | 'o' | 'u';
-const KINDS: readonly Kind[] = ['c', 'o', 'u'];
-const KIND_NAME: Record<Kind, string> = { c: 'click', o: 'open', u: 'unsubscribe' };
+/** c: click, o: open, u: unsubscribe, p: preference center. */
+type Kind = 'c' | 'o' | 'u' | 'p';
+const KINDS: readonly Kind[] = ['c', 'o', 'u', 'p'];
+const KIND_NAME: Record<Kind, string> = { c: 'click', o: 'open', u: 'unsubscribe', p: 'preferences' };
 /** "a click token", "an open token", "an unsubscribe token" */
-const A_KIND: Record<Kind, string> = { c: 'a click', o: 'an open', u: 'an unsubscribe' };
+const A_KIND: Record<Kind, string> = { c: 'a click', o: 'an open', u: 'an unsubscribe', p: 'a preferences' };
 /** The kind is the cipher's associated data: a click token never decrypts as an open token (or back). */
-const KIND_AAD: Record<Kind, Buffer> = { c: Buffer.from('c'), o: Buffer.from('o'), u: Buffer.from('u') };
+const KIND_AAD: Record<Kind, Buffer> = { c: Buffer.from('c'), o: Buffer.from('o'), u: Buffer.from('u'), p: Buffer.from('p') };
+/** Kinds whose token names the send, not a step: they act on the customer whichever step the link came from. */
+const SEND_KINDS: readonly Kind[] = ['u', 'p'];
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const IV_BYTES = 12;
@@ -201,7 +204,7 @@ function plaintextPrefix(kind: Kind, expiresAt: number, claims: { customerId: st
   const d = requireText(claims.deliveryKey, 'deliveryKey');
   const f = requireText(claims.flowId, 'flowId');
   // An unsubscribe token names the send, not a step: it opts the customer out whichever step it came from.
-  const s = kind === 'u' ? undefined : requireText(claims.stepId, 'stepId');
+  const s = SEND_KINDS.includes(kind) ? undefined : requireText(claims.stepId, 'stepId');
   const fields: unknown[] = [expirySeconds(expiresAt), c, packDeliveryKey(d, c, f, s), f];
   if (s !== undefined) fields.push(s);
   return JSON.stringify(fields).slice(0, -1);
@@ -264,7 +267,7 @@ function commonClaims(fields: unknown[], kind: Kind, now: number): { c: string; 
   if (typeof exp !== 'number' || !Number.isSafeInteger(exp)) throw new InvalidTrackingTokenError(`malformed ${KIND_NAME[kind]} token: its expiry is missing`);
   const c = field(fields, 1, kind, 'customer');
   const f = field(fields, 3, kind, 'flow');
-  const s = kind === 'u' ? undefined : field(fields, 4, kind, 'step');
+  const s = SEND_KINDS.includes(kind) ? undefined : field(fields, 4, kind, 'step');
   const d = unpackDeliveryKey(fields[2], c, f, s);
   if (d === null) throw new InvalidTrackingTokenError(`malformed ${KIND_NAME[kind]} token: its delivery key is missing`);
   const expiresAt = exp * 1000;
@@ -336,6 +339,27 @@ export function verifyUnsubscribeToken(secret: string, token: string, now: numbe
     return { claims: { customerId: p.c, deliveryKey: p.d, flowId: p.f }, expiresAt: null, expired: true };
   }
   const common = commonClaims(opened.fields, 'u', now);
+  return { claims: { customerId: common.c, deliveryKey: common.d, flowId: common.f }, expiresAt: common.expiresAt, expired: common.expired };
+}
+
+/** What a preference center link carries: whose preferences, and which send the link came from. */
+export type PreferencesClaims = UnsubscribeClaims;
+
+export function signPreferencesToken(secret: string, claims: PreferencesClaims, expiresAt: number): string {
+  requireSecret(secret);
+  return seal(secret, 'p', `${plaintextPrefix('p', expiresAt, { customerId: claims.customerId, deliveryKey: claims.deliveryKey, flowId: claims.flowId })}]`);
+}
+
+/**
+ * Throws InvalidTrackingTokenError unless `token` is an unaltered preferences token signed with `secret`. Unlike an
+ * unsubscribe link, an expired one is refused by the page (`expired`): leaving everything stays possible through the
+ * unsubscribe link, which never expires.
+ */
+export function verifyPreferencesToken(secret: string, token: string, now: number): VerifiedToken<PreferencesClaims> {
+  const opened = open(secret, 'p', token);
+  // No preferences token was ever written in the earlier format: a token of that shape is another kind, or forged.
+  if (opened.legacy) throw new InvalidTrackingTokenError('this is not a preferences token: use the "Manage preferences" link of one of our emails');
+  const common = commonClaims(opened.fields, 'p', now);
   return { claims: { customerId: common.c, deliveryKey: common.d, flowId: common.f }, expiresAt: common.expiresAt, expired: common.expired };
 }
 
@@ -446,6 +470,11 @@ export function openPixelUrl(baseUrl: string, secret: string, claims: OpenClaims
 /** The unsubscribe link of an email: `${baseUrl}/u/<token>`; GET shows a confirm page, POST (RFC 8058 one-click) opts out. */
 export function unsubscribeUrl(baseUrl: string, secret: string, claims: UnsubscribeClaims, expiresAt: number): string {
   return `${trimSlash(baseUrl)}/u/${signUnsubscribeToken(secret, claims, expiresAt)}`;
+}
+
+/** The preference center link of an email: `${baseUrl}/preferences/<token>`; GET shows the topics, POST saves them. */
+export function preferencesUrl(baseUrl: string, secret: string, claims: PreferencesClaims, expiresAt: number): string {
+  return `${trimSlash(baseUrl)}/preferences/${signPreferencesToken(secret, claims, expiresAt)}`;
 }
 
 /**

@@ -20,10 +20,19 @@ import { BadRequestError, NotFoundError, asyncHandler, errorAnswer } from './htt
 import { KeyRing, requireAdminKey } from './auth';
 import { allowedHostsOf, checkHost, requireAllowedHost, securityHeaders } from './http-guards';
 import { IngestQueue } from './ingest-queue';
+import { truncateEventIp } from '../core/ip-truncation';
 import { keyRoutes } from './key-routes';
+import { consentRoutes } from './consent-routes';
+import { codecRoutes } from './codec-routes';
+import type { EncryptingPayloadCodec } from '../client/payload-codec';
+import { suppressionRoutes } from './suppression-routes';
+import { customerRoutes } from './customer-routes';
+import type { ErasureWiring, WorkflowTerminator } from './customer-erasure';
 import { limiter, type Limiter } from './rate-limits';
 import { ingestHandler } from './ingest-routes';
 import { trackingRoutes } from './tracking-routes';
+import { preferenceRoutes } from './preference-routes';
+import type { Brand } from '../core/brand';
 import { linkDomainOf } from '../core/link-policy';
 import { webhookRoutes } from './webhook-routes';
 
@@ -60,6 +69,7 @@ export type AppConfig = Pick<Config, 'writeKey'> &
       | 'postmarkWebhookCredential'
       | 'linkDomains'
       | 'rateLimitPerToken'
+      | 'ipTruncation'
     >
   > & { signingSecret?: string | null };
 
@@ -93,6 +103,20 @@ export interface AppDeps {
    * `timeoutMs`. Absent (an app that talks to no Temporal), health reports the store alone.
    */
   temporal?: { address: string | null; check(timeoutMs: number): Promise<void> };
+  /** The sender's brand (brand.yaml): its name and topic labels on the preference center; absent: topic ids humanized. */
+  brand?: Brand | null;
+  /** Terminates an erased customer's workflows (DELETE /api/customers/:id); absent, that route answers 503. */
+  workflows?: WorkflowTerminator;
+  /** The arbiter's workflow id for a customer (default core/arbiter-state customerWorkflowId). */
+  arbiterWorkflowId?: ErasureWiring['arbiterWorkflowId'];
+  /** The customer's data key subject, whose key an erasure deletes (the payload codec's). */
+  dataKeySubject?: ErasureWiring['dataKeySubject'];
+  forgetDataKey?: ErasureWiring['forgetDataKey'];
+  /**
+   * Encrypted Temporal payloads: the codec behind POST /codec/decode and /codec/encode (admin keys; CORS for
+   * `allowedOrigins`, the Web UI's). Absent: no codec endpoint.
+   */
+  payloads?: { codec: EncryptingPayloadCodec; allowedOrigins: readonly string[] };
 }
 
 /** How long /api/health waits for each of the store and Temporal before it reports that one down. */
@@ -181,6 +205,8 @@ export function createApp(deps: AppDeps): App {
     maxPendingEvents: config.ingestMaxPending ?? 20_000,
     maxBatchEvents: MAX_BATCH_EVENTS,
     lingerMs: INGEST_LINGER_MS,
+    // Every route's events go through the queue: the client's context.ip, the server's on clicks, opens and unsubscribes.
+    ...((config.ipTruncation ?? true) ? { prepare: truncateEventIp } : {}),
   });
   const ingest = ingestHandler({
     keys,
@@ -197,7 +223,9 @@ export function createApp(deps: AppDeps): App {
     checkHost: (req, path) => checkHost(req, path, allowedHosts),
   });
 
-  // What the world reaches: tracking, unsubscribe, webhooks (ingest answers ahead of express).
+  // What the world reaches: tracking, unsubscribe, preferences, webhooks (ingest answers ahead of express).
+  // One secret for every link kind: without a configured one, links die with the process.
+  const signingSecret = config.signingSecret ?? randomBytes(32).toString('hex');
   const publicRoutes = express.Router();
   publicRoutes.use(
     trackingRoutes({
@@ -205,12 +233,25 @@ export function createApp(deps: AppDeps): App {
       queue,
       dispatcher,
       writeKey: config.writeKey,
-      signingSecret: config.signingSecret ?? randomBytes(32).toString('hex'),
+      signingSecret,
       log,
       now,
       shopUrl: config.shopUrl ?? 'https://shop.example',
       // Default: the shop URL's host, as core/config has it.
       linkDomains: config.linkDomains ?? [linkDomainOf(config.shopUrl ?? 'https://shop.example') ?? 'shop.example'],
+      rateLimitPerToken: config.rateLimitPerToken ?? 30,
+    }),
+  );
+  publicRoutes.use(
+    preferenceRoutes({
+      store,
+      queue,
+      dispatcher,
+      signingSecret,
+      flows: deps.flows ?? (() => []),
+      brand: deps.brand ?? null,
+      log,
+      now,
       rateLimitPerToken: config.rateLimitPerToken ?? 30,
     }),
   );
@@ -307,6 +348,19 @@ export function createApp(deps: AppDeps): App {
   if (deps.templates) app.use(templateRoutes({ templates: deps.templates, store, catalog: deps.catalog ?? null, now: Date.now, ...(config.linkDomains ? { linkDomains: config.linkDomains } : {}) }));
 
   adminRoutes.use(keyRoutes({ store, now }));
+  adminRoutes.use(consentRoutes({ store }));
+  if (deps.payloads) adminRoutes.use(codecRoutes({ codec: deps.payloads.codec, allowedOrigins: deps.payloads.allowedOrigins, keys, signingSecret, now, log }));
+  adminRoutes.use(suppressionRoutes({ store, now }));
+  adminRoutes.use(
+    customerRoutes({
+      store,
+      now,
+      ...(deps.workflows ? { workflows: deps.workflows } : {}),
+      ...(deps.arbiterWorkflowId ? { arbiterWorkflowId: deps.arbiterWorkflowId } : {}),
+      ...(deps.dataKeySubject ? { dataKeySubject: deps.dataKeySubject } : {}),
+      ...(deps.forgetDataKey ? { forgetDataKey: deps.forgetDataKey } : {}),
+    }),
+  );
 
   const handleErrors: ErrorRequestHandler = (err: unknown, _req, res, _next) => {
     if (res.headersSent) {

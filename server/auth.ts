@@ -63,6 +63,12 @@ export class KeyRing {
     return known;
   }
 
+  /** The key whose SHA-256 digest this is: for a session that remembers a key's digest, never its text (the codec login). */
+  async lookupDigest(digest: string): Promise<KnownKey | undefined> {
+    if (this.store && this.clock() - this.loadedAt >= KEYS_REFRESH_MS) await this.refresh();
+    return this.fixed.get(digest) ?? this.stored.get(digest);
+  }
+
   /** Reloads the store's active keys now (one load at a time). */
   async refresh(): Promise<void> {
     if (!this.store) return;
@@ -113,7 +119,7 @@ function bearerOf(header: string | undefined): string | undefined {
 
 /** Every /api route but /api/health: a valid admin key with the scope the request needs. */
 export function requireAdminKey(keys: KeyRing): RequestHandler {
-  return (req, _res, next) => {
+  return (req, res, next) => {
     if (req.path === '/api/health') return next();
     const key = bearerOf(req.headers.authorization);
     if (key === undefined) {
@@ -128,6 +134,8 @@ export function requireAdminKey(keys: KeyRing): RequestHandler {
         if (!scopeAllows(known.scopes, needed)) {
           return next(new ForbiddenError(`${req.method} ${req.path} needs an admin key with the "${needed}" scope; this key has ${known.scopes.join(', ')}`));
         }
+        // Which key did it, for logs that must say who asked (the erasure log) without saying more.
+        res.locals.adminKeyId = known.id;
         next();
       },
       (err: unknown) => next(err),

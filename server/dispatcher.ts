@@ -18,7 +18,8 @@ export const noDispatch: EventDispatcher = {
 /** Hands newly stored events to the dispatcher after their commit; a dispatch failure never reaches the caller. */
 export function dispatchRecorded(dispatcher: EventDispatcher, log: (message: string) => void, results: RecordEventResult[]): void {
   for (const result of results) {
-    if (result.duplicate) continue;
+    // A dropped event (no tracking consent) was never stored: nothing to trigger, no segment to re-evaluate.
+    if (result.duplicate || result.dropped) continue;
     try {
       dispatcher.dispatch(result);
     } catch (err) {

@@ -27,6 +27,8 @@ export interface IngestQueueOptions {
   lingerMs?: number;
   /** A transaction that ended this recently means requests are arriving back to back (20 ms). */
   busyWindowMs?: number;
+  /** What every event goes through before it is written, whichever route took it (the IP truncation). */
+  prepare?: (event: NewEvent) => NewEvent;
 }
 
 interface Submission {
@@ -68,8 +70,10 @@ export class IngestQueue {
       );
     }
     this.pendingEvents += events.length;
+    const prepare = this.options.prepare;
+    const prepared = prepare ? events.map((event) => prepare(event)) : events;
     return new Promise((resolve, reject) => {
-      this.queue.push({ events, resolve, reject });
+      this.queue.push({ events: prepared, resolve, reject });
       if (!this.draining) {
         this.draining = true;
         // One turn of the event loop lets requests that arrived together join the first transaction. Under load,

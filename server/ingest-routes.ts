@@ -140,8 +140,10 @@ export function ingestHandler(deps: IngestDeps): (req: IncomingMessage, res: Ser
     const refused = results[0]?.refused;
     // The store wrote nothing of a refused call (a client key merging identified customers, granting their consent).
     if (refused) throw new ForbiddenError(refused.message, refused.field);
-    // Answer first: the event is durable now, and dispatch must never make the client retry or wait.
-    sendJson(res, 200, { success: true });
+    // Answer first: the event is durable now, and dispatch must never make the client retry or wait. A dropped event
+    // (the customer allows no behavioral tracking) is their choice, not the client's error: a 200 that says so.
+    const dropped = results[0]?.dropped;
+    sendJson(res, 200, dropped ? { success: true, dropped } : { success: true });
     dispatchAll(results);
   };
 
@@ -185,7 +187,10 @@ export function ingestHandler(deps: IngestDeps): (req: IncomingMessage, res: Ser
     if (recorded.length === 0) return refuseBatch(res, rejected, forbidden);
     rejected.sort((x, y) => x.index - y.index);
     const duplicates = recorded.filter((r) => r.duplicate).length;
-    sendJson(res, 200, { success: true, accepted: recorded.length, duplicates, rejected });
+    // Calls not stored because their customer allows no behavioral tracking, by position; listed only when there are some.
+    const dropped = results.flatMap((r, i) => (r.dropped ? [{ index: eventPositions[i]!, reason: r.dropped.reason }] : []));
+    const answer = { success: true, accepted: recorded.length - dropped.length, duplicates, rejected };
+    sendJson(res, 200, dropped.length > 0 ? { ...answer, dropped } : answer);
     dispatchAll(recorded);
   };
 

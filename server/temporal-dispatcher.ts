@@ -7,6 +7,7 @@ import { redispatchDelay, REDISPATCH_SCHEDULE, type RedispatchSchedule } from '.
 import type { FlowDefinition } from '../core/flow-types';
 import { BACKFILL_AGE_MS, eventMatches, eventNamesOfInterest, historyNeeded, isBackfill, triggerFires, type EventFacts } from '../core/triggers';
 import { fireTrigger, type FiredTrigger } from '../core/entry';
+import { suppressedEntry } from '../core/suppression';
 import type { Profile } from '../core/profile';
 import type { NewEvent, RecordEventResult, Store, StoredEvent } from '../store/store';
 import { signalCustomerEvent, type SignalTarget } from '../client/customer-signals';
@@ -41,6 +42,12 @@ export interface TemporalDispatcherOptions {
   maxQueuedPerCustomer?: number;
   /** MAX_QUEUED_DELIVERIES */
   maxQueued?: number;
+  /**
+   * Whether a flow sends a transactional template (core/suppression sendsTransactional with the template library):
+   * a marketing-only suppression (complaint, unsubscribe) stops at entry only the flows that do not. Default: every
+   * flow might, so only an entry of scope all stops one at entry; the send gate still stops each marketing send.
+   */
+  sendsTransactional?: (flow: FlowDefinition) => boolean;
 }
 
 type Delivery = 'live' | 'redelivery';
@@ -86,6 +93,7 @@ export class TemporalDispatcher implements EventDispatcher {
   private readonly now: () => number;
   private readonly random: () => number;
   private readonly schedule: RedispatchSchedule;
+  private readonly sendsTransactional: (flow: FlowDefinition) => boolean;
   private redispatch: { timer: NodeJS.Timeout | undefined; pass: Promise<unknown> | undefined; stopped: boolean; failedPasses: number } | undefined;
 
   constructor(
@@ -100,6 +108,7 @@ export class TemporalDispatcher implements EventDispatcher {
     this.schedule = options.schedule ?? REDISPATCH_SCHEDULE;
     this.maxQueuedPerCustomer = options.maxQueuedPerCustomer ?? MAX_QUEUED_PER_CUSTOMER;
     this.maxQueued = options.maxQueued ?? MAX_QUEUED_DELIVERIES;
+    this.sendsTransactional = options.sendsTransactional ?? (() => true);
     this.setFlows(flows);
   }
 
@@ -330,7 +339,23 @@ export class TemporalDispatcher implements EventDispatcher {
       }
       fired.push(fireTrigger(flow, profile, facts));
     }
-    return fired;
+    return this.withSuppression(fired, profile);
+  }
+
+  /**
+   * The suppression list applied to the fired triggers (core/suppression): read once per event, for the customer's
+   * email, as of now, so a hard bounce or a complaint recorded before this event keeps its flows from starting.
+   */
+  private async withSuppression(fired: FiredTrigger[], profile: Profile | undefined): Promise<FiredTrigger[]> {
+    if (fired.length === 0 || !profile?.email) return fired;
+    const now = this.now();
+    const entries = await this.store.suppressionsFor(profile.email, now);
+    if (entries.length === 0) return fired;
+    const flows = new Map(this.flows.map((flow) => [flow.id, flow]));
+    return fired.map((trigger) => {
+      const flow = flows.get(trigger.policy.flowId);
+      return { ...trigger, entry: suppressedEntry(trigger.entry, entries, flow ? this.sendsTransactional(flow) : true, now) };
+    });
   }
 
   private async deliver(event: StoredEvent, delivery: Delivery, profile?: Profile): Promise<'delivered' | 'skipped'> {

@@ -5,27 +5,32 @@ import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Product } from '../core/catalog';
 import type { RfmBoundaries, RfmInput } from '../core/rfm';
 import type { FlowDefinition } from '../core/flow-types';
-import { BEHAVIOR_EVENT_TYPES, type BehaviorEvent } from '../core/behavior';
+import { BEHAVIOR_EVENT_TYPES, type BehaviorEvent, type Computed } from '../core/behavior';
 import type { EventType } from '../core/event';
 import { applyProfileUpdate, emptyProfile, type Profile, type ProfileEvent } from '../core/profile';
 import { FlowVersionConflictError } from './errors';
 import * as apiKeys from './api-keys-store';
+import * as retention from './retention-store';
+import * as consent from './consent-store';
+import { isBehavioralEvent, withoutBehavioralFields, type ConsentChange } from '../core/tracking-consent';
+import * as dataKeys from './data-keys-store';
+import type { DataKeyRecord } from './data-keys-store';
+import * as suppressions from './suppressions-store';
+import { DEFAULT_SOFT_BOUNCE_RULES, type EntryDefaults, type SoftBounceRules, type SuppressionEntry, type SuppressionLift, type SuppressionReason } from '../core/suppression';
+import * as customerData from './customer-data-store';
+import type { CustomerExport, EraseOptions, ErasureRecord, ErasureResult } from './customer-data-store';
 import type { ApiKeyRecord } from '../core/api-keys';
 import { migrateToLatest, type StoreDialect } from './migrations';
-import { newEventRow, recordBatch, type CustomerStanding, type EventWriteOps, type NewEventRow, type ProfileWrite, type StoredContact } from './record-events';
+import { newEventRow, recordBatch, type CustomerStanding, type EventWriteOps, type NewEventRow, type ProfileWrite, type StoredContact, type TrackingPolicy } from './record-events';
 import { SYSTEM_EVENT_NAMES } from '../core/source-policy';
 import { readProfileAsOf } from './profile-as-of';
-import { parseJson, profileRow, SEGMENT_CHANGE_NAMES, toProfile, toProfileEvent, toRecordedSegmentChange, toStoredEvent } from './rows';
+import { parseJson, profileRow, SEGMENT_CHANGE_NAMES, toDecision, toFlowEntry, toOutboxMessage, toProfile, toProfileEvent, toRecordedSegmentChange, toSend, toStoredEvent } from './rows';
 import { SEGMENT_ENTERED } from '../core/segment-membership';
 import {
   TABLES,
   type CatalogProductsTable,
   type Database,
   type EventsTable,
-  type FlowEntriesTable,
-  type DecisionsTable,
-  type SendsTable,
-  type OutboxTable,
 } from './schema';
 import type {
   DecisionRecord,
@@ -47,6 +52,10 @@ import type {
 export interface KyselyStoreOptions {
   /** Clock for times the store stamps itself (profile updates, flow registration); tests pin it. */
   now?: () => number;
+  /** When repeated soft bounces suppress an address (config MICROFLOWS_SOFT_BOUNCE_*); default core/suppression's. */
+  softBounce?: SoftBounceRules;
+  /** Whether a customer who gave no behavioral_tracking consent is tracked (config MICROFLOWS_TRACKING_DEFAULT); default yes. */
+  trackingGrantedByDefault?: boolean;
 }
 
 /** Runs `work` in one write transaction with a backend's own statements (store/sqlite-ingest.ts); else Kysely's. */
@@ -61,68 +70,6 @@ function chunks<T>(items: T[]): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
   return out;
-}
-
-function toFlowEntry(row: Selectable<FlowEntriesTable>): FlowEntry {
-  return {
-    customerId: row.customer_id,
-    flowId: row.flow_id,
-    flowVersion: row.flow_version,
-    runNumber: row.run_number,
-    workflowId: row.workflow_id,
-    enteredAt: row.entered_at,
-    endedAt: row.ended_at,
-    outcome: row.outcome,
-    conversionMessageId: row.conversion_message_id,
-    triggerMessageId: row.trigger_message_id,
-  };
-}
-
-function toDecision(row: Selectable<DecisionsTable>): DecisionRecord {
-  return {
-    key: row.key,
-    customerId: row.customer_id,
-    at: row.at,
-    flowId: row.flow_id,
-    flowVersion: row.flow_version,
-    outcome: row.outcome,
-    reason: row.reason,
-    eventMessageId: row.event_message_id,
-    workflowId: row.workflow_id,
-  };
-}
-
-function toSend(row: Selectable<SendsTable>): SendRecord {
-  return {
-    deliveryKey: row.delivery_key,
-    customerId: row.customer_id,
-    flowId: row.flow_id,
-    flowVersion: row.flow_version,
-    workflowId: row.workflow_id,
-    nodeId: row.node_id,
-    template: row.template,
-    to: row.to_address,
-    subject: row.subject,
-    status: row.status as SendRecord['status'],
-    transport: row.transport as SendRecord['transport'],
-    scheduledAt: row.scheduled_at,
-    sentAt: row.sent_at,
-    messageId: row.message_id,
-    fallbacks: parseJson(row.fallbacks ?? '[]') as unknown as FallbackUse[],
-  };
-}
-
-function toOutboxMessage(row: Selectable<OutboxTable>): OutboxMessage {
-  return {
-    deliveryKey: row.delivery_key,
-    to: row.to_address,
-    from: row.from_address,
-    subject: row.subject,
-    html: row.html,
-    text: row.text,
-    headers: parseJson(row.headers),
-    createdAt: row.created_at,
-  };
 }
 
 function toProduct(row: Selectable<CatalogProductsTable>): Product {
@@ -257,6 +204,12 @@ class KyselyEventOps implements EventWriteOps {
       .values({ alias_id: from, customer_id: into, created_at: at })
       .onConflict((oc) => oc.column('alias_id').doUpdateSet({ customer_id: into }))
       .execute();
+    // The merged-away customer's purged events (event retention) count on in `into`'s refold, unless `into` has a baseline of its own.
+    await this.trx
+      .updateTable('profiles')
+      .set((eb) => ({ computed_base: eb.fn.coalesce('computed_base', eb.selectFrom('profiles as merged').select('merged.computed_base').where('merged.customer_id', '=', from)) }))
+      .where('customer_id', '=', into)
+      .execute();
     await this.trx.deleteFrom('profiles').where('customer_id', '=', from).execute();
     // The merged customer keeps the earlier entry of a segment both were in; the merge marks them due.
     await this.trx
@@ -278,6 +231,11 @@ class KyselyEventOps implements EventWriteOps {
       .orderBy('id', 'asc')
       .execute();
     return rows.map((r) => ({ type: r.type as EventType, name: r.name, properties: parseJson(r.properties), traits: parseJson(r.traits), timestamp: r.timestamp }));
+  }
+
+  async computedBaseOf(customerId: string): Promise<Computed | null> {
+    const row = await this.trx.selectFrom('profiles').select('computed_base').where('customer_id', '=', customerId).executeTakeFirst();
+    return row?.computed_base ? parseJson<Computed>(row.computed_base) : null;
   }
 
   async writeProfiles(writes: ProfileWrite[]): Promise<void> {
@@ -317,6 +275,27 @@ class KyselyEventOps implements EventWriteOps {
       }
     }
     return contacts;
+  }
+
+  recordConsentChanges(changes: ConsentChange[]): Promise<void> {
+    return consent.insertConsentChanges(this.trx, this.dialect, changes);
+  }
+
+  /** Read, then deleted by id: the rule (core/tracking-consent) is code, not a list SQL could hold. */
+  async deleteBehavioralEvents(customerId: string): Promise<number> {
+    const rows = await this.trx.selectFrom('events').select(['id', 'type', 'name']).where('customer_id', '=', customerId).execute();
+    const ids = rows.filter((row) => isBehavioralEvent({ type: row.type as EventType, name: row.name })).map((row) => row.id);
+    for (const batch of chunks(ids)) await this.trx.deleteFrom('events').where('id', 'in', batch).execute();
+    // What retention folded out of purged behavioral events goes too: the refold after a withdrawal starts from the base.
+    const base = await this.computedBaseOf(customerId);
+    if (base) await this.trx.updateTable('profiles').set({ computed_base: JSON.stringify(withoutBehavioralFields(base)) }).where('customer_id', '=', customerId).execute();
+    return ids.length;
+  }
+
+  async writeSuppressions(entries: SuppressionEntry[], lifts: SuppressionLift[]): Promise<void> {
+    // Lifts first: a batch that both lifts and (for another reason) adds an entry of one address keeps the addition.
+    await suppressions.liftSuppressions(this.trx, lifts);
+    await suppressions.upsertSuppressions(this.trx, entries);
   }
 
   async markSegmentChecksDue(due: Array<{ customerId: string; at: number }>): Promise<void> {
@@ -425,6 +404,8 @@ class KyselyEventOps implements EventWriteOps {
 
 export class KyselyStore implements Store {
   private readonly now: () => number;
+  private readonly softBounce: SoftBounceRules;
+  private readonly tracking: TrackingPolicy;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -437,6 +418,8 @@ export class KyselyStore implements Store {
     private readonly eventWriter?: EventWriter,
   ) {
     this.now = options.now ?? Date.now;
+    this.softBounce = options.softBounce ?? DEFAULT_SOFT_BOUNCE_RULES;
+    this.tracking = { trackingGrantedByDefault: options.trackingGrantedByDefault ?? true };
   }
 
   // --- dialect differences ---------------------------------------------------------------
@@ -485,8 +468,8 @@ export class KyselyStore implements Store {
 
   recordEvents(events: NewEvent[], options: { needsDispatch: (event: NewEvent) => boolean }): Promise<RecordEventResult[]> {
     if (events.length === 0) return Promise.resolve([]);
-    if (this.eventWriter) return this.eventWriter((ops) => recordBatch(ops, events, options.needsDispatch));
-    return this.db.transaction().execute((trx) => recordBatch(new KyselyEventOps(trx, this.dialect), events, options.needsDispatch));
+    if (this.eventWriter) return this.eventWriter((ops) => recordBatch(ops, events, options.needsDispatch, this.tracking, this.softBounce));
+    return this.db.transaction().execute((trx) => recordBatch(new KyselyEventOps(trx, this.dialect), events, options.needsDispatch, this.tracking, this.softBounce));
   }
 
   async markDispatched(eventIds: number[]): Promise<void> {
@@ -740,7 +723,8 @@ export class KyselyStore implements Store {
         const { recorded, eventTimes } = await ops.segmentHistory(customerId, plan.from);
         // The profile as of a past moment is a fold of the events up to it: read them only when some event is later.
         const profileEvents = plan.profileHistory && eventTimes.some((t) => t > plan.from) ? await ops.profileEventsOf(customerId) : undefined;
-        decided.push({ customerId, profile, members, decision: decide(customerId, { profile, events, members, dueAt, recorded, eventTimes, profileEvents }) });
+        const computedBase = profileEvents ? await ops.computedBaseOf(customerId) : null;
+        decided.push({ customerId, profile, members, decision: decide(customerId, { profile, events, members, dueAt, recorded, eventTimes, profileEvents, computedBase }) });
       }
       // The change events are the customer's own, fold into nothing and name no new identity: inserted as they are
       // (a retried evaluation's are already stored under the same messageIds, and skipped).
@@ -1121,5 +1105,79 @@ export class KyselyStore implements Store {
 
   activeApiKeys(): Promise<ApiKeyRecord[]> {
     return apiKeys.activeApiKeys(this.db);
+  }
+
+  // --- event retention: the queries are in store/retention-store.ts -------------------------
+
+  purgeEventsBefore(cutoff: number, limit: number, after: string | null = null): Promise<retention.PurgePage> {
+    return retention.purgeEventsBefore(this.db, this.dialect, { cutoff, limit, after, now: this.now() });
+  }
+
+  // --- consent trail: the queries are in store/consent-store.ts -----------------------------
+
+  consentTrail(customerId: string): Promise<ConsentChange[]> {
+    return consent.consentTrail(this.db, customerId);
+  }
+
+  // --- payload data keys: the queries are in store/data-keys-store.ts ----------------------
+
+  dataKey(subject: string): Promise<DataKeyRecord | undefined> {
+    return dataKeys.dataKey(this.db, subject);
+  }
+
+  addDataKey(record: DataKeyRecord): Promise<DataKeyRecord> {
+    return dataKeys.addDataKey(this.db, record);
+  }
+
+  deleteDataKey(subject: string): Promise<boolean> {
+    return dataKeys.deleteDataKey(this.db, subject);
+  }
+
+  listDataKeys(filter?: { notWrappedBy?: string }): Promise<DataKeyRecord[]> {
+    return dataKeys.listDataKeys(this.db, filter);
+  }
+
+  rewrapDataKey(subject: string, fromMasterKeyId: string, to: { wrappedKey: string; masterKeyId: string }): Promise<boolean> {
+    return dataKeys.rewrapDataKey(this.db, subject, fromMasterKeyId, to);
+  }
+
+  // --- suppressions: the queries are in store/suppressions-store.ts ---------------------------
+
+  listSuppressions(query: { reason?: SuppressionReason; after?: string | null; limit: number }): Promise<suppressions.SuppressionPage> {
+    return suppressions.listSuppressions(this.db, query);
+  }
+
+  addSuppressions(entries: SuppressionEntry[]): Promise<void> {
+    return suppressions.addSuppressions(this.db, entries);
+  }
+
+  removeSuppressions(which: { addressHash: string; reason?: SuppressionReason }): Promise<number> {
+    return suppressions.removeSuppressions(this.db, which);
+  }
+
+  suppressionsFor(address: string, now: number): Promise<SuppressionEntry[]> {
+    return suppressions.suppressionsFor(this.db, address, now);
+  }
+
+  importSuppressions(rows: unknown[], defaults: EntryDefaults, fieldName?: (index: number, field: string) => string): Promise<number> {
+    return suppressions.importSuppressions(this.db, rows, defaults, fieldName);
+  }
+
+  exportSuppressions(): Promise<SuppressionEntry[]> {
+    return suppressions.exportSuppressions(this.db);
+  }
+
+  // --- erase and export: the queries are in store/customer-data-store.ts --------------------
+
+  eraseCustomer(id: string, options: EraseOptions): Promise<ErasureResult> {
+    return customerData.eraseCustomer(this.db, this.dialect, id, options);
+  }
+
+  exportCustomer(id: string, options: { at?: number } = {}): Promise<CustomerExport> {
+    return customerData.exportCustomer(this.db, id, options.at ?? this.now());
+  }
+
+  listErasures(): Promise<ErasureRecord[]> {
+    return customerData.listErasures(this.db);
   }
 }

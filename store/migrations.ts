@@ -359,6 +359,21 @@ function privacy(dialect: StoreDialect): Migration {
   };
 }
 
+/**
+ * Event retention (MICROFLOWS_EVENT_RETENTION): what a customer's purged events folded into (core/behavior's computed
+ * fields, JSON), so a refold starts from it rather than from nothing. null: no event of theirs was purged.
+ */
+function eventRetention(): Migration {
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('profiles').addColumn('computed_base', 'text').execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('profiles').dropColumn('computed_base').execute();
+    },
+  };
+}
+
 /** Names sort in the order they run; never rename or edit one that has shipped — add a new one. */
 export function migrationsFor(dialect: StoreDialect): Record<string, Migration> {
   return {
@@ -371,6 +386,7 @@ export function migrationsFor(dialect: StoreDialect): Record<string, Migration> 
     '0007_api_keys': apiKeys(dialect),
     '0008_sends_by_message_id': sendsByMessageId(),
     '0009_privacy': privacy(dialect),
+    '0010_event_retention': eventRetention(),
   };
 }
 

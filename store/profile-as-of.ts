@@ -1,9 +1,10 @@
 // Reads a customer's profile as it stood at a past moment, on either backend: today's row and the customer's events
 // up to that moment, folded by core/profile-as-of. Kept apart from kysely-store.ts, which holds every table family.
 import type { Kysely } from 'kysely';
+import type { Computed } from '../core/behavior';
 import type { Profile, ProfileEvent } from '../core/profile';
 import { profileAsOf, segmentsAsOf } from '../core/profile-as-of';
-import { SEGMENT_CHANGE_NAMES, toProfile, toProfileEvent } from './rows';
+import { parseJson, SEGMENT_CHANGE_NAMES, toProfile, toProfileEvent } from './rows';
 import type { Database } from './schema';
 
 /**
@@ -36,7 +37,8 @@ export async function readProfileAsOf(db: Kysely<Database>, customerId: string, 
   const row = await db.selectFrom('profiles').selectAll().where('customer_id', '=', customerId).executeTakeFirst();
   if (!row) return undefined;
   const events = await eventsFor(db, customerId, at);
-  const profile = profileAsOf(toProfile(row), events, at);
+  // Purged events (event retention) live on in the baseline their fold left: the fold at `at` starts from it.
+  const profile = profileAsOf(toProfile(row), events, at, row.computed_base ? parseJson<Computed>(row.computed_base) : null);
   if (profile && options.withSegments) profile.segments = segmentsAsOf(events, at);
   return profile;
 }

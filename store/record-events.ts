@@ -3,10 +3,13 @@
 // (Kysely in a transaction; prepared better-sqlite3 statements on the SQLite ingest path), so they sit behind
 // EventWriteOps and this file holds only the order of work and the decisions.
 import type { Selectable } from 'kysely';
-import { foldAll, isFolded, needsRefold, type BehaviorEvent } from '../core/behavior';
+import { foldAll, isFolded, needsRefold, type BehaviorEvent, type Computed } from '../core/behavior';
 import { applyEventsInPlace, emptyProfile, mergeProfiles, type Profile, type ProfileEvent } from '../core/profile';
 import { clientMergeRefusal, clientProfileRefusal, isSystemEventName, loginMergeSource, touchesProtectedTraits, type Refusal } from '../core/source-policy';
+import { consentChanges, isBehavioralEvent, trackingAllowed, trackingWithdrawn, withoutBehavioralFields, type ConsentChange } from '../core/tracking-consent';
+import { DEFAULT_SOFT_BOUNCE_RULES, type SoftBounceRules, type SuppressionEntry, type SuppressionLift } from '../core/suppression';
 import { toStoredEvent } from './rows';
+import { writeSuppressionChanges } from './suppression-writes';
 import type { EventsTable } from './schema';
 import type { NewEvent, RecordEventResult, SegmentEventRead, SegmentFactsRead, StoredEvent } from './store';
 
@@ -48,11 +51,19 @@ export interface EventWriteOps {
   moveCustomer(from: string, into: string, at: number): Promise<void>;
   /** The customer's behavior events in time order (ties by arrival), for a refold. */
   behaviorEventsOf(customerId: string): Promise<BehaviorEvent[]>;
+  /** What the customer's purged events folded into (profiles.computed_base, event retention), a refold's start; null: none purged. */
+  computedBaseOf(customerId: string): Promise<Computed | null>;
   writeProfiles(writes: ProfileWrite[]): Promise<void>;
   /** Profiles as stored, without a lock (the owners of duplicates). */
   profiles(customerIds: string[]): Promise<Map<string, Profile>>;
   /** Only the email and consent of these profiles, without a lock: what a client identify's checks read (no JSON but consent parsed). */
   contactsOf(customerIds: string[]): Promise<Map<string, StoredContact>>;
+  /** Removes the lifted suppression entries, then upserts the new ones by (address_hash, reason) (store/suppression-writes.ts). */
+  writeSuppressions(entries: SuppressionEntry[], lifts: SuppressionLift[]): Promise<void>;
+  /** Inserts rows of the consent trail (consent_changes). */
+  recordConsentChanges(changes: ConsentChange[]): Promise<void>;
+  /** Deletes the customer's behavioral events (core/tracking-consent isBehavioralEvent), keeping the rest; how many went. */
+  deleteBehavioralEvents(customerId: string): Promise<number>;
 
   // Segment membership (store/segment-writes.ts runs these in the same transaction as the events it records).
   /** Schedules each customer's segment evaluation at its `at` (or keeps an earlier one). */
@@ -233,13 +244,77 @@ function withoutOrigin(event: NewEvent): NewEvent {
   return sent;
 }
 
+/** What the store decides about tracking consent that no event says: the setting MICROFLOWS_TRACKING_DEFAULT. */
+export interface TrackingPolicy {
+  /** Whether a customer who gave no behavioral_tracking consent is tracked. */
+  trackingGrantedByDefault: boolean;
+}
+
+const UNTRACKED = { reason: 'the customer does not allow behavioral tracking (consent.behavioral_tracking): the event was not stored' };
+const WITHDRAWN = { reason: 'the customer withdrew behavioral tracking (later in this batch, or meanwhile): the event was deleted with their other behavioral events' };
+
+/**
+ * The behavioral events (core/tracking-consent) of customers whose tracking is off, by index, judged on the consent
+ * the events before each one in the batch leave: from the stored consent of the customer (and of the ids the batch
+ * merges into them), then folded event by event with the profile fold itself, so every way an event changes consent
+ * (identify, Unsubscribed, a preference change) counts. Read without a row lock, like the client checks' contacts.
+ */
+async function untrackedEvents(
+  ops: EventWriteOps,
+  events: NewEvent[],
+  accepted: number[],
+  customerOf: (event: NewEvent) => string,
+  plan: Pick<IdentityPlan, 'identities' | 'merges'>,
+  defaultGranted: boolean,
+): Promise<Map<number, { reason: string }>> {
+  const dropped = new Map<number, { reason: string }>();
+  if (!accepted.some((i) => isBehavioralEvent(events[i]!))) return dropped;
+  const owners = accepted.map((i) => customerOf(events[i]!));
+  const contacts = await ops.contactsOf([...new Set([...owners, ...plan.merges.map((m) => m.from)])]);
+  const consentHolders = new Map<string, Profile>();
+  const holder = (customerId: string): Profile => {
+    let profile = consentHolders.get(customerId);
+    if (!profile) {
+      profile = emptyProfile(customerId, 0);
+      profile.consent = { ...contacts.get(customerId)?.consent };
+      consentHolders.set(customerId, profile);
+    }
+    return profile;
+  };
+  // A merged id's consent joins its customer's by newest time, as mergeProfiles joins them (a client login: withdrawals only).
+  for (const { from, login } of plan.merges) {
+    const into = holder(plan.identities.get(from) ?? from);
+    for (const [kind, record] of Object.entries(contacts.get(from)?.consent ?? {})) {
+      if (login && record.granted) continue;
+      if ((into.consent[kind]?.at ?? -Infinity) <= record.at) into.consent[kind] = record;
+    }
+  }
+  accepted.forEach((index, n) => {
+    const event = events[index]!;
+    const profile = holder(owners[n]!);
+    if (!isBehavioralEvent(event)) applyEventsInPlace(profile, [{ event, now: event.receivedAt }]);
+    else if (!trackingAllowed(profile, defaultGranted)) dropped.set(index, UNTRACKED);
+  });
+  return dropped;
+}
+
 /**
  * One batch in the caller's transaction. A customer whose batch holds an event older than what their profile
  * already folded — or whose identities merged — has their computed fields refolded from their events in time
  * order, so arrival order never changes the result. Events a client key may not send (see planIdentities and
- * refuseProfileChanges) are answered with `refused` and write nothing.
+ * refuseProfileChanges) are answered with `refused` and write nothing; behavioral events of a customer whose
+ * tracking is off (see untrackedEvents) with `dropped`, and write nothing either. A batch that withdraws tracking
+ * deletes the customer's behavioral events and clears their behavioral fields; every change of consent is written
+ * to the consent trail with the batch.
  */
-export async function recordBatch(ops: EventWriteOps, events: NewEvent[], needsDispatch: (event: NewEvent) => boolean): Promise<RecordEventResult[]> {
+export async function recordBatch(
+  ops: EventWriteOps,
+  events: NewEvent[],
+  needsDispatch: (event: NewEvent) => boolean,
+  policy: TrackingPolicy = { trackingGrantedByDefault: true },
+  softBounce: SoftBounceRules = DEFAULT_SOFT_BOUNCE_RULES,
+): Promise<RecordEventResult[]> {
+  const defaultGranted = policy.trackingGrantedByDefault;
   const stored = new Map<string, Selectable<EventsTable>>();
   for (const row of await ops.storedEvents([...new Set(events.map((e) => e.messageId))])) stored.set(row.message_id, row);
   const fresh: number[] = [];
@@ -278,7 +353,10 @@ export async function recordBatch(ops: EventWriteOps, events: NewEvent[], needsD
   const { identities, merges } = plan;
   const resolve = (id: string) => identities.get(id) ?? id;
   const customerOf = (event: NewEvent) => resolve(event.userId ?? event.anonymousId ?? event.customerId);
-  const taken = fresh.filter((i) => !refused.has(i));
+  const accepted = fresh.filter((i) => !refused.has(i));
+  // Not stored, folded or dispatched: the customer's choice (answered `dropped`).
+  const dropped = await untrackedEvents(ops, events, accepted, customerOf, plan, defaultGranted);
+  const taken = accepted.filter((i) => !dropped.has(i));
 
   // In messageId order: two transactions inserting overlapping ids in opposite orders would deadlock on PostgreSQL's
   // unique index. The fold sorts by time, so ids matter only for a customer's events with equal timestamps in one batch.
@@ -309,6 +387,9 @@ export async function recordBatch(ops: EventWriteOps, events: NewEvent[], needsD
   const at = events[0]!.receivedAt;
   const profiles = await ops.profilesForUpdate([...newEvents.keys(), ...merges.flatMap((m) => [m.from, m.into])], at);
   const storedEmails = new Map([...profiles].map(([id, profile]) => [id, profile.email]));
+  // Consent as stored, for the trail (what changed) and for a withdrawal of tracking.
+  const consentBefore = new Map([...profiles].map(([id, profile]) => [id, { consent: { ...profile.consent } }]));
+  const storedConsent = (customerId: string) => consentBefore.get(customerId) ?? { consent: {} };
   const refold = new Set<string>();
   for (const { from, into, login } of merges) {
     await ops.moveCustomer(from, into, at);
@@ -319,24 +400,54 @@ export async function recordBatch(ops: EventWriteOps, events: NewEvent[], needsD
     refold.delete(from);
   }
 
+  // The consent trail: what merges brought (no event of the batch made it), then each event's own change, in time
+  // order, so a batch that refuses and grants again records both.
+  const trail: ConsentChange[] = [];
+  for (const into of new Set(merges.map((m) => resolve(m.into)))) {
+    const merged = profiles.get(into);
+    if (merged) trail.push(...consentChanges(into, storedConsent(into).consent, merged.consent, at, () => null));
+  }
   for (const [customerId, list] of newEvents) {
     list.sort((a, b) => a.timestamp - b.timestamp || a.id - b.id);
     const profile = profiles.get(customerId) ?? emptyProfile(customerId, list[0]!.receivedAt);
     if (needsRefold(profile.computed, list.find(isFolded) ?? list[0]!)) refold.add(customerId);
     // Every profile in `profiles` was parsed from its row (or made) in this transaction: ours to change.
-    applyEventsInPlace(
-      profile,
-      list.map((event) => ({ event, now: event.receivedAt })),
-    );
+    for (const event of list) {
+      const consent = { ...profile.consent };
+      applyEventsInPlace(profile, [{ event, now: event.receivedAt }]);
+      if (event.type !== 'page' && event.type !== 'screen') trail.push(...consentChanges(customerId, consent, profile.consent, at, () => event.messageId));
+    }
     profiles.set(customerId, profile);
+  }
+  // Withdrawing tracking deletes the customer's behavioral events (kept ones, an order, stay) and refolds the rest:
+  // what a customer expects of "stop tracking me", rather than their browsing lingering until retention. So do
+  // behavioral events stored for an untracked customer despite untrackedEvents: read without a lock, it can miss a
+  // withdrawal committed meanwhile by a batch that named the customer by another id (PostgreSQL).
+  const withdrawn = new Set<string>();
+  for (const customerId of new Set([...newEvents.keys(), ...refold])) {
+    const profile = profiles.get(customerId);
+    if (!profile) continue;
+    const slipped = () => !trackingAllowed(profile, defaultGranted) && (newEvents.get(customerId) ?? []).some(isBehavioralEvent);
+    if (!trackingWithdrawn(storedConsent(customerId), profile, defaultGranted) && !slipped()) continue;
+    await ops.deleteBehavioralEvents(customerId);
+    withdrawn.add(customerId);
+    refold.add(customerId);
   }
   for (const customerId of refold) {
     const profile = profiles.get(customerId) ?? emptyProfile(customerId, at);
-    profile.computed = foldAll(await ops.behaviorEventsOf(customerId));
+    profile.computed = foldAll(await ops.behaviorEventsOf(customerId), await ops.computedBaseOf(customerId));
     profiles.set(customerId, profile);
   }
   const written = [...new Set([...newEvents.keys(), ...refold])];
+  for (const customerId of written) {
+    const profile = profiles.get(customerId)!;
+    // Kept events fold into behavioral fields too (an order empties the cart and adds to the score): cleared each time.
+    if (!trackingAllowed(profile, defaultGranted)) profile.computed = withoutBehavioralFields(profile.computed);
+  }
   await ops.writeProfiles(written.map((customerId) => ({ profile: profiles.get(customerId)!, storedEmail: storedEmails.has(customerId) ? storedEmails.get(customerId) : undefined })));
+  // Bounces, complaints and unsubscribes go on the suppression list with their events (store/suppression-writes.ts).
+  await writeSuppressionChanges(ops, newEvents, events, profiles, softBounce);
+  if (trail.length > 0) await ops.recordConsentChanges(trail);
   // Committed with the events: a crash before the segment engine runs leaves these customers due for the sweep.
   // Due from the earliest new event's own time, so a change a backfilled event causes is dated (and treated) as
   // history, and a live one at its arrival.
@@ -350,7 +461,15 @@ export async function recordBatch(ops: EventWriteOps, events: NewEvent[], needsD
   }
 
   const refusedIds = new Map([...refused].map(([index, refusal]) => [events[index]!.messageId, refusal]));
-  const refusedOwners = [...refused.keys()].map((index) => customerOf(events[index]!));
+  const droppedIds = new Map([...dropped].map(([index, drop]) => [events[index]!.messageId, drop]));
+  for (const customerId of withdrawn) {
+    for (const event of newEvents.get(customerId) ?? []) {
+      if (!isBehavioralEvent(event)) continue;
+      firstCopy.delete(event.messageId);
+      droppedIds.set(event.messageId, WITHDRAWN);
+    }
+  }
+  const refusedOwners = [...refused.keys(), ...dropped.keys()].map((index) => customerOf(events[index]!));
   const otherOwners = [...new Set([...[...stored.values()].map((row) => row.customer_id), ...refusedOwners].filter((id) => !profiles.has(id)))];
   if (otherOwners.length > 0) for (const [id, profile] of await ops.profiles(otherOwners)) profiles.set(id, profile);
   const freshIndexes = new Set(taken);
@@ -360,6 +479,12 @@ export async function recordBatch(ops: EventWriteOps, events: NewEvent[], needsD
       // Nothing of it was written: answered with the event as sent (no id, nothing to dispatch) and the profile as stored.
       const customerId = customerOf(event);
       return { duplicate: false, refused: refusal, event: { ...withoutOrigin(event), customerId, id: 0, dispatched: true }, profile: profiles.get(customerId) ?? emptyProfile(customerId, event.receivedAt) };
+    }
+    const drop = droppedIds.get(event.messageId);
+    if (drop) {
+      // Not stored (or deleted with the withdrawal): answered like a refusal, without an id and with nothing to dispatch.
+      const customerId = customerOf(event);
+      return { duplicate: false, dropped: drop, event: { ...withoutOrigin(event), customerId, id: 0, dispatched: true }, profile: profiles.get(customerId) ?? emptyProfile(customerId, event.receivedAt) };
     }
     const inserted = firstCopy.get(event.messageId);
     if (inserted && freshIndexes.has(index)) return { duplicate: false, event: inserted, profile: profiles.get(inserted.customerId)! };

@@ -3,8 +3,9 @@
 import type { Selectable } from 'kysely';
 import type { EventType } from '../core/event';
 import type { Profile, ProfileEvent } from '../core/profile';
-import type { EventsTable, ProfilesTable } from './schema';
-import type { RecordedSegmentChange, StoredEvent } from './store';
+import type { FallbackUse } from '../core/template-helpers';
+import type { DecisionsTable, EventsTable, FlowEntriesTable, OutboxTable, ProfilesTable, SendsTable } from './schema';
+import type { DecisionRecord, FlowEntry, OutboxMessage, RecordedSegmentChange, SendRecord, StoredEvent } from './store';
 import { SEGMENT_ENTERED, SEGMENT_EXITED } from '../core/segment-membership';
 
 /** The names of the engine's own segment-change events, which segment history reads apart from the customer's events. */
@@ -72,5 +73,67 @@ export function profileRow(profile: Profile): ProfilesTable {
     tags: JSON.stringify(profile.tags),
     updated_at: profile.updatedAt,
     trait_times: JSON.stringify(profile.traitTimes),
+  };
+}
+
+export function toFlowEntry(row: Selectable<FlowEntriesTable>): FlowEntry {
+  return {
+    customerId: row.customer_id,
+    flowId: row.flow_id,
+    flowVersion: row.flow_version,
+    runNumber: row.run_number,
+    workflowId: row.workflow_id,
+    enteredAt: row.entered_at,
+    endedAt: row.ended_at,
+    outcome: row.outcome,
+    conversionMessageId: row.conversion_message_id,
+    triggerMessageId: row.trigger_message_id,
+  };
+}
+
+export function toDecision(row: Selectable<DecisionsTable>): DecisionRecord {
+  return {
+    key: row.key,
+    customerId: row.customer_id,
+    at: row.at,
+    flowId: row.flow_id,
+    flowVersion: row.flow_version,
+    outcome: row.outcome,
+    reason: row.reason,
+    eventMessageId: row.event_message_id,
+    workflowId: row.workflow_id,
+  };
+}
+
+export function toSend(row: Selectable<SendsTable>): SendRecord {
+  return {
+    deliveryKey: row.delivery_key,
+    customerId: row.customer_id,
+    flowId: row.flow_id,
+    flowVersion: row.flow_version,
+    workflowId: row.workflow_id,
+    nodeId: row.node_id,
+    template: row.template,
+    to: row.to_address,
+    subject: row.subject,
+    status: row.status as SendRecord['status'],
+    transport: row.transport as SendRecord['transport'],
+    scheduledAt: row.scheduled_at,
+    sentAt: row.sent_at,
+    messageId: row.message_id,
+    fallbacks: parseJson(row.fallbacks ?? '[]') as unknown as FallbackUse[],
+  };
+}
+
+export function toOutboxMessage(row: Selectable<OutboxTable>): OutboxMessage {
+  return {
+    deliveryKey: row.delivery_key,
+    to: row.to_address,
+    from: row.from_address,
+    subject: row.subject,
+    html: row.html,
+    text: row.text,
+    headers: parseJson(row.headers),
+    createdAt: row.created_at,
   };
 }

@@ -33,6 +33,11 @@ export interface ProfilesTable {
   tags: JsonText;
   updated_at: number;
   trait_times: JsonText;
+  /**
+   * The computed fields the customer's purged events folded into (store/retention-store.ts), the start of a refold;
+   * null: none purged. Optional here because only the purge writes it: the profile writers leave it as it is.
+   */
+  computed_base?: JsonText | null;
 }
 
 /** alias_id (an anonymousId, an aliased previousId) belongs to customer_id. Kept flat: a merge repoints every alias. */

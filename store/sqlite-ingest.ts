@@ -4,9 +4,12 @@
 // whatever the batch size. A profile whose email did not change is updated without touching the email index.
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Kysely, Selectable } from 'kysely';
-import { BEHAVIOR_EVENT_TYPES, type BehaviorEvent } from '../core/behavior';
+import { BEHAVIOR_EVENT_TYPES, type BehaviorEvent, type Computed } from '../core/behavior';
 import type { EventType } from '../core/event';
 import type { Profile, ProfileEvent } from '../core/profile';
+import type { SuppressionEntry, SuppressionLift } from '../core/suppression';
+import { isBehavioralEvent, withoutBehavioralFields, type ConsentChange } from '../core/tracking-consent';
+import { consentChangeRow } from './consent-store';
 import type { EventWriter } from './kysely-store';
 import type { CustomerStanding, EventWriteOps, NewEventRow, ProfileWrite, StoredContact } from './record-events';
 import type { SegmentEventRead, SegmentFactsRead } from './store';
@@ -38,6 +41,10 @@ const SQL = {
   moveAliases: 'update identities set customer_id = ? where customer_id = ?',
   addAlias: 'insert into identities (alias_id, customer_id, created_at) values (?, ?, ?) on conflict (alias_id) do update set customer_id = excluded.customer_id',
   deleteProfile: 'delete from profiles where customer_id = ?',
+  carryComputedBase: `update profiles set computed_base = coalesce(computed_base, (select merged.computed_base from profiles merged where merged.customer_id = @from))
+    where customer_id = @into`,
+  computedBase: 'select computed_base from profiles where customer_id = ?',
+  setComputedBase: 'update profiles set computed_base = ? where customer_id = ?',
   behaviorEvents: `select type, name, properties, traits, timestamp from events where customer_id = ? and type in (${BEHAVIOR_EVENT_TYPES.map((t) => `'${t}'`).join(', ')}) order by timestamp, id`,
   insertProfile: `insert into profiles (customer_id, email, timezone, traits, computed, consent, tags, updated_at, trait_times)
     values (@customer_id, @email, @timezone, @traits, @computed, @consent, @tags, @updated_at, @trait_times)`,
@@ -67,12 +74,26 @@ const SQL = {
   dropSharedMemberships: 'delete from segment_members where customer_id = @from and segment_id in (select segment_id from segment_members where customer_id = @into)',
   moveMemberships: 'update segment_members set customer_id = @into where customer_id = @from',
   dropCheck: 'delete from segment_checks where customer_id = ?',
+  insertConsentChange: `insert into consent_changes (customer_id, kind, granted, source, at, recorded_at, event_message_id)
+    values (@customer_id, @kind, @granted, @source, @at, @recorded_at, @event_message_id)`,
+  eventKinds: 'select id, type, name from events where customer_id = ?',
+  deleteEventById: 'delete from events where id = ?',
+  liftSuppression: 'delete from suppressions where address_hash = ? and reason = ? and created_at <= ?',
+  upsertSuppression: `insert into suppressions (address_hash, reason, address, scope, source, created_at, expires_at)
+    values (@address_hash, @reason, @address, @scope, @source, @created_at, @expires_at)
+    on conflict (address_hash, reason) do update set address = coalesce(excluded.address, suppressions.address), scope = excluded.scope,
+    source = excluded.source, created_at = excluded.created_at, expires_at = excluded.expires_at`,
 } as const;
 
 type StatementName = keyof typeof SQL;
 
 class SqliteEventOps implements EventWriteOps {
   private readonly statements = new Map<StatementName, BetterSqlite3.Statement>();
+  /**
+   * Baselines (event retention) of customers merged away into one with no profile row yet: SQLite creates that row
+   * only in writeProfiles, so the baseline waits here until then. Cleared when a transaction begins.
+   */
+  private readonly carriedBases = new Map<string, string>();
 
   constructor(private readonly sqlite: BetterSqlite3.Database) {}
 
@@ -131,6 +152,12 @@ class SqliteEventOps implements EventWriteOps {
     this.statement('moveEvents').run(into, from);
     this.statement('moveAliases').run(into, from);
     this.statement('addAlias').run(from, into, at);
+    // The merged-away customer's purged events (event retention) count on in `into`'s refold, unless `into` has a baseline of its own.
+    if (this.statement('carryComputedBase').run({ from, into }).changes === 0) {
+      const base = this.carriedBases.get(from) ?? (this.statement('computedBase').get(from) as { computed_base: string | null } | undefined)?.computed_base;
+      if (base && !this.carriedBases.has(into)) this.carriedBases.set(into, base);
+    }
+    this.carriedBases.delete(from);
     this.statement('deleteProfile').run(from);
     // The merged customer keeps the earlier entry of a segment both were in; the merge marks them due.
     this.statement('dropSharedMemberships').run({ from, into });
@@ -143,11 +170,25 @@ class SqliteEventOps implements EventWriteOps {
     return rows.map((r) => ({ type: r.type as EventType, name: r.name, properties: parseJson(r.properties), traits: parseJson(r.traits), timestamp: r.timestamp }));
   }
 
+  async computedBaseOf(customerId: string): Promise<Computed | null> {
+    const row = this.statement('computedBase').get(customerId) as { computed_base: string | null } | undefined;
+    const base = row?.computed_base ?? this.carriedBases.get(customerId);
+    return base ? parseJson<Computed>(base) : null;
+  }
+
+  /** Forgets what a transaction left behind (a rolled back one included). */
+  beginTransaction(): void {
+    this.carriedBases.clear();
+  }
+
   async writeProfiles(writes: ProfileWrite[]): Promise<void> {
     for (const { profile, storedEmail } of writes) {
       const row = profileRow(profile);
       if (storedEmail === undefined) this.statement('insertProfile').run(row);
       else this.statement(storedEmail === profile.email ? 'updateProfileKeepingEmail' : 'updateProfile').run(row);
+      const carried = this.carriedBases.get(profile.customerId);
+      if (carried !== undefined) this.statement('setComputedBase').run(carried, profile.customerId);
+      this.carriedBases.delete(profile.customerId);
     }
   }
 
@@ -165,6 +206,32 @@ class SqliteEventOps implements EventWriteOps {
       contacts.set(row.customer_id, { email: row.email, consent: parseJson(row.consent) });
     }
     return contacts;
+  }
+
+  async recordConsentChanges(changes: ConsentChange[]): Promise<void> {
+    for (const change of changes) this.statement('insertConsentChange').run(consentChangeRow(change, 'sqlite'));
+  }
+
+  async deleteBehavioralEvents(customerId: string): Promise<number> {
+    const rows = this.statement('eventKinds').all(customerId) as Array<{ id: number; type: EventType; name: string | null }>;
+    const ids = rows.filter(isBehavioralEvent).map((row) => row.id);
+    for (const id of ids) this.statement('deleteEventById').run(id);
+    // What retention folded out of purged behavioral events goes too: the refold after a withdrawal starts from the base.
+    const base = await this.computedBaseOf(customerId);
+    if (base) {
+      const stripped = JSON.stringify(withoutBehavioralFields(base));
+      if (this.carriedBases.has(customerId)) this.carriedBases.set(customerId, stripped);
+      this.statement('setComputedBase').run(stripped, customerId);
+    }
+    return ids.length;
+  }
+
+  async writeSuppressions(entries: SuppressionEntry[], lifts: SuppressionLift[]): Promise<void> {
+    // Lifts first, as in store/kysely-store.ts.
+    for (const lift of lifts) this.statement('liftSuppression').run(lift.addressHash, lift.reason, lift.upTo);
+    for (const e of entries) {
+      this.statement('upsertSuppression').run({ address_hash: e.addressHash, reason: e.reason, address: e.address, scope: e.scope, source: e.source, created_at: e.createdAt, expires_at: e.expiresAt });
+    }
   }
 
   async markSegmentChecksDue(due: Array<{ customerId: string; at: number }>): Promise<void> {
@@ -232,6 +299,7 @@ export function sqliteEventWriter(db: Kysely<Database>, sqlite: BetterSqlite3.Da
   return (work) =>
     db.connection().execute(async () => {
       ops.statement('begin').run();
+      ops.beginTransaction();
       try {
         const result = await work(ops);
         ops.statement('commit').run();

@@ -2,11 +2,18 @@
 // PostgreSQL (DATABASE_URL). Every method is atomic; ids and keys make retries harmless.
 import type { FallbackUse } from '../core/template-helpers';
 import type { ApiKeyRecord } from '../core/api-keys';
+import type { DataKeyRecord } from './data-keys-store';
 import type { Product } from '../core/catalog';
 import type { FlowDefinition } from '../core/flow-types';
 import type { NewEvent } from '../core/event';
 import type { Profile, ProfileEvent } from '../core/profile';
+import type { Computed } from '../core/behavior';
+import type { PurgePage } from './retention-store';
 import type { RfmBoundaries, RfmInput } from '../core/rfm';
+import type { EntryDefaults, SuppressionEntry, SuppressionReason } from '../core/suppression';
+import type { SuppressionPage } from './suppressions-store';
+import type { ConsentChange } from '../core/tracking-consent';
+import type { CustomerExport, EraseOptions, ErasureRecord, ErasureResult } from './customer-data-store';
 
 // Defined in core so ingest validation (core/segment-spec) can build them without importing store/.
 export type { EventType, NewEvent } from '../core/event';
@@ -30,6 +37,11 @@ export interface RecordEventResult {
    * `profile` as stored. `field` is the call's own path (`anonymousId`, `traits.email`); a batch prefixes `batch[i].`.
    */
   refused?: { message: string; field: string };
+  /**
+   * The customer's choice, not a client error: a behavioral event (core/tracking-consent) of a customer whose
+   * behavioral tracking is off was not stored, folded or dispatched. `event` is as sent (id 0), `profile` as stored.
+   */
+  dropped?: { reason: string };
 }
 
 /** Which of a customer's events segment rules read: an event name, from `since` on (null: all of them). */
@@ -72,6 +84,8 @@ export interface SegmentFactsRead {
   eventTimes: number[];
   /** Every event the profile fold reads, any order: when the plan asked for them and an event is later than `from`. */
   profileEvents?: ProfileEvent[];
+  /** With profileEvents: what the customer's purged events folded into (event retention), the fold's start. */
+  computedBase?: Computed | null;
 }
 
 /** What an evaluation decided: the full membership now, when to look again, and the events that record the change. */
@@ -313,4 +327,56 @@ export interface Store {
   revokeApiKey(idOrHint: string, at: number): Promise<ApiKeyRecord | undefined>;
   /** The keys not revoked, newest first: what the server caches and reloads. */
   activeApiKeys(): Promise<ApiKeyRecord[]>;
+
+  // --- event retention (store/retention-store.ts) --------------------------------------------
+  /**
+   * Deletes the events whose own time is before `cutoff` of up to `limit` customers (after `after`, by id), each
+   * customer's in one transaction with their profile's baseline (what the events folded into, where a refold starts).
+   * Kept: Segment Entered / Exited, and a customer's events from their oldest undispatched one on. `next`: the
+   * customer to continue after, null when none is left.
+   */
+  purgeEventsBefore(cutoff: number, limit: number, after?: string | null): Promise<PurgePage>;
+
+  // --- payload data keys (store/data-keys-store.ts) ----------------------------------------
+  /** The data key of a subject (a customer's pseudonymous subject, `~system`, `~pseudonym-salt`), if stored. */
+  dataKey(subject: string): Promise<DataKeyRecord | undefined>;
+  /** Stores the key unless the subject has one; returns the subject's stored key (the first stored wins a race). */
+  addDataKey(record: DataKeyRecord): Promise<DataKeyRecord>;
+  /** Deletes a subject's key (crypto-shredding); whether there was one. */
+  deleteDataKey(subject: string): Promise<boolean>;
+  /** Every data key by subject; with `notWrappedBy`, those wrapped by another master key (what a rewrap has to do). */
+  listDataKeys(filter?: { notWrappedBy?: string }): Promise<DataKeyRecord[]>;
+  /** Rewraps a key still wrapped by `fromMasterKeyId`; whether it was. */
+  rewrapDataKey(subject: string, fromMasterKeyId: string, to: { wrappedKey: string; masterKeyId: string }): Promise<boolean>;
+
+  // --- suppressions (store/suppressions-store.ts) ------------------------------------------
+  /** Entries by (address_hash, reason), `limit` at a time after the cursor `after` (the previous page's `next`); optionally of one reason. */
+  listSuppressions(query: { reason?: SuppressionReason; after?: string | null; limit: number }): Promise<SuppressionPage>;
+  /** Upserts by (address_hash, reason), all in one transaction: all or nothing. */
+  addSuppressions(entries: SuppressionEntry[]): Promise<void>;
+  /** Removes the entries of an address hash (core/suppression hashOfAddressOrHash), or only those of one reason; how many went. */
+  removeSuppressions(which: { addressHash: string; reason?: SuppressionReason }): Promise<number>;
+  /** The address's entries that hold at `now` (not expired): what a flow entry and a send check. */
+  suppressionsFor(address: string, now: number): Promise<SuppressionEntry[]>;
+  /** Checks every row (core/suppression entryFromInput: a bad one throws naming its row and field) and writes them in one transaction. */
+  importSuppressions(rows: unknown[], defaults: EntryDefaults, fieldName?: (index: number, field: string) => string): Promise<number>;
+  /** Every entry, expired ones too. */
+  exportSuppressions(): Promise<SuppressionEntry[]>;
+
+  // --- consent trail (store/consent-store.ts) ----------------------------------------------
+  /** Every change of the customer's consent (any kind), oldest first: value, source, time and the event that made it. */
+  consentTrail(customerId: string): Promise<ConsentChange[]>;
+
+  // --- erase and export (store/customer-data-store.ts) -------------------------------------
+  /**
+   * In one transaction, everything held about the customer `id` names (an alias names its customer) goes: events,
+   * profile, identity links, segment state, runs, decisions, sends, outbox messages, consent trail and (given its
+   * subject) the payload data key; their suppression entries keep the address hash only, and an `erased` entry joins
+   * them. Logs one erasures row without personal data. CustomerNotFoundError (404) when nothing names the id.
+   */
+  eraseCustomer(id: string, options: EraseOptions): Promise<ErasureResult>;
+  /** One document with everything held about the customer, in a stable order; CustomerNotFoundError (404) when unknown. */
+  exportCustomer(id: string, options?: { at?: number }): Promise<CustomerExport>;
+  /** The erasure log, newest first. */
+  listErasures(): Promise<ErasureRecord[]>;
 }

@@ -30,6 +30,8 @@ export interface CustomerWorkflowInput {
   customerId: string;
   /** Set the CustomerId/FlowId/FlowVersion search attributes on flow runs. */
   searchAttributes: boolean;
+  /** What flow run ids and CustomerId carry instead of the customer id (their pseudonymous subject); absent: the id. */
+  workflowKey?: string;
   /** State carried across continue-as-new. */
   snapshot?: ArbiterSnapshot;
 }
@@ -52,7 +54,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
   setHandler(decisionsQuery, () => [...(state?.decisions ?? [])]);
   setHandler(activeRunsQuery, () => [...(state?.activeRuns ?? [])]);
 
-  if (!state) state = ArbiterState.fresh(input.customerId, await store.loadEntryHistory(input.customerId));
+  if (!state) state = ArbiterState.fresh(input.customerId, await store.loadEntryHistory(input.customerId), input.workflowKey);
   const arbiter = state;
   const keyPrefix = `${workflowInfo().workflowId}:${workflowInfo().runId}`;
 
@@ -86,7 +88,7 @@ export async function customerWorkflow(input: CustomerWorkflowInput): Promise<vo
         ],
         // Runs outlive an arbiter that continues-as-new; they report back by signal, not by result.
         parentClosePolicy: ParentClosePolicy.ABANDON,
-        typedSearchAttributes: input.searchAttributes ? flowRunSearchAttributes(input.customerId, policy.flowId, policy.version) : undefined,
+        typedSearchAttributes: input.searchAttributes ? flowRunSearchAttributes(input.workflowKey ?? input.customerId, policy.flowId, policy.version) : undefined,
         memo: { customerId: input.customerId, flowId: policy.flowId, flowVersion: policy.version, trigger: event.messageId },
       });
     }

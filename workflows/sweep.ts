@@ -1,6 +1,6 @@
 // The periodic sweep, started by a Temporal Schedule: finds conditions that became true with time
 // alone (no purchase for 60 days) and re-signals those customers. The finding is an activity.
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -9,6 +9,8 @@ const sweep = proxyActivities<Activities>({ startToCloseTimeout: '10m', heartbea
 
 export interface SweepResult {
   signalled: number;
+  /** Events the retention purge deleted (MICROFLOWS_EVENT_RETENTION; 0 when unset). */
+  purged: number;
   /** Sweep time (epoch ms), the "now" every inactivity window was measured against. */
   at: number;
 }
@@ -22,7 +24,18 @@ export async function sweepWorkflow(): Promise<SweepResult> {
     signalled += page.signalled;
     cursor = page.nextCursor;
   } while (cursor !== null);
-  return { signalled, at };
+  // After the inactivity pages, which read the events the purge may delete. Patched: a sweep started before this
+  // step existed replays without it.
+  let purged = 0;
+  if (patched('event-retention')) {
+    let after: string | null = null;
+    do {
+      const page: { purged: number; next: string | null } = await sweep.purgeExpiredEvents({ now: at, after, limit: 200 });
+      purged += page.purged;
+      after = page.next;
+    } while (after !== null);
+  }
+  return { signalled, at, purged };
 }
 
 export interface SegmentSweepResult {

@@ -7,6 +7,7 @@ const flow: FlowDefinition = {
   version: 3,
   priority: 90,
   group: 'marketing',
+  topic: null,
   trigger: { kind: 'event', event: 'Product Added' },
   entry: { when: { 'consent.email_marketing': true, 'event.properties.price': { gte: 10 } }, reentry: { kind: 'cooldown', ms: 1000 }, onConflict: 'suppress' },
   exit: { onEvents: [{ event: 'Order Completed' }] },

@@ -72,6 +72,7 @@ describe('compileFlow: valid flows', () => {
       priority: 90,
       group: 'marketing',
       description: 'Remind about the cart',
+      topic: null,
       trigger: { kind: 'event', event: 'Product Added', where: { 'event.properties.value': { gte: 10 } } },
       entry: { when: { 'consent.email_marketing': true }, reentry: { kind: 'cooldown', ms: 7 * 86_400_000 }, onConflict: 'queue' },
       exit: { onEvents: [{ event: 'Order Completed' }] },

@@ -76,7 +76,7 @@ describe('reserved event names', () => {
 
   it('documents its prefixes and whole names, and knows microflows own events apart from reserved ones', () => {
     expect(RESERVED_EVENT_PREFIXES).toEqual(['Segment ', 'Email ']);
-    expect(RESERVED_EVENT_NAMES).toEqual(['Unsubscribed']);
+    expect(RESERVED_EVENT_NAMES).toEqual(['Unsubscribed', 'Preferences Updated']);
     expect(isSystemEventName('Email Opened')).toBe(true);
     expect(isSystemEventName('Email Whatever')).toBe(false);
     expect(isSystemEventName(null)).toBe(false);
@@ -84,7 +84,7 @@ describe('reserved event names', () => {
 });
 
 describe('checkClientEvent', () => {
-  it.each(['Segment Entered', 'Email Opened', 'Unsubscribed', 'Email Bounced'])('refuses a client track named %p, naming event', (name) => {
+  it.each(['Segment Entered', 'Email Opened', 'Unsubscribed', 'Email Bounced', 'Preferences Updated'])('refuses a client track named %p, naming event', (name) => {
     const err = refusal(() => checkClientEvent(event({ name, properties: { segment_id: 'lapsed-customers' } }), null, options));
     expect(err.field).toBe('event');
     expect(err.message).toMatch(new RegExp(`^event: "${name}" is reserved for events microflows records itself .*server key`));

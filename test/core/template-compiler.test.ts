@@ -6,7 +6,7 @@ import type { SourceFile } from '../../core/template-source';
 
 const handlebars = templateHandlebars();
 
-const FOOTER = `<mj-section><mj-column><mj-text><a href="{{unsubscribe_url}}">Unsubscribe</a></mj-text></mj-column></mj-section>`;
+const FOOTER = `<mj-section><mj-column><mj-text><a href="{{unsubscribe_url}}">Unsubscribe</a> <a href="{{preferences_url}}">Manage preferences</a> {{brand.postal_address}}</mj-text></mj-column></mj-section>`;
 const ROW = `<mj-section css-class="row"><mj-column><mj-text css-class="name">{{default name product_id}}</mj-text>
 {{#if price}}<mj-text css-class="price">{{money price}}</mj-text>{{else}}{{/if}}</mj-column></mj-section>`;
 

@@ -121,10 +121,12 @@ for (const database of stackDatabases('dispatch')) {
     /** The customerEvent signals customer/<id> received, from its history: what Temporal actually got. */
     async function signalsReceived(customerId: string): Promise<string[]> {
       const history = await runtime.client.workflow.getHandle(customerWorkflowId(customerId)).fetchHistory();
-      return (history.events ?? [])
+      const sealed = (history.events ?? [])
         .map((e) => e.workflowExecutionSignaledEventAttributes)
         .filter((a) => a?.signalName === 'customerEvent')
-        .map((a) => (defaultPayloadConverter.fromPayload(a!.input!.payloads![0]!) as { messageId: string }).messageId);
+        .map((a) => a!.input!.payloads![0]!);
+      // Histories hold encrypted payloads: the runtime's codec opens them.
+      return (await runtime.payloads.codec.decode(sealed)).map((payload) => (defaultPayloadConverter.fromPayload(payload) as { messageId: string }).messageId);
     }
 
     it('signals a trigger event once its transaction committed, owing its dispatch until then; a copy sent meanwhile is not signalled', async () => {

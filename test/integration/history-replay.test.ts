@@ -260,7 +260,7 @@ for (const database of stackDatabases('history-replay')) {
       expect((await post(`${stack.url}/v1/track`, { userId: 'lapses-now', event: 'Order Completed', properties: { total: 30 }, timestamp: new Date(now - 60 * DAY - 60_000).toISOString() }, WRITE_KEY)).status).toBe(200);
       await stack.runtime.dispatcher.idle();
       // The segment sweep as its Schedule runs it, on the time-skipping server (a plain client: no time skipped).
-      const sweep = (await new Client({ connection: stack.env.connection }).workflow.execute('segmentSweepWorkflow', {
+      const sweep = (await new Client({ connection: stack.env.connection, dataConverter: stack.runtime.payloads.dataConverter }).workflow.execute('segmentSweepWorkflow', {
         taskQueue: stack.runtime.config.taskQueue,
         workflowId: `${database}-history-sweep`,
         args: [{ pageSize: 200 }],

@@ -83,7 +83,7 @@ for (const database of stackDatabases('segments')) {
     // A plain client: the test environment's own result() lets the server skip time while it waits, and it would
     // jump to the next pending timer (lapse-watch's 90-day timeout) before the sweep had even read the clock.
     const sweep = async (id: string) =>
-      (await new Client({ connection: stack.env.connection }).workflow.execute('segmentSweepWorkflow', { taskQueue: stack.runtime.config.taskQueue, workflowId: `${database}-${id}`, args: [{ pageSize: 2 }] })) as {
+      (await new Client({ connection: stack.env.connection, dataConverter: stack.runtime.payloads.dataConverter }).workflow.execute('segmentSweepWorkflow', { taskQueue: stack.runtime.config.taskQueue, workflowId: `${database}-${id}`, args: [{ pageSize: 2 }] })) as {
         evaluated: number;
         changes: number;
         failed: number;

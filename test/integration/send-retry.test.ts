@@ -64,12 +64,10 @@ async function recordedSends(workflowId: string): Promise<Array<{ attempt: numbe
   const events = (await runtime.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
   const sends = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'sendEmail').map((e) => String(e.eventId)));
   const attempts = new Map(events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => [String(e.eventId), e.activityTaskStartedEventAttributes!.attempt ?? 0]));
-  return events
-    .filter((e) => e.activityTaskCompletedEventAttributes && sends.has(String(e.activityTaskCompletedEventAttributes.scheduledEventId)))
-    .map((e) => {
-      const done = e.activityTaskCompletedEventAttributes!;
-      return { attempt: attempts.get(String(done.startedEventId)) ?? 0, result: defaultPayloadConverter.fromPayload(done.result!.payloads![0]!) };
-    });
+  const completed = events.filter((e) => e.activityTaskCompletedEventAttributes && sends.has(String(e.activityTaskCompletedEventAttributes.scheduledEventId))).map((e) => e.activityTaskCompletedEventAttributes!);
+  // Histories hold encrypted payloads: the runtime's codec opens them.
+  const results = await runtime.payloads.codec.decode(completed.map((done) => done.result!.payloads![0]!));
+  return completed.map((done, i) => ({ attempt: attempts.get(String(done.startedEventId)) ?? 0, result: defaultPayloadConverter.fromPayload(results[i]!) }));
 }
 
 /** The run's send activity that a worker is executing now, if any. */

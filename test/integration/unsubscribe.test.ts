@@ -64,9 +64,9 @@ async function entryOf(userId: string, flowId: string) {
 async function sendResults(workflowId: string): Promise<unknown[]> {
   const events = (await stack.env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
   const sendScheduled = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'sendEmail').map((e) => String(e.eventId)));
-  return events
-    .filter((e) => sendScheduled.has(String(e.activityTaskCompletedEventAttributes?.scheduledEventId)))
-    .map((e) => defaultPayloadConverter.fromPayload(e.activityTaskCompletedEventAttributes!.result!.payloads![0]!));
+  // Histories hold encrypted payloads: the runtime's codec opens them, as an operator's client with the key does.
+  const sealed = events.filter((e) => sendScheduled.has(String(e.activityTaskCompletedEventAttributes?.scheduledEventId))).map((e) => e.activityTaskCompletedEventAttributes!.result!.payloads![0]!);
+  return (await stack.runtime.payloads.codec.decode(sealed)).map((payload) => defaultPayloadConverter.fromPayload(payload));
 }
 
 it('refuses a forged or altered link with 400 and a reason, records nothing; GET alone unsubscribes no one', async () => {

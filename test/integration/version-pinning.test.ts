@@ -29,7 +29,7 @@ beforeAll(async () => {
   for (const name of ['pin-v1', 'pin-v2']) {
     fs.writeFileSync(
       path.join(templatesDir, `${name}.mjml`),
-      `---\nsubject: "${name}"\n---\n<mjml><mj-body><mj-section><mj-column><mj-text>${name}</mj-text><mj-text><a href="{{unsubscribe_url}}">Unsubscribe</a></mj-text></mj-column></mj-section></mj-body></mjml>\n`,
+      `---\nsubject: "${name}"\n---\n<mjml><mj-body><mj-section><mj-column><mj-text>${name}</mj-text><mj-text><a href="{{unsubscribe_url}}">Unsubscribe</a> <a href="{{preferences_url}}">Manage preferences</a> {{brand.postal_address}}</mj-text></mj-column></mj-section></mj-body></mjml>\n`,
     );
   }
   fs.writeFileSync(path.join(flowsDir, 'pinned.yaml'), flowFile(1, 'pin-v1'));

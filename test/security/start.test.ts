@@ -11,6 +11,7 @@ import { PROJECT_ROOT, tempDir } from '../support/stack';
 
 const SECRET = 'start-test-secret-0123456789abcdef0123456789';
 const ADMIN_KEY = 'mf_admin_start-test-0123456789abcdef0123456789';
+const MASTER_KEY = Buffer.alloc(32, 7).toString('base64');
 const children: ChildProcess[] = [];
 
 function cleanEnv(): Record<string, string> {
@@ -57,6 +58,7 @@ describe('starting on a network address', () => {
     expect(output).toContain('set MICROFLOWS_WRITE_KEY=$(openssl rand -hex 32)');
     expect(output).toContain('set MICROFLOWS_SIGNING_SECRET=$(openssl rand -hex 32)');
     expect(output).toContain('microflows keys create --kind admin');
+    expect(output).toContain('MICROFLOWS_MASTER_KEY is unset');
     // Refused before the embedded Temporal server was started.
     expect(output).not.toContain('starting the Temporal dev server');
     expect(fs.existsSync(path.join(env.MICROFLOWS_DATA_DIR!, 'temporal-dev-server.json'))).toBe(false);
@@ -71,7 +73,7 @@ describe('starting on a network address', () => {
   }, 60_000);
 
   it('with real secrets it starts on 0.0.0.0, and /api/profiles/x without a key is 401', async () => {
-    const env: Record<string, string> = { ...(await projectEnv()), HOST: '0.0.0.0', MICROFLOWS_WRITE_KEY: SECRET, MICROFLOWS_SIGNING_SECRET: SECRET, MICROFLOWS_ADMIN_KEY: ADMIN_KEY, MICROFLOWS_PUBLIC_URL: 'http://127.0.0.1' };
+    const env: Record<string, string> = { ...(await projectEnv()), HOST: '0.0.0.0', MICROFLOWS_WRITE_KEY: SECRET, MICROFLOWS_SIGNING_SECRET: SECRET, MICROFLOWS_ADMIN_KEY: ADMIN_KEY, MICROFLOWS_PUBLIC_URL: 'http://127.0.0.1', MICROFLOWS_MASTER_KEY: MASTER_KEY };
     const started = run('start', env);
     await waitUntil('microflows start to be running', async () => started.output().includes('embedded stack running') || started.child.exitCode !== null, 90_000);
     expect(started.child.exitCode).toBeNull();

@@ -36,9 +36,9 @@ const HISTORY_SHOWN = 8;
 // --- the rules, read from the issue and core/source-policy's doc, sharing no code with the server ------------------
 
 /** Events microflows records itself: a userId on one of them says nothing about who the customer is. */
-const SYSTEM_EVENTS = ['Email Delivered', 'Email Opened', 'Email Link Clicked', 'Email Bounced', 'Email Marked as Spam', 'Unsubscribed', 'Segment Entered', 'Segment Exited'];
-/** Reserved for microflows and server keys: `Segment …`, `Email …`, `Unsubscribed`; matched as written. */
-const isReserved = (name: string) => name === 'Unsubscribed' || name.startsWith('Segment ') || name.startsWith('Email ');
+const SYSTEM_EVENTS = ['Email Delivered', 'Email Opened', 'Email Link Clicked', 'Email Bounced', 'Email Marked as Spam', 'Unsubscribed', 'Preferences Updated', 'Segment Entered', 'Segment Exited'];
+/** Reserved for microflows and server keys: `Segment …`, `Email …`, `Unsubscribed`, `Preferences Updated`; matched as written. */
+const isReserved = (name: string) => name === 'Unsubscribed' || name === 'Preferences Updated' || name.startsWith('Segment ') || name.startsWith('Email ');
 const CONSENT_KINDS = ['email_marketing', 'behavioral_tracking'] as const;
 
 type CallType = 'track' | 'identify' | 'page' | 'screen' | 'group' | 'alias';
@@ -372,7 +372,9 @@ function generator(random: () => number, keys: Map<string, KnownKey>, runTag: st
     } else if (r < 0.65) out.email = pick([null, '']);
     if (chance(0.35)) {
       const consent: Record<string, boolean> = {};
-      for (const kind of CONSENT_KINDS) if (chance(0.6)) consent[kind] = chance(0.6);
+      // behavioral_tracking is only granted here: a refusal drops and deletes behavioral events (core/tracking-consent),
+      // which this model does not follow; test/integration/tracking-consent.test.ts does.
+      for (const kind of CONSENT_KINDS) if (chance(0.6)) consent[kind] = chance(0.6) || kind === 'behavioral_tracking';
       out.consent = consent;
     }
     return { traits: out, invalidEmail };

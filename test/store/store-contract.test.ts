@@ -43,6 +43,7 @@ function flow(id: string, version: number, sha256 = `sha-${id}-${version}`): Flo
     version,
     priority: 50,
     group: 'marketing',
+    topic: null,
     trigger: { kind: 'event', event: 'Product Added' },
     entry: { reentry: { kind: 'always' }, onConflict: 'suppress' },
     exit: { onEvents: [{ event: 'Order Completed' }] },
@@ -130,7 +131,7 @@ for (const backend of backends) {
 
       it('counts rows in every table', async () => {
         const counts = await store.tableCounts();
-        expect(Object.keys(counts).sort()).toEqual(['api_keys', 'catalog_products', 'decisions', 'events', 'flow_entries', 'flow_versions', 'identities', 'outbox', 'profiles', 'segment_members', 'sends']);
+        expect(Object.keys(counts).sort()).toEqual(['api_keys', 'catalog_products', 'consent_changes', 'data_keys', 'decisions', 'erasures', 'events', 'flow_entries', 'flow_versions', 'identities', 'outbox', 'profiles', 'segment_members', 'sends', 'suppressions']);
         for (const n of Object.values(counts)) expect(typeof n).toBe('number');
       });
     });

@@ -3,10 +3,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime as TemporalRuntime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { readConfig, type Config } from '../../core/config';
 import { startRuntime, type Runtime } from '../../cli/runtime';
+import { FAILURE_CONVERTER_PATH } from '../../client/payload-codec';
 import { temporalTestServerPath } from '../../cli/temporal-binaries';
 import { startSmtpSink, type SmtpSink } from './smtp-sink';
 import { postgresSkipReason, throwawayDatabase } from './store-backends';
@@ -14,6 +16,8 @@ import { TEST_ADMIN_KEY } from './http';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '../..');
 export const WRITE_KEY = 'test-write-key';
+/** The master key of the payload codec in tests (32 bytes, hex): fixed, so processes of one test share it. */
+export const TEST_MASTER_KEY = '6d6963726f666c6f77732d746573742d6d61737465722d6b65792d3332627974';
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 
@@ -27,7 +31,8 @@ try {
 
 /** Bundles workflows/ once per test file (the module registry is per file under jest). */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: (m: string) => console.error(m) } as never });
+  // The runtime's workers use this failure converter (client/payload-codec): the bundle is made with it too.
+  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), failureConverterPath: FAILURE_CONVERTER_PATH, logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: (m: string) => console.error(m) } as never });
   return bundle;
 }
 
@@ -41,6 +46,8 @@ export function testConfig(overrides: Record<string, string>): Config {
       PORT: '0',
       MICROFLOWS_WRITE_KEY: WRITE_KEY,
       MICROFLOWS_ADMIN_KEY: TEST_ADMIN_KEY,
+      // Every integration test runs with Temporal payloads encrypted, as a deployment does.
+      MICROFLOWS_MASTER_KEY: TEST_MASTER_KEY,
       MICROFLOWS_FLOWS_DIR: path.join(PROJECT_ROOT, 'flows'),
       MICROFLOWS_TEMPLATES_DIR: path.join(PROJECT_ROOT, 'templates'),
       TEMPORAL_TASK_QUEUE: `test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
@@ -91,10 +98,15 @@ async function createTimeSkippingEnvironment(workerReport: () => string): Promis
   const diagnose = async () => `${(await openWorkflows(env)).report}\n${workerReport()}`;
   env.sleep = (duration) =>
     within(`env.sleep(${String(duration)}) on the time-skipping server`, SKIP_DEADLINE_MS, sleepReleasingLeakedLock(env, sleep(duration)), diagnose);
-  const workflow = env.client.workflow;
+  resultsWithDeadline(env.client, diagnose);
+  return env;
+}
+
+/** A client's `result()` fails naming the workflow and what held time, instead of hanging past SKIP_DEADLINE_MS. */
+function resultsWithDeadline(client: Client, diagnose: () => Promise<string>): void {
+  const workflow = client.workflow;
   const result = workflow.result.bind(workflow);
   workflow.result = (workflowId, runId, options) => within(`the result of ${workflowId} on the time-skipping server`, SKIP_DEADLINE_MS, result(workflowId, runId, options), diagnose);
-  return env;
 }
 
 /**
@@ -206,9 +218,8 @@ export async function startTimeSkippingStack(overrides: Record<string, string> =
   }
   const runtimeLog: string[] = [];
   const started: { runtime?: Runtime } = {};
-  const env = await createTimeSkippingEnvironment(
-    () => `worker ${started.runtime?.worker?.getState() ?? 'not started'}; last runtime log lines:\n${runtimeLog.join('\n') || '(none)'}`,
-  );
+  const workerReport = () => `worker ${started.runtime?.worker?.getState() ?? 'not started'}; last runtime log lines:\n${runtimeLog.join('\n') || '(none)'}`;
+  const env = await createTimeSkippingEnvironment(workerReport);
   const smtp = await startSmtpSink();
   const dataDir = tempDir('ts');
   // The time-skipping server has no custom search attributes: runs are indexed on the dev server tests.
@@ -225,6 +236,10 @@ export async function startTimeSkippingStack(overrides: Record<string, string> =
     },
   });
   started.runtime = runtime;
+  // The runtime's client is the environment's (time-skipping) client with the payload codec: tests reading results,
+  // queries and histories through `env.client` then see plaintext, as an operator's client with the key does.
+  resultsWithDeadline(runtime.client, async () => `${(await openWorkflows(env)).report}\n${workerReport()}`);
+  Object.defineProperty(env, 'client', { value: runtime.client, configurable: true });
   const idle = runtime.dispatcher.idle.bind(runtime.dispatcher);
   // Segment evaluations after a commit record Segment Entered / Exited events and dispatch them: wait for those too.
   runtime.dispatcher.idle = () => within('segment updates and the dispatcher handing recorded events to Temporal', SKIP_DEADLINE_MS, runtime.segments.idle().then(idle));

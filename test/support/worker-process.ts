@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { freePort } from '../../cli/dev-server';
-import { PROJECT_ROOT, WRITE_KEY } from './stack';
+import { PROJECT_ROOT, TEST_MASTER_KEY, WRITE_KEY } from './stack';
 import { TEST_ADMIN_KEY } from './http';
 
 /**
@@ -19,6 +19,8 @@ export function devServerEnv(options: { temporalAddress: string; dataDir: string
     SMTP_URL: options.smtpUrl,
     MICROFLOWS_WRITE_KEY: WRITE_KEY,
     MICROFLOWS_ADMIN_KEY: TEST_ADMIN_KEY,
+    // The in-process runtime (testConfig) and every worker process must share the master key.
+    MICROFLOWS_MASTER_KEY: TEST_MASTER_KEY,
     TEMPORAL_TASK_QUEUE: options.taskQueue,
   };
 }
