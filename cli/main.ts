@@ -13,6 +13,7 @@ import { PREVIEW_ARGS, PREVIEW_USAGE, runPreview } from './preview';
 import { serve } from './serve';
 import { SEGMENTS_ARGS, runSegments } from './segments';
 import { displayPath, printProblems, runValidate, VALIDATE_ARGS, VALIDATE_USAGE } from './validate';
+import { CHECK_ARGS, CHECK_USAGE, runCheck } from './check';
 
 export interface Command {
   /** Arguments as shown in the usage text, e.g. `[paths...]`. */
@@ -30,6 +31,13 @@ export const commands: Record<string, Command> = {
     summary: 'check flow files, templates and segments (default: their directories), reporting every problem with file:line',
     usage: VALIDATE_USAGE,
     run: runValidate,
+  },
+
+  check: {
+    args: CHECK_ARGS,
+    summary: 'static flow check for CI: flows that can collide and who wins (flow × flow matrix), ties, unreachable steps, waits on unknown events',
+    usage: CHECK_USAGE,
+    run: runCheck,
   },
 
   diagram: {

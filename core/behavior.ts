@@ -97,7 +97,8 @@ function cartItemFrom(properties: Record<string, unknown>): CartItem | undefined
   return item;
 }
 
-function isMachineOpen(event: Pick<BehaviorEvent, 'name'> & { properties?: Record<string, unknown> }): boolean {
+/** An open the ESP flagged as fetched by a machine (Apple Mail Privacy Protection, scanners), not read by a person. */
+export function isMachineOpen(event: Pick<BehaviorEvent, 'name'> & { properties?: Record<string, unknown> }): boolean {
   return event.name === 'Email Opened' && event.properties?.machine_open === true;
 }
 
