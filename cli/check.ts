@@ -7,7 +7,8 @@ import { readConfig } from '../core/config';
 import type { FileProblem } from '../core/errors';
 import { checkFlow } from '../core/flow-compiler';
 import { checkProject, type CheckedFlow, type CheckReport, type PairOutcome } from '../core/flow-check';
-import { templateChecker } from './project-files';
+import { checkSendPolicyFile, sendPolicyPath, templateCategoryReader } from './policy-file';
+import { isFlowFileName, templateChecker } from './project-files';
 import { checkSegments, segmentIdsIn } from './segment-files';
 import { displayPath, printProblems } from './validate';
 
@@ -21,17 +22,17 @@ Checks the flows statically, for CI: no store and no server are needed. Reports,
     both match, segments whose rules can hold together, inactivity), and how arbitration settles them; two such
     flows in one group with the same priority are a tie: an error;
   - wait_for steps on an event that no flow trigger, segment rule, microflows system event or declared source
-    sends (a warning).
+    sends (a warning); declare the events your sources send under events: in policy.yaml, or with --events;
+  - with a send policy (policy.yaml in the flows directory, checked too): sends that the flow's own earlier sends
+    always push into a frequency cap, so they are always skipped (an error), and sends that can be deferred past
+    defer.max or longer than the wait after them (warnings).
 Then prints a flow × flow matrix: the flow that wins each pair, "both" for flows of different groups (they run side
 by side), "tie!" for a tie, "-" when the two cannot start at the same moment.
   --json             print { findings, flows, matrix } as JSON instead
-  --flows dir        the flow files (default MICROFLOWS_FLOWS_DIR); policy.yaml in it is not a flow
+  --flows dir        the flow files (default MICROFLOWS_FLOWS_DIR); policy.yaml in it is the send policy
   --segments dir     the segment files (default MICROFLOWS_SEGMENTS_DIR)
   --events file      event names your sources send, one a line (# comments), for wait_for
 Templates are looked up in MICROFLOWS_TEMPLATES_DIR. Exit code: 1 when there is an error, else 0.`;
-
-/** Files in the flows directory that are not flows: the project policy (caps, quiet hours, declared events). */
-const NOT_FLOWS = new Set(['policy.yaml', 'policy.yml']);
 
 interface CheckArgs {
   json: boolean;
@@ -70,7 +71,7 @@ function loadFlows(flowsDir: string, templatesDir: string, segmentIds: ReadonlyS
   if (!fs.existsSync(flowsDir) || !fs.statSync(flowsDir).isDirectory()) return { flows: [], problems: [{ file: flowsDir, severity: 'error', message: 'no such directory: pass --flows <dir> or set MICROFLOWS_FLOWS_DIR' }] };
   const files = fs
     .readdirSync(flowsDir)
-    .filter((name) => /\.ya?ml$/i.test(name) && !NOT_FLOWS.has(name))
+    .filter(isFlowFileName)
     .sort()
     .map((name) => path.join(flowsDir, name));
   const templateExists = templateChecker(templatesDir);
@@ -123,7 +124,10 @@ export async function runCheck(args: string[]): Promise<number> {
   const segmentsDir = parsed.segmentsDir ?? config.segmentsDir;
   const segments = checkSegments(segmentsDir);
   for (const problem of segments.problems) problem.file = displayPath(problem.file);
-  const { flows, problems } = loadFlows(parsed.flowsDir ?? config.flowsDir, config.templatesDir, segmentIdsIn(segmentsDir));
+  const flowsDir = parsed.flowsDir ?? config.flowsDir;
+  const { flows, problems } = loadFlows(flowsDir, config.templatesDir, segmentIdsIn(segmentsDir));
+  const policyFile = sendPolicyPath(flowsDir);
+  const policy = checkSendPolicyFile(policyFile, displayPath(policyFile));
   let declaredEvents: string[] = [];
   const eventProblems: FileProblem[] = [];
   if (parsed.eventsFile !== undefined) {
@@ -133,8 +137,14 @@ export async function runCheck(args: string[]): Promise<number> {
       eventProblems.push({ file: parsed.eventsFile, severity: 'error', message: `cannot read the events file: ${(err as Error).message}` });
     }
   }
-  const report = checkProject({ flows, segments: segments.segments, declaredEvents });
-  const findings: FileProblem[] = [...eventProblems, ...segments.problems, ...problems, ...report.findings];
+  const report = checkProject({
+    flows,
+    segments: segments.segments,
+    declaredEvents,
+    ...(policy.policy ? { policy: policy.policy } : {}),
+    templateCategory: templateCategoryReader(config.templatesDir),
+  });
+  const findings: FileProblem[] = [...eventProblems, ...segments.problems, ...policy.problems, ...problems, ...report.findings];
   const errors = findings.filter((f) => f.severity === 'error').length;
   if (parsed.json) {
     console.log(JSON.stringify({ findings, flows: report.flowIds, matrix: report.matrix }, null, 2));

@@ -5,6 +5,7 @@ import type { FlowDefinition } from '../core/flow-types';
 import { flowToMermaid } from '../core/mermaid';
 import { IMPORT_ARGS, IMPORT_USAGE, runImport } from './import';
 import { KEYS_ARGS, KEYS_USAGE, runKeys } from './keys';
+import { AUDIT_ARGS, AUDIT_USAGE, runAudit } from './audit';
 import { DATA_KEYS_ARGS, DATA_KEYS_USAGE, runDataKeys } from './data-keys';
 import { SUPPRESSIONS_ARGS, SUPPRESSIONS_USAGE, runSuppressions } from './suppressions';
 import { CUSTOMERS_ARGS, CUSTOMERS_USAGE, runCustomers } from './customers';
@@ -116,6 +117,13 @@ Reads the segments of MICROFLOWS_SEGMENTS_DIR and the store (DATABASE_URL, or th
     summary: 'create, list and revoke admin API keys and source (write) keys',
     usage: KEYS_USAGE,
     run: runKeys,
+  },
+
+  audit: {
+    args: AUDIT_ARGS,
+    summary: 'what happened: flows that collided for the same customers and how, emails per customer per week, unsubscribe and complaint rates by volume',
+    usage: AUDIT_USAGE,
+    run: runAudit,
   },
 
   'data-keys': {

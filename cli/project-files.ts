@@ -5,8 +5,14 @@ import path from 'node:path';
 import type { FileProblem } from '../core/errors';
 import { checkFlow } from '../core/flow-compiler';
 import type { FlowDefinition } from '../core/flow-types';
+import { SEND_POLICY_FILE } from '../core/send-policy';
 
 const FLOW_FILE = /\.ya?ml$/i;
+
+/** Whether a file in the flows directory is a flow: YAML, and not the send policy that sits beside the flows. */
+export function isFlowFileName(name: string): boolean {
+  return FLOW_FILE.test(name) && name !== SEND_POLICY_FILE;
+}
 
 export interface LoadedFlows {
   flows: FlowDefinition[];
@@ -43,7 +49,7 @@ export function loadFlowPaths(paths: string[], templatesDir: string, segmentIds?
     if (stat.isDirectory()) {
       const inDir = fs
         .readdirSync(p, { withFileTypes: true })
-        .filter((e) => e.isFile() && FLOW_FILE.test(e.name))
+        .filter((e) => e.isFile() && isFlowFileName(e.name))
         .map((e) => path.join(p, e.name))
         .sort();
       if (inDir.length === 0) problems.push({ file: p, severity: 'warning', message: 'no flow files (*.yaml, *.yml) in this directory' });

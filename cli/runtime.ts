@@ -25,6 +25,8 @@ import { catalogReader } from '../activities/catalog';
 import { formatProblem } from '../core/errors';
 import { syncCatalogDir } from './catalog-files';
 import { loadFlowFiles } from './project-files';
+import { loadSendPolicy } from './policy-file';
+import type { SendPolicy } from '../core/send-policy';
 import { loadBrandFile, requireBrandForMarketing } from './brand-file';
 import { loadSegments, segmentIdsIn } from './segment-files';
 import { SegmentEngine } from '../activities/segment-engine';
@@ -158,6 +160,8 @@ export interface Runtime {
   developmentAdminKey: string | null;
   /** Payload encryption: the keyring (subjectOf, shred), the codec and the data converter every client here uses. */
   payloads: PayloadEncryption;
+  /** The send policy of flows/policy.yaml (caps, quiet hours), DEFAULT_SEND_POLICY without one; read at start. */
+  policy: SendPolicy;
   /** Reload flow files: registers new versions; new entries take them, running customers keep theirs. */
   reloadFlows(): Promise<FlowDefinition[]>;
   stop(): Promise<void>;
@@ -289,6 +293,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       devAdminKey = developmentAdminKey(config, hasStoredAdminKey);
     }
     const flows = await loadAndRegisterFlows(config, store);
+    // A bad policy file stops the start like a bad flow file: sending without the caps someone wrote is worse.
+    const policy = loadSendPolicy(config.flowsDir);
     const payloads = openPayloadEncryption(config, store);
     if (payloads.generatedMasterKeyFile) log(`[microflows] Temporal payloads are encrypted with the development master key in ${payloads.generatedMasterKeyFile}`);
     await payloads.keyring.ready();
@@ -435,6 +441,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       adminUrl,
       developmentAdminKey: devAdminKey,
       payloads,
+      policy,
       async reloadFlows() {
         const reloadedSegments = loadSegments(config.segmentsDir);
         const reloaded = await loadAndRegisterFlows(config, store);

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { isMap, parseDocument } from 'yaml';
 import { readConfig, type Config } from '../core/config';
 import { formatProblem, type FileProblem } from '../core/errors';
+import { SEND_POLICY_FILE } from '../core/send-policy';
+import { checkSendPolicyFile, sendPolicyPath } from './policy-file';
 import { loadFlowPaths } from './project-files';
 import { checkSegments, segmentIdsIn, type CheckedSegments } from './segment-files';
 import { checkTemplates } from './template-files';
@@ -19,6 +21,7 @@ Without paths: the flows, templates and segments directories (MICROFLOWS_FLOWS_D
 MICROFLOWS_SEGMENTS_DIR). A path is a file or a directory, taken for what it holds wherever it is: .mjml files are
 templates; a YAML file with top-level rules: or when: is a segment, one with trigger: or steps: a flow; a YAML file
 that says neither is a segment inside a directory named segments (or MICROFLOWS_SEGMENTS_DIR), else a flow.
+A file named policy.yaml is the send policy (frequency caps, quiet hours), never a flow.
 Flows are checked against the templates of MICROFLOWS_TEMPLATES_DIR and the segments of MICROFLOWS_SEGMENTS_DIR.
 Marketing templates must show the postal address of the brand file (MICROFLOWS_BRAND_FILE, default brand.yaml),
 the unsubscribe link and the preference link (the footer partial has all three).
@@ -65,11 +68,15 @@ interface Targets {
   templates: string[];
   /** A segments directory, and the files of it to report (null: all of it). */
   segments: Array<{ dir: string; only: Set<string> | null }>;
+  /** Send policy files (policy.yaml). */
+  policies: string[];
 }
+
+const isPolicyFile = (file: string): boolean => path.basename(file) === SEND_POLICY_FILE;
 
 /** Sorts the paths given into flow, template and segment targets by what each holds. */
 export function validationTargets(paths: string[], config: Pick<Config, 'segmentsDir'>): Targets {
-  const targets: Targets = { flows: [], templates: [], segments: [] };
+  const targets: Targets = { flows: [], templates: [], segments: [], policies: [] };
   const segmentFiles = new Map<string, Set<string>>();
   const addSegmentFile = (file: string) => {
     const dir = path.dirname(path.resolve(file));
@@ -81,6 +88,7 @@ export function validationTargets(paths: string[], config: Pick<Config, 'segment
       targets.flows.push(p); // reported as "no such file or directory"
     } else if (stat.isFile()) {
       if (p.endsWith('.mjml')) targets.templates.push(p);
+      else if (isPolicyFile(p)) targets.policies.push(p);
       else if (YAML_FILE.test(p) && yamlFileKind(p, config.segmentsDir) === 'segment') addSegmentFile(p);
       else targets.flows.push(p);
     } else if (holdsTemplates(p)) {
@@ -88,10 +96,13 @@ export function validationTargets(paths: string[], config: Pick<Config, 'segment
     } else if (path.resolve(p) === path.resolve(config.segmentsDir)) {
       targets.segments.push({ dir: p, only: null });
     } else {
-      const files = fs
+      const yamlFiles = fs
         .readdirSync(p, { withFileTypes: true })
         .filter((e) => e.isFile() && YAML_FILE.test(e.name))
         .map((e) => path.join(p, e.name));
+      // The policy beside the flows is checked as what it is; the flow loader skips it in a directory.
+      targets.policies.push(...yamlFiles.filter(isPolicyFile));
+      const files = yamlFiles.filter((f) => !isPolicyFile(f));
       const segments = files.filter((f) => yamlFileKind(f, config.segmentsDir) === 'segment');
       if (files.length > 0 && segments.length === files.length) targets.segments.push({ dir: p, only: null });
       else if (segments.length === 0) targets.flows.push(p); // flows, or an empty directory (warned about as such)
@@ -118,7 +129,12 @@ export async function runValidate(args: string[]): Promise<number> {
   const targets: Targets =
     args.length > 0
       ? validationTargets(args, config)
-      : { flows: [config.flowsDir], templates: [config.templatesDir], segments: fs.existsSync(config.segmentsDir) ? [{ dir: config.segmentsDir, only: null }] : [] };
+      : {
+          flows: [config.flowsDir],
+          templates: [config.templatesDir],
+          segments: fs.existsSync(config.segmentsDir) ? [{ dir: config.segmentsDir, only: null }] : [],
+          policies: fs.existsSync(sendPolicyPath(config.flowsDir)) ? [sendPolicyPath(config.flowsDir)] : [],
+        };
   const { flows, problems } = targets.flows.length > 0 ? loadFlowPaths(targets.flows, config.templatesDir, segmentIdsIn(config.segmentsDir)) : { flows: [], problems: [] };
   // Marketing templates are checked against the brand's postal address; the brand file is checked when they are.
   const brandFile = targets.templates.length > 0 ? checkBrandFile(config.brandFile) : { brand: null, problems: [] };
@@ -127,7 +143,8 @@ export async function runValidate(args: string[]): Promise<number> {
   const brandProblems: FileProblem[] =
     brandFile.problems.length > 0 || brandFile.brand || marketing.length === 0 ? brandFile.problems : [{ file: config.brandFile, severity: 'error', message: missingBrandMessage(config.brandFile, marketing) }];
   const segments = targets.segments.map(checkSegmentTarget);
-  const allProblems = [...problems, ...brandProblems, ...templates.flatMap((t) => t.problems), ...segments.flatMap((s) => s.problems)];
+  const policies = [...new Set(targets.policies)].map((file) => checkSendPolicyFile(file));
+  const allProblems = [...problems, ...brandProblems, ...templates.flatMap((t) => t.problems), ...segments.flatMap((s) => s.problems), ...policies.flatMap((p) => p.problems)];
   printProblems(allProblems, (line) => console.log(line));
   // What each template reads, so a reviewer sees which profile, event and catalog fields an email depends on.
   for (const template of templates.flatMap((t) => t.templates)) {
@@ -144,6 +161,7 @@ export async function runValidate(args: string[]): Promise<number> {
     targets.flows.length > 0 ? countOf(flows.length, 'flow') : null,
     targets.templates.length > 0 ? countOf(templateCount, 'template') : null,
     segments.length > 0 ? countOf(segments.reduce((n, s) => n + s.segments.length, 0), 'segment') : null,
+    policies.length > 0 ? 'the send policy' : null,
   ].filter((part) => part !== null);
   console.log(`ok: ${checked.length > 1 ? `${checked.slice(0, -1).join(', ')} and ${checked[checked.length - 1]}` : checked[0]} valid`);
   return 0;

@@ -1,6 +1,7 @@
 // The static flow checker behind `microflows check`: which flows can compete for one customer at the same moment and
 // how arbitration settles each pair (a tie is an error), steps no run can reach, loops that never wait, and wait_for
-// steps on events nothing emits. Pure: compiled flows and segment definitions in, findings and a matrix out.
+// steps on events nothing emits, and flows the send policy's frequency caps would starve. Pure: compiled flows, segment
+// definitions and the policy in, findings and a matrix out.
 //
 // "Can compete" means both triggers can fire for the same customer at the same moment. It is conservative: a pair is
 // reported as overlapping unless the checker can prove the triggers exclusive (different event names, filters that no
@@ -8,11 +9,14 @@
 import type { Condition } from './conditions';
 import type { FileProblem } from './errors';
 import { BEHAVIOR_WEIGHTS } from './behavior';
+import { formatDuration } from './duration';
 import { ENGAGEMENT_EVENT_NAMES } from './esp-webhooks';
 import type { FlowDefinition, FlowNode, NodeId, Trigger } from './flow-types';
 import type { SegmentDefinition } from './segment-definition';
 import { SEGMENT_ENTERED, SEGMENT_EXITED } from './segment-membership';
 import type { SegmentRule } from './segment-rules';
+import { capMatches, capOutcome, evaluateCaps, type CapOutcome, type RecentSend, type SendPolicy } from './send-policy';
+import type { TemplateCategory } from './suppression';
 import { PREFERENCES_UPDATED } from './topic-consent';
 
 /** Events microflows itself records, or that its docs name as the Segment e-commerce events it reads. */
@@ -37,11 +41,17 @@ export interface CheckedFlow {
 export interface CheckInput {
   flows: CheckedFlow[];
   segments: SegmentDefinition[];
-  /** Event names sources are declared to send (an --events file, later the policy's events: list). */
+  /** Event names sources are declared to send (an --events file; the policy's events: list is added to them). */
   declaredEvents?: readonly string[];
+  /** The send policy (flows/policy.yaml); without one there are no caps to check. */
+  policy?: SendPolicy;
+  /** The category of each template (caps count marketing and transactional email apart); default: marketing. */
+  templateCategory?: (template: string) => TemplateCategory;
 }
 
-export type Finding = FileProblem & { code: 'tie' | 'overlap' | 'unreachable' | 'loop_without_wait' | 'unknown_wait_event' };
+export type Finding = FileProblem & {
+  code: 'tie' | 'overlap' | 'unreachable' | 'loop_without_wait' | 'unknown_wait_event' | 'starved_by_cap' | 'deferral_beyond_limit' | 'deferral_beyond_wait';
+};
 
 /** One cell of the flow × flow matrix: who wins when both want the customer at once. */
 export type PairOutcome =
@@ -79,11 +89,15 @@ export function checkProject(input: CheckInput): CheckReport {
       }
     }
   }
-  const known = new Set<string>([...KNOWN_EVENT_NAMES, ...(input.declaredEvents ?? [])]);
+  const known = new Set<string>([...KNOWN_EVENT_NAMES, ...(input.declaredEvents ?? []), ...(input.policy?.events ?? [])]);
   // A trigger's event is one the project expects sources to send (an inactivity trigger's too).
   for (const { flow } of flows) known.add(flow.trigger.event);
   for (const segment of input.segments) for (const name of eventsOfRule(segment.rule)) known.add(name);
   for (const checked of flows) findings.push(...graphFindings(checked.flow), ...waitEventFindings(checked.flow, known));
+  if (input.policy) {
+    const categoryOf = input.templateCategory ?? (() => 'marketing' as const);
+    for (const checked of flows) findings.push(...capFindings(checked.flow, input.policy, categoryOf));
+  }
   return { findings: sortFindings(findings), flowIds: flows.map((f) => f.flow.id), matrix };
 }
 
@@ -421,10 +435,153 @@ function waitEventFindings(flow: FlowDefinition, known: ReadonlySet<string>): Fi
         flow,
         node,
         'unknown_wait_event',
-        `wait_for "${node.match.event}": no flow trigger, segment, microflows system event or declared source sends this event, so the wait always times out; fix the name, or declare the event with --events <file>`,
+        `wait_for "${node.match.event}": no flow trigger, segment, microflows system event or declared source sends this event, so the wait always times out; fix the name, or declare the event under events: in flows/policy.yaml (or with --events <file>)`,
         'warning',
       ),
     );
   }
   return findings;
+}
+
+// --- frequency caps ------------------------------------------------------------------------------------------------
+
+/** The most paths through one flow that the cap check follows; a flow with more is checked on the first ones. */
+const MAX_CAP_PATHS = 512;
+const DAY_MS = 86_400_000;
+
+/** A step on a path through the flow, with how long the step before it lets pass at least and at most. */
+interface Hop {
+  node: FlowNode;
+  minMs: number;
+  maxMs: number;
+}
+
+/** Every path from the first step, each step at most twice (so a loop is followed once round), up to MAX_CAP_PATHS. */
+function flowPaths(flow: FlowDefinition): Hop[][] {
+  const paths: Hop[][] = [];
+  const walk = (id: NodeId | null, minMs: number, maxMs: number, path: Hop[], visits: Map<NodeId, number>): void => {
+    if (paths.length >= MAX_CAP_PATHS) return;
+    const node = id === null ? undefined : flow.nodes[id];
+    if (!node || (visits.get(node.id) ?? 0) >= 2) {
+      paths.push(path);
+      return;
+    }
+    const here = [...path, { node, minMs, maxMs }];
+    const seen = new Map(visits).set(node.id, (visits.get(node.id) ?? 0) + 1);
+    switch (node.kind) {
+      case 'wait':
+        return walk(node.next, node.ms, node.ms, here, seen);
+      case 'wait_until':
+        // The next HH:MM local: any moment up to a day away.
+        return walk(node.next, 0, DAY_MS, here, seen);
+      case 'wait_for':
+        walk(node.onEvent, 0, node.timeoutMs, here, seen);
+        return walk(node.onTimeout, node.timeoutMs, node.timeoutMs, here, seen);
+      case 'split':
+        walk(node.then, 0, 0, here, seen);
+        return walk(node.else, 0, 0, here, seen);
+      case 'exit':
+        paths.push(here);
+        return;
+      default:
+        return walk(node.next, 0, 0, here, seen);
+    }
+  };
+  walk(flow.start, 0, 0, [], new Map());
+  return paths;
+}
+
+type SendNode = Extract<FlowNode, { kind: 'send' }>;
+interface SimulatedSend {
+  node: SendNode;
+  outcome: CapOutcome;
+  dueAt: number;
+  /** The flow's own sends that count against the binding cap when this one is due. */
+  crowdedBy: SendNode[];
+}
+
+/**
+ * Runs one path through the cap decision with the flow alone (no other flow mails the customer), every wait taking
+ * its shortest or its longest time. A deferred send holds the run until it goes, as the send step does.
+ */
+function simulatePath(flow: FlowDefinition, path: Hop[], policy: SendPolicy, categoryOf: (template: string) => TemplateCategory, longest: boolean): SimulatedSend[] {
+  const out: SimulatedSend[] = [];
+  const sent: Array<RecentSend & { node: SendNode }> = [];
+  let now = 0;
+  for (const hop of path) {
+    now += longest ? hop.maxMs : hop.minMs;
+    if (hop.node.kind !== 'send') continue;
+    const send = { flowId: flow.id, group: flow.group, topic: flow.topic, category: categoryOf(hop.node.template), priority: flow.priority };
+    const decision = evaluateCaps(policy, send, sent, now);
+    const outcome = capOutcome(decision, { onCap: flow.onCap ?? null, deferMaxMs: flow.deferMaxMs ?? null, dueAt: now }, policy);
+    const cap = decision.allowed ? undefined : policy.caps.find((c) => c.name === decision.cap);
+    const crowdedBy = cap ? sent.filter((s) => capMatches(cap, s) && s.at > now - cap.perMs).map((s) => s.node) : [];
+    out.push({ node: hop.node, outcome, dueAt: now, crowdedBy });
+    if (outcome.action === 'defer') now = outcome.until;
+    if (outcome.action !== 'skip') sent.push({ ...send, at: now, node: hop.node });
+  }
+  return out;
+}
+
+/**
+ * Sends of one flow that its own earlier sends push into a cap: always skipped (an error: the flow can never deliver
+ * them as written), possibly deferred past defer.max (then skipped), or deferred longer than the wait after them (the
+ * timing the file spells out no longer holds). "Always" means even when every wait runs longest.
+ */
+export function capFindings(flow: FlowDefinition, policy: SendPolicy, categoryOf: (template: string) => TemplateCategory): Finding[] {
+  if (policy.caps.length === 0) return [];
+  const found = new Map<string, Finding>();
+  const add = (node: SendNode, code: Finding['code'], severity: Finding['severity'], message: string) => {
+    const key = `${node.id} ${code}`;
+    if (!found.has(key)) found.set(key, nodeFinding(flow, node, code, message, severity));
+  };
+  const capText = (name: string) => {
+    const cap = policy.caps.find((c) => c.name === name);
+    return cap ? `cap "${name}" (${cap.max} per ${formatDuration(cap.perMs)})` : `cap "${name}"`;
+  };
+  const lines = (nodes: SendNode[]) => {
+    const list = [...new Set(nodes.map((n) => n.line ?? '?'))];
+    return `send${list.length === 1 ? '' : 's'} at line${list.length === 1 ? '' : 's'} ${list.join(', ')}`;
+  };
+  for (const path of flowPaths(flow)) {
+    for (const slow of simulatePath(flow, path, policy, categoryOf, true)) {
+      if (slow.outcome.action !== 'skip') continue;
+      const how =
+        slow.outcome.reason === 'on_cap_skip'
+          ? 'with on_cap: skip it is dropped'
+          : `the wait for room is longer than defer.max ${formatDuration(flow.deferMaxMs ?? policy.deferMaxMs)}, so it is dropped`;
+      add(
+        slow.node,
+        'starved_by_cap',
+        'error',
+        `send ${slow.node.template} is always skipped: the flow's own ${lines(slow.crowdedBy)} fills ${capText(slow.outcome.cap)} even when every wait runs longest, and ${how}; space the sends further apart than the cap's window, raise the cap, or move the flow to a group the cap does not count`,
+      );
+    }
+    const fast = simulatePath(flow, path, policy, categoryOf, false);
+    for (const sim of fast) {
+      const { outcome, node } = sim;
+      if (outcome.action === 'skip' && outcome.reason === 'defer_limit') {
+        add(
+          node,
+          'deferral_beyond_limit',
+          'warning',
+          `send ${node.template} can be deferred beyond defer.max ${formatDuration(flow.deferMaxMs ?? policy.deferMaxMs)} by ${capText(outcome.cap)} (the flow's own ${lines(sim.crowdedBy)} fills it when the waits run short), and is then skipped; space the sends further apart or raise defer.max`,
+        );
+      }
+      if (outcome.action !== 'defer') continue;
+      const deferral = outcome.until - sim.dueAt;
+      const next = node.next === null ? undefined : flow.nodes[node.next];
+      const wait = next?.kind === 'wait' ? next.ms : next?.kind === 'wait_for' ? next.timeoutMs : undefined;
+      if (next && wait !== undefined && deferral > wait) {
+        add(
+          node,
+          'deferral_beyond_wait',
+          'warning',
+          `send ${node.template} can be deferred ${formatDuration(deferral)} by ${capText(outcome.cap)} (the flow's own ${lines(sim.crowdedBy)} fills it), longer than the ${formatDuration(wait)} ${next.kind} after it at line ${next.line ?? '?'}: the steps after it move by the deferral, so the timing the file spells out no longer holds; space the sends at least the cap's window apart, or use on_cap: skip`,
+        );
+      }
+    }
+  }
+  // An always-skipped send need not also be reported as sometimes deferred too long.
+  return [...found.values()].filter((f) => f.code !== 'deferral_beyond_limit' || !found.has(`${f.path} starved_by_cap`));
 }

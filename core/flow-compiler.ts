@@ -11,6 +11,7 @@ import type {
   ReentryRule,
   Trigger,
 } from './flow-types';
+import { readOnCap, readQuietHours } from './send-policy';
 import { describe, readYaml, suggest } from './yaml-reader';
 import { SEGMENT_ENTERED } from './segment-membership';
 import type { Entry, Spot, YamlNode, YamlReader } from './yaml-reader';
@@ -18,7 +19,9 @@ import type { Entry, Spot, YamlNode, YamlReader } from './yaml-reader';
 export const STEP_KINDS = ['wait', 'wait_for', 'split', 'send', 'update_profile', 'exit', 'goto'] as const;
 export type StepKind = (typeof STEP_KINDS)[number];
 
-const TOP_LEVEL_KEYS = ['id', 'version', 'priority', 'group', 'description', 'topic', 'timezone', 'trigger', 'entry', 'exit', 'requires', 'steps'];
+const TOP_LEVEL_KEYS = ['id', 'version', 'priority', 'group', 'description', 'topic', 'timezone', 'on_cap', 'defer', 'quiet_hours', 'trigger', 'entry', 'exit', 'requires', 'steps'];
+/** How far ahead `at: best_time` may look for the customer's hour when the step does not say (`within:`). */
+export const DEFAULT_BEST_TIME_WITHIN_MS = 24 * 3_600_000;
 
 export interface CompileOptions {
   /** Whether a template of that name exists; the caller does the file-system check. */
@@ -138,6 +141,10 @@ class FlowCompiler {
     const description = top.has('description') ? r.text(top.get('description'), 'description') : undefined;
     const topic = this.topic(top.get('topic'));
     const timezone = this.timezone(top.get('timezone'));
+    // The send policy's per-flow overrides; each is kept only when written, so flows without them compile as before.
+    const onCap = top.has('on_cap') ? readOnCap(r, top.get('on_cap')) : undefined;
+    const deferMaxMs = top.has('defer') ? this.deferMax(top.get('defer')!, onCap) : undefined;
+    const quietHours = top.has('quiet_hours') ? readQuietHours(r, top.get('quiet_hours')) : undefined;
 
     const triggerEntry = r.require(top, 'trigger', root, '', 'what starts the flow, e.g. "trigger: { event: Product Added }"');
     const trigger = triggerEntry ? this.trigger(triggerEntry) : undefined;
@@ -167,6 +174,10 @@ class FlowCompiler {
       start: graph.start,
       nodes: graph.nodes,
       defaultTimezone: timezone ?? 'UTC',
+      ...(timezone !== undefined ? { timezone } : {}),
+      ...(onCap !== undefined ? { onCap } : {}),
+      ...(deferMaxMs !== undefined ? { deferMaxMs } : {}),
+      ...(quietHours !== undefined ? { quietHours } : {}),
       source: { file, sha256 },
     };
   }
@@ -181,6 +192,16 @@ class FlowCompiler {
       return undefined;
     }
     return topic;
+  }
+
+  /** `defer: { max: 48h }`: how long a capped send of this flow may wait for room before it is skipped. */
+  private deferMax(entry: Entry, onCap: string | undefined): number | undefined {
+    const r = this.r;
+    const m = r.map(entry.value, entry.path, 'defer', ['max'], entry.keySpot);
+    if (!m) return undefined;
+    const max = r.duration(r.require(m, 'max', entry.value, entry.path, 'the longest a capped send may wait for room before it is skipped, e.g. "defer: { max: 48h }"'), 'defer.max');
+    if (max !== undefined && onCap === 'skip') r.warn(entry.keySpot, entry.path, 'defer has no effect with "on_cap: skip" (a capped send is dropped at once): remove defer, or use "on_cap: defer"');
+    return max;
   }
 
   private timezone(entry: Entry | undefined): string | undefined {
@@ -464,10 +485,12 @@ class FlowCompiler {
 
   private sendStep(kind: Entry): StepBody {
     const r = this.r;
-    const m = r.map(kind.value, kind.path, 'send', ['template', 'data'], kind.keySpot);
+    const m = r.map(kind.value, kind.path, 'send', ['template', 'data', 'at', 'within'], kind.keySpot);
     let template = '';
     let data: Record<string, unknown> = {};
+    let timing: { at: 'best_time'; withinMs: number } | undefined;
     if (m) {
+      timing = this.sendTiming(m);
       const entry = r.require(m, 'template', kind.value, kind.path, 'the template name, e.g. "send: { template: cart-reminder }"');
       const name = r.text(entry, 'template');
       if (entry && name !== undefined) {
@@ -484,7 +507,25 @@ class FlowCompiler {
         else r.error(dataEntry.value ?? dataEntry.keySpot, dataEntry.path, `data must be a map of template variables, got ${describe(dataEntry.value)}`);
       }
     }
-    return { shape: 'linear', waits: false, build: (next) => ({ kind: 'send', template, data, next }) };
+    return { shape: 'linear', waits: false, build: (next) => ({ kind: 'send', template, data, next, ...(timing ?? {}) }) };
+  }
+
+  /** `at: best_time` with an optional `within: 24h`; undefined for a plain send (or after reporting a problem). */
+  private sendTiming(m: Map<string, Entry>): { at: 'best_time'; withinMs: number } | undefined {
+    const r = this.r;
+    const atEntry = m.get('at');
+    const withinEntry = m.get('within');
+    if (withinEntry && !atEntry) {
+      r.error(withinEntry.keySpot, withinEntry.path, 'within only applies with "at: best_time" (how far ahead to look for the customer\'s best hour): add "at: best_time", or remove within');
+    }
+    if (!atEntry) return undefined;
+    const at = r.text(atEntry, 'at');
+    if (at !== undefined && at !== 'best_time') {
+      r.error(atEntry.value, atEntry.path, `at must be best_time (the hour this customer opens or clicks most), got "${at}"; to send at a fixed local time, put "wait: { until: \"09:00\" }" before the send`);
+    }
+    const withinMs = withinEntry ? r.duration(withinEntry, 'within') : DEFAULT_BEST_TIME_WITHIN_MS;
+    if (at !== 'best_time' || withinMs === undefined) return undefined;
+    return { at: 'best_time', withinMs };
   }
 
   private waitForStep(kind: Entry, nodeId: NodeId): StepBody {

@@ -1,6 +1,7 @@
 // The compiled shape of a flow file: plain, JSON-serialisable data that the store keeps per version,
 // the arbiter reads policy from, and the flow-run workflow walks node by node.
 import type { Condition } from './conditions';
+import type { OnCap, QuietHours } from './send-policy';
 
 /** Stable id of a step: its path in the file, e.g. `steps[3]`, `steps[3].then[0]`. Part of the delivery key. */
 export type NodeId = string;
@@ -49,7 +50,18 @@ export type FlowNode =
       onTimeout: NodeId | null;
     })
   | (NodeBase & { kind: 'split'; when: Condition; then: NodeId | null; else: NodeId | null })
-  | (NodeBase & { kind: 'send'; template: string; data: Record<string, unknown>; next: NodeId | null })
+  | (NodeBase & {
+      kind: 'send';
+      template: string;
+      data: Record<string, unknown>;
+      next: NodeId | null;
+      /**
+       * `at: best_time`: send at the customer's best hour within `withinMs` of when the step is reached. Both absent
+       * for a plain send, so flow versions compiled before best send time existed read the same.
+       */
+      at?: 'best_time';
+      withinMs?: number;
+    })
   | (NodeBase & {
       kind: 'update_profile';
       set: Record<string, unknown>;
@@ -93,8 +105,28 @@ export interface FlowDefinition {
   nodes: Record<NodeId, FlowNode>;
   /** Time zone used by `wait: { until }` when the profile has none. */
   defaultTimezone: string;
+  /**
+   * The zone the file named with `timezone:`; absent when it named none (defaultTimezone is then UTC by default,
+   * not by choice). Read it through flowTimeZone, which also understands versions compiled before this existed.
+   */
+  timezone?: string;
+  /** The flow's `on_cap:` override of the policy's; absent: the policy decides. */
+  onCap?: OnCap;
+  /** The flow's `defer: { max }` override, in ms; absent: the policy's. */
+  deferMaxMs?: number;
+  /** The flow's `quiet_hours:` override; null: `quiet_hours: off` (none for this flow); absent: the policy's. */
+  quietHours?: QuietHours | null;
   /** Where it came from, and a hash of the source so a changed file cannot reuse a version number. */
   source: { file: string; sha256: string };
+}
+
+/**
+ * The time zone the flow itself names, for chooseTimeZone's `flow` candidate: null when the file wrote none. A version
+ * compiled before `timezone` was kept has only defaultTimezone, where anything but UTC must have been written.
+ */
+export function flowTimeZone(flow: Pick<FlowDefinition, 'timezone' | 'defaultTimezone'>): string | null {
+  if (flow.timezone !== undefined) return flow.timezone;
+  return flow.defaultTimezone !== 'UTC' ? flow.defaultTimezone : null;
 }
 
 /** Everything the arbiter needs to decide about a flow, without its steps. */

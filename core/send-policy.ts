@@ -13,6 +13,7 @@
 //   defer: { max: 48h }           # a send deferred longer than this is skipped instead; default 48h
 //   quiet_hours: { from: "21:00", to: "08:00" }   # customer's local time; may cross midnight; default none
 //   default_timezone: America/New_York            # last fallback for the customer's zone; default UTC
+//   events: [Subscription Renewed, Ticket Closed] # events your sources send, so `check` knows wait_for can get them
 //
 // A cap matches a send when the categories agree (`transactional: true` caps count only transactional email, the
 // others only marketing email) and, when written, the flow group and the flow topic agree. Windows slide: a send at
@@ -57,6 +58,8 @@ export interface SendPolicy {
   deferMaxMs: number;
   quietHours: QuietHours | null;
   defaultTimezone: string;
+  /** Event names the project's sources are declared to send (`events:`); absent when the file lists none. */
+  events?: string[];
 }
 
 const HOUR = 3_600_000;
@@ -70,7 +73,7 @@ export const DEFAULT_SEND_POLICY: SendPolicy = Object.freeze({
   defaultTimezone: 'UTC',
 }) as SendPolicy;
 
-const TOP_KEYS = ['caps', 'on_cap', 'defer', 'quiet_hours', 'default_timezone'] as const;
+const TOP_KEYS = ['caps', 'on_cap', 'defer', 'quiet_hours', 'default_timezone', 'events'] as const;
 const CAP_KEYS = ['name', 'group', 'topic', 'transactional', 'max', 'per'] as const;
 const DEFER_KEYS = ['max'] as const;
 const QUIET_KEYS = ['from', 'to'] as const;
@@ -95,12 +98,13 @@ export function parseSendPolicy(source: string, file: string): { policy: SendPol
   const deferMaxMs = top.has('defer') ? readDefer(r, top.get('defer')!) : DEFAULT_SEND_POLICY.deferMaxMs;
   const quietHours = top.has('quiet_hours') ? readQuietHours(r, top.get('quiet_hours')) : null;
   const defaultTimezone = top.has('default_timezone') ? readTimeZone(r, top.get('default_timezone')) : DEFAULT_SEND_POLICY.defaultTimezone;
+  const events = top.has('events') ? readEvents(r, top.get('events')!) : null;
 
   const problems = r.sortedProblems();
-  if (problems.some((p) => p.severity === 'error') || !caps || !onCap || deferMaxMs === undefined || quietHours === undefined || !defaultTimezone) {
+  if (problems.some((p) => p.severity === 'error') || !caps || !onCap || deferMaxMs === undefined || quietHours === undefined || !defaultTimezone || events === undefined) {
     return { policy: null, problems };
   }
-  return { policy: { caps, onCap, deferMaxMs, quietHours, defaultTimezone }, problems };
+  return { policy: { caps, onCap, deferMaxMs, quietHours, defaultTimezone, ...(events ? { events } : {}) }, problems };
 }
 
 /** Reads a policy file; throws InvalidFileError listing every error found. */
@@ -148,6 +152,14 @@ function readCaps(r: YamlReader, entry: Entry): FrequencyCap[] | undefined {
     caps.push({ name, group, topic, transactional, max, perMs });
   });
   return ok ? caps : undefined;
+}
+
+/** `events: [Name, ...]`: the event names sources send; an empty list is the same as none. */
+function readEvents(r: YamlReader, entry: Entry): string[] | null | undefined {
+  if (r.isEmpty(entry.value)) return null;
+  const names = r.textList(entry, 'events');
+  if (!names) return undefined;
+  return [...new Set(names.map((name) => name.trim()))];
 }
 
 function readTopic(r: YamlReader, entry: Entry): string | undefined {

@@ -19,6 +19,8 @@ import * as suppressions from './suppressions-store';
 import { DEFAULT_SOFT_BOUNCE_RULES, type EntryDefaults, type SoftBounceRules, type SuppressionEntry, type SuppressionLift, type SuppressionReason } from '../core/suppression';
 import * as customerData from './customer-data-store';
 import type { CustomerExport, EraseOptions, ErasureRecord, ErasureResult } from './customer-data-store';
+import * as audit from './audit-store';
+import type { AuditRows } from '../core/audit';
 import type { ApiKeyRecord } from '../core/api-keys';
 import { migrateToLatest, type StoreDialect } from './migrations';
 import { newEventRow, recordBatch, type CustomerStanding, type EventWriteOps, type NewEventRow, type ProfileWrite, type StoredContact, type TrackingPolicy } from './record-events';
@@ -1179,5 +1181,11 @@ export class KyselyStore implements Store {
 
   listErasures(): Promise<ErasureRecord[]> {
     return customerData.listErasures(this.db);
+  }
+
+  // --- overlap and fatigue audit: the queries are in store/audit-store.ts --------------------
+
+  auditRows(period: { from: number; to: number }, limit?: number): Promise<AuditRows> {
+    return audit.auditRows(this.db, period, limit);
   }
 }

@@ -14,6 +14,7 @@ import type { EntryDefaults, SuppressionEntry, SuppressionReason } from '../core
 import type { SuppressionPage } from './suppressions-store';
 import type { ConsentChange } from '../core/tracking-consent';
 import type { CustomerExport, EraseOptions, ErasureRecord, ErasureResult } from './customer-data-store';
+import type { AuditRows } from '../core/audit';
 
 // Defined in core so ingest validation (core/segment-spec) can build them without importing store/.
 export type { EventType, NewEvent } from '../core/event';
@@ -379,4 +380,9 @@ export interface Store {
   exportCustomer(id: string, options?: { at?: number }): Promise<CustomerExport>;
   /** The erasure log, newest first. */
   listErasures(): Promise<ErasureRecord[]>;
+
+  // --- overlap and fatigue audit (store/audit-store.ts) ------------------------------------
+  /** The decisions, sends and Unsubscribed / Email Marked as Spam events of [from, to] (each by its own time), at
+   *  most `limit` of each kind (default store/audit-store AUDIT_ROW_LIMIT); `truncated` when there were more. */
+  auditRows(period: { from: number; to: number }, limit?: number): Promise<AuditRows>;
 }

@@ -5,8 +5,8 @@ import { runCli } from '../support/cli-run';
 const FIXTURES = 'test/fixtures/check';
 const ENV = { MICROFLOWS_TEMPLATES_DIR: 'test/fixtures/templates' };
 
-function check(fixture: string, extra: string[] = []) {
-  return runCli(['check', '--flows', `${FIXTURES}/${fixture}/flows`, '--segments', `${FIXTURES}/${fixture}/segments`, ...extra], ENV);
+function check(fixture: string, extra: string[] = [], env: Record<string, string> = {}) {
+  return runCli(['check', '--flows', `${FIXTURES}/${fixture}/flows`, '--segments', `${FIXTURES}/${fixture}/segments`, ...extra], { ...ENV, ...env });
 }
 
 describe('microflows check', () => {
@@ -45,6 +45,43 @@ describe('microflows check', () => {
     expect(report.flows).toEqual(['cart-nudge', 'cart-reminder']);
     expect(report.findings).toEqual([expect.objectContaining({ file: `${FIXTURES}/tie/flows/cart-reminder.yaml`, line: 4, severity: 'error', code: 'tie' })]);
     expect(report.matrix['cart-nudge']!['cart-reminder']!.kind).toBe('tie');
+  });
+
+  test('a flow the caps always starve (3 sends inside a 1-per-24h cap with on_cap skip) is an error at each later send', async () => {
+    const run = await check('starved-skip', [], { MICROFLOWS_TEMPLATES_DIR: `${FIXTURES}/starved-skip/templates` });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(1);
+    const errors = run.stdout.split('\n').filter((l) => l.includes(': error: '));
+    expect(errors).toEqual([
+      expect.stringMatching(new RegExp(`^${FIXTURES}/starved-skip/flows/nudges\\.yaml:9 \\(steps\\[2\\]\\): error: send nudge is always skipped: the flow's own send at line 7 fills cap "marketing-daily"`)),
+      expect.stringMatching(new RegExp(`^${FIXTURES}/starved-skip/flows/nudges\\.yaml:11 \\(steps\\[4\\]\\): error: send nudge is always skipped`)),
+    ]);
+    // receipts.yaml sends transactional email, which the marketing cap does not count; policy.yaml is no flow.
+    expect(run.stdout).not.toContain('receipts.yaml');
+    expect(run.stdout).toContain('2 valid flows checked: 2 errors, 0 warnings');
+  });
+
+  test('with on_cap defer, a deferral longer than the wait after the send is a warning at its file:line', async () => {
+    const run = await check('deferral-beyond-wait', [], { MICROFLOWS_TEMPLATES_DIR: `${FIXTURES}/deferral-beyond-wait/templates` });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    const warnings = run.stdout.split('\n').filter((l) => l.includes(': warning: '));
+    expect(warnings).toEqual([expect.stringContaining(`${FIXTURES}/deferral-beyond-wait/flows/reminders.yaml:10 (steps[2]): warning: send reminder can be deferred 20h`)]);
+    expect(warnings[0]).toContain('2h wait after it at line 11');
+  });
+
+  test('events: in policy.yaml declares the event a wait_for listens to', async () => {
+    const run = await check('policy-events');
+    expect(run.status).toBe(0);
+    expect(run.stdout).not.toContain(': warning: ');
+    expect(run.stdout).toContain('1 valid flow checked: 0 errors, 0 warnings');
+  });
+
+  test('a mistake in policy.yaml is reported at its file:line and fails the check', async () => {
+    const run = await check('bad-policy');
+    expect(run.status).toBe(1);
+    const errors = run.stdout.split('\n').filter((l) => l.includes(': error: '));
+    expect(errors).toEqual([expect.stringContaining(`${FIXTURES}/bad-policy/flows/policy.yaml:3:9 (on_cap): error: on_cap must be defer`)]);
   });
 
   test('the shipped flows and segments pass, with cart abandonment winning the marketing group', async () => {

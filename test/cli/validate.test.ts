@@ -262,3 +262,36 @@ describe('project files', () => {
     expect(problems).toEqual([expect.objectContaining({ line: 7, path: 'steps[1].wait', severity: 'error' })]);
   });
 });
+
+describe('the send policy (policy.yaml beside the flows)', () => {
+  const CHECK = 'test/fixtures/check';
+
+  test('in a flows directory it is checked as the policy, not as a flow, with file:line', () => {
+    const run = microflows(['validate', `${CHECK}/bad-policy/flows`]);
+    expect(run.status).toBe(1);
+    const errors = run.output.split('\n').filter((l) => l.includes(': error: '));
+    expect(errors).toEqual([expect.stringContaining(`${CHECK}/bad-policy/flows/policy.yaml:3:9 (on_cap): error: on_cap must be defer`)]);
+  });
+
+  test('named alone it is checked as the policy', () => {
+    const run = microflows(['validate', `${CHECK}/bad-policy/flows/policy.yaml`]);
+    expect(run.status).toBe(1);
+    expect(run.output).toContain('policy.yaml:3:9 (on_cap): error: on_cap must be defer');
+    expect(run.output).not.toContain('missing "id"');
+  });
+
+  test('without paths the configured flows directory\'s policy is checked too', () => {
+    const run = microflows(['validate'], { MICROFLOWS_FLOWS_DIR: `${CHECK}/bad-policy/flows` });
+    expect(run.status).toBe(1);
+    expect(run.output).toContain('policy.yaml:3:9 (on_cap): error: on_cap must be defer');
+  });
+
+  test('a valid policy and flows using it pass, and the loader never reads it as a flow', () => {
+    const run = microflows(['validate', `${CHECK}/starved-skip/flows`], { MICROFLOWS_TEMPLATES_DIR: path.join(ROOT, `${CHECK}/starved-skip/templates`) });
+    expect(run.output).toContain('ok: 2 flows and the send policy valid');
+    expect(run.status).toBe(0);
+    const { flows, problems } = loadFlowFiles(path.join(ROOT, `${CHECK}/starved-skip/flows`), path.join(ROOT, `${CHECK}/starved-skip/templates`));
+    expect(problems).toEqual([]);
+    expect(flows.map((f) => f.id)).toEqual(['nudges', 'receipts']);
+  });
+});

@@ -6,6 +6,7 @@ import { checkProject, graphFindings, triggersOverlap, valueClash, type CheckedF
 import { segmentEntered } from '../../core/flow-compiler';
 import type { FlowDefinition, FlowNode, Trigger } from '../../core/flow-types';
 import { parseSegmentFile, type SegmentDefinition } from '../../core/segment-definition';
+import { DEFAULT_SEND_POLICY, type SendPolicy } from '../../core/send-policy';
 
 function flow(id: string, trigger: Trigger, extra: Partial<FlowDefinition> = {}): CheckedFlow {
   const nodes: Record<string, FlowNode> = extra.nodes ?? { 'steps[0]': { id: 'steps[0]', line: 9, kind: 'send', template: 't', data: {}, next: null } };
@@ -147,5 +148,114 @@ describe('one flow', () => {
     expect(checkProject({ flows: [waiting, flow('b', { kind: 'event', event: 'Gift Wrapped' }, { group: 'other' })], segments: [] }).findings).toEqual([]);
     const wraps = segment('id: wraps\nrules:\n  - performed: { event: Gift Wrapped }\n');
     expect(checkProject({ flows: [waiting], segments: [wraps] }).findings).toEqual([]);
+  });
+});
+
+describe('frequency caps: sends the flow\'s own earlier sends push into a cap', () => {
+  const HOUR = 3_600_000;
+  const marketingDaily = { name: 'marketing-daily', group: 'marketing', topic: null, transactional: false, max: 1, perMs: 24 * HOUR };
+  const policy = (extra: Partial<SendPolicy> = {}): SendPolicy => ({ ...DEFAULT_SEND_POLICY, caps: [marketingDaily], ...extra });
+  const send = (i: number, next: string | null, template = 'nudge'): FlowNode => ({ id: `steps[${i}]`, line: 10 + i, kind: 'send', template, data: {}, next });
+  const wait = (i: number, ms: number, next: string | null): FlowNode => ({ id: `steps[${i}]`, line: 10 + i, kind: 'wait', ms, next });
+  /** send, wait, send, wait, send: the gaps given, lines 10..14. */
+  const threeSends = (gap1: number, gap2: number, extra: Partial<FlowDefinition> = {}) =>
+    flow('nudges', added(), {
+      ...extra,
+      nodes: {
+        'steps[0]': send(0, 'steps[1]'),
+        'steps[1]': wait(1, gap1, 'steps[2]'),
+        'steps[2]': send(2, 'steps[3]'),
+        'steps[3]': wait(3, gap2, 'steps[4]'),
+        'steps[4]': send(4, null),
+      },
+    });
+  const capCodes = ['starved_by_cap', 'deferral_beyond_limit', 'deferral_beyond_wait'];
+  const capFindingsOf = (flows: CheckedFlow[], input: Partial<Parameters<typeof checkProject>[0]> = {}) =>
+    checkProject({ flows, segments: [], ...input }).findings.filter((f) => capCodes.includes(f.code));
+
+  test('three sends within a 1-per-24h cap with on_cap skip: the later two are always skipped, errors at their lines', () => {
+    const findings = capFindingsOf([threeSends(2 * HOUR, 4 * HOUR)], { policy: policy({ onCap: 'skip' }) });
+    expect(findings).toEqual([
+      expect.objectContaining({ file: 'flows/nudges.yaml', line: 12, path: 'steps[2]', severity: 'error', code: 'starved_by_cap', message: expect.stringContaining('cap "marketing-daily" (1 per 1d)') }),
+      expect.objectContaining({ line: 14, path: 'steps[4]', severity: 'error', code: 'starved_by_cap' }),
+    ]);
+    expect(findings[0]!.message).toContain('send at line 10');
+  });
+
+  test('sends a full window apart, transactional sends, other groups and no policy are not starved', () => {
+    expect(capFindingsOf([threeSends(24 * HOUR, 24 * HOUR)], { policy: policy({ onCap: 'skip' }) })).toEqual([]);
+    expect(capFindingsOf([threeSends(HOUR, HOUR)], { policy: policy({ onCap: 'skip' }), templateCategory: () => 'transactional' })).toEqual([]);
+    expect(capFindingsOf([threeSends(HOUR, HOUR, { group: 'lifecycle' })], { policy: policy({ onCap: 'skip' }) })).toEqual([]);
+    expect(capFindingsOf([threeSends(HOUR, HOUR)])).toEqual([]);
+    // The policy's default is defer: the same flow is then deferred, not starved.
+    expect(capFindingsOf([threeSends(HOUR, 30 * HOUR)], { policy: policy() }).filter((f) => f.severity === 'error')).toEqual([]);
+  });
+
+  test('the flow\'s on_cap overrides the policy\'s, both ways', () => {
+    expect(capFindingsOf([threeSends(2 * HOUR, 30 * HOUR, { onCap: 'skip' })], { policy: policy({ onCap: 'defer' }) }).map((f) => f.code)).toEqual(['starved_by_cap']);
+    expect(capFindingsOf([threeSends(2 * HOUR, 4 * HOUR, { onCap: 'defer' })], { policy: policy({ onCap: 'skip' }) }).map((f) => f.code)).toEqual(['deferral_beyond_wait']);
+  });
+
+  test('with defer, a deferral longer than the wait after the send is a warning at the send', () => {
+    // Send 2 is due 4h after send 1, deferred 20h, and the file waits only 2h after it.
+    const findings = capFindingsOf([threeSends(4 * HOUR, 2 * HOUR)], { policy: policy() });
+    expect(findings).toEqual([expect.objectContaining({ line: 12, path: 'steps[2]', severity: 'warning', code: 'deferral_beyond_wait', message: expect.stringContaining('deferred 20h') })]);
+    expect(findings[0]!.message).toContain('2h wait after it at line 13');
+    // A wait after the send longer than the deferral keeps the file's timing: nothing to report.
+    expect(capFindingsOf([threeSends(4 * HOUR, 21 * HOUR)], { policy: policy() })).toEqual([]);
+  });
+
+  test('a deferral that can exceed defer.max warns; one that always does starves the send', () => {
+    const sometimes = flow('waits', added(), {
+      nodes: {
+        'steps[0]': send(0, 'steps[1]'),
+        'steps[1]': { id: 'steps[1]', line: 11, kind: 'wait_for', match: { event: 'Order Completed' }, timeoutMs: 20 * HOUR, onEvent: 'steps[2]', onTimeout: null },
+        'steps[2]': send(2, null),
+      },
+    });
+    // On the event the send can be due at once (deferred 24h > 12h) or after 20h (deferred 4h): sometimes skipped.
+    expect(capFindingsOf([sometimes], { policy: policy({ deferMaxMs: 12 * HOUR }) })).toEqual([
+      expect.objectContaining({ line: 12, severity: 'warning', code: 'deferral_beyond_limit', message: expect.stringContaining('beyond defer.max 12h') }),
+    ]);
+    // Due 2h after the first send: 22h of deferral, always beyond 12h.
+    expect(capFindingsOf([threeSends(2 * HOUR, 30 * HOUR, { deferMaxMs: 12 * HOUR })], { policy: policy() })).toEqual([
+      expect.objectContaining({ line: 12, severity: 'error', code: 'starved_by_cap', message: expect.stringContaining('longer than defer.max 12h') }),
+    ]);
+  });
+
+  test('a wait that can run past the window is no starvation, only on the branch where it cannot', () => {
+    const nodes: Record<string, FlowNode> = {
+      'steps[0]': send(0, 'steps[1]'),
+      'steps[1]': { id: 'steps[1]', line: 11, kind: 'wait_for', match: { event: 'Order Completed' }, timeoutMs: 30 * HOUR, onEvent: 'steps[2]', onTimeout: 'steps[3]' },
+      'steps[2]': send(2, null),
+      'steps[3]': send(3, null),
+    };
+    // on_event can come 30h later (room again), on_timeout always does: neither is always skipped.
+    expect(capFindingsOf([flow('branches', added(), { nodes })], { policy: policy({ onCap: 'skip' }) })).toEqual([]);
+    const split: Record<string, FlowNode> = {
+      'steps[0]': send(0, 'steps[1]'),
+      'steps[1]': { id: 'steps[1]', line: 11, kind: 'split', when: {}, then: 'steps[2]', else: 'steps[3]' },
+      'steps[2]': send(2, null),
+      'steps[3]': wait(3, 25 * HOUR, 'steps[4]'),
+      'steps[4]': send(4, null),
+    };
+    expect(capFindingsOf([flow('split', added(), { nodes: split })], { policy: policy({ onCap: 'skip' }) })).toEqual([expect.objectContaining({ line: 12, code: 'starved_by_cap' })]);
+  });
+
+  test('a loop that sends more often than the cap allows starves its second round', () => {
+    const nodes: Record<string, FlowNode> = {
+      'steps[0]': send(0, 'steps[1]'),
+      'steps[1]': wait(1, 6 * HOUR, 'steps[0]'),
+    };
+    expect(capFindingsOf([flow('loop', added(), { nodes })], { policy: policy({ onCap: 'skip' }) })).toEqual([expect.objectContaining({ line: 10, code: 'starved_by_cap' })]);
+  });
+
+  test('the policy\'s events declare what a wait_for listens to', () => {
+    const nodes: Record<string, FlowNode> = {
+      'steps[0]': { id: 'steps[0]', line: 6, kind: 'wait_for', match: { event: 'Gift Wrapped' }, timeoutMs: 1000, onEvent: null, onTimeout: null },
+    };
+    const waiting = flow('a', added(), { nodes });
+    expect(checkProject({ flows: [waiting], segments: [], policy: DEFAULT_SEND_POLICY }).findings).toEqual([expect.objectContaining({ code: 'unknown_wait_event', message: expect.stringContaining('events: in flows/policy.yaml') })]);
+    expect(checkProject({ flows: [waiting], segments: [], policy: { ...DEFAULT_SEND_POLICY, events: ['Gift Wrapped'] } }).findings).toEqual([]);
   });
 });

@@ -113,6 +113,8 @@ describe('compileFlow: valid flows', () => {
         },
       },
       defaultTimezone: 'America/New_York',
+      // The file names its zone, so it is kept as chosen (flowTimeZone); a file without `timezone:` has no key.
+      timezone: 'America/New_York',
       source: { file: 'flows/cart.yaml', sha256: 'abc123' },
     };
     expect(flow).toEqual(expected);
