@@ -2,7 +2,6 @@
 // off-domain URL in an email sent through the real flow, worker and outbox), expired and old-format tokens, token
 // payloads that would show whose email it is, replayed clicks and opens, and one token hammered past its limit.
 // Each attack is refused with its status and changes nothing it should not.
-import type { NewEvent } from '../../core/event';
 import { signClickToken, signOpenToken, signUnsubscribeToken, tokenExpiry, type ClickClaims } from '../../core/tracking';
 import { createHmac } from 'node:crypto';
 import { noDispatch } from '../../server/dispatcher';
@@ -11,6 +10,7 @@ import { adminFetch, post, TEST_ADMIN_KEY, waitUntil } from '../support/http';
 import { serveApp, type RunningApp } from '../support/serve-app';
 import { startTimeSkippingStack, WRITE_KEY, type TimeSkippingStack } from '../support/stack';
 import { storeBackends } from '../support/store-backends';
+import { subscribedCustomer } from '../support/subscribed-customer';
 
 const SECRET = 'links-security-test-secret';
 const SHOP = 'https://shop.example';
@@ -25,21 +25,7 @@ function legacyToken(kind: string, payload: Record<string, unknown>): string {
   return `${segment}.${createHmac('sha256', SECRET).update(`${kind}${segment}`).digest().subarray(0, 16).toString('base64url')}`;
 }
 
-function identify(customerId: string, at: number): NewEvent {
-  return {
-    messageId: `${customerId}-identify`,
-    type: 'identify',
-    name: null,
-    customerId,
-    userId: customerId,
-    anonymousId: null,
-    properties: {},
-    traits: { email: `${customerId}@example.com`, consent: { email_marketing: true } },
-    context: {},
-    timestamp: at,
-    receivedAt: at,
-  };
-}
+const identify = subscribedCustomer;
 
 for (const backend of storeBackends('security/links')) {
   backend.describe(`attacks on tracked links: ${backend.name}`, () => {

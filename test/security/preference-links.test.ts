@@ -1,7 +1,6 @@
 // Attacks on the preference center over real HTTP, on both stores: one link hammered past its limit, a body too large
 // to be a form of checkboxes, a valid link for a customer no longer held (erased), and a form that names topics the
 // page never offered or says other things. Each is answered with its status and changes only what it should.
-import type { NewEvent } from '../../core/event';
 import type { FlowDefinition } from '../../core/flow-types';
 import { signPreferencesToken, tokenExpiry } from '../../core/tracking';
 import { noDispatch } from '../../server/dispatcher';
@@ -10,6 +9,7 @@ import { TEST_ADMIN_KEY } from '../support/http';
 import { serveApp, type RunningApp } from '../support/serve-app';
 import { WRITE_KEY } from '../support/stack';
 import { storeBackends } from '../support/store-backends';
+import { subscribedCustomer } from '../support/subscribed-customer';
 
 const SECRET = 'preference-links-security-secret';
 const PER_TOKEN = 6;
@@ -19,21 +19,7 @@ const unique = (prefix: string) => `${prefix}-${process.pid}-${++sequence}`;
 /** Only the topics matter to the page. */
 const FLOWS = [{ topic: 'cart-reminders' }, { topic: 'winback-offers' }] as unknown as FlowDefinition[];
 
-function identify(customerId: string, at: number): NewEvent {
-  return {
-    messageId: `${customerId}-identify`,
-    type: 'identify',
-    name: null,
-    customerId,
-    userId: customerId,
-    anonymousId: null,
-    properties: {},
-    traits: { email: `${customerId}@example.com`, consent: { email_marketing: true } },
-    context: {},
-    timestamp: at,
-    receivedAt: at,
-  };
-}
+const identify = subscribedCustomer;
 
 for (const backend of storeBackends('security/preference-links')) {
   backend.describe(`attacks on preference links: ${backend.name}`, () => {
