@@ -13,7 +13,7 @@ import { topicIsOn } from '../core/topic-consent';
 import { trackingAllowed } from '../core/tracking-consent';
 import type { EventFacts } from '../core/triggers';
 import { eventContext, eventMatches } from '../core/triggers';
-import type { SendRecord, Store } from '../store/store';
+import type { SendRecord, SendSlotRow, Store } from '../store/store';
 import { signalCustomerEvent, type SignalTarget } from '../client/customer-signals';
 import type { SmtpMailer } from './mailer';
 import { clickUrlSigner, listUnsubscribeHeaders, openPixelUrl, preferencesUrl, tokenExpiry, unsubscribeUrl, withUtm } from '../core/tracking';
@@ -21,6 +21,12 @@ import { catalogRenderOptions, type CatalogReader } from './catalog';
 import type { RenderOptions, TemplateLibrary } from './templates';
 import type { SegmentEngine, SweepPage } from './segment-engine';
 import { SEND_HEARTBEAT_EVERY_MS } from '../core/send-heartbeat';
+import { DateTime } from 'luxon';
+import { BEST_SEND_TIME_DEFAULTS, ENGAGEMENT_SIGNALS, bestSendAt, bestSendHour, populationPrior, type EngagementSample } from '../core/best-send-time';
+import { flowTimeZone } from '../core/flow-types';
+import { chooseTimeZone, latestEventTimeZone, quietHoursEnd } from '../core/quiet-hours';
+import { DEFAULT_SEND_POLICY, capLookbackMs, formatTimeOfDay, type RecentSend, type SendPolicy } from '../core/send-policy';
+import { decideSlot, isCapped } from '../core/send-slot';
 
 export interface ActivityDeps {
   store: Store;
@@ -45,6 +51,8 @@ export interface ActivityDeps {
   segments: SegmentEngine | null;
   /** How long events are kept (MICROFLOWS_EVENT_RETENTION, ms); null or absent: forever, and the purge does nothing. */
   eventRetentionMs?: number | null;
+  /** The send policy (flows/policy.yaml): frequency caps, quiet hours, the default time zone; default none. */
+  sendPolicy?: () => SendPolicy;
   /** Whether a customer who gave no behavioral_tracking consent is tracked (MICROFLOWS_TRACKING_DEFAULT): their emails get the open pixel and tracked links; default yes. */
   trackingGrantedByDefault?: boolean;
 }
@@ -61,12 +69,20 @@ export interface RunAdmission {
 export type SendEmailInput = Pick<SendRecord, 'deliveryKey' | 'customerId' | 'flowId' | 'flowVersion' | 'workflowId' | 'nodeId' | 'template' | 'scheduledAt'> & {
   data: Record<string, unknown>;
   trigger: EventFacts;
+  /** When the step first asked to send (flow time): defer.max counts from it. Absent: scheduledAt. */
+  dueAt?: number;
+  /** 1 for the step's first ask, then one more after each deferral: keys the deferral decisions. */
+  attempt?: number;
+  /** `at: best_time`: choose the customer's best hour within this delay first (only on the first ask). */
+  bestTime?: { withinMs: number };
 };
 
 export type SendEmailResult =
   | { status: 'sent'; messageId: string; transport: 'smtp' | 'outbox' }
   | { status: 'already_sent'; messageId: string | null }
-  | { status: 'skipped'; reason: string };
+  | { status: 'skipped'; reason: string }
+  /** Not now: quiet hours, best send time or a frequency cap; the step asks again at `until` (flow time). */
+  | { status: 'deferred'; until: number; reason: string };
 
 /** How many of a customer's newest goal events a new arbiter reads: the latest per flow is among them. */
 const GOAL_EVENTS_READ = 200;
@@ -75,6 +91,14 @@ const GOAL_EVENTS_READ = 200;
 function eventContextFacts(event: { messageId: string; name: string | null; type: EventFacts['type']; properties: Record<string, unknown>; timestamp: number }): EventFacts {
   return { messageId: event.messageId, name: event.name, type: event.type, properties: event.properties, timestamp: event.timestamp };
 }
+
+/** How many of a customer's newest track events are read for the context.timezone of their latest. */
+const TIMEZONE_EVENTS_READ = 20;
+/** How many of the population's newest opens and clicks the best-send-time prior reads, and how long it is kept. */
+const PRIOR_EVENTS_READ = 50_000;
+const PRIOR_KEPT_MS = 3_600_000;
+
+const iso = (at: number): string => new Date(at).toISOString();
 
 function messageIdFor(deliveryKey: string): string {
   return `<${crypto.createHash('sha256').update(deliveryKey).digest('hex').slice(0, 32)}@microflows>`;
@@ -137,6 +161,81 @@ export function createActivities(deps: ActivityDeps) {
     return lastExits;
   }
 
+  const policy = (): SendPolicy => deps.sendPolicy?.() ?? DEFAULT_SEND_POLICY;
+
+  // Best send time's population prior: everyone's recent opens and clicks, kept an hour (per worker) and per day of
+  // flow time, so time-skipped tests and a long-running worker both read a fresh enough one.
+  let prior: { day: number; readAt: number; hours: number[] } | null = null;
+  async function populationPriorAt(now: number): Promise<number[]> {
+    const day = Math.floor(now / 86_400_000);
+    if (prior && prior.day === day && Date.now() - prior.readAt < PRIOR_KEPT_MS) return prior.hours;
+    const rows = await store.engagementSince(ENGAGEMENT_SIGNALS, now - BEST_SEND_TIME_DEFAULTS.lookbackMs, PRIOR_EVENTS_READ);
+    const byCustomer = new Map<string, { events: EngagementSample[]; timeZone: string }>();
+    for (const row of rows) {
+      const found = byCustomer.get(row.customerId) ?? {
+        events: [],
+        timeZone: chooseTimeZone({ profile: row.profileTimezone, latestEvent: row.eventTimezone, policy: policy().defaultTimezone }).timeZone,
+      };
+      found.events.push(row);
+      byCustomer.set(row.customerId, found);
+    }
+    prior = { day, readAt: Date.now(), hours: populationPrior(byCustomer.values(), now) };
+    return prior.hours;
+  }
+
+  /** What a stored send counts as under the caps; rows from before migration 0011 are read through the loaded flows. */
+  function slotCounts(row: SendSlotRow): RecentSend {
+    const flow = row.group === null ? deps.currentFlows().find((f) => f.id === row.flowId) : undefined;
+    let category = row.category;
+    if (category === null) {
+      try {
+        category = deps.templates.category(row.template);
+      } catch {
+        category = 'marketing'; // a template since removed: counted as marketing, the stricter reading
+      }
+    }
+    return { at: row.at, group: row.group ?? flow?.group ?? '', topic: row.group === null ? (flow?.topic ?? null) : row.topic, category };
+  }
+
+  async function recordSendDecision(input: SendEmailInput, key: string, outcome: string, reason: string): Promise<void> {
+    await store.recordDecisions([
+      { key: `${input.deliveryKey}:${key}`, customerId: input.customerId, at: input.scheduledAt, flowId: input.flowId, flowVersion: input.flowVersion, outcome, reason, eventMessageId: null, workflowId: input.workflowId },
+    ]);
+  }
+
+  /**
+   * Quiet hours and best send time (marketing only: a receipt is not held back): when the send should go rather than
+   * now, with the decision logged; null to go now.
+   */
+  async function sendTime(input: SendEmailInput, flow: FlowDefinition, profile: Profile): Promise<{ until: number; reason: string } | null> {
+    const quiet = flow.quietHours !== undefined ? flow.quietHours : policy().quietHours;
+    if (!quiet && !input.bestTime) return null;
+    const now = input.scheduledAt;
+    const label = `send ${input.nodeId} (${input.template})`;
+    const zone = chooseTimeZone({
+      profile: profile.timezone,
+      latestEvent: latestEventTimeZone(await store.eventsOf(input.customerId, { limit: TIMEZONE_EVENTS_READ })),
+      flow: flowTimeZone(flow),
+      policy: policy().defaultTimezone,
+    });
+    const zoneText = `${zone.timeZone} (from the ${zone.source === 'utc' ? 'UTC fallback' : zone.source === 'event' ? "customer's latest events" : zone.source})`;
+    const shift = quiet ? (at: number) => quietHoursEnd(at, quiet, zone.timeZone) : undefined;
+    if (input.bestTime) {
+      const engagement = await store.eventsOf(input.customerId, { names: [...ENGAGEMENT_SIGNALS], since: now - BEST_SEND_TIME_DEFAULTS.lookbackMs, limit: 1000 });
+      const best = bestSendHour(engagement, zone.timeZone, now, await populationPriorAt(now));
+      const planned = bestSendAt(now, input.bestTime.withinMs, best.hour, zone.timeZone, shift);
+      const reason = `${label} scheduled for ${iso(planned.at)}: best time in ${zoneText}: ${best.reason}; ${planned.reason}`;
+      await recordSendDecision(input, 'best-time', 'scheduled', reason);
+      return planned.at > now ? { until: planned.at, reason } : null;
+    }
+    const end = quietHoursEnd(now, quiet, zone.timeZone);
+    if (end <= now) return null;
+    const local = DateTime.fromMillis(end, { zone: zone.timeZone }).toISO();
+    const reason = `${label} deferred: quiet hours ${formatTimeOfDay(quiet!.from)}-${formatTimeOfDay(quiet!.to)} in ${zoneText}; goes at ${local}`;
+    await recordSendDecision(input, `quiet:${input.attempt ?? 1}`, 'deferred', reason);
+    return { until: end, reason };
+  }
+
   /** Renders and delivers one email (see the sendEmail activity for the guarantees). */
   async function sendEmail(input: SendEmailInput): Promise<SendEmailResult> {
     const profile = await store.getProfile(input.customerId, { withSegments: true });
@@ -147,9 +246,7 @@ export function createActivities(deps: ActivityDeps) {
     const badAddress = mailboxProblem(to);
     if (badAddress !== undefined) {
       const reason = `customer ${input.customerId}'s stored email address is invalid: it ${badAddress}`;
-      await store.recordDecisions([
-        { key: `${input.deliveryKey}:skipped`, customerId: input.customerId, at: input.scheduledAt, flowId: input.flowId, flowVersion: input.flowVersion, outcome: 'skipped', reason: `send ${input.nodeId} (${input.template}) skipped: ${reason}`, eventMessageId: null, workflowId: input.workflowId },
-      ]);
+      await recordSendDecision(input, 'skipped', 'skipped', `send ${input.nodeId} (${input.template}) skipped: ${reason}`);
       return { status: 'skipped', reason };
     }
     const context = profileContext(profile, input.scheduledAt);
@@ -158,39 +255,31 @@ export function createActivities(deps: ActivityDeps) {
       // Consent is re-read at send time, so an unsubscribe (one-click, a webhook, an identify) cancels every
       // marketing send still pending for this customer; transactional sends go on.
       const reason = profile.consent.email_marketing?.source === 'unsubscribe' ? 'unsubscribed' : `customer ${input.customerId} has no email marketing consent`;
-      await store.recordDecisions([
-        {
-          key: `${input.deliveryKey}:skipped`,
-          customerId: input.customerId,
-          at: input.scheduledAt,
-          flowId: input.flowId,
-          flowVersion: input.flowVersion,
-          outcome: 'skipped',
-          reason: `send ${input.nodeId} (${input.template}) skipped: ${reason}`,
-          eventMessageId: null,
-          workflowId: input.workflowId,
-        },
-      ]);
+      await recordSendDecision(input, 'skipped', 'skipped', `send ${input.nodeId} (${input.template}) skipped: ${reason}`);
       return { status: 'skipped', reason };
     }
     // A topic the customer turned off on the preference center stops this flow's marketing sends, not the others'.
     // The topic comes from the run's own flow version: the one it was pinned to when it started.
-    const topic = category === 'marketing' ? ((await flowVersion(input.flowId, input.flowVersion)).topic ?? null) : null;
+    const caps = policy();
+    // The run's pinned flow version gives the send's topic, group and priority; a transactional send needs it only when
+    // a cap counts transactional email.
+    const flow = category === 'marketing' || caps.caps.some((cap) => cap.transactional) ? await flowVersion(input.flowId, input.flowVersion) : null;
+    const topic = category === 'marketing' ? (flow!.topic ?? null) : null;
     if (topic !== null && !topicIsOn(profile, topic)) {
       const reason = `customer turned off topic ${topic}`;
-      await store.recordDecisions([
-        { key: `${input.deliveryKey}:skipped`, customerId: input.customerId, at: input.scheduledAt, flowId: input.flowId, flowVersion: input.flowVersion, outcome: 'skipped', reason: `send ${input.nodeId} (${input.template}) skipped: ${reason}`, eventMessageId: null, workflowId: input.workflowId },
-      ]);
+      await recordSendDecision(input, 'skipped', 'skipped', `send ${input.nodeId} (${input.template}) skipped: ${reason}`);
       return { status: 'skipped', reason };
     }
     // The suppression list, read for this address at the send's own (flow) time: a bounce or complaint recorded
     // since the run began stops it here; an expired soft-bounce entry no longer does.
     const suppressed = sendSuppression(await store.suppressionsFor(to, input.scheduledAt), category, input.scheduledAt);
     if (suppressed.blocked) {
-      await store.recordDecisions([
-        { key: `${input.deliveryKey}:skipped`, customerId: input.customerId, at: input.scheduledAt, flowId: input.flowId, flowVersion: input.flowVersion, outcome: 'skipped', reason: `send ${input.nodeId} (${input.template}) skipped: ${suppressed.reason}`, eventMessageId: null, workflowId: input.workflowId },
-      ]);
+      await recordSendDecision(input, 'skipped', 'skipped', `send ${input.nodeId} (${input.template}) skipped: ${suppressed.reason}`);
       return { status: 'skipped', reason: suppressed.reason };
+    }
+    if (category === 'marketing') {
+      const later = await sendTime(input, flow!, profile);
+      if (later) return { status: 'deferred', ...later };
     }
     const claims = { customerId: input.customerId, deliveryKey: input.deliveryKey, flowId: input.flowId, stepId: input.nodeId };
     const tracking = deps.tracking;
@@ -224,7 +313,7 @@ export function createActivities(deps: ActivityDeps) {
     );
     const messageId = messageIdFor(input.deliveryKey);
     const transport = deps.smtp ? 'smtp' : 'outbox';
-    const { claimed, record } = await store.claimSend({
+    const claim = {
       deliveryKey: input.deliveryKey,
       customerId: input.customerId,
       flowId: input.flowId,
@@ -237,7 +326,40 @@ export function createActivities(deps: ActivityDeps) {
       transport,
       scheduledAt: input.scheduledAt,
       fallbacks: rendered.fallbacks,
-    });
+    } as const;
+    // Frequency caps: the slot is reserved in the transaction that records the send (store/send-slots-store), so
+    // concurrent runs and crashed workers cannot send past a cap. A send no cap counts takes the plain claim.
+    const counts = flow ? { group: flow.group, topic: flow.topic ?? null, category } : null;
+    let record: SendRecord;
+    let claimed: boolean;
+    if (!flow || !counts || !isCapped(caps, counts)) {
+      ({ claimed, record } = await store.claimSend(claim));
+    } else {
+      const dueAt = input.dueAt ?? input.scheduledAt;
+      const candidate = { ...counts, flowId: input.flowId, priority: flow.priority, deliveryKey: input.deliveryKey };
+      const reserved = await store.reserveSend(
+        { ...claim, ...counts },
+        {
+          since: input.scheduledAt - capLookbackMs(caps),
+          dueAt,
+          priority: flow.priority,
+          decide: (recent, waiting) =>
+            decideSlot(caps, { candidate, now: input.scheduledAt, dueAt, onCap: flow.onCap ?? null, deferMaxMs: flow.deferMaxMs ?? null }, recent.map(slotCounts), waiting),
+        },
+      );
+      const label = `send ${input.nodeId} (${input.template})`;
+      if (reserved.outcome === 'wait') {
+        const reason = `${label} deferred: ${reserved.reason}`;
+        await recordSendDecision(input, `deferred:${input.attempt ?? 1}`, 'deferred', reason);
+        return { status: 'deferred', until: reserved.until, reason };
+      }
+      if (reserved.outcome === 'skip') {
+        await recordSendDecision(input, 'skipped', 'skipped', `${label} skipped: ${reserved.reason}`);
+        return { status: 'skipped', reason: reserved.reason };
+      }
+      record = reserved.record;
+      claimed = reserved.outcome === 'claimed';
+    }
     if (!claimed && record.status === 'sent') return { status: 'already_sent', messageId: record.messageId };
     const headers: Record<string, string> = {
       'X-Microflows-Delivery-Key': input.deliveryKey,
@@ -302,6 +424,8 @@ export function createActivities(deps: ActivityDeps) {
 
     async finishRun(input: { workflowId: string; outcome: string; at: number; conversionMessageId: string | null }): Promise<void> {
       await store.recordRunOutcome(input.workflowId, input.outcome, input.at, input.conversionMessageId);
+      // Its deferred sends will not ask again: they no longer hold a place in the queue for a slot.
+      await store.releaseSendWaits(input.workflowId);
     },
 
     async customerTimezone(customerId: string): Promise<string | null> {

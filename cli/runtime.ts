@@ -160,7 +160,7 @@ export interface Runtime {
   developmentAdminKey: string | null;
   /** Payload encryption: the keyring (subjectOf, shred), the codec and the data converter every client here uses. */
   payloads: PayloadEncryption;
-  /** The send policy of flows/policy.yaml (caps, quiet hours), DEFAULT_SEND_POLICY without one; read at start. */
+  /** The send policy of flows/policy.yaml (caps, quiet hours), DEFAULT_SEND_POLICY without one; read at start and by reloadFlows. */
   policy: SendPolicy;
   /** Reload flow files: registers new versions; new entries take them, running customers keep theirs. */
   reloadFlows(): Promise<FlowDefinition[]>;
@@ -294,7 +294,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     }
     const flows = await loadAndRegisterFlows(config, store);
     // A bad policy file stops the start like a bad flow file: sending without the caps someone wrote is worse.
-    const policy = loadSendPolicy(config.flowsDir);
+    let policy = loadSendPolicy(config.flowsDir);
     const payloads = openPayloadEncryption(config, store);
     if (payloads.generatedMasterKeyFile) log(`[microflows] Temporal payloads are encrypted with the development master key in ${payloads.generatedMasterKeyFile}`);
     await payloads.keyring.ready();
@@ -361,6 +361,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
           currentFlows: () => dispatcher.currentFlows(),
           segments,
           eventRetentionMs: config.eventRetentionMs,
+          sendPolicy: () => policy,
         }),
       });
       const running = worker.run();
@@ -441,13 +442,18 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       adminUrl,
       developmentAdminKey: devAdminKey,
       payloads,
-      policy,
+      get policy() {
+        return policy;
+      },
       async reloadFlows() {
         const reloadedSegments = loadSegments(config.segmentsDir);
+        // Read before anything changes: a bad policy file leaves the running flows and policy as they were.
+        const reloadedPolicy = loadSendPolicy(config.flowsDir);
         const reloaded = await loadAndRegisterFlows(config, store);
         dispatcher.setFlows(reloaded);
         segments.setSegments(reloadedSegments);
         await segments.syncDefinitions();
+        policy = reloadedPolicy;
         return reloaded;
       },
       stop: stopAll,

@@ -5,7 +5,8 @@ import { DateTime, IANAZone } from 'luxon';
 import { DAY_MS, isMachineOpen } from './behavior';
 import type { EventType } from './event';
 
-const HOUR_MS = 3_600_000;
+const MINUTE_MS = 60_000;
+const HOUR_MS = 60 * MINUTE_MS;
 /** Every UTC offset in use today is a whole number of quarter hours, so a local hour can only begin on one of these. */
 const QUARTER_HOUR_MS = 15 * 60_000;
 const HOURS_PER_DAY = 24;
@@ -245,7 +246,9 @@ function* momentsAtHour(from: number, end: number, hour: number, zone: string): 
 
 function formatDelay(ms: number): string {
   if (ms === 0) return '0 min';
-  const hours = Math.floor(ms / HOUR_MS);
-  const minutes = Math.round((ms % HOUR_MS) / 60_000);
+  // Rounded to the minute before it is split, so 8 h 59.9 min reads "9 h", not "8 h 60 min".
+  const total = Math.round(ms / MINUTE_MS);
+  const hours = Math.floor(total / (HOUR_MS / MINUTE_MS));
+  const minutes = total % (HOUR_MS / MINUTE_MS);
   return hours === 0 ? `${minutes} min` : minutes === 0 ? `${hours} h` : `${hours} h ${minutes} min`;
 }

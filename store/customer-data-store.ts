@@ -1,5 +1,7 @@
 // The queries behind the Store's erase and export (issue 14, GDPR articles 15, 17 and 20): everything held about one
 // customer, read out as one document or removed in one transaction, with the erasure logged without personal data.
+import { sendWaitsOf } from './send-slots-store';
+import type { WaitingSlot } from '../core/send-slot';
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { MicroflowsError } from '../core/errors';
@@ -83,6 +85,8 @@ export interface CustomerExport {
   outbox: OutboxMessage[];
   /** The suppression list's entries for their addresses. */
   suppressions: SuppressionEntry[];
+  /** Their sends a frequency cap is holding back, earliest retry first. */
+  sendWaits: WaitingSlot[];
 }
 
 /** Keeps `in (…)` lists under SQLite's bound-parameter limit and PostgreSQL's 65535. */
@@ -110,7 +114,7 @@ async function customerIds(db: Db, id: string): Promise<{ customerId: string; al
 /** Whether any table the customer's activity writes names them: a customer with none of these is unknown. */
 async function isKnown(db: Db, customerId: string, aliases: string[]): Promise<boolean> {
   if (aliases.length > 0) return true;
-  for (const table of ['profiles', 'events', 'flow_entries', 'decisions', 'sends'] as const) {
+  for (const table of ['profiles', 'events', 'flow_entries', 'decisions', 'sends', 'send_waits'] as const) {
     const row = await db.selectFrom(table).select('customer_id').where('customer_id', '=', customerId).limit(1).executeTakeFirst();
     if (row) return true;
   }
@@ -191,6 +195,7 @@ export async function eraseCustomer(db: Kysely<Database>, dialect: 'sqlite' | 'p
       count('outbox', deleted(await trx.deleteFrom('outbox').where(sql`lower(trim(to_address))`, 'in', batch).executeTakeFirst()));
     }
     count('sends', deleted(await trx.deleteFrom('sends').where('customer_id', '=', customerId).executeTakeFirst()));
+    count('send_waits', deleted(await trx.deleteFrom('send_waits').where('customer_id', '=', customerId).executeTakeFirst()));
     for (const batch of chunks(addresses)) {
       count('sends', deleted(await trx.deleteFrom('sends').where(sql`lower(trim(to_address))`, 'in', batch).executeTakeFirst()));
     }
@@ -272,6 +277,7 @@ export async function exportCustomer(db: Kysely<Database>, id: string, at: numbe
       sends: sends.map(toSend),
       outbox: outbox.map(toOutboxMessage),
       suppressions: await suppressionsFor(trx, await addressesOf(trx, customerId)),
+      sendWaits: await sendWaitsOf(trx, customerId),
     };
   });
 }

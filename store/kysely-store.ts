@@ -1,6 +1,5 @@
 // The one Store implementation: Kysely queries that run unchanged on SQLite and PostgreSQL, with the few
 // dialect differences (row locks, boolean columns) kept in small helpers at the top of the class.
-import type { FallbackUse } from '../core/template-helpers';
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { Product } from '../core/catalog';
 import type { RfmBoundaries, RfmInput } from '../core/rfm';
@@ -16,6 +15,9 @@ import { isBehavioralEvent, withoutBehavioralFields, type ConsentChange } from '
 import * as dataKeys from './data-keys-store';
 import type { DataKeyRecord } from './data-keys-store';
 import * as suppressions from './suppressions-store';
+import * as sendSlots from './send-slots-store';
+import { engagementSince, type EngagementRow } from './engagement-store';
+import type { WaitingSlot } from '../core/send-slot';
 import { DEFAULT_SOFT_BOUNCE_RULES, type EntryDefaults, type SoftBounceRules, type SuppressionEntry, type SuppressionLift, type SuppressionReason } from '../core/suppression';
 import * as customerData from './customer-data-store';
 import type { CustomerExport, EraseOptions, ErasureRecord, ErasureResult } from './customer-data-store';
@@ -46,7 +48,10 @@ import type {
   SegmentReadPlan,
   SegmentStateRecord,
   SegmentUpdate,
+  ClaimSendInput,
+  ReserveSendResult,
   SendRecord,
+  SendSlotCounts,
   Store,
   StoredEvent,
 } from './store';
@@ -922,32 +927,32 @@ export class KyselyStore implements Store {
 
   // --- delivery ledger -------------------------------------------------------------------
 
-  async claimSend(send: Omit<SendRecord, 'status' | 'sentAt' | 'messageId' | 'fallbacks'> & { fallbacks?: FallbackUse[] }): Promise<{ claimed: boolean; record: SendRecord }> {
+  async claimSend(send: ClaimSendInput): Promise<{ claimed: boolean; record: SendRecord }> {
     const inserted = await this.db
       .insertInto('sends')
-      .values({
-        delivery_key: send.deliveryKey,
-        customer_id: send.customerId,
-        flow_id: send.flowId,
-        flow_version: send.flowVersion,
-        workflow_id: send.workflowId,
-        node_id: send.nodeId,
-        template: send.template,
-        to_address: send.to,
-        subject: send.subject,
-        status: 'pending',
-        transport: send.transport,
-        scheduled_at: send.scheduledAt,
-        sent_at: null,
-        message_id: null,
-        fallbacks: JSON.stringify(send.fallbacks ?? []),
-      })
+      .values(sendSlots.sendRow(send, null))
       .onConflict((oc) => oc.column('delivery_key').doNothing())
       .returningAll()
       .executeTakeFirst();
     if (inserted) return { claimed: true, record: toSend(inserted) };
     const existing = await this.db.selectFrom('sends').selectAll().where('delivery_key', '=', send.deliveryKey).executeTakeFirstOrThrow();
     return { claimed: false, record: toSend(existing) };
+  }
+
+  reserveSend(send: ClaimSendInput & SendSlotCounts, slot: Parameters<Store['reserveSend']>[1]): Promise<ReserveSendResult> {
+    return sendSlots.reserveSend(this.db, this.dialect, send, slot);
+  }
+
+  engagementSince(names: readonly string[], since: number, limit: number): Promise<EngagementRow[]> {
+    return engagementSince(this.db, names, since, limit);
+  }
+
+  releaseSendWaits(workflowId: string): Promise<void> {
+    return sendSlots.releaseSendWaits(this.db, workflowId);
+  }
+
+  sendWaitsOf(customerId: string): Promise<WaitingSlot[]> {
+    return sendSlots.sendWaitsOf(this.db, customerId);
   }
 
   /** Marks a pending send delivered; a send already delivered keeps its first messageId and time. */

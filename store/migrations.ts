@@ -374,6 +374,42 @@ function eventRetention(): Migration {
   };
 }
 
+/**
+ * Frequency caps (core/send-policy): what each send counts as — its flow's group and topic and its template's
+ * category — kept on the row so the cap check reads one table inside the reserving transaction. Rows sent before this
+ * migration have nulls; the send step reads those through the loaded flows and templates. `send_waits`: the sends a
+ * cap deferred, per customer, so a freed slot goes to the highest priority among them.
+ */
+function sendSlots(dialect: StoreDialect): Migration {
+  const t = types(dialect);
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema.alterTable('sends').addColumn('flow_group', 'text').execute();
+      await db.schema.alterTable('sends').addColumn('topic', 'text').execute();
+      await db.schema.alterTable('sends').addColumn('category', 'text').execute();
+      await db.schema
+        .createTable('send_waits')
+        .addColumn('delivery_key', 'text', (c) => c.primaryKey())
+        .addColumn('customer_id', 'text', (c) => c.notNull())
+        .addColumn('workflow_id', 'text', (c) => c.notNull())
+        .addColumn('flow_id', 'text', (c) => c.notNull())
+        .addColumn('priority', 'integer', (c) => c.notNull())
+        .addColumn('due_at', t.time, (c) => c.notNull())
+        .addColumn('until', t.time, (c) => c.notNull())
+        .addColumn('flow_group', 'text', (c) => c.notNull())
+        .addColumn('topic', 'text')
+        .addColumn('category', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('send_waits_customer').on('send_waits').column('customer_id').execute();
+      await db.schema.createIndex('send_waits_workflow').on('send_waits').column('workflow_id').execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.dropTable('send_waits').ifExists().execute();
+      for (const column of ['category', 'topic', 'flow_group']) await db.schema.alterTable('sends').dropColumn(column).execute();
+    },
+  };
+}
+
 /** Names sort in the order they run; never rename or edit one that has shipped — add a new one. */
 export function migrationsFor(dialect: StoreDialect): Record<string, Migration> {
   return {
@@ -387,6 +423,7 @@ export function migrationsFor(dialect: StoreDialect): Record<string, Migration> 
     '0008_sends_by_message_id': sendsByMessageId(),
     '0009_privacy': privacy(dialect),
     '0010_event_retention': eventRetention(),
+    '0011_send_slots': sendSlots(dialect),
   };
 }
 

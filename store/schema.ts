@@ -100,6 +100,26 @@ export interface SendsTable {
   message_id: string | null;
   /** JSON: the template fallbacks the render used (core/template-helpers FallbackUse[]). */
   fallbacks: string;
+  /** What the send counts as under frequency caps (migration 0011); null on rows sent before it. */
+  flow_group: string | null;
+  topic: string | null;
+  /** marketing | transactional */
+  category: string | null;
+}
+
+/** A send a frequency cap deferred: it retries at `until`; a freed slot goes to the highest priority waiting. */
+export interface SendWaitsTable {
+  delivery_key: string;
+  customer_id: string;
+  workflow_id: string;
+  flow_id: string;
+  priority: number;
+  /** when the send was first due (flow time, epoch ms) */
+  due_at: number;
+  until: number;
+  flow_group: string;
+  topic: string | null;
+  category: string;
 }
 
 export interface OutboxTable {
@@ -244,6 +264,7 @@ export interface Database {
   flow_entries: FlowEntriesTable;
   decisions: DecisionsTable;
   sends: SendsTable;
+  send_waits: SendWaitsTable;
   outbox: OutboxTable;
   catalog_products: CatalogProductsTable;
   catalog_state: CatalogStateTable;
@@ -259,4 +280,4 @@ export interface Database {
 }
 
 /** The tables tableCounts() counts: every one that holds records (catalog_state is a single counter row). */
-export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'identities', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'outbox', 'catalog_products', 'segment_members', 'api_keys', 'suppressions', 'consent_changes', 'data_keys', 'erasures'];
+export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'identities', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'send_waits', 'outbox', 'catalog_products', 'segment_members', 'api_keys', 'suppressions', 'consent_changes', 'data_keys', 'erasures'];

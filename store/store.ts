@@ -10,7 +10,9 @@ import type { Profile, ProfileEvent } from '../core/profile';
 import type { Computed } from '../core/behavior';
 import type { PurgePage } from './retention-store';
 import type { RfmBoundaries, RfmInput } from '../core/rfm';
-import type { EntryDefaults, SuppressionEntry, SuppressionReason } from '../core/suppression';
+import type { EntryDefaults, SuppressionEntry, SuppressionReason, TemplateCategory } from '../core/suppression';
+import type { SlotVerdict, WaitingSlot } from '../core/send-slot';
+import type { EngagementRow } from './engagement-store';
 import type { SuppressionPage } from './suppressions-store';
 import type { ConsentChange } from '../core/tracking-consent';
 import type { CustomerExport, EraseOptions, ErasureRecord, ErasureResult } from './customer-data-store';
@@ -171,6 +173,35 @@ export interface SendRecord {
   fallbacks: FallbackUse[];
 }
 
+/** What claimSend and reserveSend write: the send's ledger row before delivery. */
+export type ClaimSendInput = Omit<SendRecord, 'status' | 'sentAt' | 'messageId' | 'fallbacks'> & { fallbacks?: FallbackUse[] };
+
+/** What a send counts as under the frequency caps: its flow's group and topic, its template's category. */
+export interface SendSlotCounts {
+  group: string;
+  topic: string | null;
+  category: TemplateCategory;
+}
+
+/** A recent send of the customer as the cap check reads it; the counts are null on rows sent before they were kept. */
+export interface SendSlotRow {
+  deliveryKey: string;
+  flowId: string;
+  template: string;
+  /** its scheduled (flow) time, epoch ms */
+  at: number;
+  group: string | null;
+  topic: string | null;
+  category: TemplateCategory | null;
+}
+
+export type ReserveSendResult =
+  | { outcome: 'claimed'; record: SendRecord }
+  /** claimed before under this delivery key (a retry): its slot is kept */
+  | { outcome: 'existing'; record: SendRecord }
+  | { outcome: 'wait'; until: number; reason: string }
+  | { outcome: 'skip'; reason: string };
+
 export interface OutboxMessage {
   deliveryKey: string;
   to: string;
@@ -293,7 +324,23 @@ export interface Store {
 
   // --- delivery ledger -------------------------------------------------------------------
   /** Claims a delivery key. Returns the existing record if the key was claimed before (a retry). */
-  claimSend(send: Omit<SendRecord, 'status' | 'sentAt' | 'messageId' | 'fallbacks'> & { fallbacks?: FallbackUse[] }): Promise<{ claimed: boolean; record: SendRecord }>;
+  claimSend(send: ClaimSendInput): Promise<{ claimed: boolean; record: SendRecord }>;
+  /**
+   * claimSend under frequency caps (store/send-slots-store): in one transaction, serialized per customer, reads the
+   * customer's sends scheduled after `since` and the sends waiting for a slot, asks `decide`, and claims the send,
+   * records it as waiting (retrying at `until`, first due at `dueAt`) or drops its waiting row. A delivery key
+   * claimed before is returned as `existing` without asking.
+   */
+  reserveSend(
+    send: ClaimSendInput & SendSlotCounts,
+    slot: { since: number; dueAt: number; priority: number; decide: (recent: SendSlotRow[], waiting: WaitingSlot[]) => SlotVerdict },
+  ): Promise<ReserveSendResult>;
+  /** Everyone's newest `limit` events named `names` since `since` (best send time's population prior). */
+  engagementSince(names: readonly string[], since: number, limit: number): Promise<EngagementRow[]>;
+  /** Drops the waiting rows of a run that ended. */
+  releaseSendWaits(workflowId: string): Promise<void>;
+  /** The customer's sends waiting for a slot, earliest retry first. */
+  sendWaitsOf(customerId: string): Promise<WaitingSlot[]>;
   /** Marks a claimed send as delivered by SMTP; the first completion wins. Throws if the key was never claimed. */
   completeSend(deliveryKey: string, messageId: string, sentAt: number): Promise<void>;
   /** In one transaction: writes the message to the outbox and marks the send delivered. Exactly once per key.

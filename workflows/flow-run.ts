@@ -94,26 +94,41 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
         return holds ? node.then : node.else;
       }
       case 'send': {
-        // The flow's reason is checked again before each send: a cart emptied since the trigger (a purchase that
-        // arrived late, on another server), a lapse undone, takes the flow's exit instead of an email that is wrong.
-        if (flow.requires && !(await local.evaluateForCustomer({ customerId: input.customerId, condition: flow.requires, event: input.trigger, at: Date.now() }))) {
-          outcome = 'exited';
-          reason = `send ${node.id} (${node.template}) not sent: the flow's reason no longer holds (requires ${JSON.stringify(flow.requires)} is false)`;
-          return null;
+        // Quiet hours, best send time and frequency caps answer `deferred`: the step sleeps until then and asks again
+        // under the same delivery key. The first ask is the commands older histories recorded, so they replay as before.
+        const dueAt = Date.now();
+        const deliveryKey = deliveryKeyFor(workflowId, node.id, visits.get(node.id) ?? 1);
+        let result: Awaited<ReturnType<Activities['sendEmail']>>;
+        for (let attempt = 1; ; attempt++) {
+          // The flow's reason is checked again before each ask: a cart emptied since the trigger (a purchase that
+          // arrived late, on another server, or while the send was deferred), a lapse undone, takes the flow's exit
+          // instead of an email that is wrong.
+          if (flow.requires && !(await local.evaluateForCustomer({ customerId: input.customerId, condition: flow.requires, event: input.trigger, at: Date.now() }))) {
+            outcome = 'exited';
+            const after = attempt === 1 ? '' : ` after waiting ${attempt - 1} time${attempt === 2 ? '' : 's'} (deferred)`;
+            reason = `send ${node.id} (${node.template}) not sent: the flow's reason no longer holds${after} (requires ${JSON.stringify(flow.requires)} is false)`;
+            return null;
+          }
+          result = await delivery.sendEmail({
+            deliveryKey,
+            customerId: input.customerId,
+            flowId: input.flowId,
+            flowVersion: input.version,
+            workflowId,
+            nodeId: node.id,
+            template: node.template,
+            data: node.data,
+            trigger: input.trigger,
+            scheduledAt: Date.now(),
+            dueAt,
+            attempt,
+            ...(node.at === 'best_time' && attempt === 1 ? { bestTime: { withinMs: node.withinMs ?? 0 } } : {}),
+          });
+          if (result.status !== 'deferred') break;
+          await sleepFor(result.until - Date.now());
+          if (stopped()) return null;
         }
-        const result = await delivery.sendEmail({
-          deliveryKey: deliveryKeyFor(workflowId, node.id, visits.get(node.id) ?? 1),
-          customerId: input.customerId,
-          flowId: input.flowId,
-          flowVersion: input.version,
-          workflowId,
-          nodeId: node.id,
-          template: node.template,
-          data: node.data,
-          trigger: input.trigger,
-          scheduledAt: Date.now(),
-        });
-        if (result.status !== 'skipped') sends += 1;
+        if (result.status === 'sent' || result.status === 'already_sent') sends += 1;
         return node.next;
       }
       case 'update_profile':

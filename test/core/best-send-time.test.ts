@@ -149,6 +149,8 @@ describe('bestSendAt', () => {
     expect(bestSendAt(june15(10), DAY, 19, NY).at).toBe(june15(19));
     expect(bestSendAt(june15(20), DAY, 19, NY).at).toBe(june15(19) + DAY);
     expect(bestSendAt(june15(10), DAY, 19, NY).reason).toMatch(/^19:00 local \(America\/New_York\): the customer's best hour, 9 h after/);
+    // Due a few seconds after 10:00 (a send step runs a moment after its wait ends): the delay rounds to "9 h", not "8 h 60 min".
+    expect(bestSendAt(june15(10) + 3_000, DAY, 19, NY).reason).toContain('the customer\'s best hour, 9 h after');
   });
 
   it('sends at once when the customer is already in their hour', () => {

@@ -6,20 +6,18 @@
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { startDevServer, type DevServer } from '../../cli/dev-server';
 import { startRuntime, type Runtime } from '../../cli/runtime';
 import { SEND_HEARTBEAT_TIMEOUT_MS } from '../../core/send-heartbeat';
 import { post, waitUntil } from '../support/http';
 import { startSmtpSink, type SmtpSink } from '../support/smtp-sink';
 import { tempDir, testConfig, WRITE_KEY } from '../support/stack';
+import { recordedSends, runningSend } from '../support/send-activities';
 import { startTcpRelay, type TcpRelay } from '../support/tcp-relay';
 import { devServerEnv, spawnWorker, stopProcess as stop } from '../support/worker-process';
 
 const FIRST = 'crash test: first';
 const SECOND = 'crash test: second';
-/** Temporal's enum value for an activity handed to a worker (PENDING_ACTIVITY_STATE_STARTED). */
-const ACTIVITY_STARTED = 2;
 /** The killed attempt times out after the heartbeat timeout, then the retry runs and the flow goes on (6 s wait). */
 const RETRY_WITHIN_MS = SEND_HEARTBEAT_TIMEOUT_MS + 40_000;
 
@@ -59,23 +57,6 @@ function lockStore(): { release(): void } {
   };
 }
 
-/** The send activities of a run as Temporal recorded them: the attempt that completed, and what it returned. */
-async function recordedSends(workflowId: string): Promise<Array<{ attempt: number; result: { status: string; messageId?: string | null } }>> {
-  const events = (await runtime.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
-  const sends = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'sendEmail').map((e) => String(e.eventId)));
-  const attempts = new Map(events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => [String(e.eventId), e.activityTaskStartedEventAttributes!.attempt ?? 0]));
-  const completed = events.filter((e) => e.activityTaskCompletedEventAttributes && sends.has(String(e.activityTaskCompletedEventAttributes.scheduledEventId))).map((e) => e.activityTaskCompletedEventAttributes!);
-  // Histories hold encrypted payloads: the runtime's codec opens them.
-  const results = await runtime.payloads.codec.decode(completed.map((done) => done.result!.payloads![0]!));
-  return completed.map((done, i) => ({ attempt: attempts.get(String(done.startedEventId)) ?? 0, result: defaultPayloadConverter.fromPayload(results[i]!) }));
-}
-
-/** The run's send activity that a worker is executing now, if any. */
-async function runningSend(workflowId: string): Promise<{ attempt: number } | undefined> {
-  const described = await runtime.client.workflowService.describeWorkflowExecution({ namespace: 'default', execution: { workflowId } });
-  const send = described.pendingActivities?.find((a) => a.activityType?.name === 'sendEmail' && a.state === ACTIVITY_STARTED);
-  return send ? { attempt: send.attempt ?? 0 } : undefined;
-}
 
 /** Resets the killed worker's connections through the relay, dropping what they held back; then reopens it. */
 async function dropHeldAndReopen(): Promise<void> {
@@ -126,13 +107,13 @@ describe('a send retried after its worker was killed', () => {
     await waitUntil('the completion to be sent into the gate', async () => gate.heldBytes() > 0);
     await stop(first, 'SIGKILL');
     await dropHeldAndReopen();
-    expect(await runningSend(workflowId)).toEqual({ attempt: 1 }); // Temporal still thinks the first attempt runs
+    expect(await runningSend(runtime, workflowId)).toEqual({ attempt: 1 }); // Temporal still thinks the first attempt runs
 
     startWorker();
     await expect(runtime.client.workflow.getHandle(workflowId).result()).resolves.toMatchObject({ outcome: 'completed', sends: 2 });
     // Each message reaches the sink before its activity completes, so nothing more can arrive for this run.
     expect(mailTo(customer).map((m) => m.subject)).toEqual([FIRST, SECOND]);
-    expect(await recordedSends(workflowId)).toEqual([
+    expect(await recordedSends<{ status: string; messageId?: string | null }>(runtime, workflowId)).toEqual([
       { attempt: 2, result: { status: 'already_sent', messageId: sends[0]!.messageId } },
       { attempt: 1, result: { status: 'sent', messageId: expect.any(String), transport: 'smtp' } },
     ]);
@@ -162,7 +143,7 @@ describe('a send retried after its worker was killed', () => {
     expect(mail.map((m) => m.subject)).toEqual([FIRST, FIRST, SECOND]);
     // The receiver can tell the resend is the same message: one Message-ID, the ledger's.
     expect(mail.slice(0, 2).map((m) => m.messageId)).toEqual([send!.messageId, send!.messageId]);
-    expect((await recordedSends(workflowId))[0]).toEqual({ attempt: 2, result: { status: 'sent', messageId: send!.messageId, transport: 'smtp' } });
+    expect((await recordedSends<{ status: string; messageId?: string | null }>(runtime, workflowId))[0]).toEqual({ attempt: 2, result: { status: 'sent', messageId: send!.messageId, transport: 'smtp' } });
   }, RETRY_WITHIN_MS + 60_000);
 
   it('to the outbox, killed after the row committed and before Temporal heard: exactly one row', async () => {
@@ -174,18 +155,18 @@ describe('a send retried after its worker was killed', () => {
     // The second send follows a 6 s wait: hold the store before it, so its outbox write waits for the gate.
     await waitUntil('the wait timer started', async () => (await handle.fetchHistory().catch(() => undefined))?.events?.some((e) => e.timerStartedEventAttributes));
     const lock = lockStore();
-    await waitUntil('the second send to start', () => runningSend(workflowId), 30_000);
+    await waitUntil('the second send to start', () => runningSend(runtime, workflowId), 30_000);
     gate.hold();
     lock.release(); // the send claims its key and writes its outbox row, in one transaction
     await waitUntil('the outbox row of the second send', async () => (await runtime.store.listOutbox({ to: `${customer}@example.com` })).some((m) => m.subject === SECOND));
     await waitUntil('the completion to be sent into the gate', async () => gate.heldBytes() > 0);
     await stop(first, 'SIGKILL');
     await dropHeldAndReopen();
-    expect(await runningSend(workflowId)).toEqual({ attempt: 1 });
+    expect(await runningSend(runtime, workflowId)).toEqual({ attempt: 1 });
 
     startWorker(outboxWorker);
     await expect(handle.result()).resolves.toMatchObject({ outcome: 'completed', sends: 2 });
-    expect((await recordedSends(workflowId)).map((s) => [s.attempt, s.result.status])).toEqual([
+    expect((await recordedSends<{ status: string; messageId?: string | null }>(runtime, workflowId)).map((s) => [s.attempt, s.result.status])).toEqual([
       [1, 'sent'],
       [2, 'already_sent'],
     ]);
