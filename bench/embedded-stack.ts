@@ -1,7 +1,7 @@
 // The embedded stack a benchmark measures: the real `temporal server start-dev` with its SQLite file in
 // a temp dir (headless), and in this process one microflows runtime (store, worker, HTTP server, outbox
-// delivery) per payload-encryption setting under test, plus a bench-only Worker for the baseline's no-op
-// workflow on its own task queue.
+// delivery) per payload-encryption setting under test (or per runtime variant a bench names), plus a
+// bench-only Worker for the baseline's no-op workflow on its own task queue.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,8 +18,17 @@ export const BENCH_WRITE_KEY = 'bench-write-key';
 /** MICROFLOWS_PAYLOAD_ENCRYPTION of a runtime under test. */
 export type Encryption = 'off' | 'on';
 
+/** A runtime to start beside the others: its own name (data dir, task queue), encryption and settings. */
+export interface RuntimeVariant {
+  name: string;
+  encryption: Encryption;
+  /** Environment variables over the bench defaults, e.g. MICROFLOWS_FLOWS_DIR (a policy.yaml) or SMTP_URL. */
+  env?: Record<string, string>;
+}
+
 /** One microflows runtime on the shared dev server, with its own store, task queue and HTTP server. */
 export interface MicroflowsUnderTest {
+  name: string;
   encryption: Encryption;
   runtime: Runtime;
   /** The runtime's client, with its payload codec. */
@@ -43,7 +52,9 @@ export interface BenchStack {
 export interface BenchStackOptions {
   sqlitePragmas: string[];
   /** A runtime for each, in this order; all share the dev server, each has its own data dir. */
-  encryptions: Encryption[];
+  encryptions?: Encryption[];
+  /** Instead of one runtime per encryption setting: these runtimes, in this order. */
+  runtimes?: RuntimeVariant[];
   workflowBundle: WorkflowBundleWithSourceMap;
   noopBundle: WorkflowBundleWithSourceMap;
 }
@@ -73,8 +84,9 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
     cleanups.push(() => nativeConnection.close());
 
     const microflows: MicroflowsUnderTest[] = [];
-    for (const encryption of options.encryptions) {
-      const runtimeDir = path.join(dataDir, `microflows-encryption-${encryption}`);
+    const variants = options.runtimes ?? (options.encryptions ?? []).map((encryption): RuntimeVariant => ({ name: `encryption-${encryption}`, encryption }));
+    for (const { name, encryption, env } of variants) {
+      const runtimeDir = path.join(dataDir, `microflows-${name}`);
       const config = readConfig(
         {
           PORT: '0',
@@ -85,8 +97,9 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
           MICROFLOWS_PAYLOAD_ENCRYPTION: encryption === 'on' ? 'true' : 'false',
           // No MICROFLOWS_MASTER_KEY: on loopback the runtime generates one into its data dir, as `microflows start` does.
           TEMPORAL_ADDRESS: devServer.address,
-          TEMPORAL_TASK_QUEUE: `bench-${process.pid}-encryption-${encryption}`,
+          TEMPORAL_TASK_QUEUE: `bench-${process.pid}-${name}`,
           // No SMTP_URL: sends go to the outbox table, as in the embedded default.
+          ...env,
         },
         PROJECT_ROOT,
       );
@@ -100,7 +113,7 @@ export async function startBenchStack(options: BenchStackOptions): Promise<Bench
       });
       cleanups.push(() => runtime.stop());
       // The runtime's copy of the client, with the payload codec: what it reads is decrypted.
-      microflows.push({ encryption, runtime, client: runtime.client, url: runtime.url!, log });
+      microflows.push({ name, encryption, runtime, client: runtime.client, url: runtime.url!, log });
     }
 
     const noopTaskQueue = `bench-noop-${process.pid}`;

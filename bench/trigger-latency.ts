@@ -9,8 +9,9 @@
 // BENCH_RAMP_STEP above 50/s (50), BENCH_MAX_RATE ramp cap (250), BENCH_DRAIN_SECONDS a run may start
 // after the last send and still count as keeping up (5), BENCH_ENCRYPTION payload encryption settings to
 // run (off,on), BENCH_SQLITE modes to run (wal when both encryption settings run, else default,wal).
+import { closeConnections, post } from './bench-http';
+import { envNumber } from './bench-env';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
@@ -18,7 +19,7 @@ import { bundleWorkflowCode, DefaultLogger, Runtime as TemporalRuntime, type Wor
 import { customerWorkflowId, flowRunWorkflowId } from '../core/arbiter-state';
 import { FAILURE_CONVERTER_PATH } from '../client/payload-codec';
 import { ENCRYPTED_ENCODING } from '../core/payload-crypto';
-import { BENCH_ROOT, BENCH_WRITE_KEY, PROJECT_ROOT, startBenchStack, type BenchStack, type Encryption, type MicroflowsUnderTest } from './embedded-stack';
+import { BENCH_ROOT, PROJECT_ROOT, startBenchStack, type BenchStack, type Encryption, type MicroflowsUnderTest } from './embedded-stack';
 import { clockMs, mapLimit, runOpenLoop, sleep, summarize, type LatencySummary } from './open-loop';
 import { startCpuWindow, waitUntilQuiet, type CpuWindow } from './process-cpu';
 import { PHASES, timestampMs, triggerPhases, type Phase, type TriggerSample } from './trigger-phases';
@@ -32,14 +33,6 @@ const FIXED_RATES = [10, TARGET_RATE];
 const FINE_STEP = 10;
 /** Other processes busier than this (% of one core) during a step make its figures suspect. */
 const NOISY_OTHER_PCT = 25;
-
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name}=${raw}: give a positive number`);
-  return value;
-}
 
 const settings = {
   seconds: envNumber('BENCH_SECONDS', 10),
@@ -91,22 +84,6 @@ type Measured = Omit<StepResult, 'sustained' | 'why'>;
 
 // --- calls -------------------------------------------------------------------------------------------
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-const authorization = `Basic ${Buffer.from(`${BENCH_WRITE_KEY}:`).toString('base64')}`;
-
-function post(baseUrl: string, route: string, body: unknown): Promise<void> {
-  const url = new URL(route, baseUrl);
-  const data = Buffer.from(JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const headers = { 'content-type': 'application/json', 'content-length': data.length, authorization };
-    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`${route} answered ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
-}
 
 function identify(url: string, customerId: string): Promise<void> {
   return post(url, '/v1/identify', { userId: customerId, traits: { email: `${customerId}@example.com`, consent: { email_marketing: true } } });
@@ -540,7 +517,7 @@ async function main(): Promise<void> {
   try {
     for (const mode of modes) reports.push(await runMode(mode, encryptions, code));
   } finally {
-    agent.destroy();
+    closeConnections();
   }
 
   for (const report of reports) {

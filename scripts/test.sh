@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The test command (`npm test`): typecheck, lint (workflows may not import Node built-ins or I/O),
+# The test command (`npm test`): typecheck, lint (workflows may not import Node built-ins or I/O), `microflows check`,
 # make sure Debian's Chromium is there for the browser tests, then every jest suite in one process (2 cores: --runInBand). Extra args go to jest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-chromium.sh
 npx tsc --noEmit -p .
 npx eslint --max-warnings 0 .
+# The shipped flows must pass the static review (overlaps, ties, caps that starve a flow) before anything runs.
+node bin/microflows.js check >/dev/null || { node bin/microflows.js check; exit 1; }
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
   echo "TEST_DATABASE_URL is unset: the PostgreSQL suites are registered as skipped (set it, e.g. postgres://postgres@127.0.0.1:5432/test)"
 fi
