@@ -114,22 +114,25 @@ export async function serve(role: Role): Promise<number> {
     // The worker bundles workflows for several seconds and cannot be interrupted: a stop asked meanwhile waits for it.
     runtime = await startRuntime({ config, worker: role !== 'server', server: role !== 'worker', schedule: role !== 'server', watchTemplates: role === 'all' });
     if (shutdown.signal.aborted) return 0;
-    console.log(`[microflows] ${role === 'all' ? 'embedded stack' : role} running`);
-    console.log(`  Temporal:   ${config.temporalAddress}${devServer?.uiUrl ? `  (Web UI ${devServer.uiUrl})` : ''}`);
-    if (runtime.url) console.log(`  HTTP API:   ${runtime.url}  (Segment API at /v1/*, tracking at /t/*, /u/*, webhooks at /webhooks/*)`);
-    if (runtime.adminUrl) console.log(`  Admin API:  ${runtime.adminUrl}/api/*  (Authorization: Bearer <admin key>; GET /api/profiles/:id, /api/outbox)`);
+    // One write for the whole banner: a reader of the pipe that sees its first line sees all of it.
+    const banner: string[] = [];
+    banner.push(`[microflows] ${role === 'all' ? 'embedded stack' : role} running`);
+    banner.push(`  Temporal:   ${config.temporalAddress}${devServer?.uiUrl ? `  (Web UI ${devServer.uiUrl})` : ''}`);
+    if (runtime.url) banner.push(`  HTTP API:   ${runtime.url}  (Segment API at /v1/*, tracking at /t/*, /u/*, webhooks at /webhooks/*)`);
+    if (runtime.adminUrl) banner.push(`  Admin API:  ${runtime.adminUrl}/api/*  (Authorization: Bearer <admin key>; GET /api/profiles/:id, /api/outbox)`);
     if (devServer?.uiUrl && codecEndpointOf(config)) {
-      console.log(`  Codec:      ${codecEndpointOf(config)}  (sign in at ${codecEndpointOf(config)}/login for the Web UI to show encrypted payloads)`);
+      banner.push(`  Codec:      ${codecEndpointOf(config)}  (sign in at ${codecEndpointOf(config)}/login for the Web UI to show encrypted payloads)`);
     }
     if (runtime.developmentAdminKey) {
-      console.log(`  Admin key:  ${runtime.developmentAdminKey}  (generated for development, kept in ${config.dataDir}/admin-key; \`microflows keys create\` makes more)`);
+      banner.push(`  Admin key:  ${runtime.developmentAdminKey}  (generated for development, kept in ${config.dataDir}/admin-key; \`microflows keys create\` makes more)`);
     }
-    if (runtime.worker) console.log(`  Worker:     task queue ${config.taskQueue}`);
+    if (runtime.worker) banner.push(`  Worker:     task queue ${config.taskQueue}`);
     if (runtime.url && config.writeKey === DEFAULT_WRITE_KEY) {
-      console.log(`  Write key:  ${DEFAULT_WRITE_KEY} (the development default: set MICROFLOWS_WRITE_KEY in production)`);
+      banner.push(`  Write key:  ${DEFAULT_WRITE_KEY} (the development default: set MICROFLOWS_WRITE_KEY in production)`);
     }
-    console.log(`  Delivery:   ${config.smtpUrl ? 'SMTP' : 'outbox table (GET /api/outbox); set SMTP_URL to send'}`);
-    console.log('  Ctrl-C stops everything; starting again resumes flows in flight.');
+    banner.push(`  Delivery:   ${config.smtpUrl ? 'SMTP' : 'outbox table (GET /api/outbox); set SMTP_URL to send'}`);
+    banner.push('  Ctrl-C stops everything; starting again resumes flows in flight.');
+    console.log(banner.join('\n'));
     // Running on without the dev server would accept events no flow can start from: its exit stops everything.
     const devServerExit = devServer ? devServer.exited.then((code) => ({ code })) : new Promise<never>(() => undefined);
     const ended = await Promise.race([shutdown.requested, devServerExit]);
