@@ -27,6 +27,7 @@ import { flowTimeZone } from '../core/flow-types';
 import { chooseTimeZone, latestEventTimeZone, quietHoursEnd } from '../core/quiet-hours';
 import { DEFAULT_SEND_POLICY, capLookbackMs, formatTimeOfDay, type RecentSend, type SendPolicy } from '../core/send-policy';
 import { decideSlot, isCapped } from '../core/send-slot';
+import { chooseVariant, inHoldout } from '../core/experiment-assignment';
 
 export interface ActivityDeps {
   store: Store;
@@ -75,6 +76,8 @@ export type SendEmailInput = Pick<SendRecord, 'deliveryKey' | 'customerId' | 'fl
   attempt?: number;
   /** `at: best_time`: choose the customer's best hour within this delay first (only on the first ask). */
   bestTime?: { withinMs: number };
+  /** The experiment the run was last assigned in (an ab_split before this step) and its variant: recorded with the send. */
+  experiment?: { id: string; variant: string };
 };
 
 export type SendEmailResult =
@@ -277,11 +280,18 @@ export function createActivities(deps: ActivityDeps) {
       await recordSendDecision(input, 'skipped', 'skipped', `send ${input.nodeId} (${input.template}) skipped: ${suppressed.reason}`);
       return { status: 'skipped', reason: suppressed.reason };
     }
+    // The flow's holdout: entered, arbitrated, measured, and sent no marketing email (a receipt still goes).
+    if (category === 'marketing' && inHoldout(flow!.id, input.customerId, flow!.holdout)) {
+      const reason = `customer is in the flow's ${Math.round(flow!.holdout! * 1000) / 10}% holdout`;
+      await recordSendDecision(input, 'held-out', 'held_out', `send ${input.nodeId} (${input.template}) not sent: ${reason}`);
+      return { status: 'skipped', reason };
+    }
     if (category === 'marketing') {
       const later = await sendTime(input, flow!, profile);
       if (later) return { status: 'deferred', ...later };
     }
-    const claims = { customerId: input.customerId, deliveryKey: input.deliveryKey, flowId: input.flowId, stepId: input.nodeId };
+    // The variant rides in the click and open tokens: the click event names it, and the landing's utm_content does.
+    const claims = { customerId: input.customerId, deliveryKey: input.deliveryKey, flowId: input.flowId, stepId: input.nodeId, ...(input.experiment ? { variant: input.experiment.variant } : {}) };
     const tracking = deps.tracking;
     // Links live for the TTL from the email's own date (its Date header), the same on every retry of the send.
     const expiresAt = tokenExpiry(input.scheduledAt, tracking?.tokenTtlMs);
@@ -326,6 +336,7 @@ export function createActivities(deps: ActivityDeps) {
       transport,
       scheduledAt: input.scheduledAt,
       fallbacks: rendered.fallbacks,
+      ...(input.experiment ? { experimentId: input.experiment.id, variant: input.experiment.variant } : {}),
     } as const;
     // Frequency caps: the slot is reserved in the transaction that records the send (store/send-slots-store), so
     // concurrent runs and crashed workers cannot send past a cap. A send no cap counts takes the plain claim.
@@ -409,6 +420,10 @@ export function createActivities(deps: ActivityDeps) {
      */
     async beginRun(input: { customerId: string; workflowId: string; flowId: string; version: number; admission: RunAdmission }): Promise<FlowDefinition> {
       const { customerId, admission } = input;
+      const flow = await flowVersion(input.flowId, input.version);
+      // The holdout is decided by the customer's id alone (core/experiment-assignment), the same at every send; the
+      // entry records it so reports can compare holdout runs with the others.
+      const holdout = inHoldout(flow.id, customerId, flow.holdout);
       await store.recordFlowEntry({
         customerId,
         flowId: input.flowId,
@@ -417,9 +432,74 @@ export function createActivities(deps: ActivityDeps) {
         workflowId: input.workflowId,
         enteredAt: admission.enteredAt,
         triggerMessageId: admission.triggerMessageId,
+        ...(holdout ? { holdout: true } : {}),
       });
       await recordArbitration(customerId, admission.decisions);
-      return flowVersion(input.flowId, input.version);
+      return flow;
+    },
+
+    /**
+     * An ab_split step: the customer's variant. A decided experiment sends everyone to its winner; otherwise the
+     * customer keeps the variant they were first given (re-entries and new flow versions included) while it still
+     * exists, and a newcomer gets the one their hash falls in (core/experiment-assignment). A holdout customer walks
+     * that one unrecorded: they are sent nothing, so they are no variant's recipient. Logged as `assigned`.
+     */
+    async assignVariant(input: {
+      experimentId: string;
+      customerId: string;
+      flowId: string;
+      version: number;
+      stepId: string;
+      workflowId: string;
+      variants: Array<{ name: string; weight: number }>;
+      at: number;
+    }): Promise<{ variant: string; reason: string }> {
+      const names = new Set(input.variants.map((v) => v.name));
+      const experiment = await store.startExperiment({ experimentId: input.experimentId, flowId: input.flowId, stepId: input.stepId, startedAt: input.at });
+      let chosen: { variant: string; reason: string };
+      if (experiment.state === 'decided' && experiment.winner !== null && names.has(experiment.winner)) {
+        chosen = { variant: experiment.winner, reason: `the experiment decided for ${experiment.winner}${experiment.decidedAt === null ? '' : ` on ${iso(experiment.decidedAt)}`}: everyone gets the winner` };
+      } else {
+        const kept = await store.assignmentOf(input.experimentId, input.customerId);
+        const flow = await flowVersion(input.flowId, input.version);
+        if (kept && names.has(kept.variant)) {
+          chosen = { variant: kept.variant, reason: `kept from the first assignment (${iso(kept.assignedAt)})` };
+        } else if (inHoldout(flow.id, input.customerId, flow.holdout)) {
+          // A holdout customer is sent no variant: walking one is not being in the experiment, so no assignment is
+          // recorded, and the variants' recipients (the winner check, the reports' `assigned`) are the people mailed.
+          const { variant, bucket } = chooseVariant(input.experimentId, input.customerId, input.variants);
+          chosen = { variant, reason: `bucket ${bucket.toFixed(4)}, not recorded: the customer is in the flow's holdout and is sent nothing` };
+        } else {
+          const { variant, bucket } = chooseVariant(input.experimentId, input.customerId, input.variants);
+          const stored = await store.recordAssignment({
+            experimentId: input.experimentId,
+            customerId: input.customerId,
+            variant,
+            assignedAt: input.at,
+            flowId: input.flowId,
+            flowVersion: input.version,
+            stepId: input.stepId,
+            workflowId: input.workflowId,
+          });
+          chosen = stored.variant === variant
+            ? { variant, reason: `bucket ${bucket.toFixed(4)} of the weights ${input.variants.map((v) => `${v.name} ${v.weight}`).join(', ')}` }
+            : { variant: stored.variant, reason: 'assigned by another run of this customer a moment before' };
+        }
+      }
+      await store.recordDecisions([
+        {
+          key: `${input.workflowId}/${input.stepId}:assigned`,
+          customerId: input.customerId,
+          at: input.at,
+          flowId: input.flowId,
+          flowVersion: input.version,
+          outcome: 'assigned',
+          reason: `ab_split ${input.stepId} (experiment ${input.experimentId}): variant ${chosen.variant}: ${chosen.reason}`,
+          eventMessageId: null,
+          workflowId: input.workflowId,
+        },
+      ]);
+      return chosen;
     },
 
     async finishRun(input: { workflowId: string; outcome: string; at: number; conversionMessageId: string | null }): Promise<void> {

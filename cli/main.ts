@@ -6,6 +6,7 @@ import { flowToMermaid } from '../core/mermaid';
 import { IMPORT_ARGS, IMPORT_USAGE, runImport } from './import';
 import { KEYS_ARGS, KEYS_USAGE, runKeys } from './keys';
 import { AUDIT_ARGS, AUDIT_USAGE, runAudit } from './audit';
+import { REPORT_ARGS, REPORT_USAGE, runReport } from './report';
 import { DATA_KEYS_ARGS, DATA_KEYS_USAGE, runDataKeys } from './data-keys';
 import { SUPPRESSIONS_ARGS, SUPPRESSIONS_USAGE, runSuppressions } from './suppressions';
 import { CUSTOMERS_ARGS, CUSTOMERS_USAGE, runCustomers } from './customers';
@@ -124,6 +125,13 @@ Reads the segments of MICROFLOWS_SEGMENTS_DIR and the store (DATABASE_URL, or th
     summary: 'what happened: flows that collided for the same customers and how, emails per customer per week, unsubscribe and complaint rates by volume',
     usage: AUDIT_USAGE,
     run: runAudit,
+  },
+
+  report: {
+    args: REPORT_ARGS,
+    summary: 'flow numbers: the funnel per step and variant with rates and intervals, lift against the holdout, experiment states',
+    usage: REPORT_USAGE,
+    run: runReport,
   },
 
   'data-keys': {

@@ -17,6 +17,8 @@ import { KEY_PREFIX } from '../core/api-keys';
 import type { FlowDefinition } from '../core/flow-types';
 import { createApp, type AppDeps } from '../server/app';
 import { TemporalDispatcher } from '../server/temporal-dispatcher';
+import { MetricsFolder } from '../server/metrics-folder';
+import { decideExperiments } from '../server/experiment-decider';
 import { sendsTransactional } from '../core/suppression';
 import { temporalTerminator } from '../server/customer-erasure';
 import { openStore } from '../store/open-store';
@@ -137,6 +139,8 @@ export interface RuntimeOptions {
   sweepEvery?: Duration;
   /** How often the segment sweep runs (default config.segmentSweepEvery). */
   segmentSweepEvery?: Duration;
+  /** Fold events into the report counters every config.metricsEvery (default true); tests that fold themselves pass false. */
+  foldMetrics?: boolean;
   /** The environment the config came from, for the start checks (default process.env). */
   env?: Record<string, string | undefined>;
   /** Recompile templates when their files change (dev mode); config.watchTemplates, when set, wins. */
@@ -415,6 +419,22 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         adminUrl = base(adminHost, adminServer);
       }
       if (!config.publicUrl) publicUrl = url;
+    }
+    // The report counters follow the events; a failed pass is logged and retried, never fatal.
+    if (options.foldMetrics !== false) {
+      const folder = new MetricsFolder({
+        store,
+        flows: () => dispatcher.currentFlows(),
+        everyMs: config.metricsEvery,
+        log,
+        afterFold: async () => {
+          for (const outcome of await decideExperiments(store, dispatcher.currentFlows(), Date.now())) {
+            if (outcome.state !== 'running') log(`[experiments] ${outcome.experimentId} (flow ${outcome.flowId}): ${outcome.state}${outcome.winner ? `, winner ${outcome.winner}` : ''}`);
+          }
+        },
+      });
+      folder.start();
+      cleanups.push(() => folder.stop());
     }
     // Let in-flight dispatches finish before the client closes: segment evaluations first, as they dispatch too.
     cleanups.push(() => dispatcher.idle());

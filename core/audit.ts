@@ -102,13 +102,16 @@ export interface AuditReport {
 
 export const DEFAULT_AUDIT_SINCE = '30d';
 
-/** `--since 30d` / `?since=30d`: the period's length in ms; a BadInputError naming `field` when it is not a duration. */
-export function parseAuditSince(text: string | undefined, field = 'since'): number {
+/**
+ * `--since 30d` / `?since=30d`: the period's length in ms; a BadInputError naming `field` when it is not a duration.
+ * The flow report reads its period the same way, saying `what` looks back.
+ */
+export function parseAuditSince(text: string | undefined, field = 'since', what = 'the audit'): number {
   try {
     return parseDuration(text ?? DEFAULT_AUDIT_SINCE);
   } catch (err) {
     if (!isMicroflowsError(err)) throw err;
-    throw new BadInputError(`${err.message} (how far back the audit looks, e.g. 30d or 2w)`, field);
+    throw new BadInputError(`${err.message} (how far back ${what} looks, e.g. 30d or 2w)`, field);
   }
 }
 

@@ -48,6 +48,8 @@ export interface Config {
   catalogDir: string;
   /** How often (ms) the segment sweep applies time-based changes: the bound on their lag, plus the sweep's own time. */
   segmentSweepEvery: number;
+  /** How often (ms) a runtime process folds new events into the report counters (MICROFLOWS_METRICS_EVERY). */
+  metricsEvery: number;
   /** Segments with fewer members are flagged "too small" by `microflows segments report`. */
   segmentMinSize: number;
   /** A second port for the admin routes (/api, previews); null: they share PORT (still authenticated). */
@@ -269,6 +271,7 @@ function readVariables(env: Env, cwd: string): Config {
     shopUrl: env.MICROFLOWS_SHOP_URL || 'https://shop.example',
     segmentsDir: env.MICROFLOWS_SEGMENTS_DIR || `${cwd}/segments`,
     segmentSweepEvery: durationFrom(env, 'MICROFLOWS_SEGMENT_SWEEP_EVERY', 60_000),
+    metricsEvery: durationFrom(env, 'MICROFLOWS_METRICS_EVERY', 5_000),
     segmentMinSize: positiveIntFrom(env, 'MICROFLOWS_SEGMENT_MIN_SIZE', 100),
     adminPort: env.MICROFLOWS_ADMIN_PORT === undefined || env.MICROFLOWS_ADMIN_PORT === '' ? null : intFrom(env, 'MICROFLOWS_ADMIN_PORT', 0),
     adminHost: env.MICROFLOWS_ADMIN_HOST || null,

@@ -395,7 +395,11 @@ export async function attributeEngagement(event: EngagementEvent, lookups: Recip
 
   if (event.sentMessageId !== null && OWN_MESSAGE_ID.test(event.sentMessageId)) {
     const send = await lookups.sendByMessageId(event.sentMessageId);
-    if (send && sameAddress(send.to, event.email)) return found(send.customerId, 'message-id');
+    if (send && sameAddress(send.to, event.email)) {
+      // The send it answers, named as our own links name it, so the report counters find it (store/metrics-store).
+      properties = { ...properties, delivery_key: send.deliveryKey };
+      return found(send.customerId, 'message-id');
+    }
     if (send) distrusted.push(`Message-ID ${event.sentMessageId} was sent to another address`);
   }
   const deliveryKey = typeof properties.delivery_key === 'string' ? properties.delivery_key : null;

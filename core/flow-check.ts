@@ -375,6 +375,8 @@ function successorsOf(node: FlowNode): Array<NodeId | null> {
       return [node.onEvent, node.onTimeout];
     case 'split':
       return [node.then, node.else];
+    case 'ab_split':
+      return node.variants.map((v) => v.next);
     case 'exit':
       return [];
     default:
@@ -480,6 +482,10 @@ function flowPaths(flow: FlowDefinition): Hop[][] {
       case 'split':
         walk(node.then, 0, 0, here, seen);
         return walk(node.else, 0, 0, here, seen);
+      case 'ab_split':
+        // Each variant is a path of its own: a customer gets one, and the caps must hold on every one.
+        for (const variant of node.variants) walk(variant.next, 0, 0, here, seen);
+        return;
       case 'exit':
         paths.push(here);
         return;

@@ -3,6 +3,7 @@ import { isMap, isScalar, isSeq } from 'yaml';
 import { InvalidFileError } from './errors';
 import type { FileProblem } from './errors';
 import type {
+  AttributionRule,
   ConflictPolicy,
   EventMatcher,
   FlowDefinition,
@@ -10,18 +11,39 @@ import type {
   NodeId,
   ReentryRule,
   Trigger,
+  WinnerMetric,
+  WinnerRule,
 } from './flow-types';
+import { formatDuration } from './duration';
 import { readOnCap, readQuietHours } from './send-policy';
 import { describe, readYaml, suggest } from './yaml-reader';
 import { SEGMENT_ENTERED } from './segment-membership';
 import type { Entry, Spot, YamlNode, YamlReader } from './yaml-reader';
 
-export const STEP_KINDS = ['wait', 'wait_for', 'split', 'send', 'update_profile', 'exit', 'goto'] as const;
+export const STEP_KINDS = ['wait', 'wait_for', 'split', 'ab_split', 'send', 'update_profile', 'exit', 'goto'] as const;
 export type StepKind = (typeof STEP_KINDS)[number];
 
-const TOP_LEVEL_KEYS = ['id', 'version', 'priority', 'group', 'description', 'topic', 'timezone', 'on_cap', 'defer', 'quiet_hours', 'trigger', 'entry', 'exit', 'requires', 'steps'];
+const TOP_LEVEL_KEYS = ['id', 'version', 'priority', 'group', 'description', 'topic', 'timezone', 'on_cap', 'defer', 'quiet_hours', 'holdout', 'attribution', 'trigger', 'entry', 'exit', 'requires', 'steps'];
 /** How far ahead `at: best_time` may look for the customer's hour when the step does not say (`within:`). */
 export const DEFAULT_BEST_TIME_WITHIN_MS = 24 * 3_600_000;
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+/**
+ * The attribution window when the flow names none (`attribution: { window }`): Klaviyo's default for email. The
+ * compiler leaves `attribution` out then, so flows without the key compile as before; whoever credits conversions
+ * applies this.
+ */
+export const DEFAULT_ATTRIBUTION_WINDOW_MS = 5 * DAY_MS;
+/** Shorter than an hour misses most purchases that follow an email; longer than 30 days credits the email with the customer's routine. */
+export const ATTRIBUTION_WINDOW_RANGE_MS = { min: HOUR_MS, max: 30 * DAY_MS } as const;
+export const WINNER_METRICS: readonly WinnerMetric[] = ['conversion', 'click'];
+/**
+ * What `winner:` leaves out. min_per_variant 100: the sequential test is valid at any size, but a decision on a few
+ * dozen recipients would rest on a handful of conversions and leave the guardrails (unsubscribes and complaints, far
+ * rarer than clicks) nothing to see; 100 still lets a flow with a few hundred entrants a week decide.
+ */
+export const WINNER_DEFAULTS: Omit<WinnerRule, 'metric'> = { minPerVariant: 100, confidence: 0.95, then: 'all_to_winner', maxDurationMs: 30 * DAY_MS };
 
 export interface CompileOptions {
   /** Whether a template of that name exists; the caller does the file-system check. */
@@ -70,11 +92,13 @@ export function checkFlow(source: string, file: string, options: CompileOptions)
 
 type NodeBody = FlowNode extends infer N ? (N extends FlowNode ? Omit<N, 'id' | 'line'> : never) : never;
 
-type Branch = { name: 'then' | 'else' | 'on_event' | 'on_timeout'; steps: ParsedStep[] };
+/** A list of steps that a branching step may continue with; it runs on to the step after the branching one. */
+type Branch = { steps: ParsedStep[] };
 
 type StepBody =
   | { shape: 'linear'; waits: boolean; build: (next: NodeId | null) => NodeBody }
-  | { shape: 'branch'; waits: boolean; branches: [Branch, Branch]; build: (first: NodeId | null, second: NodeId | null) => NodeBody }
+  /** `build` gets the first node of each branch, in the order of `branches`. */
+  | { shape: 'branch'; waits: boolean; branches: Branch[]; build: (firsts: Array<NodeId | null>) => NodeBody }
   | { shape: 'exit'; build: () => NodeBody }
   | { shape: 'goto'; target: string | undefined; targetSpot: Spot }
   /** The step could not be read (problem already reported); linked as a pass-through that counts as waiting, so
@@ -87,7 +111,17 @@ interface ParsedStep {
   spot: YamlNode | null;
   line?: number;
   label?: string;
+  /** Absent when the step names no known kind. */
+  kind?: StepKind;
   body: StepBody;
+}
+
+/** One entry of an ab_split's `variants:`, before linking. */
+interface ParsedVariant {
+  name: string;
+  weight: number;
+  line?: number;
+  steps: ParsedStep[];
 }
 
 const LABEL = /^[A-Za-z][A-Za-z0-9_-]*$/;
@@ -95,6 +129,13 @@ const TIME_OF_DAY = /^([01]?\d|2[0-3]):([0-5]\d)$/;
 const FLOW_ID = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 const TEMPLATE_NAME = /^[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*$/;
 const PROPERTY_PATH = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+/** Experiment ids: segments of lowercase letters, digits, "-" and "_", joined by "/" (as in `<flow id>/<label>`). */
+const EXPERIMENT_ID = /^[a-z0-9][a-z0-9_-]*(?:\/[a-z0-9][a-z0-9_-]*)*$/;
+const MAX_EXPERIMENT_ID = 100;
+/** Variant names appear in reports, CSV headers and URLs, and never collide with the holdout's "(holdout)". */
+const VARIANT_NAME = /^[a-z0-9][a-z0-9_-]*$/;
+const MAX_VARIANT_NAME = 40;
+const PERCENT = /^(\d+(?:\.\d+)?)\s*%$/;
 /** Profile fields that `update_profile.set` cannot write: they are derived, or owned by identify calls and tags. */
 const RESERVED_PROFILE_FIELDS: Record<string, string> = {
   customer_id: 'the customer id cannot be changed by a flow',
@@ -111,6 +152,13 @@ export function segmentEntered(segmentId: string): EventMatcher {
 class FlowCompiler {
   readonly positions: Record<string, { line: number; column: number }> = {};
   private readonly labels = new Map<string, ParsedStep>();
+  /** The flow's id (for default experiment ids); undefined until read, or when it is bad. */
+  private flowId: string | undefined;
+  /** The flow's goal events (exit.on_event); undefined when they could not be read, so no follow-on errors. */
+  private goals: EventMatcher[] | undefined;
+  private readonly experiments = new Map<string, { line?: number; path: string }>();
+  /** Variant names of the flow's earlier ab_splits: the report counters are kept per variant name within a flow. */
+  private readonly variantNamesInFlow = new Map<string, { line?: number; split: string }>();
 
   constructor(
     private readonly r: YamlReader,
@@ -152,6 +200,10 @@ class FlowCompiler {
     const exit = this.exitRule(top.get('exit'));
     const requiresEntry = top.get('requires');
     const requires = requiresEntry ? r.condition(requiresEntry, false) : undefined;
+    const holdout = top.has('holdout') ? this.holdout(top.get('holdout')!) : undefined;
+    const attribution = top.has('attribution') ? this.attribution(top.get('attribution')!, exit) : undefined;
+    this.flowId = id;
+    this.goals = exit?.onEvents;
 
     const stepsEntry = r.require(top, 'steps', root, '', 'the list of steps, e.g. "steps: [ { send: { template: welcome } } ]"');
     const steps = stepsEntry ? this.stepList(stepsEntry.value, 'steps', 'steps', stepsEntry.keySpot) : [];
@@ -178,6 +230,8 @@ class FlowCompiler {
       ...(onCap !== undefined ? { onCap } : {}),
       ...(deferMaxMs !== undefined ? { deferMaxMs } : {}),
       ...(quietHours !== undefined ? { quietHours } : {}),
+      ...(holdout !== undefined ? { holdout } : {}),
+      ...(attribution !== undefined ? { attribution } : {}),
       source: { file, sha256 },
     };
   }
@@ -202,6 +256,49 @@ class FlowCompiler {
     const max = r.duration(r.require(m, 'max', entry.value, entry.path, 'the longest a capped send may wait for room before it is skipped, e.g. "defer: { max: 48h }"'), 'defer.max');
     if (max !== undefined && onCap === 'skip') r.warn(entry.keySpot, entry.path, 'defer has no effect with "on_cap: skip" (a capped send is dropped at once): remove defer, or use "on_cap: defer"');
     return max;
+  }
+
+  /** `holdout: 10%`: the share of entrants sent nothing, as a number in (0, 1). */
+  private holdout(entry: Entry): number | undefined {
+    const r = this.r;
+    const raw = isScalar(entry.value) ? entry.value.value : undefined;
+    const match = typeof raw === 'string' ? PERCENT.exec(raw.trim()) : null;
+    if (!match) {
+      // A bare number is refused rather than guessed: 0.1 and 10 both look like "ten percent" to someone.
+      const hint = typeof raw === 'number' ? ' (a bare number is ambiguous: write it with "%")' : '';
+      r.error(entry.value ?? entry.keySpot, entry.path, `holdout is the percentage of entrants who are sent nothing, e.g. "holdout: 10%", got ${describe(entry.value)}${hint}`);
+      return undefined;
+    }
+    const percent = Number(match[1]);
+    if (!(percent > 0 && percent < 100)) {
+      r.error(entry.value, entry.path, `holdout must be more than 0% and less than 100%, got ${percent}%: ${percent === 0 ? 'remove the key for no holdout' : 'a flow that holds out everyone sends nothing'}`);
+      return undefined;
+    }
+    return percent / 100;
+  }
+
+  /** `attribution: { window: 5d }`: how long after a send, or a click on it, the goal event counts as its conversion. */
+  private attribution(entry: Entry, exit: FlowDefinition['exit'] | undefined): AttributionRule | undefined {
+    const r = this.r;
+    const m = r.map(entry.value, entry.path, 'attribution', ['window'], entry.keySpot);
+    if (!m) return undefined;
+    const windowEntry = r.require(m, 'window', entry.value ?? entry.keySpot, entry.path, 'how long after a send (or a click on it) the goal event counts as its conversion, e.g. "attribution: { window: 5d }"');
+    const windowMs = r.duration(windowEntry, 'attribution.window');
+    if (windowMs === undefined) return undefined;
+    const { min, max } = ATTRIBUTION_WINDOW_RANGE_MS;
+    if (windowMs < min || windowMs > max) {
+      r.error(
+        windowEntry!.value,
+        windowEntry!.path,
+        `attribution.window must be between ${durationText(min)} and ${durationText(max)}, got ${durationText(windowMs)}: ` +
+          (windowMs < min ? 'most purchases that follow an email come later than that' : 'that long credits the email with what the customer would have done anyway'),
+      );
+      return undefined;
+    }
+    if (exit && exit.onEvents.length === 0) {
+      r.warn(entry.keySpot, entry.path, 'attribution has no effect: the flow has no goal event to credit; add "exit: { on_event: <event> }" (e.g. Order Completed), or remove attribution');
+    }
+    return { windowMs };
   }
 
   private timezone(entry: Entry | undefined): string | undefined {
@@ -405,8 +502,7 @@ class FlowCompiler {
       else if ((STEP_KINDS as readonly string[]).includes(key)) kinds.push(entry);
       else {
         unknown = true;
-        const why = key === 'ab_split' ? ' (ab_split is not supported yet; use split on a profile field instead)' : suggest(key, STEP_KINDS);
-        r.error(keyNode, entry.path, `unknown step kind "${key}"${why}; use one of: ${STEP_KINDS.join(', ')} (plus an optional "id:" label)`);
+        r.error(keyNode, entry.path, `unknown step kind "${key}"${suggest(key, STEP_KINDS)}; use one of: ${STEP_KINDS.join(', ')} (plus an optional "id:" label)`);
       }
     }
     const [kind, extra] = kinds;
@@ -418,7 +514,8 @@ class FlowCompiler {
       if (!unknown) r.error(node, docPath, `the step has no kind; add one of: ${STEP_KINDS.join(', ')}`);
       return step;
     }
-    step.body = this.stepBody(kind as Entry & { key: StepKind }, nodeId);
+    step.kind = kind.key as StepKind;
+    step.body = this.stepBody(kind as Entry & { key: StepKind }, step);
     return step;
   }
 
@@ -439,7 +536,8 @@ class FlowCompiler {
     this.labels.set(label, step);
   }
 
-  private stepBody(kind: Entry & { key: StepKind }, nodeId: NodeId): StepBody {
+  private stepBody(kind: Entry & { key: StepKind }, step: ParsedStep): StepBody {
+    const nodeId = step.nodeId;
     switch (kind.key) {
       case 'wait':
         return this.waitStep(kind);
@@ -449,6 +547,8 @@ class FlowCompiler {
         return this.waitForStep(kind, nodeId);
       case 'split':
         return this.splitStep(kind, nodeId);
+      case 'ab_split':
+        return this.abSplitStep(kind, step);
       case 'update_profile':
         return this.updateProfileStep(kind);
       case 'exit':
@@ -546,13 +646,13 @@ class FlowCompiler {
       shape: 'branch',
       waits: true,
       branches: [this.branch('on_event', m?.get('on_event'), nodeId), this.branch('on_timeout', m?.get('on_timeout'), nodeId)],
-      build: (first, second) => ({ kind: 'wait_for', match, timeoutMs: timeoutMs ?? 0, onEvent: first, onTimeout: second }),
+      build: ([onEvent, onTimeout]) => ({ kind: 'wait_for', match, timeoutMs: timeoutMs ?? 0, onEvent: onEvent ?? null, onTimeout: onTimeout ?? null }),
     };
   }
 
   /** A named branch of a split or wait_for: its step list, or none when the key is absent. */
-  private branch(name: Branch['name'], entry: Entry | undefined, nodeId: NodeId): Branch {
-    return { name, steps: entry ? this.stepList(entry.value, entry.path, `${nodeId}.${name}`, entry.keySpot) : [] };
+  private branch(name: 'then' | 'else' | 'on_event' | 'on_timeout', entry: Entry | undefined, nodeId: NodeId): Branch {
+    return { steps: entry ? this.stepList(entry.value, entry.path, `${nodeId}.${name}`, entry.keySpot) : [] };
   }
 
   private splitStep(kind: Entry, nodeId: NodeId): StepBody {
@@ -563,8 +663,237 @@ class FlowCompiler {
       shape: 'branch',
       waits: false,
       branches: [this.branch('then', m?.get('then'), nodeId), this.branch('else', m?.get('else'), nodeId)],
-      build: (first, second) => ({ kind: 'split', when: when ?? {}, then: first, else: second }),
+      build: ([then, otherwise]) => ({ kind: 'split', when: when ?? {}, then: then ?? null, else: otherwise ?? null }),
     };
+  }
+
+  // --- experiments -----------------------------------------------------------------------------------------------
+
+  /** `ab_split: { experiment, variants: [ { name, weight, steps } ], winner }`: each variant's steps run on after the split. */
+  private abSplitStep(kind: Entry, step: ParsedStep): StepBody {
+    const r = this.r;
+    const m = r.map(kind.value, kind.path, 'ab_split', ['experiment', 'variants', 'winner'], kind.keySpot);
+    if (!m) return { shape: 'invalid' };
+    const experiment = this.experimentId(m.get('experiment'), kind, step);
+    const variantsEntry = r.require(
+      m,
+      'variants',
+      kind.value,
+      kind.path,
+      'two or more variants, each { name, weight, steps }, e.g. "variants: [ { name: control, weight: 50, steps: [...] }, { name: discount, weight: 50, steps: [...] } ]"',
+    );
+    const variants = variantsEntry ? this.variants(variantsEntry, step.nodeId) : [];
+    const winnerEntry = m.get('winner');
+    const winner = winnerEntry ? this.winnerRule(winnerEntry, variants) : null;
+    return {
+      shape: 'branch',
+      waits: false,
+      branches: variants.map((v) => ({ steps: v.steps })),
+      build: (firsts) => ({
+        kind: 'ab_split',
+        experiment: experiment ?? '',
+        variants: variants.map((v, i) => ({ name: v.name, weight: v.weight, next: firsts[i] ?? null })),
+        winner: winner ?? null,
+      }),
+    };
+  }
+
+  /**
+   * The experiment id, which fixes who gets which variant: as written, else `<flow id>/<step label>`, else
+   * `<flow id>/<node id>` (which moves when steps are inserted before it, starting the experiment afresh).
+   */
+  private experimentId(entry: Entry | undefined, kind: Entry, step: ParsedStep): string | undefined {
+    const r = this.r;
+    let id: string;
+    if (entry) {
+      const written = r.text(entry, 'experiment');
+      if (written === undefined) return undefined;
+      if (!EXPERIMENT_ID.test(written) || written.length > MAX_EXPERIMENT_ID) {
+        r.error(
+          entry.value,
+          entry.path,
+          `experiment "${written}" must be at most ${MAX_EXPERIMENT_ID} lowercase letters, digits, "-" and "_", in parts joined by "/", e.g. cart-subject-test or cart/subject-2024`,
+        );
+        return undefined;
+      }
+      id = written;
+    } else {
+      id = `${this.flowId ?? ''}/${step.label ?? step.nodeId}`;
+    }
+    const spot = entry?.value ?? kind.keySpot;
+    const first = this.experiments.get(id);
+    if (first) {
+      r.error(
+        spot,
+        entry?.path ?? kind.path,
+        `duplicate experiment "${id}": the ab_split at line ${first.line ?? '?'} (${first.path}) already uses it, and two splits sharing one would mix their customers and results; give this one its own "experiment:"`,
+      );
+      return undefined;
+    }
+    this.experiments.set(id, { ...(step.line !== undefined ? { line: step.line } : {}), path: kind.path });
+    return id;
+  }
+
+  private variants(entry: Entry, nodeId: NodeId): ParsedVariant[] {
+    const r = this.r;
+    const list = entry.value;
+    if (!isSeq(list)) {
+      r.error(list ?? entry.keySpot, entry.path, `variants must be a list of { name, weight, steps }, got ${describe(list)}`);
+      return [];
+    }
+    const out: ParsedVariant[] = [];
+    const names = new Map<string, number | undefined>();
+    let sum = 0;
+    let weightsRead = true;
+    list.items.forEach((raw, i) => {
+      const item = r.resolve(raw);
+      const path = `${entry.path}[${i}]`;
+      const vm = r.map(item, path, 'a variant', ['name', 'weight', 'steps'], entry.keySpot);
+      if (!vm) {
+        weightsRead = false;
+        return;
+      }
+      const line = r.position(item)?.line;
+      const name = this.variantName(vm, item, path, line, names);
+      const weight = this.variantWeight(vm, item, path);
+      if (weight === undefined) weightsRead = false;
+      else sum += weight;
+      const stepsEntry = vm.get('steps');
+      const steps = stepsEntry ? this.stepList(stepsEntry.value, stepsEntry.path, `${nodeId}.variants[${i}].steps`, stepsEntry.keySpot) : [];
+      out.push({ name: name ?? '', weight: weight ?? 0, ...(line !== undefined ? { line } : {}), steps });
+    });
+    if (list.items.length < 2) {
+      r.error(
+        entry.keySpot,
+        entry.path,
+        `an ab_split needs at least two variants, found ${list.items.length}: add another (a control with the current steps, or with no steps to measure sending nothing), or replace the ab_split with its steps`,
+      );
+    } else if (weightsRead && Math.abs(sum - 100) > 1e-9) {
+      const shown = Number(sum.toFixed(6));
+      r.error(
+        entry.keySpot,
+        entry.path,
+        `variant weights sum to ${shown}, not 100: each weight is the percentage of customers reaching this step who get that variant; ${sum < 100 ? 'raise' : 'lower'} them by ${Number(Math.abs(100 - sum).toFixed(6))} in all so they make 100 (e.g. 50 and 50)`,
+      );
+    }
+    return out;
+  }
+
+  private variantName(vm: Map<string, Entry>, item: YamlNode | null, path: string, line: number | undefined, names: Map<string, number | undefined>): string | undefined {
+    const r = this.r;
+    const entry = r.require(vm, 'name', item, path, 'what reports call the variant, e.g. "name: control"');
+    const name = r.text(entry, 'name');
+    if (!entry || name === undefined) return undefined;
+    if (!VARIANT_NAME.test(name) || name.length > MAX_VARIANT_NAME) {
+      r.error(
+        entry.value,
+        entry.path,
+        `variant name "${name}" must be at most ${MAX_VARIANT_NAME} lowercase letters, digits, "-" and "_", starting with a letter or digit (reports and exports use it), e.g. control or discount-10`,
+      );
+      return undefined;
+    }
+    if (names.has(name)) {
+      r.error(entry.value, entry.path, `duplicate variant name "${name}": already used at line ${names.get(name) ?? '?'}; each variant of an ab_split needs its own name`);
+      return undefined;
+    }
+    const other = this.variantNamesInFlow.get(name);
+    if (other && other.split !== path.replace(/\.variants\[\d+\]$/, '')) {
+      r.error(
+        entry.value,
+        entry.path,
+        `variant name "${name}" is already the name of a variant (line ${other.line ?? '?'}) of another ab_split: reports count per variant name within a flow, so two splits sharing a name would mix their results; give this one its own, e.g. "${name}-2"`,
+      );
+      return undefined;
+    }
+    names.set(name, line);
+    this.variantNamesInFlow.set(name, { ...(line !== undefined ? { line } : {}), split: path.replace(/\.variants\[\d+\]$/, '') });
+    return name;
+  }
+
+  /** `weight: 50` or `weight: 50%`: the variant's percentage of the customers reaching the split. */
+  private variantWeight(vm: Map<string, Entry>, item: YamlNode | null, path: string): number | undefined {
+    const r = this.r;
+    const entry = r.require(vm, 'weight', item, path, 'the variant\'s percentage of customers, e.g. "weight: 50"; the weights of a split add up to 100');
+    if (!entry) return undefined;
+    const raw = isScalar(entry.value) ? entry.value.value : undefined;
+    const percent = typeof raw === 'string' ? PERCENT.exec(raw.trim()) : null;
+    const weight = typeof raw === 'number' ? raw : percent ? Number(percent[1]) : undefined;
+    if (weight === undefined || !Number.isFinite(weight)) {
+      r.error(entry.value ?? entry.keySpot, entry.path, `weight must be a percentage of customers such as 50 or "50%", got ${describe(entry.value)}`);
+      return undefined;
+    }
+    if (weight <= 0) {
+      r.error(entry.value, entry.path, `weight must be more than 0, got ${weight}: a variant nobody gets measures nothing; remove it and give its share to the others`);
+      return undefined;
+    }
+    return weight;
+  }
+
+  /** `winner: { metric, min_per_variant, confidence, then, max_duration }`, checked against what the flow can measure. */
+  private winnerRule(entry: Entry, variants: ParsedVariant[]): WinnerRule | undefined {
+    const r = this.r;
+    const m = r.map(entry.value, entry.path, 'winner', ['metric', 'min_per_variant', 'confidence', 'then', 'max_duration'], entry.keySpot);
+    if (!m) return undefined;
+    const metric = this.winnerMetric(r.require(m, 'metric', entry.value, entry.path, 'what the winner is chosen on: conversion (the flow\'s goal, exit.on_event) or click'), variants);
+    const minEntry = m.get('min_per_variant');
+    const minPerVariant = minEntry ? r.integer(minEntry, 'min_per_variant', 1) : WINNER_DEFAULTS.minPerVariant;
+    const confidence = this.confidence(m.get('confidence'));
+    const thenEntry = m.get('then');
+    let then: WinnerRule['then'] | undefined = WINNER_DEFAULTS.then;
+    if (thenEntry) {
+      const written = r.text(thenEntry, 'then');
+      then = written === 'all_to_winner' ? written : undefined;
+      if (written !== undefined && then === undefined) {
+        r.error(thenEntry.value, thenEntry.path, `then must be all_to_winner (once a winner is decided, every later entrant gets it), got "${written}"`);
+      }
+    }
+    const durationEntry = m.get('max_duration');
+    const maxDurationMs = durationEntry ? r.duration(durationEntry, 'max_duration') : WINNER_DEFAULTS.maxDurationMs;
+    if (metric === undefined || minPerVariant === undefined || confidence === undefined || then === undefined || maxDurationMs === undefined) return undefined;
+    return { metric, minPerVariant, confidence, then, maxDurationMs };
+  }
+
+  private winnerMetric(entry: Entry | undefined, variants: ParsedVariant[]): WinnerMetric | undefined {
+    const r = this.r;
+    const metric = r.text(entry, 'metric');
+    if (!entry || metric === undefined) return undefined;
+    if (!(WINNER_METRICS as readonly string[]).includes(metric)) {
+      const why = metric === 'open' || metric === 'opens' ? ' (opens are not offered: Apple Mail Privacy Protection and similar proxies open every email, so open rates cannot pick a winner)' : suggest(metric, WINNER_METRICS);
+      r.error(entry.value, entry.path, `metric must be conversion (the flow's goal, exit.on_event) or click, got "${metric}"${why}`);
+      return undefined;
+    }
+    const goalless = this.goals !== undefined && this.goals.length === 0;
+    if (metric === 'conversion' && goalless) {
+      r.error(
+        entry.value,
+        entry.path,
+        'metric: conversion counts the flow\'s goal event, and this flow has none: add "exit: { on_event: Order Completed }" (the event that means the customer converted), or use metric: click',
+      );
+      return undefined;
+    }
+    if (metric === 'click') {
+      const silent = variants.find((v) => !hasSend(v.steps));
+      if (silent) {
+        r.error(
+          entry.value,
+          entry.path,
+          `metric: click cannot be measured: variant "${silent.name}" (line ${silent.line ?? '?'}) has no send step, so it has no clicks to compare; ` +
+            (goalless ? 'add a goal ("exit: { on_event: Order Completed }") and use metric: conversion, or give the variant a send' : 'use metric: conversion (the flow\'s goal), or give the variant a send'),
+        );
+        return undefined;
+      }
+    }
+    return metric as WinnerMetric;
+  }
+
+  /** `confidence: 0.95`: a probability above 0.5 (a coin toss decides nothing) and below 1 (which would never decide). */
+  private confidence(entry: Entry | undefined): number | undefined {
+    if (!entry) return WINNER_DEFAULTS.confidence;
+    const raw = isScalar(entry.value) ? entry.value.value : undefined;
+    if (typeof raw === 'number' && raw > 0.5 && raw < 1) return raw;
+    const hint = typeof raw === 'number' && raw > 50 && raw < 100 ? ` (write ${raw / 100})` : typeof raw === 'string' && PERCENT.test(raw.trim()) ? ` (write ${Number(PERCENT.exec(raw.trim())![1]) / 100})` : '';
+    this.r.error(entry.value ?? entry.keySpot, entry.path, `confidence must be a number between 0.5 and 1 (exclusive), e.g. 0.95, got ${describe(entry.value)}${hint}`);
+    return undefined;
   }
 
   private updateProfileStep(kind: Entry): StepBody {
@@ -713,7 +1042,7 @@ class FlowCompiler {
       const base = { id: step.nodeId, ...(step.line !== undefined ? { line: step.line } : {}) };
       const next = (successors.get(step.nodeId) ?? []).map(resolve);
       if (body.shape === 'linear') nodes[step.nodeId] = { ...base, ...body.build(next[0] ?? null) } as FlowNode;
-      else if (body.shape === 'branch') nodes[step.nodeId] = { ...base, ...body.build(next[0] ?? null, next[1] ?? null) } as FlowNode;
+      else if (body.shape === 'branch') nodes[step.nodeId] = { ...base, ...body.build(next) } as FlowNode;
       else if (body.shape === 'exit') nodes[step.nodeId] = { ...base, ...body.build() } as FlowNode;
     }
     // Keep document order (the vertex map is filled branch-first), which diagrams and stored JSON read better in.
@@ -789,4 +1118,14 @@ class FlowCompiler {
       );
     }
   }
+}
+
+/** Authors write `30d`, not `4w2d`. */
+function durationText(ms: number): string {
+  return ms % DAY_MS === 0 ? `${ms / DAY_MS}d` : formatDuration(ms);
+}
+
+/** Whether a list of steps sends anything itself, in any branch (a goto out of it does not count). */
+function hasSend(steps: ParsedStep[]): boolean {
+  return steps.some((s) => s.kind === 'send' || (s.body.shape === 'branch' && s.body.branches.some((b) => hasSend(b.steps))));
 }

@@ -69,7 +69,42 @@ export type FlowNode =
       removeTags: string[];
       next: NodeId | null;
     })
-  | (NodeBase & { kind: 'exit'; reason: string });
+  | (NodeBase & { kind: 'exit'; reason: string })
+  /**
+   * Weighted variants, each a branch of steps (`variants[i].steps`): the customer's variant is fixed per
+   * (experiment, customer), across re-entries and versions, until the experiment id changes (core/experiment-assignment).
+   */
+  | (NodeBase & { kind: 'ab_split'; experiment: string; variants: SplitVariant[]; winner: WinnerRule | null });
+
+export interface SplitVariant {
+  /** Unique within the split; what reports and the decision log call it. */
+  name: string;
+  /** Positive; the weights of a split sum to 100. */
+  weight: number;
+  /** The variant's first step (null: an empty branch, which continues after the split). */
+  next: NodeId | null;
+}
+
+/** Which measure an experiment's winner is chosen on. Opens are not offered: machine opens make them meaningless. */
+export type WinnerMetric = 'conversion' | 'click';
+
+/** `winner:` of an ab_split: when the sequential test decides, later entrants get the winner. */
+export interface WinnerRule {
+  metric: WinnerMetric;
+  /** No decision before every variant has this many recipients. */
+  minPerVariant: number;
+  /** e.g. 0.95: the always-valid test decides at significance 1 - confidence. */
+  confidence: number;
+  /** What happens once it decides; only all_to_winner for now. */
+  then: 'all_to_winner';
+  /** After this long without a decision (from the experiment's first assignment) it is recorded as inconclusive. */
+  maxDurationMs: number;
+}
+
+/** How conversions are credited to sends (core/attribution): the goal event within `windowMs` after the send or a click on it. */
+export interface AttributionRule {
+  windowMs: number;
+}
 
 export type FlowNodeKind = FlowNode['kind'];
 
@@ -110,6 +145,13 @@ export interface FlowDefinition {
    * not by choice). Read it through flowTimeZone, which also understands versions compiled before this existed.
    */
   timezone?: string;
+  /**
+   * `holdout: 10%`: this share (0 < share < 1) of customers go through entry and arbitration but are sent nothing, so
+   * the flow's incremental effect can be measured against them. Absent: no holdout.
+   */
+  holdout?: number;
+  /** `attribution: { window: 5d }`; absent: core/attribution's default. */
+  attribution?: AttributionRule;
   /** The flow's `on_cap:` override of the policy's; absent: the policy decides. */
   onCap?: OnCap;
   /** The flow's `defer: { max }` override, in ms; absent: the policy's. */

@@ -47,6 +47,9 @@ export function flowToMermaid(flow: FlowDefinition): string {
         edge(a, node.onEvent, 'event');
         edge(a, node.onTimeout, 'timeout');
         break;
+      case 'ab_split':
+        for (const variant of node.variants) edge(a, variant.next, `${variant.name} ${variant.weight}%`);
+        break;
       case 'exit':
         break;
     }
@@ -62,6 +65,7 @@ export function flowToMermaid(flow: FlowDefinition): string {
 function shape(node: FlowNode, label: string): string {
   switch (node.kind) {
     case 'split':
+    case 'ab_split':
       return `{"${label}"}`;
     case 'wait_for':
       return `{{"${label}"}}`;
@@ -85,6 +89,8 @@ export function nodeLabel(node: FlowNode): string {
       return `wait for ${matcherLabel(node.match)} up to ${durationLabel(node.timeoutMs)}`;
     case 'split':
       return `split ${conditionLabel(node.when)}`;
+    case 'ab_split':
+      return `A/B test ${node.experiment}${node.winner ? `, winner by ${node.winner.metric}` : ''}`;
     case 'send':
       return `send ${node.template}`;
     case 'update_profile': {

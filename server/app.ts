@@ -27,6 +27,7 @@ import { codecRoutes } from './codec-routes';
 import type { EncryptingPayloadCodec } from '../client/payload-codec';
 import { suppressionRoutes } from './suppression-routes';
 import { auditRoutes } from './audit-routes';
+import { reportRoutes } from './report-routes';
 import { customerRoutes } from './customer-routes';
 import type { ErasureWiring, WorkflowTerminator } from './customer-erasure';
 import { limiter, type Limiter } from './rate-limits';
@@ -353,6 +354,7 @@ export function createApp(deps: AppDeps): App {
   if (deps.payloads) adminRoutes.use(codecRoutes({ codec: deps.payloads.codec, allowedOrigins: deps.payloads.allowedOrigins, keys, signingSecret, now, log }));
   adminRoutes.use(suppressionRoutes({ store, now }));
   adminRoutes.use(auditRoutes({ store, now }));
+  adminRoutes.use(reportRoutes({ store, now }));
   adminRoutes.use(
     customerRoutes({
       store,

@@ -10,6 +10,7 @@ import { addressHash, type SuppressionEntry } from '../core/suppression';
 import { parseJson, toDecision, toFlowEntry, toOutboxMessage, toProfile, toSend, toStoredEvent } from './rows';
 import type { Database } from './schema';
 import { toSuppressionEntry } from './suppressions-store';
+import { toAssignment, type ExperimentAssignment } from './experiments-store';
 import type { DecisionRecord, FlowEntry, OutboxMessage, SendRecord, StoredEvent } from './store';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -87,6 +88,24 @@ export interface CustomerExport {
   suppressions: SuppressionEntry[];
   /** Their sends a frequency cap is holding back, earliest retry first. */
   sendWaits: WaitingSlot[];
+  /** Their variant in each experiment (ab_split), oldest first. */
+  experimentAssignments: ExperimentAssignment[];
+  /** Their goal events the reports credited to a flow (and to a send or run of it), oldest first. */
+  conversions: ConversionRecord[];
+  /** What the reports counted of their sends (one delivered, opened, clicked... each), oldest first. */
+  sendEvents: Array<{ deliveryKey: string; kind: string; at: number }>;
+}
+
+/** A goal event credited to a flow (store/metrics-store, core/attribution). */
+export interface ConversionRecord {
+  eventMessageId: string;
+  flowId: string;
+  /** the run credited at flow level, if any */
+  workflowId: string | null;
+  /** the send credited (last touch), if any */
+  deliveryKey: string | null;
+  at: number;
+  revenue: number;
 }
 
 /** Keeps `in (…)` lists under SQLite's bound-parameter limit and PostgreSQL's 65535. */
@@ -114,7 +133,7 @@ async function customerIds(db: Db, id: string): Promise<{ customerId: string; al
 /** Whether any table the customer's activity writes names them: a customer with none of these is unknown. */
 async function isKnown(db: Db, customerId: string, aliases: string[]): Promise<boolean> {
   if (aliases.length > 0) return true;
-  for (const table of ['profiles', 'events', 'flow_entries', 'decisions', 'sends', 'send_waits'] as const) {
+  for (const table of ['profiles', 'events', 'flow_entries', 'decisions', 'sends', 'send_waits', 'experiment_assignments', 'conversions'] as const) {
     const row = await db.selectFrom(table).select('customer_id').where('customer_id', '=', customerId).limit(1).executeTakeFirst();
     if (row) return true;
   }
@@ -146,7 +165,8 @@ const deleted = (result: { numDeletedRows: bigint }): number => Number(result.nu
 /**
  * Erases a customer in one transaction: their events (and any event naming one of their ids), profile, identity links,
  * segment state, runs, decisions, sends and outbox messages (by the sends' delivery keys and by address), consent
- * trail and payload data key. Their suppression entries keep the address hash only, and an `erased` entry (scope all)
+ * trail, experiment assignments, credited conversions, what the reports counted of their sends (send_events), and
+ * payload data key; the report counters are aggregates that name no one, and stay. Their suppression entries keep the address hash only, and an `erased` entry (scope all)
  * joins them, so a later import of the address stays suppressed. Logs one erasures row that names no one.
  */
 export async function eraseCustomer(db: Kysely<Database>, dialect: 'sqlite' | 'postgres', id: string, options: EraseOptions): Promise<ErasureResult> {
@@ -188,11 +208,15 @@ export async function eraseCustomer(db: Kysely<Database>, dialect: 'sqlite' | 'p
     count('segment_checks', deleted(await trx.deleteFrom('segment_checks').where('customer_id', 'in', ids).executeTakeFirst()));
     count('flow_entries', deleted(await trx.deleteFrom('flow_entries').where('customer_id', '=', customerId).executeTakeFirst()));
     count('decisions', deleted(await trx.deleteFrom('decisions').where('customer_id', '=', customerId).executeTakeFirst()));
-    // The outbox before the sends: its rows are found through the sends' delivery keys.
+    // The outbox and what the reports counted of each send before the sends: their rows are found through the sends'
+    // delivery keys. The report counters themselves are aggregates that name no one, and stay.
     const sendKeys = trx.selectFrom('sends').select('delivery_key').where('customer_id', '=', customerId);
     count('outbox', deleted(await trx.deleteFrom('outbox').where('delivery_key', 'in', sendKeys).executeTakeFirst()));
+    count('send_events', deleted(await trx.deleteFrom('send_events').where('delivery_key', 'in', sendKeys).executeTakeFirst()));
     for (const batch of chunks(addresses)) {
       count('outbox', deleted(await trx.deleteFrom('outbox').where(sql`lower(trim(to_address))`, 'in', batch).executeTakeFirst()));
+      const keysByAddress = trx.selectFrom('sends').select('delivery_key').where(sql`lower(trim(to_address))`, 'in', batch);
+      count('send_events', deleted(await trx.deleteFrom('send_events').where('delivery_key', 'in', keysByAddress).executeTakeFirst()));
     }
     count('sends', deleted(await trx.deleteFrom('sends').where('customer_id', '=', customerId).executeTakeFirst()));
     count('send_waits', deleted(await trx.deleteFrom('send_waits').where('customer_id', '=', customerId).executeTakeFirst()));
@@ -200,6 +224,8 @@ export async function eraseCustomer(db: Kysely<Database>, dialect: 'sqlite' | 'p
       count('sends', deleted(await trx.deleteFrom('sends').where(sql`lower(trim(to_address))`, 'in', batch).executeTakeFirst()));
     }
     count('consent_changes', deleted(await trx.deleteFrom('consent_changes').where('customer_id', 'in', ids).executeTakeFirst()));
+    count('experiment_assignments', deleted(await trx.deleteFrom('experiment_assignments').where('customer_id', 'in', ids).executeTakeFirst()));
+    count('conversions', deleted(await trx.deleteFrom('conversions').where('customer_id', 'in', ids).executeTakeFirst()));
 
     // The hash stays, so nothing is ever sent to the address again unless an operator removes the entry.
     let anonymized = 0;
@@ -278,6 +304,25 @@ export async function exportCustomer(db: Kysely<Database>, id: string, at: numbe
       outbox: outbox.map(toOutboxMessage),
       suppressions: await suppressionsFor(trx, await addressesOf(trx, customerId)),
       sendWaits: await sendWaitsOf(trx, customerId),
+      experimentAssignments: (await trx.selectFrom('experiment_assignments').selectAll().where('customer_id', 'in', ids).orderBy('assigned_at').orderBy('experiment_id').execute()).map(toAssignment),
+      conversions: (await trx.selectFrom('conversions').selectAll().where('customer_id', 'in', ids).orderBy('at').orderBy('event_message_id').orderBy('flow_id').execute()).map((row) => ({
+        eventMessageId: row.event_message_id,
+        flowId: row.flow_id,
+        workflowId: row.workflow_id,
+        deliveryKey: row.delivery_key,
+        at: Number(row.at),
+        revenue: Number(row.revenue),
+      })),
+      sendEvents: (
+        await trx
+          .selectFrom('send_events')
+          .selectAll()
+          .where('delivery_key', 'in', trx.selectFrom('sends').select('delivery_key').where('customer_id', '=', customerId))
+          .orderBy('at')
+          .orderBy('delivery_key')
+          .orderBy('kind')
+          .execute()
+      ).map((row) => ({ deliveryKey: row.delivery_key, kind: row.kind, at: Number(row.at) })),
     };
   });
 }

@@ -16,6 +16,10 @@ import * as dataKeys from './data-keys-store';
 import type { DataKeyRecord } from './data-keys-store';
 import * as suppressions from './suppressions-store';
 import * as sendSlots from './send-slots-store';
+import * as experiments from './experiments-store';
+import * as metrics from './metrics-store';
+import type { MetricRow, MetricsFold, MetricsQuery } from './metrics-store';
+import type { ExperimentAssignment, ExperimentRecord } from './experiments-store';
 import { engagementSince, type EngagementRow } from './engagement-store';
 import type { WaitingSlot } from '../core/send-slot';
 import { DEFAULT_SOFT_BOUNCE_RULES, type EntryDefaults, type SoftBounceRules, type SuppressionEntry, type SuppressionLift, type SuppressionReason } from '../core/suppression';
@@ -630,23 +634,29 @@ export class KyselyStore implements Store {
     return rows.map((r) => parseJson<FlowDefinition>(r.definition));
   }
 
-  async recordFlowEntry(entry: Omit<FlowEntry, 'endedAt' | 'outcome' | 'conversionMessageId'>): Promise<void> {
-    await this.db
-      .insertInto('flow_entries')
-      .values({
-        workflow_id: entry.workflowId,
-        customer_id: entry.customerId,
-        flow_id: entry.flowId,
-        flow_version: entry.flowVersion,
-        run_number: entry.runNumber,
-        entered_at: entry.enteredAt,
-        ended_at: null,
-        outcome: null,
-        conversion_message_id: null,
-        trigger_message_id: entry.triggerMessageId,
-      })
-      .onConflict((oc) => oc.column('workflow_id').doNothing())
-      .execute();
+  /** Counts `entered` (store/metrics-store) in the same transaction, when the row is new. */
+  recordFlowEntry(entry: Omit<FlowEntry, 'endedAt' | 'outcome' | 'conversionMessageId'>): Promise<void> {
+    return this.db.transaction().execute(async (trx) => {
+      const inserted = await trx
+        .insertInto('flow_entries')
+        .values({
+          workflow_id: entry.workflowId,
+          customer_id: entry.customerId,
+          flow_id: entry.flowId,
+          flow_version: entry.flowVersion,
+          run_number: entry.runNumber,
+          entered_at: entry.enteredAt,
+          ended_at: null,
+          outcome: null,
+          conversion_message_id: null,
+          trigger_message_id: entry.triggerMessageId,
+          holdout: this.bool(entry.holdout === true),
+        })
+        .onConflict((oc) => oc.column('workflow_id').doNothing())
+        .returning(['flow_id', 'flow_version', 'entered_at', 'holdout'])
+        .executeTakeFirst();
+      if (inserted) await metrics.countEntry(trx, inserted);
+    });
   }
 
   /** A run never recorded with recordFlowEntry is ignored: there is nothing to end. */
@@ -947,30 +957,83 @@ export class KyselyStore implements Store {
     return engagementSince(this.db, names, since, limit);
   }
 
+  recordAssignment(assignment: ExperimentAssignment): Promise<ExperimentAssignment> {
+    return experiments.recordAssignment(this.db, assignment, (trx) => metrics.countAssignment(trx, assignment));
+  }
+
+  assignmentOf(experimentId: string, customerId: string): Promise<ExperimentAssignment | undefined> {
+    return experiments.assignmentOf(this.db, experimentId, customerId);
+  }
+
+  startExperiment(experiment: Parameters<Store['startExperiment']>[0]): Promise<ExperimentRecord> {
+    return experiments.startExperiment(this.db, experiment);
+  }
+
+  experimentOf(experimentId: string): Promise<ExperimentRecord | undefined> {
+    return experiments.experimentOf(this.db, experimentId);
+  }
+
+  experimentsOf(flowId?: string): Promise<ExperimentRecord[]> {
+    return experiments.experimentsOf(this.db, flowId);
+  }
+
+  saveExperimentEvidence(experimentId: string, evidence: Record<string, unknown>): Promise<void> {
+    return experiments.saveEvidence(this.db, experimentId, evidence);
+  }
+
+  assignmentCounts(experimentId: string): Promise<Map<string, number>> {
+    return experiments.assignmentCounts(this.db, experimentId);
+  }
+
+  concludeExperiment(experimentId: string, outcome: Parameters<Store['concludeExperiment']>[1]): Promise<boolean> {
+    return experiments.concludeExperiment(this.db, experimentId, outcome);
+  }
+
   releaseSendWaits(workflowId: string): Promise<void> {
     return sendSlots.releaseSendWaits(this.db, workflowId);
+  }
+
+  // --- report counters: the queries are in store/metrics-store.ts ---------------------------
+
+  foldMetrics(options: { flows: readonly FlowDefinition[]; limit?: number }): Promise<MetricsFold> {
+    return metrics.foldMetrics(this.db, this.dialect, { ...options, now: this.now() });
+  }
+
+  rebuildMetrics(flows: readonly FlowDefinition[]): Promise<MetricsFold> {
+    return metrics.rebuildMetrics(this.db, this.dialect, { flows, now: this.now() });
+  }
+
+  metricsOf(query: MetricsQuery = {}): Promise<MetricRow[]> {
+    return metrics.metricsOf(this.db, query);
   }
 
   sendWaitsOf(customerId: string): Promise<WaitingSlot[]> {
     return sendSlots.sendWaitsOf(this.db, customerId);
   }
 
-  /** Marks a pending send delivered; a send already delivered keeps its first messageId and time. */
+  /**
+   * Marks a pending send delivered, counting `sent` (store/metrics-store) in the caller's transaction; a send already
+   * delivered keeps its first messageId and time, and is not counted again.
+   */
   private async markSent(db: Db, deliveryKey: string, messageId: string, sentAt: number): Promise<void> {
-    const result = await db
+    const updated = await db
       .updateTable('sends')
       .set({ status: 'sent', message_id: messageId, sent_at: sentAt })
       .where('delivery_key', '=', deliveryKey)
       .where('status', '=', 'pending')
+      .returning(['flow_id', 'flow_version', 'node_id', 'variant', 'scheduled_at'])
       .executeTakeFirst();
-    if (result.numUpdatedRows > 0n) return;
+    if (updated) {
+      await metrics.countSent(db, updated);
+      return;
+    }
     const exists = await db.selectFrom('sends').select('delivery_key').where('delivery_key', '=', deliveryKey).executeTakeFirst();
     // Delivering without a claim would bypass the ledger that makes sends exactly-once: a caller bug, not a retry.
     if (!exists) throw new Error(`no send was claimed with delivery key ${deliveryKey}: call claimSend first`);
   }
 
   completeSend(deliveryKey: string, messageId: string, sentAt: number): Promise<void> {
-    return this.markSent(this.db, deliveryKey, messageId, sentAt);
+    return this.db.transaction().execute((trx) => this.markSent(trx, deliveryKey, messageId, sentAt));
   }
 
   deliverToOutbox(message: OutboxMessage, messageId: string): Promise<void> {

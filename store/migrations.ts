@@ -410,6 +410,98 @@ function sendSlots(dialect: StoreDialect): Migration {
   };
 }
 
+/**
+ * Experiments and measurement (issue 16): each customer's variant per experiment (stable across re-entries and
+ * versions), each experiment's state and decision, which runs are in a flow's holdout, the experiment and variant a
+ * send belongs to, and the counters reports read (per flow, version, step, variant, metric and UTC day of the send or
+ * entry), with what they have counted (send_events, conversions) so nothing counts twice and a rebuild can start over.
+ */
+function experiments(dialect: StoreDialect): Migration {
+  const t = types(dialect);
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('experiment_assignments')
+        .addColumn('experiment_id', 'text', (c) => c.notNull())
+        .addColumn('customer_id', 'text', (c) => c.notNull())
+        .addColumn('variant', 'text', (c) => c.notNull())
+        .addColumn('assigned_at', t.time, (c) => c.notNull())
+        .addColumn('flow_id', 'text', (c) => c.notNull())
+        .addColumn('flow_version', 'integer', (c) => c.notNull())
+        .addColumn('step_id', 'text', (c) => c.notNull())
+        .addColumn('workflow_id', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('experiment_assignments_pk', ['experiment_id', 'customer_id'])
+        .execute();
+      await db.schema.createIndex('experiment_assignments_customer').on('experiment_assignments').column('customer_id').execute();
+      await db.schema
+        .createTable('experiments')
+        .addColumn('experiment_id', 'text', (c) => c.primaryKey())
+        .addColumn('flow_id', 'text', (c) => c.notNull())
+        .addColumn('step_id', 'text', (c) => c.notNull())
+        .addColumn('started_at', t.time, (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('winner', 'text')
+        .addColumn('decided_at', t.time)
+        .addColumn('reason', 'text')
+        .addColumn('figures', 'text')
+        .addColumn('evidence', 'text')
+        .execute();
+      await db.schema.alterTable('flow_entries').addColumn('holdout', t.bool, (c) => c.notNull().defaultTo(t.falseValue)).execute();
+      await db.schema.alterTable('sends').addColumn('experiment_id', 'text').execute();
+      await db.schema.alterTable('sends').addColumn('variant', 'text').execute();
+      await db.schema
+        .createTable('flow_metrics')
+        .addColumn('flow_id', 'text', (c) => c.notNull())
+        .addColumn('flow_version', 'integer', (c) => c.notNull())
+        .addColumn('step_id', 'text', (c) => c.notNull())
+        .addColumn('variant', 'text', (c) => c.notNull())
+        .addColumn('metric', 'text', (c) => c.notNull())
+        .addColumn('day', 'integer', (c) => c.notNull())
+        .addColumn('count', 'integer', (c) => c.notNull())
+        .addColumn('amount', t.float, (c) => c.notNull())
+        .addColumn('amount_squares', t.float, (c) => c.notNull())
+        .addPrimaryKeyConstraint('flow_metrics_pk', ['flow_id', 'flow_version', 'step_id', 'variant', 'metric', 'day'])
+        .execute();
+      await db.schema
+        .createTable('send_events')
+        .addColumn('delivery_key', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('at', t.time, (c) => c.notNull())
+        .addPrimaryKeyConstraint('send_events_pk', ['delivery_key', 'kind'])
+        .execute();
+      await db.schema
+        .createTable('conversions')
+        .addColumn('event_message_id', 'text', (c) => c.notNull())
+        .addColumn('flow_id', 'text', (c) => c.notNull())
+        .addColumn('customer_id', 'text', (c) => c.notNull())
+        .addColumn('workflow_id', 'text')
+        .addColumn('delivery_key', 'text')
+        .addColumn('at', t.time, (c) => c.notNull())
+        .addColumn('revenue', t.float, (c) => c.notNull())
+        .addPrimaryKeyConstraint('conversions_pk', ['event_message_id', 'flow_id'])
+        .execute();
+      await db.schema.createIndex('conversions_customer').on('conversions').column('customer_id').execute();
+      await db.schema
+        .createTable('metrics_state')
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('event_cursor', t.time, (c) => c.notNull())
+        .addColumn('updated_at', t.time, (c) => c.notNull())
+        // PostgreSQL (store/metrics-store settledThrough): the events up to settled_through are all committed (or gone);
+        // pending_through was the newest at the last fold, settled once the writers then in flight have ended.
+        .addColumn('settled_through', t.time, (c) => c.notNull().defaultTo(0))
+        .addColumn('pending_through', t.time, (c) => c.notNull().defaultTo(0))
+        .addColumn('pending_writers', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+      await db.insertInto('metrics_state').values({ id: 1, event_cursor: 0, updated_at: 0 }).execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      for (const table of ['metrics_state', 'conversions', 'send_events', 'flow_metrics', 'experiments', 'experiment_assignments']) await db.schema.dropTable(table).ifExists().execute();
+      for (const column of ['variant', 'experiment_id']) await db.schema.alterTable('sends').dropColumn(column).execute();
+      await db.schema.alterTable('flow_entries').dropColumn('holdout').execute();
+    },
+  };
+}
+
 /** Names sort in the order they run; never rename or edit one that has shipped — add a new one. */
 export function migrationsFor(dialect: StoreDialect): Record<string, Migration> {
   return {
@@ -424,6 +516,7 @@ export function migrationsFor(dialect: StoreDialect): Record<string, Migration> 
     '0009_privacy': privacy(dialect),
     '0010_event_retention': eventRetention(),
     '0011_send_slots': sendSlots(dialect),
+    '0012_experiments': experiments(dialect),
   };
 }
 

@@ -88,6 +88,8 @@ export function toFlowEntry(row: Selectable<FlowEntriesTable>): FlowEntry {
     outcome: row.outcome,
     conversionMessageId: row.conversion_message_id,
     triggerMessageId: row.trigger_message_id,
+    // Only holdout runs say so: entries read before holdouts existed keep their shape.
+    ...(row.holdout === true || row.holdout === 1 ? { holdout: true } : {}),
   };
 }
 
@@ -122,6 +124,7 @@ export function toSend(row: Selectable<SendsTable>): SendRecord {
     sentAt: row.sent_at,
     messageId: row.message_id,
     fallbacks: parseJson(row.fallbacks ?? '[]') as unknown as FallbackUse[],
+    ...(row.experiment_id !== null && row.experiment_id !== undefined && row.variant !== null && row.variant !== undefined ? { experimentId: row.experiment_id, variant: row.variant } : {}),
   };
 }
 

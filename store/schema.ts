@@ -68,6 +68,8 @@ export interface FlowEntriesTable {
   outcome: string | null;
   conversion_message_id: string | null;
   trigger_message_id: string | null;
+  /** In the flow's holdout (migration 0012): entered, sent nothing. */
+  holdout: Generated<number | boolean>;
 }
 
 export interface DecisionsTable {
@@ -105,6 +107,84 @@ export interface SendsTable {
   topic: string | null;
   /** marketing | transactional */
   category: string | null;
+  /** The experiment and variant whose branch the send step is in (migration 0012); null outside experiments. */
+  experiment_id: string | null;
+  variant: string | null;
+}
+
+/** A customer's variant in an experiment, fixed at their first assignment (core/experiment-assignment). */
+export interface ExperimentAssignmentsTable {
+  experiment_id: string;
+  customer_id: string;
+  variant: string;
+  assigned_at: number;
+  flow_id: string;
+  flow_version: number;
+  step_id: string;
+  workflow_id: string;
+}
+
+/** An experiment's state: running, decided (winner) or inconclusive, with the figures and reason of the decision. */
+export interface ExperimentsTable {
+  experiment_id: string;
+  flow_id: string;
+  step_id: string;
+  started_at: number;
+  state: string;
+  winner: string | null;
+  decided_at: number | null;
+  reason: string | null;
+  /** JSON: the statistics the decision rested on */
+  figures: string | null;
+  /** JSON: the sequential test's state between checks (core/experiment-stats ExperimentEvidence) */
+  evidence: string | null;
+}
+
+/** Report counters: per flow, version, step ('' for the flow), variant ('' outside experiments) and UTC day. */
+export interface FlowMetricsTable {
+  flow_id: string;
+  flow_version: number;
+  step_id: string;
+  variant: string;
+  metric: string;
+  /** days since 1970-01-01 (UTC) of the send, or of the entry for flow-level metrics */
+  day: number;
+  count: number;
+  /** revenue summed (converted), for means with intervals */
+  amount: number;
+  amount_squares: number;
+}
+
+/** What a send's engagement has already counted (one unique open, click, bounce, ... per send). */
+export interface SendEventsTable {
+  delivery_key: string;
+  kind: string;
+  at: number;
+}
+
+/** A goal event credited to a flow (and, when a send earned it, that send): at most once per event and flow. */
+export interface ConversionsTable {
+  event_message_id: string;
+  flow_id: string;
+  customer_id: string;
+  workflow_id: string | null;
+  delivery_key: string | null;
+  at: number;
+  revenue: number;
+}
+
+/** The metrics fold's place in the events table (one row, id 1). */
+export interface MetricsStateTable {
+  id: number;
+  /** the last event id folded */
+  event_cursor: number;
+  updated_at: number;
+  /** PostgreSQL: every event up to this id is committed or gone, so the fold may pass it (store/metrics-store) */
+  settled_through: Generated<number>;
+  /** PostgreSQL: the newest event id at the last fold, settled once the transactions writing events then have ended */
+  pending_through: Generated<number>;
+  /** PostgreSQL: those transactions (pg_locks virtualtransaction), comma-separated */
+  pending_writers: Generated<string>;
 }
 
 /** A send a frequency cap deferred: it retries at `until`; a freed slot goes to the highest priority waiting. */
@@ -265,6 +345,12 @@ export interface Database {
   decisions: DecisionsTable;
   sends: SendsTable;
   send_waits: SendWaitsTable;
+  experiment_assignments: ExperimentAssignmentsTable;
+  experiments: ExperimentsTable;
+  flow_metrics: FlowMetricsTable;
+  send_events: SendEventsTable;
+  conversions: ConversionsTable;
+  metrics_state: MetricsStateTable;
   outbox: OutboxTable;
   catalog_products: CatalogProductsTable;
   catalog_state: CatalogStateTable;
@@ -280,4 +366,4 @@ export interface Database {
 }
 
 /** The tables tableCounts() counts: every one that holds records (catalog_state is a single counter row). */
-export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'identities', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'send_waits', 'outbox', 'catalog_products', 'segment_members', 'api_keys', 'suppressions', 'consent_changes', 'data_keys', 'erasures'];
+export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'identities', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'send_waits', 'experiment_assignments', 'experiments', 'flow_metrics', 'send_events', 'conversions', 'outbox', 'catalog_products', 'segment_members', 'api_keys', 'suppressions', 'consent_changes', 'data_keys', 'erasures'];

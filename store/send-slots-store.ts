@@ -45,6 +45,8 @@ export function sendRow(send: ClaimSendInput, counts: SendSlotCounts | null) {
     flow_group: counts?.group ?? null,
     topic: counts?.topic ?? null,
     category: counts?.category ?? null,
+    experiment_id: send.experimentId ?? null,
+    variant: send.variant ?? null,
   };
 }
 

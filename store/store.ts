@@ -13,7 +13,9 @@ import type { RfmBoundaries, RfmInput } from '../core/rfm';
 import type { EntryDefaults, SuppressionEntry, SuppressionReason, TemplateCategory } from '../core/suppression';
 import type { SlotVerdict, WaitingSlot } from '../core/send-slot';
 import type { EngagementRow } from './engagement-store';
+import type { concludeExperiment as concludeExperimentRow, ExperimentAssignment, ExperimentRecord } from './experiments-store';
 import type { SuppressionPage } from './suppressions-store';
+import type { MetricRow, MetricsFold, MetricsQuery } from './metrics-store';
 import type { ConsentChange } from '../core/tracking-consent';
 import type { CustomerExport, EraseOptions, ErasureRecord, ErasureResult } from './customer-data-store';
 import type { AuditRows } from '../core/audit';
@@ -136,6 +138,8 @@ export interface FlowEntry {
   conversionMessageId: string | null;
   /** messageId of the event that started the run: a redelivered event never starts a second run. */
   triggerMessageId: string | null;
+  /** true: the run is in the flow's holdout (it sends nothing); absent otherwise. */
+  holdout?: boolean;
 }
 
 export interface DecisionRecord {
@@ -171,6 +175,9 @@ export interface SendRecord {
   messageId: string | null;
   /** The template fallbacks the render used: which block or default stood in for missing data, and where. */
   fallbacks: FallbackUse[];
+  /** The experiment (ab_split) the send's run was assigned in before this step, and its variant; absent outside one. */
+  experimentId?: string;
+  variant?: string;
 }
 
 /** What claimSend and reserveSend write: the send's ledger row before delivery. */
@@ -337,8 +344,36 @@ export interface Store {
   ): Promise<ReserveSendResult>;
   /** Everyone's newest `limit` events named `names` since `since` (best send time's population prior). */
   engagementSince(names: readonly string[], since: number, limit: number): Promise<EngagementRow[]>;
+  /** Records the customer's variant unless they have one (counting `assigned` once); returns the stored one. */
+  recordAssignment(assignment: ExperimentAssignment): Promise<ExperimentAssignment>;
+  /** The customer's recorded variant in the experiment, if they have one. */
+  assignmentOf(experimentId: string, customerId: string): Promise<ExperimentAssignment | undefined>;
+  /** The experiment's record, created as running from `startedAt` when it is new. */
+  startExperiment(experiment: { experimentId: string; flowId: string; stepId: string; startedAt: number }): Promise<ExperimentRecord>;
+  experimentOf(experimentId: string): Promise<ExperimentRecord | undefined>;
+  /** Every experiment (of one flow), by id. */
+  experimentsOf(flowId?: string): Promise<ExperimentRecord[]>;
+  /** Keeps a running experiment's sequential state for its next check. */
+  saveExperimentEvidence(experimentId: string, evidence: Record<string, unknown>): Promise<void>;
+  /** Customers per variant of the experiment. */
+  assignmentCounts(experimentId: string): Promise<Map<string, number>>;
+  /** Ends a running experiment once (decided or inconclusive); false when it was no longer running. */
+  concludeExperiment(experimentId: string, outcome: Parameters<typeof concludeExperimentRow>[2]): Promise<boolean>;
   /** Drops the waiting rows of a run that ended. */
   releaseSendWaits(workflowId: string): Promise<void>;
+
+  // --- report counters (store/metrics-store.ts) ----------------------------------------------
+  // entered, assigned and sent are counted by recordFlowEntry, recordAssignment and completeSend / deliverToOutbox.
+  /**
+   * Folds the events recorded since the last fold into the counters (engagement once per send and kind, when the send
+   * named is the event customer's; conversions by core/attribution with `flows` as they are now), `limit` events per
+   * transaction (default 1000) until none is left; safe to run in several processes at once.
+   */
+  foldMetrics(options: { flows: readonly FlowDefinition[]; limit?: number }): Promise<MetricsFold>;
+  /** Empties the counters and counts everything again from the entries, assignments, sends and events stored. */
+  rebuildMetrics(flows: readonly FlowDefinition[]): Promise<MetricsFold>;
+  /** The counters summed over the UTC days from `since` through `until` (epoch ms; absent: all), of one flow or all. */
+  metricsOf(query?: MetricsQuery): Promise<MetricRow[]>;
   /** The customer's sends waiting for a slot, earliest retry first. */
   sendWaitsOf(customerId: string): Promise<WaitingSlot[]>;
   /** Marks a claimed send as delivered by SMTP; the first completion wins. Throws if the key was never claimed. */
@@ -418,9 +453,11 @@ export interface Store {
   // --- erase and export (store/customer-data-store.ts) -------------------------------------
   /**
    * In one transaction, everything held about the customer `id` names (an alias names its customer) goes: events,
-   * profile, identity links, segment state, runs, decisions, sends, outbox messages, consent trail and (given its
-   * subject) the payload data key; their suppression entries keep the address hash only, and an `erased` entry joins
-   * them. Logs one erasures row without personal data. CustomerNotFoundError (404) when nothing names the id.
+   * profile, identity links, segment state, runs, decisions, sends, outbox messages, consent trail, experiment
+   * assignments, credited conversions, what the reports counted of their sends and (given its subject) the payload
+   * data key (the report counters are sums that name no one, and stay); their suppression entries keep the address
+   * hash only, and an `erased` entry joins them. Logs one erasures row without personal data. CustomerNotFoundError
+   * (404) when nothing names the id.
    */
   eraseCustomer(id: string, options: EraseOptions): Promise<ErasureResult>;
   /** One document with everything held about the customer, in a stable order; CustomerNotFoundError (404) when unknown. */

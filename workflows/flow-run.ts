@@ -51,6 +51,8 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
   let stop: { outcome: 'converted' | 'preempted'; reason: string; eventMessageId: string | null } | undefined;
   const received: EventFacts[] = [];
   let current: NodeId | null = null;
+  // The experiment and variant of the last ab_split the run passed: recorded with each later send.
+  let experiment: { id: string; variant: string } | undefined;
 
   setHandler(stopRunSignal, (request) => void (stop ??= request));
   setHandler(runEventSignal, (event) => void received.push(event));
@@ -123,6 +125,7 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
             dueAt,
             attempt,
             ...(node.at === 'best_time' && attempt === 1 ? { bestTime: { withinMs: node.withinMs ?? 0 } } : {}),
+            ...(experiment ? { experiment } : {}),
           });
           if (result.status !== 'deferred') break;
           await sleepFor(result.until - Date.now());
@@ -138,6 +141,23 @@ export async function flowRunWorkflow(input: FlowRunInput): Promise<FlowRunResul
         outcome = 'exited';
         reason = `exit step ${node.id}: ${node.reason}`;
         return null;
+      case 'ab_split': {
+        const chosen = await local.assignVariant({
+          experimentId: node.experiment,
+          customerId: input.customerId,
+          flowId: input.flowId,
+          version: input.version,
+          stepId: node.id,
+          workflowId,
+          variants: node.variants.map((v) => ({ name: v.name, weight: v.weight })),
+          at: Date.now(),
+        });
+        // Every later send of the run is measured as this variant's: a variant may change the whole path after it.
+        experiment = { id: node.experiment, variant: chosen.variant };
+        const branch = node.variants.find((v) => v.name === chosen.variant);
+        if (!branch) throw new Error(`ab_split ${node.id} of flow ${flow.id} v${flow.version} has no variant ${chosen.variant}`);
+        return branch.next;
+      }
     }
   }
 

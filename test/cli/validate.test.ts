@@ -33,6 +33,10 @@ describe('microflows validate', () => {
     ['loop-without-wait.yaml', '9:5 (steps[2])', 'loop without a wait: goto "again" jumps back to line 7'],
     ['unknown-operator.yaml', '9:11 (steps[0].split.when.profile.behavior_score.greater_than)', 'unknown operator "greater_than"'],
     ['unknown-segment.yaml', '5:12 (trigger.segment)', 'no segment "vip-browsers": create segments/vip-browsers.yaml or use one of at-risk, browsing-no-purchase'],
+    ['ab-split-weights.yaml', '10:7 (steps[1].ab_split.variants)', 'variant weights sum to 90, not 100'],
+    ['ab-split-click-no-send.yaml', '16:25 (steps[1].ab_split.winner.metric)', 'metric: click cannot be measured: variant "no-email" (line 14) has no send step'],
+    ['ab-split-conversion-no-goal.yaml', '18:17 (steps[1].ab_split.winner.metric)', 'metric: conversion counts the flow\'s goal event, and this flow has none: add "exit: { on_event: Order Completed }"'],
+    ['holdout-out-of-range.yaml', '4:10 (holdout)', 'holdout must be more than 0% and less than 100%, got 100%'],
   ])('%s fails with file and line', (file, location, message) => {
     const run = microflows(['validate', `${INVALID}/${file}`]);
     expect(run.status).toBe(1);
@@ -51,7 +55,11 @@ describe('microflows validate', () => {
       .filter((l) => l.includes(': error: '))
       .map((l) => l.split(':')[0]);
     expect(files).toEqual([
+      'ab-split-click-no-send.yaml',
+      'ab-split-conversion-no-goal.yaml',
+      'ab-split-weights.yaml',
       'bad-duration.yaml',
+      'holdout-out-of-range.yaml',
       'loop-without-wait.yaml',
       'missing-template.yaml',
       'unknown-operator.yaml',
@@ -59,7 +67,7 @@ describe('microflows validate', () => {
       'unknown-step-kind.yaml',
       'unreachable-step.yaml',
     ].map((f) => `${INVALID}/${f}`));
-    expect(run.stdout).toContain('7 errors in 7 files');
+    expect(run.stdout).toContain('11 errors in 11 files');
   });
 
   test.each([

@@ -130,6 +130,33 @@ describe('one flow', () => {
     ]);
   });
 
+  test('an ab_split leads to every variant: none is unreachable, and a cycle back through any variant without a wait is a loop', () => {
+    const abSplit = (next: Array<string | null>): FlowNode => ({
+      id: 'steps[1]',
+      line: 7,
+      kind: 'ab_split',
+      experiment: 'a/x',
+      variants: next.map((n, i) => ({ name: `v${i}`, weight: 100 / next.length, next: n })),
+      winner: null,
+    });
+    const nodes = (next: Array<string | null>, loopBack: string | null): Record<string, FlowNode> => ({
+      'steps[0]': { id: 'steps[0]', line: 6, kind: 'wait', ms: 1000, next: 'steps[1]' },
+      'steps[1]': abSplit(next),
+      'steps[1].variants[0].steps[0]': send('steps[1].variants[0].steps[0]', 9, null),
+      'steps[1].variants[1].steps[0]': send('steps[1].variants[1].steps[0]', 11, null),
+      'steps[1].variants[2].steps[0]': send('steps[1].variants[2].steps[0]', 13, loopBack),
+    });
+    const variants = ['steps[1].variants[0].steps[0]', 'steps[1].variants[1].steps[0]', 'steps[1].variants[2].steps[0]'];
+    expect(graphFindings(flow('a', added(), { nodes: nodes(variants, null) }).flow)).toEqual([]);
+    // Only the third variant reaches its send, or loops: each finding depends on walking every variant.
+    expect(graphFindings(flow('a', added(), { nodes: nodes([variants[0]!, variants[1]!, null], null) }).flow)).toEqual([
+      expect.objectContaining({ line: 13, path: 'steps[1].variants[2].steps[0]', code: 'unreachable' }),
+    ]);
+    expect(graphFindings(flow('a', added(), { nodes: nodes(variants, 'steps[1]') }).flow)).toEqual([
+      expect.objectContaining({ line: 7, code: 'loop_without_wait', message: expect.stringContaining('lines 7, 13') }),
+    ]);
+  });
+
   test('a cycle through a wait is fine', () => {
     const nodes: Record<string, FlowNode> = {
       'steps[0]': send('steps[0]', 6, 'steps[1]'),
@@ -240,6 +267,30 @@ describe('frequency caps: sends the flow\'s own earlier sends push into a cap', 
       'steps[4]': send(4, null),
     };
     expect(capFindingsOf([flow('split', added(), { nodes: split })], { policy: policy({ onCap: 'skip' }) })).toEqual([expect.objectContaining({ line: 12, code: 'starved_by_cap' })]);
+  });
+
+  test('each variant of an ab_split is a path of its own: a send crowded in one variant is starved there only', () => {
+    const nodes: Record<string, FlowNode> = {
+      'steps[0]': send(0, 'steps[1]'),
+      'steps[1]': {
+        id: 'steps[1]',
+        line: 11,
+        kind: 'ab_split',
+        experiment: 'split/steps[1]',
+        variants: [
+          { name: 'soon', weight: 50, next: 'steps[1].variants[0].steps[0]' },
+          { name: 'later', weight: 50, next: 'steps[1].variants[1].steps[0]' },
+        ],
+        winner: null,
+      },
+      'steps[1].variants[0].steps[0]': { id: 'steps[1].variants[0].steps[0]', line: 13, kind: 'wait', ms: 2 * HOUR, next: 'steps[1].variants[0].steps[1]' },
+      'steps[1].variants[0].steps[1]': { id: 'steps[1].variants[0].steps[1]', line: 14, kind: 'send', template: 'nudge', data: {}, next: null },
+      'steps[1].variants[1].steps[0]': { id: 'steps[1].variants[1].steps[0]', line: 16, kind: 'wait', ms: 25 * HOUR, next: 'steps[1].variants[1].steps[1]' },
+      'steps[1].variants[1].steps[1]': { id: 'steps[1].variants[1].steps[1]', line: 17, kind: 'send', template: 'nudge', data: {}, next: null },
+    };
+    expect(capFindingsOf([flow('split', added(), { nodes })], { policy: policy({ onCap: 'skip' }) })).toEqual([
+      expect.objectContaining({ line: 14, path: 'steps[1].variants[0].steps[1]', code: 'starved_by_cap' }),
+    ]);
   });
 
   test('a loop that sends more often than the cap allows starves its second round', () => {

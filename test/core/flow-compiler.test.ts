@@ -536,7 +536,7 @@ describe('compileFlow: problems name the line and the path', () => {
     expect(error.problems.filter((p) => p.severity === 'error')).toHaveLength(5);
     expect(error.message.split('\n')[0]).toBe(
       'flows/multi.yaml:6:5 (steps[0].sned): error: unknown step kind "sned" (did you mean "send"?); ' +
-        'use one of: wait, wait_for, split, send, update_profile, exit, goto (plus an optional "id:" label)',
+        'use one of: wait, wait_for, split, ab_split, send, update_profile, exit, goto (plus an optional "id:" label)',
     );
   });
 

@@ -103,3 +103,45 @@ test('conditionLabel reads combinators', () => {
     '(profile.a = 1 or not (profile.b in ["x","y"])) and consent.c = true',
   );
 });
+
+test('an ab_split draws one edge per variant, labelled with its name and weight; an empty variant goes straight on', () => {
+  const flow = compile(
+    'id: cart',
+    'version: 1',
+    'priority: 1',
+    'trigger: { event: Product Added }',
+    'exit: { on_event: Order Completed }',
+    'steps:',
+    '  - ab_split:',
+    '      experiment: cart-subject-test',
+    '      variants:',
+    '        - { name: control, weight: 45, steps: [ { send: { template: cart-reminder } } ] }',
+    '        - { name: discount, weight: 45, steps: [ { send: { template: cart-discount } } ] }',
+    '        - { name: nothing, weight: 10 }',
+    '      winner: { metric: conversion }',
+    '  - send: { template: cart-followup }',
+  );
+  expect(flowToMermaid(flow)).toBe(
+    [
+      'flowchart TD',
+      '  trigger(["cart v1: Product Added"])',
+      '  s0{"A/B test cart-subject-test, winner by conversion"}',
+      '  s1["send cart-reminder"]',
+      '  s2["send cart-discount"]',
+      '  s3["send cart-followup"]',
+      '  flow_end(["end"])',
+      '  goal[/"exit on Order Completed"/]',
+      '  trigger --> s0',
+      '  s0 -->|"control 45%"| s1',
+      '  s0 -->|"discount 45%"| s2',
+      '  s0 -->|"nothing 10%"| s3',
+      '  s1 --> s3',
+      '  s2 --> s3',
+      '  s3 --> flow_end',
+      '',
+    ].join('\n'),
+  );
+  const plain = compile('id: t', 'version: 1', 'priority: 1', 'trigger: { event: A }', 'steps:', '  - ab_split:', '      variants: [ { name: a, weight: 50 }, { name: b, weight: 50 } ]');
+  expect(flowToMermaid(plain)).toContain('s0{"A/B test t/steps[0]"}\n');
+  expect(flowToMermaid(plain)).toContain('  s0 -->|"a 50%"| flow_end\n  s0 -->|"b 50%"| flow_end\n');
+});
