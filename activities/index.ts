@@ -462,15 +462,14 @@ export function createActivities(deps: ActivityDeps) {
       } else {
         const kept = await store.assignmentOf(input.experimentId, input.customerId);
         const flow = await flowVersion(input.flowId, input.version);
+        const { variant, bucket } = chooseVariant(input.experimentId, input.customerId, input.variants);
         if (kept && names.has(kept.variant)) {
           chosen = { variant: kept.variant, reason: `kept from the first assignment (${iso(kept.assignedAt)})` };
         } else if (inHoldout(flow.id, input.customerId, flow.holdout)) {
           // A holdout customer is sent no variant: walking one is not being in the experiment, so no assignment is
           // recorded, and the variants' recipients (the winner check, the reports' `assigned`) are the people mailed.
-          const { variant, bucket } = chooseVariant(input.experimentId, input.customerId, input.variants);
           chosen = { variant, reason: `bucket ${bucket.toFixed(4)}, not recorded: the customer is in the flow's holdout and is sent nothing` };
         } else {
-          const { variant, bucket } = chooseVariant(input.experimentId, input.customerId, input.variants);
           const stored = await store.recordAssignment({
             experimentId: input.experimentId,
             customerId: input.customerId,

@@ -11,6 +11,7 @@
 // from the raw rows timed, 5), BENCH_SEED (16), BENCH_BACKENDS (sqlite, postgres or sqlite,postgres). PostgreSQL runs
 // when BENCH_DATABASE_URL or TEST_DATABASE_URL is set (a throwaway database on that server, dropped at the end), unless
 // BENCH_BACKENDS says otherwise. The dataset is bulk-loaded, then the counters are rebuilt: see bench/README.md.
+import { withCleanup } from './bench-cleanup';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -567,32 +568,6 @@ interface Backend {
   query(text: string): Promise<Array<Record<string, unknown>>>;
   serverVersion: string;
   sizeBytes(): Promise<number>;
-}
-
-/** Temp dirs and throwaway databases still to remove; run on SIGINT and SIGTERM so an interrupted run leaves nothing. */
-const cleanups = new Set<() => Promise<void>>();
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`\n[bench] ${signal}: removing temp files and throwaway databases`);
-    void Promise.allSettled([...cleanups].map((c) => c())).then(() => process.exit(130));
-  });
-}
-
-async function withCleanup<T>(cleanup: () => Promise<void>, work: () => Promise<T>): Promise<T> {
-  let done = false;
-  const once = async () => {
-    if (done) return;
-    done = true;
-    await cleanup();
-  };
-  cleanups.add(once);
-  try {
-    return await work();
-  } finally {
-    cleanups.delete(once);
-    await once();
-  }
 }
 
 async function withSqlite<T>(settings: Settings, progress: (line: string) => void, work: (backend: Backend) => Promise<T>): Promise<T> {

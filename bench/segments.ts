@@ -7,6 +7,7 @@
 //
 // PostgreSQL: BENCH_DATABASE_URL, else TEST_DATABASE_URL; a throwaway database is created on that server and dropped.
 // Without either, only SQLite runs. The dataset is bulk-loaded (not ingested): see bench/README.md, "segments".
+import { withCleanup } from './bench-cleanup';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -320,32 +321,6 @@ interface Backend {
   serverVersion: string;
   /** PostgreSQL: median time of a one-row write transaction (its commit waits for the WAL flush), on the bench's own table. */
   commitMs: number | null;
-}
-
-/** Temp dirs and throwaway databases still to remove; run on SIGINT and SIGTERM so an interrupted run leaves nothing. */
-const cleanups = new Set<() => Promise<void>>();
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`\n[bench] ${signal}: removing temp files and throwaway databases`);
-    void Promise.allSettled([...cleanups].map((c) => c())).then(() => process.exit(130));
-  });
-}
-
-async function withCleanup<T>(cleanup: () => Promise<void>, work: () => Promise<T>): Promise<T> {
-  let done = false;
-  const once = async () => {
-    if (done) return;
-    done = true;
-    await cleanup();
-  };
-  cleanups.add(once);
-  try {
-    return await work();
-  } finally {
-    cleanups.delete(once);
-    await once();
-  }
 }
 
 async function withSqlite<T>(flags: Flags, progress: (line: string) => void, work: (backend: Backend) => Promise<T>): Promise<T> {

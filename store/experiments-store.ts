@@ -100,6 +100,9 @@ export function recordAssignment(db: Db, assignment: ExperimentAssignment, count
 
 /** The experiment, recorded as running from `startedAt` when it is new. */
 export async function startExperiment(db: Db, experiment: { experimentId: string; flowId: string; stepId: string; startedAt: number }): Promise<ExperimentRecord> {
+  // Every entrant asks: one read when the experiment exists, which is all but the first time.
+  const known = await experimentOf(db, experiment.experimentId);
+  if (known) return known;
   await db
     .insertInto('experiments')
     .values({ experiment_id: experiment.experimentId, flow_id: experiment.flowId, step_id: experiment.stepId, started_at: experiment.startedAt, state: 'running', winner: null, decided_at: null, reason: null, figures: null, evidence: null })
