@@ -17,6 +17,7 @@ import type { SendRecord, SendSlotRow, Store } from '../store/store';
 import { signalCustomerEvent, type SignalTarget } from '../client/customer-signals';
 import type { SmtpMailer } from './mailer';
 import { clickUrlSigner, listUnsubscribeHeaders, openPixelUrl, preferencesUrl, tokenExpiry, unsubscribeUrl, withUtm } from '../core/tracking';
+import { countdownImageUrl } from '../core/countdown';
 import { catalogRenderOptions, type CatalogReader } from './catalog';
 import type { RenderOptions, TemplateLibrary } from './templates';
 import type { SegmentEngine, SweepPage } from './segment-engine';
@@ -28,6 +29,7 @@ import { chooseTimeZone, latestEventTimeZone, quietHoursEnd } from '../core/quie
 import { DEFAULT_SEND_POLICY, capLookbackMs, formatTimeOfDay, type RecentSend, type SendPolicy } from '../core/send-policy';
 import { decideSlot, isCapped } from '../core/send-slot';
 import { chooseVariant, inHoldout } from '../core/experiment-assignment';
+import { OfferPoolWatch, resolveOfferPools } from '../core/offer-codes';
 
 export interface ActivityDeps {
   store: Store;
@@ -56,6 +58,8 @@ export interface ActivityDeps {
   sendPolicy?: () => SendPolicy;
   /** Whether a customer who gave no behavioral_tracking consent is tracked (MICROFLOWS_TRACKING_DEFAULT): their emails get the open pixel and tracked links; default yes. */
   trackingGrantedByDefault?: boolean;
+  /** Where warnings go (an offer code pool running low); stdout by default. */
+  log?: (message: string) => void;
 }
 
 /** What the arbiter hands a run it admitted, for the run to record as its first step. */
@@ -165,6 +169,22 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   const policy = (): SendPolicy => deps.sendPolicy?.() ?? DEFAULT_SEND_POLICY;
+  const log = deps.log ?? ((message: string) => console.log(message));
+
+  // Offer codes: one per pool the template names, claimed under the delivery key before the render, so a retry of the
+  // send renders the code it claimed before. The watch logs once per pool when a claim leaves it low, once when empty.
+  const poolWatch = new OfferPoolWatch();
+  const offerPoolsOf = (template: string): readonly string[] => (deps.templates.has(template) ? deps.templates.get(template).offerPools : []);
+  async function claimOfferCodes(input: SendEmailInput): Promise<Map<string, string | null>> {
+    const codes = new Map<string, string | null>();
+    for (const pool of resolveOfferPools(offerPoolsOf(input.template), input.data)) {
+      const claim = await store.claimOfferCode({ pool, deliveryKey: input.deliveryKey, customerId: input.customerId, at: Date.now() });
+      codes.set(pool, claim.code);
+      const warning = poolWatch.observe(claim.stats);
+      if (warning) log(warning);
+    }
+    return codes;
+  }
 
   // Best send time's population prior: everyone's recent opens and clicks, kept an hour (per worker) and per day of
   // flow time, so time-skipped tests and a long-running worker both read a fresh enough one.
@@ -302,13 +322,19 @@ export function createActivities(deps: ActivityDeps) {
     // campaign, not the reader. The unsubscribe and preference links are not tracking and stay too.
     const tracked = tracking !== null && trackingAllowed(profile, deps.trackingGrantedByDefault ?? true);
     const trackedUrl = tracking && tracked ? clickUrlSigner(tracking.baseUrl(), tracking.secret, claims, expiresAt) : null;
+    const offerCodes = await claimOfferCodes(input);
     const options: RenderOptions = {
+      offerCodes,
       // The link policy has passed every URL that gets here (core/link-policy); only http(s) ones are tracked.
       link: (url, _index, literal) => (trackedUrl && /^https?:\/\//i.test(url) ? trackedUrl(url, literal) : withUtm(url, { flowId: input.flowId, stepId: input.nodeId })),
       ...(tracking?.linkDomains ? { linkDomains: tracking.linkDomains } : {}),
       unsubscribeUrl: unsubscribe,
       preferencesUrl: preferences,
       openPixelUrl: tracking && tracked ? openPixelUrl(tracking.baseUrl(), tracking.secret, claims, expiresAt) : null,
+      // The countdown image carries the deadline alone (no customer, no send), so it is not tracking and needs no consent.
+      countdownUrl: tracking ? (untilMs) => countdownImageUrl(tracking.baseUrl(), tracking.secret, untilMs) : null,
+      // "In the future" is judged when the email is rendered, not at the step's scheduled time.
+      now: Date.now(),
       ...catalogRenderOptions(index),
     };
     const rendered = deps.templates.render(
@@ -531,7 +557,11 @@ export function createActivities(deps: ActivityDeps) {
       context.heartbeat();
       const heartbeat = setInterval(() => context.heartbeat(), SEND_HEARTBEAT_EVERY_MS);
       try {
-        return await sendEmail(input);
+        const result = await sendEmail(input);
+        // A skipped send gives back the offer codes it (or an attempt before it) claimed; the store keeps those of a
+        // send in the ledger, which may have gone out with them.
+        if (result.status === 'skipped' && offerPoolsOf(input.template).length > 0) await store.releaseOfferCodes(input.deliveryKey);
+        return result;
       } finally {
         clearInterval(heartbeat);
       }

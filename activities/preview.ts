@@ -7,6 +7,7 @@ import type { CatalogIndex } from '../core/recommendations';
 import { EVENT_LIMIT_BYTES, parseTrackCall } from '../core/segment-spec';
 import { parseStrictJson } from '../core/strict-json';
 import { withUtm } from '../core/tracking';
+import { previewOfferCodes } from '../core/offer-codes';
 import type { Store } from '../store/store';
 import { catalogRenderOptions, type CatalogReader } from './catalog';
 import type { RenderedEmail, TemplateLibrary } from './templates';
@@ -24,6 +25,8 @@ export interface PreviewDeps {
   catalog: CatalogReader | null;
   /** Where links from data may point, as in sends (core/link-policy); default: the template library's. */
   linkDomains?: readonly string[];
+  /** Signs countdown image URLs as a send would (core/countdown countdownImageUrl); absent: a countdown shows its deadline as text. */
+  countdownUrl?: ((untilMs: number) => string) | null;
 }
 
 export interface PreviewRequest {
@@ -107,6 +110,10 @@ export async function previewTemplate(deps: PreviewDeps, request: PreviewRequest
       unsubscribeUrl: compiled.header.category === 'marketing' ? '#unsubscribe-preview' : null,
       preferencesUrl: compiled.header.category === 'marketing' ? '#preferences-preview' : null,
       openPixelUrl: null,
+      countdownUrl: deps.countdownUrl ?? null,
+      now: request.at,
+      // No code is claimed for a preview: each pool the template names shows a sample.
+      offerCodes: previewOfferCodes(compiled.offerPools, request.data),
       ...catalogRenderOptions(index),
     },
   );

@@ -29,6 +29,12 @@ export interface RenderOptions {
   productUrl?: (productId: string) => string | undefined;
   locale?: string;
   timezone?: string | null;
+  /** The signed countdown image URL for a deadline (`{{countdown}}`); null or absent: the deadline as text only. */
+  countdownUrl?: ((untilMs: number) => string) | null;
+  /** The render's moment (epoch ms): a countdown to a deadline not after it renders nothing; default: now. */
+  now?: number;
+  /** The send's offer codes by pool (`{{offer_code}}`), claimed before the render; null: the pool was empty. */
+  offerCodes?: ReadonlyMap<string, string | null> | null;
 }
 
 export interface TemplateLibraryOptions {
@@ -182,6 +188,9 @@ export class TemplateLibrary {
       openPixelUrl: options.openPixelUrl ?? null,
       recommend: options.recommend ?? null,
       productUrl: options.productUrl ?? (() => undefined),
+      countdownUrl: options.countdownUrl ?? null,
+      now: options.now ?? Date.now(),
+      offerCodes: options.offerCodes ?? null,
     });
     return { ...rendered, category: template.header.category, from: template.header.from };
   }

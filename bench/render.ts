@@ -3,12 +3,17 @@
 // in the same run: Handlebars over the MJML source, then an MJML compile, then link rewriting and the text part,
 // once per recipient. One core: everything runs on this process's one JavaScript thread.
 //
-//   npx tsx bench/render.ts [--seconds S] [--template NAME] [--compiled-only]     (S per approach per round; 5 rounds)
+// Then the countdown image ({{countdown}}, core/countdown-gif): the cost of one open for a minute not yet cached (its
+// 60 frames drawn and encoded) and for one cached (concatenation), against drawing and encoding 60 whole frames per
+// open without a cache, in the same run.
+//
+//   npx tsx bench/render.ts [--seconds S] [--template NAME] [--compiled-only] [--countdown-only]     (S per approach per round; 5 rounds)
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Handlebars from 'handlebars';
 import mjml2html from 'mjml';
+import { brandTemplateData, SAMPLE_BRAND } from '../core/brand';
 import { compileTemplateDir, TemplateLibrary, type RenderOptions } from '../activities/templates';
 import { loadCatalogDir } from '../cli/catalog-files';
 import type { CartItem } from '../core/behavior';
@@ -17,6 +22,9 @@ import type { RenderRuntime } from '../core/template-helpers';
 import { catalogIndex, recommend, type CatalogIndex } from '../core/recommendations';
 import { clickUrlSigner, openPixelUrl, tokenExpiry, unsubscribeUrl } from '../core/tracking';
 import { printTable } from './table';
+import { GIFEncoder } from 'gifenc';
+import { COUNTDOWN_HEIGHT, COUNTDOWN_WIDTH, DEFAULT_COUNTDOWN_STYLE, countdownPalette, drawCountdownFrame, timeLeft } from '../core/countdown';
+import { CountdownGifs } from '../core/countdown-gif';
 
 const ROOT = path.resolve(__dirname, '..');
 const TEMPLATES = path.join(ROOT, 'templates');
@@ -98,8 +106,14 @@ function naiveRenderer(templateName: string, index: CatalogIndex) {
   const loaded = compileTemplateDir(TEMPLATES, handlebars);
   const template = loaded.templates.get(templateName)!;
   for (const file of fs.readdirSync(path.join(TEMPLATES, 'partials'))) handlebars.registerPartial(path.parse(file).name, fs.readFileSync(path.join(TEMPLATES, 'partials', file), 'utf8'));
-  const source = fs.readFileSync(template.file, 'utf8').replace(/^---\r?\n[\s\S]*?\r?\n---\r?\n/, '');
+  const layouts = path.join(TEMPLATES, 'layouts');
+  if (fs.existsSync(layouts)) for (const file of fs.readdirSync(layouts)) handlebars.registerPartial(`layout-${path.parse(file).name}`, fs.readFileSync(path.join(layouts, file), 'utf8'));
+  const written = fs.readFileSync(template.file, 'utf8').replace(/^---\r?\n[\s\S]*?\r?\n---\r?\n/, '');
+  // A template with a layout goes into the layout's {{> @partial-block}}, as Handlebars' own partial blocks do it.
+  const source = template.header.layout ? `{{#> layout-${template.header.layout}}}${written}{{/layout-${template.header.layout}}}` : written;
   const body = handlebars.compile(source);
+  // The naive path renders the brand kit per recipient (the compiled path writes it in at load).
+  const brand = brandTemplateData(SAMPLE_BRAND);
   return (profile: Record<string, unknown>) => {
     const options = sendOptions(String(profile.customer_id), index);
     const mf: RenderRuntime = {
@@ -116,7 +130,7 @@ function naiveRenderer(templateName: string, index: CatalogIndex) {
       recommend: options.recommend!,
       productUrl: () => undefined,
     };
-    const mjmlSource = body({ profile, consent: { email_marketing: true } }, { data: { mf } });
+    const mjmlSource = body({ profile, consent: { email_marketing: true }, brand, shop: { url: 'https://shop.example', currency: 'USD' } }, { data: { mf } });
     const { html } = mjml2html(mjmlSource, { validationLevel: 'soft' }) as unknown as { html: string };
     let k = 0;
     const tracked = html.replace(/(<a\b[^>]*?\shref=)"(https?:[^"]*)"/gi, (_m, start: string, href: string) => `${start}"${Handlebars.escapeExpression(mf.link(href, k++, true))}"`);
@@ -124,8 +138,66 @@ function naiveRenderer(templateName: string, index: CatalogIndex) {
   };
 }
 
+/**
+ * Countdown opens per second: a cold minute (each open the first of its minute: that minute's 60 changes-only frames
+ * drawn and encoded, plus the whole first frame; the next minute's were built by the open before, as in steady
+ * traffic), a warm one (a repeated open in the same second: concatenation only), and the baseline without a cache
+ * (60 whole frames drawn and encoded per open, one GIF per open as a naive endpoint would).
+ */
+function countdownOpens(seconds: number): void {
+  const style = DEFAULT_COUNTDOWN_STYLE;
+  const start = Date.UTC(2026, 11, 20, 9, 30) + 17_000;
+  const until = start + 5 * 86_400_000;
+  const cold = new CountdownGifs({ maxMinutes: 4 });
+  let minute = 0;
+  const warm = new CountdownGifs();
+  const palette = countdownPalette(style);
+  const naive = (at: number) => {
+    const encoder = GIFEncoder();
+    const second = Math.floor(at / 1000) * 1000;
+    for (let k = 0; k < 60; k++) encoder.writeFrame(drawCountdownFrame(timeLeft(second + k * 1000, until)), COUNTDOWN_WIDTH, COUNTDOWN_HEIGHT, { palette, delay: 1000, repeat: 0, colorDepth: 2 });
+    encoder.finish();
+    return encoder.bytes();
+  };
+  let naiveSecond = 0;
+  const approaches: Array<[string, () => Uint8Array]> = [
+    ['countdown open, cold minute (frames drawn and encoded)', () => cold.gif(until, start + minute++ * 60_000, style)],
+    ['countdown open, warm minute (cache hit: concatenation)', () => warm.gif(until, start, style)],
+    ['countdown open, no cache: 60 whole frames per open (baseline)', () => naive(start + naiveSecond++ * 1000)],
+  ];
+  const perRound = Math.max(0.5, seconds / 5);
+  const rates = approaches.map(() => [] as number[]);
+  const bytes = approaches.map(() => 0);
+  for (let round = 0; round < ROUNDS; round++) {
+    approaches.forEach(([, open], a) => {
+      for (let i = 0; i < 3; i++) open();
+      let opens = 0;
+      let size = 0;
+      const begin = performance.now();
+      while (performance.now() - begin < perRound * 1000) {
+        size += open().length;
+        opens++;
+      }
+      rates[a]!.push(opens / ((performance.now() - begin) / 1000));
+      bytes[a] = size / opens;
+    });
+  }
+  const median = (values: number[]) => [...values].sort((x, y) => x - y)[values.length >> 1]!;
+  const best = rates.map((values) => Math.max(...values));
+  console.log(`\ncountdown image: ${COUNTDOWN_WIDTH}×${COUNTDOWN_HEIGHT}, 60 one-second frames per open; ${ROUNDS} alternating rounds of ${perRound} s per approach, one thread`);
+  printTable(
+    ['approach', 'opens/s (best round)', 'median', 'ms/open (best)', 'avg bytes per GIF'],
+    approaches.map(([name], a) => [name, best[a]!.toFixed(0), median(rates[a]!).toFixed(0), (1000 / best[a]!).toFixed(3), bytes[a]!.toFixed(0)]),
+    [0],
+  );
+  console.log(
+    `a cold minute costs ${(best[2]! / best[0]!).toFixed(2)}× the time of an open without the cache, a warm one ${(best[1]! / best[2]!).toFixed(0)}× less; the GIF is ${(bytes[2]! / bytes[1]!).toFixed(1)}× smaller (changes-only frames)`,
+  );
+}
+
 function main(): void {
   const seconds = Number(flag('--seconds', '5'));
+  if (process.argv.includes('--countdown-only')) return countdownOpens(seconds);
   const templateName = flag('--template', 'cart-reminder');
   const catalog = loadCatalogDir(CATALOG);
   const index = catalogIndex(catalog.products);
@@ -193,6 +265,7 @@ function main(): void {
   // Rendering alone: the naive time less the tracking both pay, against the compiled render without tokens.
   const alone = rates[1]!.map((naiveRate, round) => (1e6 / naiveRate - 1e6 / rates[2]![round]!) / (1e6 / rates[3]![round]!));
   console.log(`rendering alone (tracking tokens left out of both): ${median(alone).toFixed(1)}× the naive rate in the median round`);
+  countdownOpens(seconds);
 }
 
 main();

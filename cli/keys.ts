@@ -2,11 +2,10 @@
 // printed once, at creation; the store keeps its SHA-256 digest only.
 import { parseArgs } from 'node:util';
 import { KEY_KINDS, KEY_PREFIX, keyDigest, newApiKey, type AdminScope, type ApiKeyRecord, type KeyKind } from '../core/api-keys';
-import { readConfig } from '../core/config';
 import { isMicroflowsError } from '../core/errors';
 import { listedApiKey } from '../store/api-keys-store';
-import { openStore } from '../store/open-store';
 import type { Store } from '../store/store';
+import { withStore } from './store-command';
 
 export const KEYS_ARGS = 'create --kind <kind> --name <name> [--scope <scopes>] | list [--json] | revoke <id>';
 
@@ -74,15 +73,6 @@ async function keyToRevoke(store: Store, given: string): Promise<string> {
   return (await store.listApiKeys()).find((r) => r.digest === digest)?.id ?? given;
 }
 
-async function withStore<T>(work: (store: Store) => Promise<T>): Promise<T> {
-  const store = openStore(readConfig(process.env, process.cwd()));
-  try {
-    await store.migrate();
-    return await work(store);
-  } finally {
-    await store.close();
-  }
-}
 
 async function create(args: string[]): Promise<number> {
   const flags = parseCreate(args);

@@ -7,6 +7,7 @@ import { IMPORT_ARGS, IMPORT_USAGE, runImport } from './import';
 import { KEYS_ARGS, KEYS_USAGE, runKeys } from './keys';
 import { AUDIT_ARGS, AUDIT_USAGE, runAudit } from './audit';
 import { REPORT_ARGS, REPORT_USAGE, runReport } from './report';
+import { CODES_ARGS, CODES_USAGE, runCodes } from './codes';
 import { DATA_KEYS_ARGS, DATA_KEYS_USAGE, runDataKeys } from './data-keys';
 import { SUPPRESSIONS_ARGS, SUPPRESSIONS_USAGE, runSuppressions } from './suppressions';
 import { CUSTOMERS_ARGS, CUSTOMERS_USAGE, runCustomers } from './customers';
@@ -132,6 +133,13 @@ Reads the segments of MICROFLOWS_SEGMENTS_DIR and the store (DATABASE_URL, or th
     summary: 'flow numbers: the funnel per step and variant with rates and intervals, lift against the holdout, experiment states',
     usage: REPORT_USAGE,
     run: runReport,
+  },
+
+  codes: {
+    args: CODES_ARGS,
+    summary: 'import unique offer codes into a pool ({{offer_code pool="…"}} gives each send one), or list the pools',
+    usage: CODES_USAGE,
+    run: runCodes,
   },
 
   'data-keys': {

@@ -366,6 +366,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
           segments,
           eventRetentionMs: config.eventRetentionMs,
           sendPolicy: () => policy,
+          log,
         }),
       });
       const running = worker.run();

@@ -2,14 +2,11 @@
 // address hash, so an erased address stays listed as its hash. Import and export are CSV, the format ESPs export
 // their own suppression lists in (an `email` column is read as `address`).
 import { readFileSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { parse as parseCsv } from 'csv-parse/sync';
-import { readConfig } from '../core/config';
 import { parseDuration } from '../core/duration';
 import { isMicroflowsError } from '../core/errors';
 import { ENTRY_FIELDS, SUPPRESSION_REASONS, hashOfAddressOrHash, type SuppressionEntry, type SuppressionReason } from '../core/suppression';
-import { openStore } from '../store/open-store';
-import type { Store } from '../store/store';
+import { parseCommandArgs, UsageProblem, withStore } from './store-command';
 
 export const SUPPRESSIONS_ARGS = 'list [--reason <r>] [--json] | add <address> | remove <address> | import <file.csv> | export [file.csv]';
 
@@ -32,28 +29,6 @@ Reasons: ${SUPPRESSION_REASONS.join(', ')}. Entries from events (bounces, compla
 they are recorded; MICROFLOWS_SOFT_BOUNCE_LIMIT, _WINDOW and _SUPPRESSION say when soft bounces suppress.
 Reads the store (DATABASE_URL, or the SQLite file).`;
 
-class UsageProblem extends Error {}
-
-async function withStore<T>(work: (store: Store) => Promise<T>): Promise<T> {
-  const store = openStore(readConfig(process.env, process.cwd()));
-  try {
-    await store.migrate();
-    return await work(store);
-  } finally {
-    await store.close();
-  }
-}
-
-function parse<T extends Record<string, { type: 'string' | 'boolean' }>>(args: string[], options: T, positionals: number) {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options, allowPositionals: true });
-  } catch (err) {
-    throw new UsageProblem(err instanceof Error ? err.message : String(err));
-  }
-  if (parsed.positionals.length > positionals) throw new UsageProblem(`unexpected argument "${parsed.positionals[positionals]}"`);
-  return parsed;
-}
 
 function reasonFlag(value: unknown): SuppressionReason | undefined {
   if (value === undefined) return undefined;
@@ -81,7 +56,7 @@ function table(entries: SuppressionEntry[]): string {
 }
 
 async function list(args: string[]): Promise<number> {
-  const { values } = parse(args, { reason: { type: 'string' }, limit: { type: 'string' }, after: { type: 'string' }, json: { type: 'boolean' } }, 0);
+  const { values } = parseCommandArgs(args, { reason: { type: 'string' }, limit: { type: 'string' }, after: { type: 'string' }, json: { type: 'boolean' } }, 0);
   const limit = values.limit === undefined ? 100 : Number(values.limit);
   if (!Number.isSafeInteger(limit) || limit < 1) throw new UsageProblem('--limit: a whole number of at least 1');
   const page = await withStore((store) => store.listSuppressions({ reason: reasonFlag(values.reason), after: values.after ?? null, limit }));
@@ -92,7 +67,7 @@ async function list(args: string[]): Promise<number> {
 }
 
 async function add(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { reason: { type: 'string' }, scope: { type: 'string' }, expires: { type: 'string' } }, 1);
+  const { values, positionals } = parseCommandArgs(args, { reason: { type: 'string' }, scope: { type: 'string' }, expires: { type: 'string' } }, 1);
   const [address] = positionals;
   if (address === undefined) throw new UsageProblem('name the address to suppress');
   const now = Date.now();
@@ -112,7 +87,7 @@ async function add(args: string[]): Promise<number> {
 }
 
 async function remove(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { reason: { type: 'string' } }, 1);
+  const { values, positionals } = parseCommandArgs(args, { reason: { type: 'string' } }, 1);
   const [given] = positionals;
   if (given === undefined || given.trim() === '') throw new UsageProblem('name the address (or its address_hash, as listed) to remove');
   const reason = reasonFlag(values.reason);
@@ -126,7 +101,7 @@ async function remove(args: string[]): Promise<number> {
 }
 
 async function importFile(args: string[]): Promise<number> {
-  const { positionals } = parse(args, {}, 1);
+  const { positionals } = parseCommandArgs(args, {}, 1);
   const [file] = positionals;
   if (file === undefined) throw new UsageProblem('name the CSV file to import');
   let records: Array<Record<string, string>>;
@@ -148,7 +123,7 @@ async function importFile(args: string[]): Promise<number> {
 }
 
 async function exportFile(args: string[]): Promise<number> {
-  const { positionals } = parse(args, {}, 1);
+  const { positionals } = parseCommandArgs(args, {}, 1);
   const [file] = positionals;
   const entries = await withStore((store) => store.exportSuppressions());
   const csv = entriesCsv(entries);

@@ -1,6 +1,7 @@
 // Picks the products an email shows — top-rated in the customer's category, accessories of the product they viewed,
 // their cart with ratings — from a catalog index and a profile view, leaving out what they bought and what is out
-// of stock. Pure and deterministic: the same catalog and profile give the same items, in the same order.
+// of stock; and their last order with the catalog's images and pages. Pure and deterministic: the same catalog and
+// profile give the same items, in the same order.
 import type { CartItem } from './behavior';
 import type { Product } from './catalog';
 import { BadInputError } from './errors';
@@ -15,7 +16,7 @@ export interface CatalogIndex {
   readonly topRatedByCategory: ReadonlyMap<string, readonly Product[]>;
 }
 
-export const RECOMMENDATION_KINDS = ['top_rated', 'related', 'cart'] as const;
+export const RECOMMENDATION_KINDS = ['top_rated', 'related', 'cart', 'last_order'] as const;
 export type RecommendationKind = (typeof RECOMMENDATION_KINDS)[number];
 
 export const DEFAULT_RECOMMENDATION_LIMIT = 4;
@@ -38,6 +39,8 @@ export type RecommendationSource =
   | 'last_viewed_product'
   // cart
   | 'cart'
+  // last_order
+  | 'last_order_products'
   // related without a product to relate to
   | 'none';
 
@@ -98,7 +101,7 @@ export function isInStock(product: Pick<Product, 'stock'>): boolean {
  * product itself. Throws BadInputError for an unknown kind or a limit that is not a whole number of at least 1
  * (both come from templates).
  */
-export function recommend(index: CatalogIndex, kind: 'cart', profile: RecommendationProfile, options?: RecommendOptions): Recommendation<RecommendedCartItem>;
+export function recommend(index: CatalogIndex, kind: 'cart' | 'last_order', profile: RecommendationProfile, options?: RecommendOptions): Recommendation<RecommendedCartItem>;
 export function recommend(index: CatalogIndex, kind: 'top_rated' | 'related', profile: RecommendationProfile, options?: RecommendOptions): Recommendation<Product>;
 export function recommend(index: CatalogIndex, kind: RecommendationKind, profile: RecommendationProfile, options?: RecommendOptions): Recommendation<Product | RecommendedCartItem>;
 export function recommend(index: CatalogIndex, kind: RecommendationKind, profile: RecommendationProfile, options: RecommendOptions = {}): Recommendation<Product | RecommendedCartItem> {
@@ -112,6 +115,8 @@ export function recommend(index: CatalogIndex, kind: RecommendationKind, profile
       return related(index, facts, options, limit);
     case 'cart':
       return cart(index, facts, limit);
+    case 'last_order':
+      return lastOrder(index, profile, limit);
     default:
       throw new BadInputError(`unknown recommendation kind ${JSON.stringify(kind)}; use one of ${RECOMMENDATION_KINDS.join(', ')}`, 'kind');
   }
@@ -210,20 +215,38 @@ function cart(index: CatalogIndex, facts: ProfileFacts, limit: number): Recommen
       continue;
     }
     if (!isInStock(product)) continue;
-    // The cart keeps its own name, price and category (what the customer added); the catalog fills in what it lacks
-    // and supplies the current image, page and reviews. One object shape for every item keeps rendering fast.
-    const enriched: RecommendedCartItem = {
-      product_id: item.product_id,
-      quantity: item.quantity,
-      name: item.name ?? product.name,
-      price: item.price ?? product.price,
-      category: item.category ?? product.category,
-      image_url: product.image_url ?? item.image_url,
-      url: product.url,
-      rating: product.rating,
-      review_count: product.review_count,
-    };
-    items.push(enriched);
+    items.push(withCatalog(item, product));
   }
   return { kind: 'cart', items, source: 'cart', category: null, productId: null, fallback: false };
+}
+
+/**
+ * The item keeps its own name, price and category (what the customer added or paid); the catalog fills in what it
+ * lacks and supplies the current image, page and reviews. One object shape for every item keeps rendering fast.
+ */
+function withCatalog(item: CartItem, product: Product): RecommendedCartItem {
+  return {
+    product_id: item.product_id,
+    quantity: item.quantity,
+    name: item.name ?? product.name,
+    price: item.price ?? product.price,
+    category: item.category ?? product.category,
+    image_url: product.image_url ?? item.image_url,
+    url: product.url,
+    rating: product.rating,
+    review_count: product.review_count,
+  };
+}
+
+/**
+ * The items of the customer's last order with what the catalog knows of them (an order event often carries no image):
+ * every item, in stock or not, since they were bought; one the catalog does not know is shown as the order described it.
+ */
+function lastOrder(index: CatalogIndex, profile: RecommendationProfile, limit: number): Recommendation<RecommendedCartItem> {
+  const ordered = Array.isArray(profile.last_order_products) ? (profile.last_order_products as unknown[]).filter((item): item is CartItem => productIdOf(item) !== null) : [];
+  const items = ordered.slice(0, limit).map((item) => {
+    const product = index.products.get(productIdOf(item)!);
+    return product ? withCatalog(item, product) : { ...item };
+  });
+  return { kind: 'last_order', items, source: 'last_order_products', category: null, productId: null, fallback: false };
 }

@@ -6,11 +6,12 @@
 import Handlebars from 'handlebars';
 import mjml2html from 'mjml';
 import YAML from 'yaml';
-import { brandTemplateData, SAMPLE_BRAND } from './brand';
+import { brandTemplateData, SAMPLE_BRAND, type BrandTemplateData } from './brand';
 import { compileCondition, fieldsRead, type Condition } from './conditions';
 import type { FileProblem } from './errors';
 import { checkLiteralLink } from './link-policy';
 import { templateReads, unprovidedField } from './template-fields';
+import { offerCodeCalls } from './offer-codes';
 import { decodeEntities, registerTemplateHelpers, TEMPLATE_BLOCK_HELPERS, TEMPLATE_HELPERS, withRenderRuntime, type FallbackUse, type RenderRuntime, type TemplateSite } from './template-helpers';
 import {
   PLACEHOLDER,
@@ -53,6 +54,8 @@ export interface CompiledTemplate {
   fieldsRead: Array<{ path: string; at: string }>;
   /** Links rewritten per recipient (tracking, UTM). */
   linkCount: number;
+  /** The offer code pools its `{{offer_code pool="…"}}` calls name, sorted: a send claims a code from each before rendering. */
+  offerPools: string[];
 }
 
 export interface CompileResult {
@@ -70,6 +73,7 @@ const LINK_MARKER = /href="MFLK(\d+)X"/g;
 const TEXT_LINK_MARKER = / ?\(MFLK(\d+)X\)/g;
 const IMAGE_MARKER = /src="MFIM(\d+)X"/g;
 const OPEN_PIXEL_MARKER = 'MFOPENPIXELX';
+const LANG_MARKER = 'MFLANGX';
 /** Between the parts of the combined template; control characters no template holds. */
 const PART_SEPARATOR = '\u001e\u001fmicroflows-part\u001f\u001e';
 
@@ -128,8 +132,36 @@ function parseHeader(source: SourceFile, problems: SourceProblems): { header: Te
   };
 }
 
+/**
+ * The brand kit is the same for every recipient: `{{brand.colors.primary}}` and the like are written into the MJML at
+ * compile time, so MJML's own mechanisms (mj-attributes, mj-class, inline styles) see real colours and fonts. Values
+ * that are not text or numbers (a block's condition, a list) stay Handlebars and render from data.
+ */
+function inlineBrand(pieces: Piece[], brand: BrandTemplateData, context: 'html' | 'text'): Piece[] {
+  return pieces.map((piece) => {
+    if (piece.kind !== 'token' || piece.token.kind !== 'output' || piece.token.rest !== '' || !/^brand(\.[a-z_]+)+$/.test(piece.token.name)) return piece;
+    const value = piece.token.name
+      .split('.')
+      .slice(1)
+      .reduce<unknown>((at, key) => (at && typeof at === 'object' ? (at as Record<string, unknown>)[key] : undefined), brand);
+    if (typeof value !== 'string' && typeof value !== 'number') return piece;
+    const raw = String(value);
+    const triple = piece.token.text.startsWith('{{{') || /^\{\{~?&/.test(piece.token.text);
+    const text =
+      context === 'text'
+        ? raw.replace(/\{\{/g, '\\{{')
+        : (triple ? raw : raw.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')).replace(/\{/g, '&#123;');
+    return { kind: 'text', text, origin: piece.token.origin };
+  });
+}
+
+/** `<mj-title>` (or another head element) holding `inner`'s pieces, inside mj-head or a new one before mj-body. */
+function withHeadElement(pieces: Piece[], element: string, inner: Piece[]): Piece[] {
+  return withPreheader(pieces, inner, element);
+}
+
 /** Splits text pieces so `<mj-preview>` can go in at the right place: inside mj-head, or a new mj-head before mj-body. */
-function withPreheader(pieces: Piece[], preheader: Piece[]): Piece[] {
+function withPreheader(pieces: Piece[], preheader: Piece[], element = 'mj-preview'): Piece[] {
   const insertAt = (pattern: RegExp, make: (inner: Piece[], origin: Origin) => Piece[]): Piece[] | null => {
     for (let i = 0; i < pieces.length; i++) {
       const piece = pieces[i]!;
@@ -145,8 +177,8 @@ function withPreheader(pieces: Piece[], preheader: Piece[]): Piece[] {
   };
   const text = (t: string, origin: Origin): Piece => ({ kind: 'text', text: t, origin });
   return (
-    insertAt(/<\/mj-head\s*>/, (inner, o) => [text('<mj-preview>', o), ...inner, text('</mj-preview>', o)]) ??
-    insertAt(/<mj-body[\s>]/, (inner, o) => [text('<mj-head><mj-preview>', o), ...inner, text('</mj-preview></mj-head>', o)]) ??
+    insertAt(/<\/mj-head\s*>/, (inner, o) => [text(`<${element}>`, o), ...inner, text(`</${element}>`, o)]) ??
+    insertAt(/<mj-body[\s>]/, (inner, o) => [text(`<mj-head><${element}>`, o), ...inner, text(`</${element}></mj-head>`, o)]) ??
     pieces
   );
 }
@@ -159,9 +191,20 @@ function injectHash(text: string, hash: string): string {
   return asAt === -1 ? `${head} ${hash}${text.slice(close)}` : `${head.slice(0, asAt)} ${hash}${head.slice(asAt)}${text.slice(close)}`;
 }
 
-/** Subexpressions that can fall back record their site too: `(default x "y")`, `(recommend "top_rated")`. */
+/** `{{countdown …}}`, `{{{countdown …}}}` or `{{countdown … ~}}` + `text=true` → the hash before the closing braces. */
+/** `{{x}}` → `{{{x}}}`, keeping whitespace control where Handlebars wants it: `{{~x ~}}` → `{{~{x }~}}`. */
+function tripleStash(final: string): string {
+  const match = /^\{\{(~?)([\s\S]*?)(~?)\}\}$/.exec(final);
+  return match ? `{{${match[1]}{${match[2]}}${match[3]}}}` : final;
+}
+
+function withHashAtClose(text: string, hash: string): string {
+  return text.replace(/(\s*\}?~?\}\}\}?)$/, ` ${hash}$1`);
+}
+
+/** Subexpressions that can fall back record their site too: `(default x "y")`, `(recommend "top_rated")`, `(offer_code pool="p")`. */
 function injectSubexpressionSites(text: string, addSite: (expression: string) => number): string {
-  return text.replace(/\((default|recommend)(\s[^()]*)?\)/g, (whole, name: string, args: string | undefined) => `(${name}${args ?? ''} __site=${addSite(whole.slice(1, -1).trim())})`);
+  return text.replace(/\((default|recommend|offer_code)(\s[^()]*)?\)/g, (whole, name: string, args: string | undefined) => `(${name}${args ?? ''} __site=${addSite(whole.slice(1, -1).trim())})`);
 }
 
 /** `{{#when profile.score gte=50}}` or `{{#when "profile.score: { gte: 50 }"}}` → the condition it stands for. */
@@ -229,15 +272,19 @@ function compileTokens(tokens: Token[], problems: SourceProblems): Compiled {
       }
     }
     if (token.generated) return token.text;
+    // A block on the brand kit alone (`{{#if brand.logo}}`) is the same for every recipient: its else is a choice
+    // of the brand file, not a fallback of a customer's data, so it is not recorded as one.
+    if (token.kind === 'open' && ['if', 'unless', 'each', 'with'].includes(token.name) && /^brand(\.[a-z_]+)*$/.test(token.rest)) return withSubexpressions;
     if (token.kind === 'open' && ['if', 'unless', 'each', 'with'].includes(token.name)) {
       return injectHash(withSubexpressions, `__site=${addSite(token, `#${token.name} ${token.rest}`)}`);
     }
     if (token.kind === 'else' && /^(if|unless)\s/.test(token.rest)) {
       return injectHash(withSubexpressions, `__site=${addSite(token, `else ${token.rest}`)}`);
     }
-    if (token.kind === 'output' && token.name === 'default') {
-      return injectHash(withSubexpressions, `__site=${addSite(token, `default ${token.rest}`)}`);
+    if (token.kind === 'output' && (token.name === 'default' || token.name === 'offer_code')) {
+      return injectHash(withSubexpressions, `__site=${addSite(token, `${token.name} ${token.rest}`)}`);
     }
+    if (token.kind === 'output' && token.name === 'countdown') return withHashAtClose(withSubexpressions, `__site=${addSite(token, `countdown ${token.rest}`)}`);
     return withSubexpressions;
   });
   return { finals, sites };
@@ -344,10 +391,18 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
 
   if (/<mj-include\b/.test(body)) problems.error(at(bodyLine + body.slice(0, body.indexOf('<mj-include')).split('\n').length - 1), 'mj-include reads files at send time: put the fragment in partials/ and use {{> name}}');
 
-  let pieces = expandPartials(tokenize({ file: source.file, text: body }, bodyLine, problems), library, problems, header.layout ? { name: header.layout, origin: at(lineOfKey(headerText, 'layout')) } : undefined);
-  const subjectPieces = tokenize({ file: source.file, text: header.subject }, lineOfKey(headerText, 'subject'), problems);
-  const preheaderPieces = header.preheader === undefined ? null : tokenize({ file: source.file, text: header.preheader }, lineOfKey(headerText, 'preheader'), problems);
+  const brand = options.brand ?? brandTemplateData(SAMPLE_BRAND);
+  let pieces = inlineBrand(
+    expandPartials(tokenize({ file: source.file, text: body }, bodyLine, problems), library, problems, header.layout ? { name: header.layout, origin: at(lineOfKey(headerText, 'layout')) } : undefined),
+    brand,
+    'html',
+  );
+  const subjectTokens = tokenize({ file: source.file, text: header.subject }, lineOfKey(headerText, 'subject'), problems);
+  const subjectPieces = inlineBrand(subjectTokens, brand, 'text');
+  const preheaderPieces = header.preheader === undefined ? null : inlineBrand(tokenize({ file: source.file, text: header.preheader }, lineOfKey(headerText, 'preheader'), problems), brand, 'text');
   if (preheaderPieces) pieces = withPreheader(pieces, preheaderPieces);
+  // The email's <title> is its subject (what a browser tab or a screen reader announces first).
+  if (!pieces.some((piece) => piece.kind === 'text' && /<mj-title[\s>]/.test(piece.text))) pieces = withHeadElement(pieces, 'mj-title', inlineBrand(subjectTokens, brand, 'html'));
   for (const piece of [...subjectPieces, ...(preheaderPieces ?? [])]) {
     if (piece.kind === 'token' && piece.token.kind === 'partial') problems.error(piece.token.origin, `${piece.token.text}: partials go in the body, not in the subject or preheader`);
   }
@@ -358,6 +413,8 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
 
   // Syntax and what the template reads, from the source as written (partials inlined).
   const reads: Array<{ path: string; at: string }> = [];
+  // The offer code pools, from the source as written: a pool must be a literal, so the send knows it before rendering.
+  const offerPools = new Set<string>();
   for (const [what, part] of [['body', prepared], ['subject', subject]] as const) {
     let program: hbs.AST.Program;
     try {
@@ -367,8 +424,12 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
       continue;
     }
     const found = templateReads(program);
+    for (const call of offerCodeCalls(program)) {
+      if ('pool' in call) offerPools.add(call.pool);
+      else problems.error(part.handlebars.origin(call.line), call.problem);
+    }
     for (const helper of found.unknownHelpers) {
-      problems.error(part.handlebars.origin(helper.line), `unknown helper "${helper.name}": use one of money, number, date, pluralize, default, product_url, recommend, unsubscribe_url, preferences_url, or a block #if, #unless, #each, #with, #when`);
+      problems.error(part.handlebars.origin(helper.line), `unknown helper "${helper.name}": use one of money, number, date, pluralize, default, product_url, recommend, line_total, subtotal, unsubscribe_url, preferences_url, offer_code, countdown, or a block #if, #unless, #each, #with, #when`);
     }
     for (const field of found.fields) {
       const origin = part.handlebars.origin(field.line);
@@ -424,7 +485,11 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
   const subjectFinals = shift(subjectCompiled);
   const preheaderFinals = preheaderCompiled ? shift(preheaderCompiled) : null;
 
-  const withPixel = compactHtml(compiledHtml).replace(/<\/body>/i, `${OPEN_PIXEL_MARKER}</body>`);
+  // MJML writes lang="und" unless the template sets one: the customer's locale says which language the email is in.
+  const withPixel = compactHtml(compiledHtml)
+    .replace(/<\/body>/i, `${OPEN_PIXEL_MARKER}</body>`)
+    // MJML writes it on <html> and on the body's wrapper div, which a screen reader takes as the nearer one.
+    .replace(/(<(?:html|div)\b[^>]*?\slang=)"und"/gi, `$1"${LANG_MARKER}"`);
   const { html: marked, links, images } = markLinks(withPixel, bodyCompiled.finals);
   // Each link and data-fed image is a site: a refused URL is a fallback recorded with where the link was written.
   const asWritten = (text: string) => text.replace(PLACEHOLDER, (_m, i: string) => prepared.tokens[Number(i)]?.text ?? '');
@@ -449,14 +514,18 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
   const htmlSource = restoreTokens(marked, bodyCompiled.finals)
     .replace(LINK_MARKER, (_m, k: string) => `{{#__link ${k}${linkHashes[Number(k)]}}}${restoreTokens(links[Number(k)]!.href, bodyCompiled.finals)}{{/__link}}`)
     .replace(IMAGE_MARKER, (_m, k: string) => `{{#__src __site=${imageSites[Number(k)]}}}${restoreTokens(images[Number(k)]!, bodyCompiled.finals)}{{/__src}}`)
-    .replace(OPEN_PIXEL_MARKER, '{{__open_pixel}}');
+    .replace(OPEN_PIXEL_MARKER, '{{__open_pixel}}')
+    .replaceAll(LANG_MARKER, '{{__lang}}');
 
   // Plain-text parts print data as is: their outputs become triple-stash, so all four parts can share one template.
-  const unescaped = (finals: string[], tokens: Token[]) => finals.map((final, i) => (tokens[i]?.kind === 'output' && !/^\{\{\{|^\{\{~?&/.test(final) ? final.replace(/^\{\{/, '{{{').replace(/\}\}$/, '}}}') : final));
+  // A countdown in text is the sentence that states its deadline (text=true): an image URL says nothing there.
+  const textFinal = (final: string, token: Token | undefined) => (token?.kind === 'output' && token.name === 'countdown' ? withHashAtClose(final, 'text=true') : final);
+  const unescaped = (finals: string[], tokens: Token[]) =>
+    finals.map((final, i) => textFinal(tokens[i]?.kind === 'output' && !/^\{\{~?\{|^\{\{~?&/.test(final) ? tripleStash(final) : final, tokens[i]));
   const bodyTextFinals = unescaped(bodyCompiled.finals, prepared.tokens);
   const subjectSource = rebuild(subjectPieces, unescaped(subjectFinals, subject.tokens));
   const preheaderSource = preheaderPieces && preheaderFinals && preheader ? rebuild(preheaderPieces, unescaped(preheaderFinals, preheader.tokens)) : '';
-  const rawTextSource = restoreTokens(htmlToTextSource(marked.replace(OPEN_PIXEL_MARKER, '')), bodyTextFinals).replace(
+  const rawTextSource = restoreTokens(htmlToTextSource(marked.replace(OPEN_PIXEL_MARKER, '').replaceAll(LANG_MARKER, '')), bodyTextFinals).replace(
     TEXT_LINK_MARKER,
     (_m, k: string) => `{{#__link ${k}${linkHashes[Number(k)]} text=true}}${restoreTokens(decodeEntities(links[Number(k)]!.href), bodyTextFinals)}{{/__link}}`,
   );
@@ -471,7 +540,7 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
   let compiled: CompiledTemplate;
   try {
     // Known helpers compile to direct calls instead of a helper-or-field lookup at every use.
-    const knownHelpers = Object.fromEntries([...TEMPLATE_HELPERS, ...TEMPLATE_BLOCK_HELPERS, '__link', '__src', '__open_pixel'].map((name) => [name, true]));
+    const knownHelpers = Object.fromEntries([...TEMPLATE_HELPERS, ...TEMPLATE_BLOCK_HELPERS, '__link', '__src', '__open_pixel', '__lang'].map((name) => [name, true]));
     const parts = [subjectSource, preheaderSource, htmlSource, textSource];
     // Handlebars' data frames (@index, @root, …) cost two closures and a frame per block call; a template that uses
     // no @-variable goes without them, its helpers reaching the render's runtime through withRenderRuntime.
@@ -488,6 +557,7 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
       sites,
       fieldsRead: reads.sort((a, b) => a.path.localeCompare(b.path)),
       linkCount: links.length,
+      offerPools: [...offerPools].sort(),
     };
     compiled.all({ profile: {}, consent: {} }, { data: {} });
   } catch (err) {
@@ -496,7 +566,7 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
   }
   // Checked only on a template that is otherwise fine: a broken one would report its footer as missing too.
   if (header.category === 'marketing' && !problems.list.some((p) => p.severity === 'error')) {
-    const missing = missingFromFooter(compiled, options.brand ?? brandTemplateData(SAMPLE_BRAND));
+    const missing = missingFromFooter(compiled, brand);
     if (missing.length > 0) {
       problems.error(
         at(lineOfKey(headerText, 'category')),
@@ -516,8 +586,11 @@ export interface FooterBrand {
 }
 
 export interface CompileTemplateOptions {
-  /** The sender's brand, whose postal address a marketing email must show; absent: core/brand SAMPLE_BRAND's. */
-  brand?: FooterBrand;
+  /**
+   * The sender's brand kit: `{{brand.*}}` text is written in at compile time, and a marketing email must show its postal
+   * address; absent: core/brand SAMPLE_BRAND's.
+   */
+  brand?: BrandTemplateData;
 }
 
 const FOOTER_CHECK_UNSUBSCRIBE = 'https://footer-check.invalid/unsubscribe';
@@ -528,10 +601,10 @@ const FOOTER_CHECK_PREFERENCES = 'https://footer-check.invalid/preferences';
  * preference link) that `template` does not show when rendered with sample data (an empty profile, `brand`): a
  * footer inside a block that empty data skips, or a link the link policy drops, counts as missing.
  */
-export function missingFromFooter(template: CompiledTemplate, brand: FooterBrand): string[] {
+export function missingFromFooter(template: CompiledTemplate, brand: FooterBrand & Partial<BrandTemplateData>): string[] {
   const rendered = renderTemplate(
     template,
-    { profile: {}, consent: {}, event: {}, data: {}, flow: {}, shop: { url: 'https://shop.example', currency: 'USD' }, brand: { name: brand.name, postal_address: brand.postal_address } },
+    { profile: {}, consent: {}, event: {}, data: {}, flow: {}, shop: { url: 'https://shop.example', currency: 'USD' }, brand: { ...brand } },
     {
       locale: 'en-US',
       timezone: null,
@@ -604,8 +677,8 @@ export interface TemplateData {
   data?: Record<string, unknown>;
   flow?: Record<string, unknown>;
   shop?: Record<string, unknown>;
-  /** The sender's name and postal address (brand.yaml), for footers. */
-  brand?: Record<string, unknown>;
+  /** The sender's brand kit (brand.yaml): name, postal address, logo, colours, support, social links. */
+  brand?: Record<string, unknown> | BrandTemplateData;
 }
 
 export interface RenderedTemplate {

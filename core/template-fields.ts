@@ -151,6 +151,9 @@ const ITEM_LISTS = ['cart', 'last_order_products'];
  * Whether some source provides `path`; null if so, else why not. Traits are open (any identify call or import may
  * set one), so a profile field outside the known ones is reported as a question, not an error.
  */
+/** What templates read as `brand.*` (core/brand BrandTemplateData). */
+const BRAND_FIELDS = ['name', 'postal_address', 'logo', 'colors', 'dark_colors', 'font_family', 'support', 'social'];
+
 export function unprovidedField(path: string, extraTraits: readonly string[] = []): string | null {
   const [root, ...rest] = path.split('.');
   const field = rest[0] ?? '';
@@ -177,7 +180,9 @@ export function unprovidedField(path: string, extraTraits: readonly string[] = [
     case 'shop':
       return field === '' || ['url', 'name', 'currency'].includes(field) ? null : `${path}: shop has url, name and currency`;
     case 'brand':
-      return field === '' || ['name', 'postal_address'].includes(field) ? null : `${path}: brand (brand.yaml) has name and postal_address`;
+      return field === '' || BRAND_FIELDS.some((known) => field === known || field.startsWith(`${known}.`) || field.startsWith(`${known}[]`))
+        ? null
+        : `${path}: brand (brand.yaml) has ${BRAND_FIELDS.join(', ')}`;
     case 'data':
       return null;
     default:

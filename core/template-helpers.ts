@@ -6,6 +6,7 @@
 import Handlebars from 'handlebars';
 import { valueAtPath, type ConditionTester } from './conditions';
 import { checkDataLink, checkImageSource, checkLiteralLink } from './link-policy';
+import { countdownSentence, parseDeadline } from './countdown';
 
 /** A template position that can fall back: a conditional block, a `default`, a recommendation. */
 export interface TemplateSite {
@@ -59,6 +60,12 @@ export interface RenderRuntime {
   openPixelUrl: string | null;
   recommend: Recommender | null;
   productUrl: (productId: string) => string | undefined;
+  /** The render's moment (epoch ms): a `countdown` whose deadline is not after it renders nothing. Absent: not checked. */
+  now?: number;
+  /** The signed countdown image URL for a deadline (core/countdown countdownImageUrl); null: the deadline as text only. */
+  countdownUrl?: ((untilMs: number) => string) | null;
+  /** The send's offer codes by pool (`{{offer_code pool="…"}}`), claimed before the render; null: that pool was empty. */
+  offerCodes?: ReadonlyMap<string, string | null> | null;
 }
 
 interface HelperOptions {
@@ -193,7 +200,30 @@ function split(args: unknown[]): { params: unknown[]; options: HelperOptions } {
 }
 
 /** The helpers templates may call by name; validation reports any other. */
-export const TEMPLATE_HELPERS = ['money', 'number', 'date', 'pluralize', 'default', 'product_url', 'recommend', 'unsubscribe_url', 'preferences_url', 'lookup'] as const;
+export const TEMPLATE_HELPERS = ['money', 'number', 'date', 'pluralize', 'default', 'product_url', 'recommend', 'unsubscribe_url', 'preferences_url', 'lookup', 'line_total', 'subtotal', 'offer_code', 'countdown'] as const;
+
+/** A line of a cart or order: its price times its quantity (1 when none is given); undefined without a price. */
+export function lineTotal(item: unknown): number | undefined {
+  if (!item || typeof item !== 'object') return undefined;
+  const price = asNumber((item as Record<string, unknown>).price);
+  if (price === undefined) return undefined;
+  const quantity = asNumber((item as Record<string, unknown>).quantity) ?? 1;
+  // Cents, so 3 × 19.99 is 59.97 rather than 59.970000000000006.
+  return Math.round(price * Math.max(quantity, 0) * 100) / 100;
+}
+
+/** The sum of the line totals of a list; undefined when no line has a price (the template shows its fallback). */
+export function subtotalOf(items: unknown): number | undefined {
+  if (!Array.isArray(items)) return undefined;
+  const totals = items.map(lineTotal).filter((total): total is number => total !== undefined);
+  return totals.length === 0 ? undefined : Math.round(totals.reduce((sum, total) => sum + total, 0) * 100) / 100;
+}
+
+/** A BCP 47 language tag for `<html lang>` from the customer's locale ("de-DE", "pt_BR" → "pt-BR"); "en" otherwise. */
+export function languageTag(locale: string | null | undefined): string {
+  const tag = (locale ?? '').trim().replace(/_/g, '-');
+  return /^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/.test(tag) ? tag : 'en';
+}
 /** Block helpers; each needs an `{{else}}`. */
 export const TEMPLATE_BLOCK_HELPERS = ['if', 'unless', 'each', 'with', 'when'] as const;
 
@@ -303,12 +333,25 @@ export function registerTemplateHelpers(handlebars: typeof Handlebars): void {
       const productId = options.hash?.product === undefined || options.hash?.product === null ? undefined : String(options.hash.product);
       const profile = (rootOf(options).profile as Record<string, unknown> | undefined) ?? {};
       if (!mf?.recommend) {
-        // Without a catalog, the cart block still shows the cart as the events described it.
-        return kind === 'cart' && Array.isArray(profile.cart) ? profile.cart.slice(0, limit ?? 4) : [];
+        // Without a catalog, the cart and order blocks still show the items as the events described them.
+        const own = kind === 'cart' ? profile.cart : kind === 'last_order' ? profile.last_order_products : undefined;
+        return Array.isArray(own) ? own.slice(0, limit ?? 4) : [];
       }
       const result = mf.recommend(kind, profile, { limit, productId });
       if (result.fallback) recordFallback(options, `recommended from ${result.source}`);
       return result.items;
+    },
+    line_total(...args) {
+      const { params } = split(args);
+      return lineTotal(params[0]);
+    },
+    subtotal(...args) {
+      const { params } = split(args);
+      return subtotalOf(params[0]);
+    },
+    __lang(...args) {
+      const { options } = split(args);
+      return languageTag(runtimeOf(options)?.locale);
     },
     unsubscribe_url(...args) {
       const { options } = split(args);
@@ -317,6 +360,45 @@ export function registerTemplateHelpers(handlebars: typeof Handlebars): void {
     preferences_url(...args) {
       const { options } = split(args);
       return runtimeOf(options)?.preferencesUrl ?? '#preferences';
+    },
+    // The code the send claimed from the pool (activities/index.ts); '' when the pool had none, so
+    // `{{#if (offer_code pool="…")}}` shows its {{else}}, and the fallback is recorded.
+    offer_code(...args) {
+      const { options } = split(args);
+      const pool = asString(options.hash?.pool) ?? '';
+      const code = runtimeOf(options)?.offerCodes?.get(pool);
+      if (code) return code;
+      recordFallback(options, pool === '' ? 'offer code: no pool named (pool=data.<key> with no such key in the send step\'s data)' : `offer code pool "${pool}" is empty`);
+      return '';
+    },
+    // A countdown timer (core/countdown): the image of the time left, drawn when the email is opened, its alt text the
+    // sentence that states the deadline; in text (the compiler adds text=true) the sentence alone, and without the
+    // image endpoint (no tracking configured) the sentence as text. A deadline missing, unreadable or not after the
+    // send renders nothing and records the fallback: the copy around it belongs in an {{#if}} on the same field.
+    countdown(...args) {
+      const { options } = split(args);
+      const mf = runtimeOf(options);
+      const raw = options.hash?.until;
+      const until = parseDeadline(raw);
+      if (until === undefined) {
+        recordFallback(
+          options,
+          raw === undefined || raw === null || raw === ''
+            ? 'countdown: until is missing'
+            : `countdown: until ${JSON.stringify(raw)} is not a time: give an ISO 8601 time with its zone, e.g. "2026-12-24T18:00:00Z", or epoch milliseconds`,
+        );
+        return '';
+      }
+      if (mf?.now !== undefined && until <= mf.now) {
+        recordFallback(options, `countdown: until ${new Date(until).toISOString().replace('.000Z', 'Z')} is not in the future`);
+        return '';
+      }
+      const sentence = countdownSentence(until, asString(options.hash?.label) ?? 'Offer ends', localeOf(options), asString(options.hash?.timezone) ?? mf?.timezone ?? null);
+      const url = options.hash?.text === true ? null : mf?.countdownUrl?.(until);
+      if (!url) return sentence;
+      return new handlebars.SafeString(
+        `<img src="${escapeAttribute(url)}" width="480" alt="${handlebars.escapeExpression(sentence)}" style="display:block;border:0;width:480px;max-width:100%;height:auto;" />`,
+      );
     },
     // A link site (the compiler puts one where each href was): answers the whole attribute, `href="…"` (in text,
     // ` (…)` after the label), or nothing at all when the link policy refuses the URL: the text stays, unlinked, and

@@ -28,11 +28,14 @@ import type { EncryptingPayloadCodec } from '../client/payload-codec';
 import { suppressionRoutes } from './suppression-routes';
 import { auditRoutes } from './audit-routes';
 import { reportRoutes } from './report-routes';
+import { codeRoutes } from './code-routes';
 import { customerRoutes } from './customer-routes';
 import type { ErasureWiring, WorkflowTerminator } from './customer-erasure';
 import { limiter, type Limiter } from './rate-limits';
 import { ingestHandler } from './ingest-routes';
 import { trackingRoutes } from './tracking-routes';
+import { countdownImageUrl } from '../core/countdown';
+import { countdownRoutes, type CountdownRouteDeps } from './countdown-routes';
 import { preferenceRoutes } from './preference-routes';
 import type { Brand } from '../core/brand';
 import { linkDomainOf } from '../core/link-policy';
@@ -107,6 +110,11 @@ export interface AppDeps {
   temporal?: { address: string | null; check(timeoutMs: number): Promise<void> };
   /** The sender's brand (brand.yaml): its name and topic labels on the preference center; absent: topic ids humanized. */
   brand?: Brand | null;
+  /**
+   * The countdown image (GET /c/countdown/:token.gif): `style`, the brand's colours (default core/countdown
+   * DEFAULT_COUNTDOWN_STYLE); `gifs`, the frame cache (tests pass theirs).
+   */
+  countdown?: Pick<CountdownRouteDeps, 'style' | 'gifs'>;
   /** Terminates an erased customer's workflows (DELETE /api/customers/:id); absent, that route answers 503. */
   workflows?: WorkflowTerminator;
   /** The arbiter's workflow id for a customer (default core/arbiter-state customerWorkflowId). */
@@ -244,6 +252,9 @@ export function createApp(deps: AppDeps): App {
       rateLimitPerToken: config.rateLimitPerToken ?? 30,
     }),
   );
+  // The timer is drawn in the brand's colours: its digits in the primary colour on the email's card, labels muted.
+  const brandStyle = deps.brand ? { style: { background: deps.brand.colors.surface, text: deps.brand.colors.primary, muted: deps.brand.colors.muted } } : {};
+  publicRoutes.use(countdownRoutes({ signingSecret, now, ...brandStyle, ...deps.countdown }));
   publicRoutes.use(
     preferenceRoutes({
       store,
@@ -347,7 +358,20 @@ export function createApp(deps: AppDeps): App {
 
   app.use(catalogRoutes({ store }));
   if (deps.segments) app.use(segmentRoutes({ store, segments: deps.segments, flows: deps.flows ?? (() => []), minSize: deps.segmentMinSize ?? 100 }));
-  if (deps.templates) app.use(templateRoutes({ templates: deps.templates, store, catalog: deps.catalog ?? null, now: Date.now, ...(config.linkDomains ? { linkDomains: config.linkDomains } : {}) }));
+  if (deps.templates) {
+    const publicUrl = config.publicUrl;
+    app.use(
+      templateRoutes({
+        templates: deps.templates,
+        store,
+        catalog: deps.catalog ?? null,
+        now: Date.now,
+        ...(config.linkDomains ? { linkDomains: config.linkDomains } : {}),
+        // A preview shows the countdown image a send would, from the public URL (the sentence alone without one).
+        countdownUrl: publicUrl ? (untilMs) => countdownImageUrl(publicUrl, signingSecret, untilMs) : null,
+      }),
+    );
+  }
 
   adminRoutes.use(keyRoutes({ store, now }));
   adminRoutes.use(consentRoutes({ store }));
@@ -355,6 +379,7 @@ export function createApp(deps: AppDeps): App {
   adminRoutes.use(suppressionRoutes({ store, now }));
   adminRoutes.use(auditRoutes({ store, now }));
   adminRoutes.use(reportRoutes({ store, now }));
+  adminRoutes.use(codeRoutes({ store }));
   adminRoutes.use(
     customerRoutes({
       store,

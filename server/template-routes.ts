@@ -17,6 +17,8 @@ export interface TemplateRouteDeps {
   now: () => number;
   /** Where links from data may point, as in sends; default: the template library's (the shop URL's host). */
   linkDomains?: readonly string[];
+  /** The signed countdown image URL for a deadline (when the public URL is known); absent: the deadline sentence shows. */
+  countdownUrl?: ((untilMs: number) => string) | null;
 }
 
 const FORMATS = ['json', 'html', 'text'] as const;

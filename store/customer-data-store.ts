@@ -11,6 +11,7 @@ import { parseJson, toDecision, toFlowEntry, toOutboxMessage, toProfile, toSend,
 import type { Database } from './schema';
 import { toSuppressionEntry } from './suppressions-store';
 import { toAssignment, type ExperimentAssignment } from './experiments-store';
+import { offerCodesOf, unlinkOfferCodes, type ClaimedOfferCode } from './offer-codes-store';
 import type { DecisionRecord, FlowEntry, OutboxMessage, SendRecord, StoredEvent } from './store';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -94,6 +95,8 @@ export interface CustomerExport {
   conversions: ConversionRecord[];
   /** What the reports counted of their sends (one delivered, opened, clicked... each), oldest first. */
   sendEvents: Array<{ deliveryKey: string; kind: string; at: number }>;
+  /** The offer codes their sends were given (`{{offer_code}}`), oldest claim first. */
+  offerCodes: ClaimedOfferCode[];
 }
 
 /** A goal event credited to a flow (store/metrics-store, core/attribution). */
@@ -133,7 +136,7 @@ async function customerIds(db: Db, id: string): Promise<{ customerId: string; al
 /** Whether any table the customer's activity writes names them: a customer with none of these is unknown. */
 async function isKnown(db: Db, customerId: string, aliases: string[]): Promise<boolean> {
   if (aliases.length > 0) return true;
-  for (const table of ['profiles', 'events', 'flow_entries', 'decisions', 'sends', 'send_waits', 'experiment_assignments', 'conversions'] as const) {
+  for (const table of ['profiles', 'events', 'flow_entries', 'decisions', 'sends', 'send_waits', 'experiment_assignments', 'conversions', 'offer_codes'] as const) {
     const row = await db.selectFrom(table).select('customer_id').where('customer_id', '=', customerId).limit(1).executeTakeFirst();
     if (row) return true;
   }
@@ -166,7 +169,7 @@ const deleted = (result: { numDeletedRows: bigint }): number => Number(result.nu
  * Erases a customer in one transaction: their events (and any event naming one of their ids), profile, identity links,
  * segment state, runs, decisions, sends and outbox messages (by the sends' delivery keys and by address), consent
  * trail, experiment assignments, credited conversions, what the reports counted of their sends (send_events), and
- * payload data key; the report counters are aggregates that name no one, and stay. Their suppression entries keep the address hash only, and an `erased` entry (scope all)
+ * payload data key; their offer codes stay claimed but no longer name them; the report counters are aggregates that name no one, and stay. Their suppression entries keep the address hash only, and an `erased` entry (scope all)
  * joins them, so a later import of the address stays suppressed. Logs one erasures row that names no one.
  */
 export async function eraseCustomer(db: Kysely<Database>, dialect: 'sqlite' | 'postgres', id: string, options: EraseOptions): Promise<ErasureResult> {
@@ -226,6 +229,8 @@ export async function eraseCustomer(db: Kysely<Database>, dialect: 'sqlite' | 'p
     count('consent_changes', deleted(await trx.deleteFrom('consent_changes').where('customer_id', 'in', ids).executeTakeFirst()));
     count('experiment_assignments', deleted(await trx.deleteFrom('experiment_assignments').where('customer_id', 'in', ids).executeTakeFirst()));
     count('conversions', deleted(await trx.deleteFrom('conversions').where('customer_id', 'in', ids).executeTakeFirst()));
+    // Their offer codes stay claimed, so no one else is given a code they may still use, but no longer name them.
+    removed.offer_codes_unlinked = await unlinkOfferCodes(trx, ids);
 
     // The hash stays, so nothing is ever sent to the address again unless an operator removes the entry.
     let anonymized = 0;
@@ -323,6 +328,7 @@ export async function exportCustomer(db: Kysely<Database>, id: string, at: numbe
           .orderBy('kind')
           .execute()
       ).map((row) => ({ deliveryKey: row.delivery_key, kind: row.kind, at: Number(row.at) })),
+      offerCodes: await offerCodesOf(trx, ids),
     };
   });
 }

@@ -26,6 +26,8 @@ import { DEFAULT_SOFT_BOUNCE_RULES, type EntryDefaults, type SoftBounceRules, ty
 import * as customerData from './customer-data-store';
 import type { CustomerExport, EraseOptions, ErasureRecord, ErasureResult } from './customer-data-store';
 import * as audit from './audit-store';
+import * as offerCodes from './offer-codes-store';
+import type { OfferPoolStats } from '../core/offer-codes';
 import type { AuditRows } from '../core/audit';
 import type { ApiKeyRecord } from '../core/api-keys';
 import { migrateToLatest, type StoreDialect } from './migrations';
@@ -990,7 +992,11 @@ export class KyselyStore implements Store {
   }
 
   releaseSendWaits(workflowId: string): Promise<void> {
-    return sendSlots.releaseSendWaits(this.db, workflowId);
+    // The waiting sends' offer codes first: they are found through the waiting rows.
+    return this.db.transaction().execute(async (trx) => {
+      await offerCodes.releaseWaitingOfferCodes(trx, workflowId);
+      await sendSlots.releaseSendWaits(trx, workflowId);
+    });
   }
 
   // --- report counters: the queries are in store/metrics-store.ts ---------------------------
@@ -1255,5 +1261,23 @@ export class KyselyStore implements Store {
 
   auditRows(period: { from: number; to: number }, limit?: number): Promise<AuditRows> {
     return audit.auditRows(this.db, period, limit);
+  }
+
+  // --- offer codes: the queries are in store/offer-codes-store.ts ----------------------------
+
+  importOfferCodes(pool: string, codes: readonly string[], at: number): Promise<offerCodes.OfferCodeImport> {
+    return offerCodes.importOfferCodes(this.db, pool, codes, at);
+  }
+
+  claimOfferCode(request: offerCodes.OfferCodeClaimRequest): Promise<offerCodes.OfferCodeClaim> {
+    return offerCodes.claimOfferCode(this.db, this.dialect, request);
+  }
+
+  releaseOfferCodes(deliveryKey: string): Promise<number> {
+    return offerCodes.releaseOfferCodes(this.db, deliveryKey);
+  }
+
+  offerCodePools(): Promise<OfferPoolStats[]> {
+    return offerCodes.offerCodePools(this.db);
   }
 }

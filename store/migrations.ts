@@ -502,6 +502,46 @@ function experiments(dialect: StoreDialect): Migration {
   };
 }
 
+/**
+ * Unique offer codes (issue 17): the codes of each pool, imported with `microflows codes import`, and the send each is
+ * claimed by. The partial index holds only unclaimed codes, so "the next unclaimed code of a pool" reads one index
+ * entry however many codes were claimed; (delivery_key, pool) is unique, so one send holds one code per pool and a
+ * retried send finds its own (and releasing a send's codes finds them by its delivery key). offer_code_pools keeps each
+ * pool's total and claimed counts, written in the transactions that change them, so a claim reads its pool's figures
+ * (is it running low?) from one row instead of counting a pool of 100,000 codes at every send.
+ */
+function offerCodes(dialect: StoreDialect): Migration {
+  const t = types(dialect);
+  return {
+    async up(db: Kysely<any>): Promise<void> {
+      await db.schema
+        .createTable('offer_codes')
+        .addColumn('id', t.id, (c) => (dialect === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+        .addColumn('pool', 'text', (c) => c.notNull())
+        .addColumn('code', 'text', (c) => c.notNull())
+        .addColumn('imported_at', t.time, (c) => c.notNull())
+        .addColumn('customer_id', 'text')
+        .addColumn('delivery_key', 'text')
+        .addColumn('claimed_at', t.time)
+        .execute();
+      await db.schema.createIndex('offer_codes_pool_code').on('offer_codes').columns(['pool', 'code']).unique().execute();
+      await db.schema.createIndex('offer_codes_claim').on('offer_codes').columns(['delivery_key', 'pool']).unique().execute();
+      await db.schema.createIndex('offer_codes_unclaimed').on('offer_codes').columns(['pool', 'id']).where(sql.ref('claimed_at'), 'is', null).execute();
+      await db.schema.createIndex('offer_codes_customer').on('offer_codes').column('customer_id').execute();
+      await db.schema
+        .createTable('offer_code_pools')
+        .addColumn('pool', 'text', (c) => c.primaryKey())
+        .addColumn('total', 'integer', (c) => c.notNull())
+        .addColumn('claimed', 'integer', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<any>): Promise<void> {
+      await db.schema.dropTable('offer_code_pools').ifExists().execute();
+      await db.schema.dropTable('offer_codes').ifExists().execute();
+    },
+  };
+}
+
 /** Names sort in the order they run; never rename or edit one that has shipped — add a new one. */
 export function migrationsFor(dialect: StoreDialect): Record<string, Migration> {
   return {
@@ -517,6 +557,7 @@ export function migrationsFor(dialect: StoreDialect): Record<string, Migration> 
     '0010_event_retention': eventRetention(),
     '0011_send_slots': sendSlots(dialect),
     '0012_experiments': experiments(dialect),
+    '0013_offer_codes': offerCodes(dialect),
   };
 }
 

@@ -336,6 +336,28 @@ export interface ErasuresTable {
   removed: JsonText;
 }
 
+/**
+ * One offer code of a pool (migration 0013): unclaimed while claimed_at is null; a send claims it under its delivery
+ * key (unique per pool, so a retried send gets the same code). Erasure clears customer_id and delivery_key and keeps
+ * claimed_at: the code is never handed out again.
+ */
+export interface OfferCodesTable {
+  id: Generated<number>;
+  pool: string;
+  code: string;
+  imported_at: number;
+  customer_id: string | null;
+  delivery_key: string | null;
+  claimed_at: number | null;
+}
+
+/** Each pool's figures (migration 0013), kept by the transactions that import, claim and release its codes. */
+export interface OfferCodePoolsTable {
+  pool: string;
+  total: number;
+  claimed: number;
+}
+
 export interface Database {
   events: EventsTable;
   profiles: ProfilesTable;
@@ -363,7 +385,9 @@ export interface Database {
   consent_changes: ConsentChangesTable;
   data_keys: DataKeysTable;
   erasures: ErasuresTable;
+  offer_codes: OfferCodesTable;
+  offer_code_pools: OfferCodePoolsTable;
 }
 
 /** The tables tableCounts() counts: every one that holds records (catalog_state is a single counter row). */
-export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'identities', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'send_waits', 'experiment_assignments', 'experiments', 'flow_metrics', 'send_events', 'conversions', 'outbox', 'catalog_products', 'segment_members', 'api_keys', 'suppressions', 'consent_changes', 'data_keys', 'erasures'];
+export const TABLES: ReadonlyArray<keyof Database> = ['events', 'profiles', 'identities', 'flow_versions', 'flow_entries', 'decisions', 'sends', 'send_waits', 'experiment_assignments', 'experiments', 'flow_metrics', 'send_events', 'conversions', 'outbox', 'catalog_products', 'segment_members', 'api_keys', 'suppressions', 'consent_changes', 'data_keys', 'erasures', 'offer_codes'];

@@ -19,6 +19,8 @@ import type { MetricRow, MetricsFold, MetricsQuery } from './metrics-store';
 import type { ConsentChange } from '../core/tracking-consent';
 import type { CustomerExport, EraseOptions, ErasureRecord, ErasureResult } from './customer-data-store';
 import type { AuditRows } from '../core/audit';
+import type { OfferPoolStats } from '../core/offer-codes';
+import type { OfferCodeClaim, OfferCodeClaimRequest, OfferCodeImport } from './offer-codes-store';
 
 // Defined in core so ingest validation (core/segment-spec) can build them without importing store/.
 export type { EventType, NewEvent } from '../core/event';
@@ -359,7 +361,7 @@ export interface Store {
   assignmentCounts(experimentId: string): Promise<Map<string, number>>;
   /** Ends a running experiment once (decided or inconclusive); false when it was no longer running. */
   concludeExperiment(experimentId: string, outcome: Parameters<typeof concludeExperimentRow>[2]): Promise<boolean>;
-  /** Drops the waiting rows of a run that ended. */
+  /** Drops the waiting rows of a run that ended, and frees the offer codes those waiting sends had claimed. */
   releaseSendWaits(workflowId: string): Promise<void>;
 
   // --- report counters (store/metrics-store.ts) ----------------------------------------------
@@ -455,7 +457,8 @@ export interface Store {
    * In one transaction, everything held about the customer `id` names (an alias names its customer) goes: events,
    * profile, identity links, segment state, runs, decisions, sends, outbox messages, consent trail, experiment
    * assignments, credited conversions, what the reports counted of their sends and (given its subject) the payload
-   * data key (the report counters are sums that name no one, and stay); their suppression entries keep the address
+   * data key (the report counters are sums that name no one, and stay); their offer codes stay claimed, unlinked from
+   * them (customer and delivery key cleared); their suppression entries keep the address
    * hash only, and an `erased` entry joins them. Logs one erasures row without personal data. CustomerNotFoundError
    * (404) when nothing names the id.
    */
@@ -469,4 +472,17 @@ export interface Store {
   /** The decisions, sends and Unsubscribed / Email Marked as Spam events of [from, to] (each by its own time), at
    *  most `limit` of each kind (default store/audit-store AUDIT_ROW_LIMIT); `truncated` when there were more. */
   auditRows(period: { from: number; to: number }, limit?: number): Promise<AuditRows>;
+
+  // --- offer codes (store/offer-codes-store.ts) ---------------------------------------------
+  /** Adds codes to a pool in one transaction (checked first: a bad pool id or code writes nothing); codes the pool holds are skipped. */
+  importOfferCodes(pool: string, codes: readonly string[], at: number): Promise<OfferCodeImport>;
+  /**
+   * The pool's next unclaimed code for a send, or the one its delivery key claimed before (a retry); none when the
+   * pool is empty or unknown. Concurrent claims never get one code twice. With the pool's figures after the claim.
+   */
+  claimOfferCode(request: OfferCodeClaimRequest): Promise<OfferCodeClaim>;
+  /** Frees the codes a send claimed (it was skipped after claiming), unless the ledger holds the send (it may have gone out); how many. */
+  releaseOfferCodes(deliveryKey: string): Promise<number>;
+  /** Every pool's figures (total, claimed, remaining, low), by pool id. */
+  offerCodePools(): Promise<OfferPoolStats[]>;
 }

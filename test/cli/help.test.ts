@@ -31,7 +31,7 @@ test('every command prints its own usage for --help, -h and `help <command>`, ex
   const top = await microflows(['--help']);
   expect(top.status).toBe(0);
   const names = commandsListed(top.stdout);
-  expect(names).toEqual(expect.arrayContaining(['validate', 'diagram', 'import', 'preview', 'segments', 'keys', 'start', 'worker', 'server']));
+  expect(names).toEqual(expect.arrayContaining(['validate', 'diagram', 'import', 'preview', 'segments', 'keys', 'codes', 'start', 'worker', 'server']));
   expect(top.stdout).toContain('microflows <command> --help (or -h) prints the usage of one command.');
 
   const asks = names.flatMap((name) => [[name, '--help'], [name, '-h'], ['help', name], ...(name === 'preview' ? [[name, 'cart-reminder', '--profile', 'x', '--help']] : []), ...(name === 'keys' ? [[name, 'create', '--kind', 'admin', '--help']] : [])]);

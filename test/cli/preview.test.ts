@@ -46,9 +46,9 @@ for (const backend of storeBackends('preview cli')) {
       const run = preview(['cart-reminder', '--profile', 'ben']);
       expect(run.stderr).toBe('');
       expect(run.status).toBe(0);
-      expect(run.stdout).toContain('subject:   Hi, you left something in your cart');
+      expect(run.stdout).toContain('subject:   You left something in your cart');
       expect(run.stdout).toContain('for:       ben');
-      expect(run.stdout).toMatch(/templates\/cart-reminder\.mjml:10 {2}\{\{#if profile\.first_name\}\} {2}\(empty or missing\)/);
+      expect(run.stdout).toMatch(/templates\/cart-reminder\.mjml:9 {2}\{\{#if profile\.first_name\}\} {2}\(empty or missing\)/);
       expect(run.stdout).toMatch(/reads: {5}.*profile\.first_name/);
       expect(run.stdout).toContain('--- text part ---\nStill thinking it over?');
       expect(run.stdout).toContain('Trail Shoe');
@@ -58,7 +58,7 @@ for (const backend of storeBackends('preview cli')) {
       const run = preview(['cart-reminder', '--profile', 'ana', '--format', 'html']);
       expect(run.status).toBe(0);
       expect(run.stdout).toMatch(/^<!doctype html>/i);
-      expect(run.stdout).toContain('Hi Ana, still thinking it over?');
+      expect(run.stdout).toContain('Still thinking it over, Ana?');
       expect(run.stdout).not.toContain('/t/c/');
       expect(run.stdout).toContain('utm_campaign=preview');
     });
@@ -91,7 +91,8 @@ for (const backend of storeBackends('preview cli')) {
       expect(run.status).toBe(0);
       const json = JSON.parse(run.stdout) as { subject: string; text: string; fallbacks: Array<{ expression: string }> };
       expect(json.subject).toBe('Thank you for your order o-77');
-      expect(json.text).toContain('We received your order of $120.50');
+      expect(json.text).toContain('Order number: o-77');
+      expect(json.text).toContain('Order total $120.50');
       expect(json.fallbacks.map((f) => f.expression)).not.toContain('#if event.properties.total');
       // Without it, the fallbacks show: the same template, no order.
       const without = JSON.parse(preview(['order-thank-you', '--profile', 'ana', '--format', 'json']).stdout) as { subject: string };

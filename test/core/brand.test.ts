@@ -2,7 +2,7 @@
 // file:line and the field; the shipped file parses and labels every topic the shipped flows declare.
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkBrand, humanizeTopic, parseBrand, topicLabel } from '../../core/brand';
+import { brandTemplateData, checkBrand, DEFAULT_COLORS, DEFAULT_DARK_COLORS, DEFAULT_FONT_FAMILY, humanizeTopic, parseBrand, topicLabel } from '../../core/brand';
 import { InvalidFileError } from '../../core/errors';
 
 const yaml = (...lines: string[]): string => lines.join('\n') + '\n';
@@ -17,7 +17,40 @@ describe('parseBrand', () => {
       name: 'Harbour & Hide',
       postalAddress: 'Harbour & Hide Ltd, 12 Quay Street, Bristol BS1 4DJ',
       topics: { 'cart-reminders': { label: 'Cart reminders', description: 'Items you left.' }, 'winback-offers': { label: 'Offers', description: null } },
+      // No kit in the file: neutral defaults that read well in both schemes.
+      logo: null,
+      colors: DEFAULT_COLORS,
+      darkColors: DEFAULT_DARK_COLORS,
+      fontFamily: DEFAULT_FONT_FAMILY,
+      support: { email: null, url: null },
+      social: [],
     });
+  });
+
+  test('reads the brand kit: logo, both colour schemes over their defaults, font, support and social links', () => {
+    const brand = parseBrand(
+      yaml(
+        'name: Shop',
+        'postal_address: 1 Main St',
+        'logo: { url: "https://shop.example/logo.png", alt: Shop logo, width: 140 }',
+        'colors: { primary: "#7A1F3D", background: "#FAF7F2" }',
+        'dark_colors: { primary: "#F0A8C0", primary_text: "#2A0A14" }',
+        'font_family: "Georgia, \'Times New Roman\', serif"',
+        'support: { email: help@shop.example, url: "https://shop.example/help" }',
+        'social: { Instagram: "https://instagram.com/shop", Pinterest: "https://pinterest.com/shop" }',
+      ),
+      'brand.yaml',
+    );
+    expect(brand.logo).toEqual({ url: 'https://shop.example/logo.png', alt: 'Shop logo', width: 140 });
+    expect(brand.colors).toEqual({ ...DEFAULT_COLORS, primary: '#7a1f3d', background: '#faf7f2' });
+    expect(brand.darkColors).toEqual({ ...DEFAULT_DARK_COLORS, primary: '#f0a8c0', primary_text: '#2a0a14' });
+    expect(brand.fontFamily).toBe("Georgia, 'Times New Roman', serif");
+    expect(brand.support).toEqual({ email: 'help@shop.example', url: 'https://shop.example/help' });
+    expect(brand.social).toEqual([
+      { name: 'Instagram', url: 'https://instagram.com/shop' },
+      { name: 'Pinterest', url: 'https://pinterest.com/shop' },
+    ]);
+    expect(brandTemplateData(brand)).toMatchObject({ colors: { primary: '#7a1f3d' }, dark_colors: { primary: '#f0a8c0' }, font_family: brand.fontFamily, logo: brand.logo });
   });
 
   test('topics are optional', () => {
@@ -28,7 +61,17 @@ describe('parseBrand', () => {
     [yaml('name: Shop'), 1, 'postal_address', 'missing "postal_address": the sender\'s postal address, which every marketing email must show'],
     [yaml('postal_address: 1 Main St'), 1, 'name', 'missing "name"'],
     [yaml('name: Shop', 'postal_address: ""'), 2, 'postal_address', 'postal_address must be non-empty text'],
-    [yaml('name: Shop', 'postal_address: 1 Main St', 'adress: x'), 3, 'adress', 'unknown key "adress" in brand.yaml; allowed keys: name, postal_address, topics'],
+    [yaml('name: Shop', 'postal_address: 1 Main St', 'adress: x'), 3, 'adress', 'unknown key "adress" in brand.yaml; allowed keys: name, postal_address, topics, logo'],
+    [yaml('name: Shop', 'postal_address: 1 Main St', 'logo: { url: http://shop.example/logo.png }'), 3, 'logo.url', 'logo.url must be an https:// URL'],
+    [yaml('name: Shop', 'postal_address: 1 Main St', 'logo: { alt: Shop }'), 3, 'logo.url', 'missing "url"'],
+    [yaml('name: Shop', 'postal_address: 1 Main St', 'logo: { url: "https://shop.example/l.png", width: 900 }'), 3, 'logo.width', 'between 40 and 560'],
+    [yaml('name: Shop', 'postal_address: 1 Main St', 'colors:', '  primary: blue'), 4, 'colors.primary', 'colors.primary must be a hex colour in quotes'],
+    [yaml('name: Shop', 'postal_address: 1 Main St', 'colors:', '  tint: "#ffffff"'), 4, 'colors.tint', 'unknown key "tint" in colors'],
+    [yaml('name: Shop', 'postal_address: 1 Main St', 'colors:', '  text: "#bbbbbb"'), 4, 'colors.text', 'has contrast 1.91:1; text needs at least 4.5:1 (WCAG AA)'],
+    [yaml('name: Shop', 'postal_address: 1 Main St', 'dark_colors:', '  primary_text: "#8fd0e0"'), 4, 'dark_colors.primary_text', 'dark_colors.primary_text (#8fd0e0) on dark_colors.primary (#8fd0e0) has contrast 1.00:1'],
+    [yaml('name: Shop', 'postal_address: 1 Main St', 'font_family: "Arial; color: red"'), 3, 'font_family', 'may not hold < > { } ;'],
+    [yaml('name: Shop', 'postal_address: 1 Main St', 'support: { email: not-an-address }'), 3, 'support.email', 'support.email must be an email address'],
+    [yaml('name: Shop', 'postal_address: 1 Main St', 'social:', '  Instagram: javascript:alert(1)'), 4, 'social.Instagram', 'social.Instagram must be an https:// URL'],
     [yaml('name: Shop', 'postal_address: 1 Main St', 'topics:', '  Cart Reminders: { label: x }'), 4, 'topics.Cart Reminders', 'must be kebab-case'],
     [yaml('name: Shop', 'postal_address: 1 Main St', 'topics:', '  cart-reminders: { description: x }'), 4, 'topics.cart-reminders.label', 'missing "label"'],
     [yaml('name: Shop', 'postal_address: 1 Main St', 'topics:', '  cart-reminders: { label: x, colour: red }'), 4, 'topics.cart-reminders.colour', 'unknown key "colour"'],

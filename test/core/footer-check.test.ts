@@ -4,11 +4,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { compileTemplateDir } from '../../activities/templates';
-import { parseBrand, SAMPLE_BRAND } from '../../core/brand';
+import { brandTemplateData, parseBrand, SAMPLE_BRAND } from '../../core/brand';
 import { compileTemplate, missingFromFooter, templateHandlebars } from '../../core/template-compiler';
 
 const handlebars = templateHandlebars();
-const BRAND = { name: 'Harbour & Hide', postal_address: 'Harbour & Hide Ltd, 12 Quay Street, Bristol BS1 4DJ' };
+const BRAND = brandTemplateData({ ...SAMPLE_BRAND, name: 'Harbour & Hide', postalAddress: 'Harbour & Hide Ltd, 12 Quay Street, Bristol BS1 4DJ' });
 const ADDRESS = '{{brand.postal_address}}';
 const UNSUBSCRIBE = '<a href="{{unsubscribe_url}}">Unsubscribe</a>';
 const PREFERENCES = '<a href="{{preferences_url}}">Manage preferences</a>';

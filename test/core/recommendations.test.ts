@@ -128,6 +128,38 @@ describe('recommend cart', () => {
   });
 });
 
+describe('recommend last_order', () => {
+  it("gives the last order's items with the catalog's image, page and reviews, keeping what was paid, in stock or not", () => {
+    const profile = {
+      last_order_products: [
+        { product_id: 'a1', name: 'Socks as ordered', price: 9, quantity: 2 },
+        { product_id: 's3', quantity: 1 },
+        { product_id: 'not-in-catalog', name: 'Gift card', price: 25, quantity: 1, image_url: 'https://cdn.example/gift.jpg' },
+      ],
+      purchased_product_ids: ['a1', 's3', 'not-in-catalog'],
+    };
+    expect(recommend(index, 'last_order', profile)).toEqual({
+      kind: 'last_order',
+      items: [
+        { product_id: 'a1', name: 'Socks as ordered', price: 9, category: 'Accessories', quantity: 2, image_url: 'https://shop.example.com/img/a1.jpg', url: 'https://shop.example.com/p/a1', rating: 4.9, review_count: 30 },
+        // Out of stock now, but it was bought: the order shows it.
+        { product_id: 's3', name: 'Product s3', price: 10, category: 'Shoes', quantity: 1, url: 'https://shop.example.com/p/s3', rating: 4.9, review_count: 900 },
+        { product_id: 'not-in-catalog', name: 'Gift card', price: 25, quantity: 1, image_url: 'https://cdn.example/gift.jpg' },
+      ],
+      source: 'last_order_products',
+      category: null,
+      productId: null,
+      fallback: false,
+    });
+    expect(ids(recommend(index, 'last_order', profile, { limit: 1 }).items)).toEqual(['a1']);
+  });
+
+  it('is empty for a customer who has ordered nothing', () => {
+    expect(recommend(index, 'last_order', {}).items).toEqual([]);
+    expect(recommend(index, 'last_order', { last_order_products: 'not a list' }).items).toEqual([]);
+  });
+});
+
 describe('recommend with a real profile view', () => {
   it('reads the fields behaviorView gives: categories, cart, purchases and the last viewed product', () => {
     const at = Date.UTC(2024, 4, 1);
@@ -172,13 +204,13 @@ describe('determinism and input checks', () => {
     const catalog = JSON.parse(JSON.stringify(CATALOG)) as Product[];
     const profile = JSON.parse(JSON.stringify(profiles[3])) as RecommendationProfile;
     const built = catalogIndex(catalog);
-    for (const kind of ['top_rated', 'related', 'cart'] as const) recommend(built, kind, profile);
+    for (const kind of ['top_rated', 'related', 'cart', 'last_order'] as const) recommend(built, kind, profile);
     expect(catalog).toEqual(CATALOG);
     expect(profile).toEqual(profiles[3]);
   });
 
   it('refuses an unknown kind and a limit that is not a whole number of at least 1', () => {
-    expect(() => recommend(index, 'bestsellers' as never, {})).toThrow(new BadInputError('unknown recommendation kind "bestsellers"; use one of top_rated, related, cart', 'kind'));
+    expect(() => recommend(index, 'bestsellers' as never, {})).toThrow(new BadInputError('unknown recommendation kind "bestsellers"; use one of top_rated, related, cart, last_order', 'kind'));
     for (const limit of [0, -1, 1.5, Number.NaN]) expect(() => recommend(index, 'top_rated', {}, { limit })).toThrow(/^limit: must be a whole number of at least 1/);
   });
 });

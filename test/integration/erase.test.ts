@@ -57,6 +57,9 @@ it('DELETE /api/customers/:id erases a customer mid-flow: arbiter and run termin
   const userId = 'erase-api-ana';
   const { runId } = await waitingInCart(userId);
   const arbiterId = customerWorkflowId(userId);
+  // An offer code claimed for their run's send: the claim names them and their delivery key.
+  await stack.runtime.store.importOfferCodes('erase-test', ['ERASE-1', 'ERASE-2'], Date.now());
+  expect(await stack.runtime.store.claimOfferCode({ pool: 'erase-test', deliveryKey: `${runId}/steps[1]`, customerId: userId, at: Date.now() })).toMatchObject({ code: 'ERASE-1' });
   expect([await statusOf(arbiterId), await statusOf(runId)]).toEqual(['RUNNING', 'RUNNING']);
 
   // No key, and a key that may only read: refused, nothing erased.
@@ -82,7 +85,9 @@ it('DELETE /api/customers/:id erases a customer mid-flow: arbiter and run termin
   expect(text).not.toContain(userId);
   const report = JSON.parse(text) as { erasureId: string; removed: Record<string, number>; addresses: number; terminated: number };
   // data_keys: their payloads' key is shredded, so what Temporal keeps of them can no longer be decrypted.
-  expect(report).toMatchObject({ addresses: 1, terminated: 2, removed: { profiles: 1, flow_entries: 1, data_keys: 1 } });
+  expect(report).toMatchObject({ addresses: 1, terminated: 2, removed: { profiles: 1, flow_entries: 1, data_keys: 1, offer_codes_unlinked: 1 } });
+  // Their code stays claimed, naming no one: it is never handed to another customer.
+  expect(await stack.runtime.store.offerCodePools()).toContainEqual({ pool: 'erase-test', total: 2, claimed: 1, remaining: 1, low: true });
   expect(report.removed.events).toBeGreaterThanOrEqual(2);
 
   expect([await statusOf(arbiterId), await statusOf(runId)]).toEqual(['TERMINATED', 'TERMINATED']);
@@ -118,6 +123,8 @@ it('DELETE /api/customers/:id erases a customer mid-flow: arbiter and run termin
 it('GET /api/customers/:id/export downloads everything held about a customer as a JSON attachment', async () => {
   const userId = 'export-api-bea';
   await waitingInCart(userId);
+  await stack.runtime.store.importOfferCodes('export-test', ['EXPORT-1'], Date.now());
+  await stack.runtime.store.claimOfferCode({ pool: 'export-test', deliveryKey: `flow/cart-abandonment/${userId}/1/steps[1]`, customerId: userId, at: 1_700_000_000_000 });
   const res = await adminFetch(`${stack.url}/api/customers/${userId}/export`);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toMatch(/^application\/json/);
@@ -129,6 +136,7 @@ it('GET /api/customers/:id/export downloads everything held about a customer as 
   expect(document.events.map((e) => e.messageId).sort()).toEqual(events.map((e) => e.messageId).sort());
   expect(document.flowEntries.map((e) => e.flowId)).toEqual(['cart-abandonment']);
   expect(document.profile?.email).toBe(emailOf(userId));
+  expect(document.offerCodes).toEqual([{ pool: 'export-test', code: 'EXPORT-1', claimedAt: 1_700_000_000_000 }]);
 });
 
 it('the CLI exports a customer, refuses an erasure without --yes or without Temporal, and erases with --yes, terminating their run', async () => {

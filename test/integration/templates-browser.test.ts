@@ -124,7 +124,8 @@ async function open(template: string, customerId: string): Promise<Shown> {
 describe('cart-reminder', () => {
   test('a returning customer with a name: her cart in stock, with ratings, and the returning-customer block', async () => {
     const shown = await open('cart-reminder', 'ana-cart');
-    expect(shown.text).toContain('Hi Ana, still thinking it over?');
+    expect(shown.text).toContain('Still thinking it over, Ana?');
+    expect(shown.text).toContain('We saved your cart, so you can pick up where you left off:');
     expect(shown.products).toEqual(['Trail Shoe', 'Canvas Runner']); // Wool Socks is out of stock
     expect(shown.text).toContain('Rated 4.8 / 5 from 120 reviews');
     expect(await shown.has('returning-customer')).toBe(true);
@@ -139,9 +140,12 @@ describe('cart-reminder', () => {
     expect(shown.text).not.toContain('Hi ,');
     expect(shown.products).toEqual([]);
     expect(await shown.has('cart-fallback')).toBe(true);
+    // The sentence that announces the cart goes with it: the fallback says what is true instead.
+    expect(shown.text).not.toContain('We saved your cart');
+    expect(shown.text).toContain('some have sold out since');
     expect(await shown.has('first-order')).toBe(true);
     expect(await shown.has('returning-customer')).toBe(false);
-    expect(shown.fallbacks).toEqual(expect.arrayContaining([expect.objectContaining({ at: 'templates/cart-reminder.mjml:10', expression: '#if profile.first_name' })]));
+    expect(shown.fallbacks).toEqual(expect.arrayContaining([expect.objectContaining({ at: 'templates/cart-reminder.mjml:9', expression: '#if profile.first_name' })]));
   });
 });
 
@@ -157,10 +161,11 @@ describe('browse-reminder', () => {
 
   test('a visitor who viewed no product: the last-viewed fallback and the best of the whole catalog', async () => {
     const shown = await open('browse-reminder', 'bob-browse');
-    expect(shown.text).toContain('We saved what you were looking at.');
+    expect(shown.text).toContain('Thank you for stopping by Sample Shop.');
+    expect(shown.text).not.toContain('You were looking at');
     expect(await shown.has('last-viewed')).toBe(false);
     expect(shown.products).toEqual(['Trail Shoe', 'Headphones', 'Hiking Boot']);
-    expect(shown.fallbacks.map((f) => f.expression)).toEqual(expect.arrayContaining(['#if profile.last_viewed_product', 'recommend "top_rated" limit=3']));
+    expect(shown.fallbacks.map((f) => f.expression)).toEqual(expect.arrayContaining(['#with profile.last_viewed_product', 'recommend "top_rated" limit=3']));
   });
 });
 
@@ -168,7 +173,7 @@ describe('winback-miss-you', () => {
   test('a big spender: the loyalty block, her last order, recommendations without what she bought', async () => {
     const shown = await open('winback-miss-you', 'ana-winback');
     expect(shown.text).toContain('It has been a while, Ana.');
-    expect(shown.text).toContain('Since your Headphones, a lot has changed.');
+    expect(shown.text).toContain('Since you picked up your Headphones, we have added new pieces we think you will like.');
     expect(await shown.has('loyal-note')).toBe(true);
     expect(shown.products).toEqual(['Trail Shoe', 'Hiking Boot', 'Canvas Runner']);
     expect(shown.products).not.toContain('Headphones');
@@ -176,24 +181,27 @@ describe('winback-miss-you', () => {
 
   test('a customer with no order and no name: the fallbacks, no loyalty block', async () => {
     const shown = await open('winback-miss-you', 'bob-winback');
-    expect(shown.text).toContain('It has been a while, friend.');
+    expect(shown.text).toContain('It has been a while.');
     expect(await shown.has('last-order-fallback')).toBe(true);
+    expect(shown.text).toContain('A lot has changed since your last visit');
+    expect(shown.text).not.toContain('Since you picked up');
     expect(await shown.has('loyal-note')).toBe(false);
-    expect(shown.fallbacks.map((f) => f.expression)).toEqual(expect.arrayContaining(['#if profile.last_order_products', 'default profile.first_name "friend"']));
+    expect(shown.fallbacks.map((f) => f.expression)).toEqual(expect.arrayContaining(['#if profile.last_order_products', '#if profile.first_name']));
   });
 });
 
 describe('upsell-related (post-purchase)', () => {
   test('accessories of the shoe she bought, in stock', async () => {
     const shown = await open('upsell-related', 'ana-pp');
-    expect(shown.text).toContain('Customers who bought Trail Shoe also liked these in Shoes.');
+    expect(shown.text).toContain('Customers who bought Trail Shoe also chose these:');
     expect(shown.products).toEqual(['Shoe Care Kit', 'Insoles']); // Wool Socks is out of stock
     expect(await shown.has('related-fallback')).toBe(false);
   });
 
-  test('a product with nothing related: the fallback block', async () => {
+  test('a product with nothing related: the fallback block, and no sentence announcing products that are not there', async () => {
     const shown = await open('upsell-related', 'bob-pp');
-    expect(shown.text).toContain('Customers who bought Desk Lamp also liked these in Home.');
+    expect(shown.text).not.toContain('Customers who bought Desk Lamp');
+    expect(shown.text).toContain('Thank you for shopping with us');
     expect(shown.products).toEqual([]);
     expect(await shown.has('related-fallback')).toBe(true);
   });

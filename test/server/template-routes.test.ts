@@ -41,10 +41,11 @@ for (const backend of storeBackends('template preview api')) {
       const preview = (await response.json()) as { subject: string; text: string; subjectOf: string };
       expect(preview.subjectOf).toBe('dana');
       expect(preview.subject).toBe('Thank you for your order o-9');
-      expect(preview.text).toContain('We received your order of $42.00');
+      expect(preview.text).toContain('Order number: o-9');
+      expect(preview.text).toContain('Order total $42.00');
 
       const text = await (await adminFetch(previewUrl({ profile: 'dana', event, format: 'text' }))).text();
-      expect(text).toContain('We received your order of $42.00');
+      expect(text).toContain('Order total $42.00');
       const without = (await (await adminFetch(previewUrl({ profile: 'dana' }))).json()) as { subject: string };
       expect(without.subject).toBe('Thank you for your order');
     });

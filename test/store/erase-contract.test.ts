@@ -27,6 +27,8 @@ interface Built {
   deliveryKeys: string[];
   sendMessageIds: string[];
   runningWorkflowId: string;
+  /** The offer code their outbox send was given, from a pool of their own. */
+  offerCode: { pool: string; code: string; claimedAt: number };
 }
 
 function event(fields: Partial<NewEvent> & Pick<NewEvent, 'customerId' | 'type'>): NewEvent {
@@ -98,6 +100,10 @@ async function buildCustomer(store: KyselyStore, raw: RawDatabase, dialect: 'sql
   );
   await store.claimSend({ ...send, transport: 'smtp', deliveryKey: smtpKey, workflowId: running, to: oldEmail, subject: 'Still thinking?', scheduledAt: NOW + 12_000 });
   await store.completeSend(smtpKey, sendMessageIds[1]!, NOW + 12_000);
+  // An offer code for the outbox send: its claim names the customer and their delivery key.
+  const pool = `erase-${t}`;
+  await store.importOfferCodes(pool, [`${pool}-A`, `${pool}-B`], NOW);
+  const claimed = await store.claimOfferCode({ pool, deliveryKey: outboxKey, customerId, at: NOW + 11_500 });
 
   // The tables other parts of issue 14 fill: written here with the backend's own driver.
   const granted = dialect === 'sqlite' ? 1 : true;
@@ -119,6 +125,7 @@ async function buildCustomer(store: KyselyStore, raw: RawDatabase, dialect: 'sql
     deliveryKeys: [outboxKey, smtpKey],
     sendMessageIds,
     runningWorkflowId: running,
+    offerCode: { pool, code: claimed.code!, claimedAt: NOW + 11_500 },
   };
 }
 
@@ -160,7 +167,7 @@ for (const backend of storeBackends('erase-contract')) {
       const needles = [erased.customerId, erased.anonymousId, erased.previousId, erased.email, erased.oldEmail];
       // The scan can fail: before the erasure it finds them in the tables the build wrote.
       const before = new Set((await raw.scan(needles)).map((m) => m.table));
-      expect([...before].sort()).toEqual(expect.arrayContaining(['consent_changes', 'decisions', 'events', 'flow_entries', 'identities', 'outbox', 'profiles', 'segment_checks', 'segment_members', 'sends', 'suppressions']));
+      expect([...before].sort()).toEqual(expect.arrayContaining(['consent_changes', 'decisions', 'events', 'flow_entries', 'identities', 'offer_codes', 'outbox', 'profiles', 'segment_checks', 'segment_members', 'sends', 'suppressions']));
       const keptExport = await store.exportCustomer(kept.customerId, { at: NOW });
 
       const result = await store.eraseCustomer(erased.anonymousId, { at: NOW + 99_000, requestedBy: 'key-test-admin', dataKeySubject: erased.dataKeySubject });
@@ -181,7 +188,11 @@ for (const backend of storeBackends('erase-contract')) {
         suppressions_anonymized: 2,
         suppressions_added: 2,
         data_keys: 1,
+        offer_codes_unlinked: 1,
       });
+      // Their offer code stays claimed, naming no one, so it is never handed to another customer.
+      expect(await raw.query('select code, customer_id, delivery_key from offer_codes where pool = ? and claimed_at is not null', [erased.offerCode.pool])).toEqual([{ code: erased.offerCode.code, customer_id: null, delivery_key: null }]);
+      expect((await store.claimOfferCode({ pool: erased.offerCode.pool, deliveryKey: `other-${token()}`, customerId: 'other', at: NOW })).code).not.toBe(erased.offerCode.code);
       // The two written here, and whatever ingest recorded of the identify's consent.
       expect(result.removed.consent_changes).toBeGreaterThanOrEqual(2);
       expect(await raw.query('select subject from data_keys where subject = ?', [erased.dataKeySubject])).toEqual([]);
@@ -241,6 +252,7 @@ for (const backend of storeBackends('erase-contract')) {
         ]),
       );
       expect(document.suppressions.map((s) => s.reason).sort()).toEqual(['complaint', 'hard_bounce']);
+      expect(document.offerCodes).toEqual([built.offerCode]);
 
       // Plain JSON, the same read twice, and nothing of another customer in it.
       expect(JSON.parse(JSON.stringify(document))).toEqual(document);

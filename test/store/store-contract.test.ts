@@ -131,7 +131,7 @@ for (const backend of backends) {
 
       it('counts rows in every table', async () => {
         const counts = await store.tableCounts();
-        expect(Object.keys(counts).sort()).toEqual(['api_keys', 'catalog_products', 'consent_changes', 'conversions', 'data_keys', 'decisions', 'erasures', 'events', 'experiment_assignments', 'experiments', 'flow_entries', 'flow_metrics', 'flow_versions', 'identities', 'outbox', 'profiles', 'segment_members', 'send_events', 'send_waits', 'sends', 'suppressions']);
+        expect(Object.keys(counts).sort()).toEqual(['api_keys', 'catalog_products', 'consent_changes', 'conversions', 'data_keys', 'decisions', 'erasures', 'events', 'experiment_assignments', 'experiments', 'flow_entries', 'flow_metrics', 'flow_versions', 'identities', 'offer_codes', 'outbox', 'profiles', 'segment_members', 'send_events', 'send_waits', 'sends', 'suppressions']);
         for (const n of Object.values(counts)) expect(typeof n).toBe('number');
       });
     });
