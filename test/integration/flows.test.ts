@@ -79,7 +79,7 @@ for (const database of stackDatabases('flows')) {
         await identify('cart-1');
         await track('cart-1', 'Product Added', shoe);
         const entry = await entryOf('cart-1', 'cart-abandonment');
-        expect(entry.flowVersion).toBe(3);
+        expect(entry.flowVersion).toBe(4);
 
         await stack.env.sleep('59m');
         expect(mailsTo('cart-1')).toHaveLength(0);
@@ -215,7 +215,7 @@ for (const database of stackDatabases('flows')) {
 
         await stack.env.sleep('1h');
         const [mail] = await waitForMails('arb-1', 1);
-        expect(String(mail!.headers.get('x-microflows-flow'))).toBe('cart-abandonment@3');
+        expect(String(mail!.headers.get('x-microflows-flow'))).toBe('cart-abandonment@4');
         expect(cart.workflowId).toBe('flow/cart-abandonment/arb-1/1');
       });
 

@@ -28,9 +28,13 @@ const dialogs: string[] = [];
 /** Every page (top-level) navigation any tab of the context made. */
 const navigations: string[] = [];
 
+const SUPPORT_MAILTO = 'mailto:help@shop.example';
+
 function allowedHost(url: string): boolean {
   const { protocol, host, hostname } = new URL(url);
   if (url === 'about:blank') return true;
+  // The footer's support address (brand.yaml), the one address the shipped emails link to.
+  if (protocol === 'mailto:') return url === SUPPORT_MAILTO;
   if (protocol !== 'http:' && protocol !== 'https:') return false;
   return host === new URL(stack.url).host || hostname === 'shop.example' || hostname.endsWith('.shop.example');
 }
@@ -74,6 +78,8 @@ async function clickEverything(page: Page): Promise<{ hrefs: string[]; images: s
   for (const anchor of anchors) {
     const href = await anchor.evaluate((a) => (a as unknown as { getAttribute(name: string): string | null }).getAttribute('href'));
     const target = await anchor.getAttribute('target');
+    // The support address opens the mail program, not a page: checked above, not clicked.
+    if (href === SUPPORT_MAILTO) continue;
     if (href !== null && target === '_blank' && !href.startsWith('#')) {
       // Where the new tab lands: its first navigation answer that is not a redirect (the click redirect's 302).
       const landing = context.waitForEvent('response', (r) => r.request().isNavigationRequest() && (r.status() < 300 || r.status() >= 400));
@@ -106,18 +112,21 @@ test('attack: hostile product URLs in the order-thank-you email as sent: every l
   const text = await page.innerText('body');
   for (const product of products) expect(text).toContain(product.name);
   const shown = await clickEverything(page);
-  // The one real product's picture and name: tracked links, which land on the shop.
-  expect(shown.hrefs.length).toBeGreaterThan(0);
-  for (const href of shown.hrefs) expect(href.startsWith(`${stack.url}/t/c/`)).toBe(true);
-  expect(shown.landed.filter((url) => url.startsWith('https://shop.example/p/real'))).toHaveLength(shown.hrefs.length);
+  // The one real product's picture and name, and the brand's logo and help centre: tracked links, which land on the
+  // shop; the support address is the one other link.
+  const web = shown.hrefs.filter((href) => href !== SUPPORT_MAILTO);
+  expect(web.length).toBeGreaterThan(0);
+  for (const href of web) expect(href.startsWith(`${stack.url}/t/c/`)).toBe(true);
+  expect(shown.landed.filter((url) => url.startsWith('https://shop.example/p/real'))).toHaveLength(2);
   expectSafe(shown);
   await page.close();
 });
 
 test.each([
-  ['order-thank-you', ['Real Shoe', 'Script Shoe', 'Data Shoe', 'Evil Shoe'], 1],
-  // The cart button's address is the profile's cart_url, a javascript: URL: the button is shown, unlinked.
-  ['cart-reminder', ['Return to your cart'], 0],
+  // The real product's picture and name link to it; the hostile ones are shown, unlinked.
+  ['order-thank-you', ['Real Shoe', 'Script Shoe', 'Data Shoe', 'Evil Shoe'], 2],
+  // The profile's cart_url is a javascript: URL: the shipped cart email links to the shop's own cart page instead.
+  ['cart-reminder', ['Still thinking it over, Vic?'], 0],
 ])('attack: hostile URLs in the profile and events, in the admin preview of %s: no live link off the shop, none runs script', async (template, texts, shopLinks) => {
   const page = await context.newPage();
   const response = await page.goto(`${stack.url}/api/templates/${template}/preview?profile=${CUSTOMER}&format=html`, { waitUntil: 'domcontentloaded' });

@@ -229,16 +229,23 @@ describe('attack: the signed open redirect, through a real send (flow, worker, o
     const html = sent!.html;
     for (const name of ['Evil Site', 'Evil Script', 'Evil Data', 'Real Shoe']) expect(html).toContain(name);
     const hrefs = [...html.matchAll(/<a\b[^>]*?\shref="([^"]*)"/g)].map((m) => m[1]!.replace(/&amp;/g, '&'));
-    // Only the real product's link is a link: through the click redirect.
-    expect(hrefs).toHaveLength(1);
-    expect(hrefs[0]!.startsWith(`${stack.url}/t/c/`)).toBe(true);
+    // Besides the brand's own links (logo, help centre: the shop) and its support address, only the real product is
+    // linked (its picture and its name), and every web link goes through the click redirect.
+    const mailto = hrefs.filter((href) => href.startsWith('mailto:'));
+    expect(mailto).toEqual(['mailto:help@shop.example']);
+    const web = hrefs.filter((href) => !href.startsWith('mailto:'));
+    expect(web.length).toBeGreaterThan(0);
+    for (const href of web) expect(href.startsWith(`${stack.url}/t/c/`)).toBe(true);
     expect(html).not.toMatch(/evil\.example|javascript:|data:text|data:image/i);
     expect(sent!.text).not.toMatch(/evil\.example|javascript:|data:/i);
-    for (const href of hrefs) {
+    const landings: URL[] = [];
+    for (const href of web) {
       const res = await fetch(href, { redirect: 'manual' });
       expect(res.status).toBe(302);
-      expect(new URL(res.headers.get('location')!).hostname).toBe('www.shop.example');
+      landings.push(new URL(res.headers.get('location')!));
     }
+    for (const landing of landings) expect(landing.hostname === 'shop.example' || landing.hostname.endsWith('.shop.example')).toBe(true);
+    expect(landings.filter((landing) => landing.hostname === 'www.shop.example').map((landing) => landing.pathname)).toEqual(['/p/shoe', '/p/shoe']);
     // The send's record says which links were left unlinked, and why.
     const [send] = await stack.runtime.store.listSends({ customerId: customer });
     expect(send!.fallbacks.map((f) => f.reason)).toEqual(
