@@ -99,10 +99,26 @@ async function refuseTakenPort(port: number, kind: 'grpc' | 'ui', dataDir: strin
   );
 }
 
-function exitedEarly(address: string, watchdog: ChildProcess, outputTail: string): ConfigError {
-  const code = watchdog.exitCode ?? watchdog.signalCode;
-  return new ConfigError(`temporal server start-dev exited with code ${code} before serving on ${address}${outputTail ? `; its last output:\n${outputTail}` : ''}`);
+/** The dev server exited before it served; `crashed`: it panicked (a Go runtime error), which a new start may not. */
+export class DevServerExitedError extends ConfigError {
+  constructor(
+    message: string,
+    readonly crashed: boolean,
+  ) {
+    super(message);
+  }
 }
+
+function exitedEarly(address: string, watchdog: ChildProcess, outputTail: string): DevServerExitedError {
+  const code = watchdog.exitCode ?? watchdog.signalCode;
+  return new DevServerExitedError(`temporal server start-dev exited with code ${code} before serving on ${address}${outputTail ? `; its last output:\n${outputTail}` : ''}`, /^panic: /m.test(outputTail));
+}
+
+/**
+ * How often a start is tried when the server panics while starting: it binds internal ports of its own choosing, and
+ * one taken between its choice and its bind makes it panic (a nil listener in its HTTP API server) rather than fail.
+ */
+const STARTS_ON_PANIC = 3;
 
 async function waitUntilServing(address: string, watchdog: ChildProcess, outputTail: () => string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -136,6 +152,17 @@ async function waitUntilServing(address: string, watchdog: ChildProcess, outputT
  * by anything else is refused.
  */
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDevServerOnce(options);
+    } catch (err) {
+      if (!(err instanceof DevServerExitedError && err.crashed) || attempt >= STARTS_ON_PANIC || options.signal?.aborted) throw err;
+      options.log?.(`[temporal] the dev server panicked while starting; starting it again (attempt ${attempt + 1} of ${STARTS_ON_PANIC})\n`);
+    }
+  }
+}
+
+async function startDevServerOnce(options: DevServerOptions): Promise<DevServer> {
   fs.mkdirSync(options.dataDir, { recursive: true });
   const dbFile = path.resolve(options.dataDir, 'temporal.sqlite');
   const orphan = await reclaimOrphanedDevServer(options.dataDir);
