@@ -27,6 +27,8 @@ import * as customerData from './customer-data-store';
 import type { CustomerExport, EraseOptions, ErasureRecord, ErasureResult } from './customer-data-store';
 import * as audit from './audit-store';
 import * as offerCodes from './offer-codes-store';
+import * as catalog from './catalog-store';
+import { chunks } from './chunks';
 import type { OfferPoolStats } from '../core/offer-codes';
 import type { AuditRows } from '../core/audit';
 import type { ApiKeyRecord } from '../core/api-keys';
@@ -38,7 +40,6 @@ import { parseJson, profileRow, SEGMENT_CHANGE_NAMES, toDecision, toFlowEntry, t
 import { SEGMENT_ENTERED } from '../core/segment-membership';
 import {
   TABLES,
-  type CatalogProductsTable,
   type Database,
   type EventsTable,
 } from './schema';
@@ -75,46 +76,6 @@ export interface KyselyStoreOptions {
 export type EventWriter = <T>(work: (ops: EventWriteOps) => Promise<T>) => Promise<T>;
 
 type Db = Kysely<Database> | Transaction<Database>;
-
-/** Keeps multi-row statements under SQLite's bound-parameter limit and PostgreSQL's 65535. */
-const CHUNK = 500;
-
-function chunks<T>(items: T[]): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
-  return out;
-}
-
-function toProduct(row: Selectable<CatalogProductsTable>): Product {
-  return {
-    product_id: row.product_id,
-    name: row.name,
-    category: row.category,
-    price: row.price,
-    ...(row.image_url !== null ? { image_url: row.image_url } : {}),
-    url: row.url,
-    ...(row.rating !== null ? { rating: row.rating } : {}),
-    ...(row.review_count !== null ? { review_count: row.review_count } : {}),
-    stock: row.stock,
-    related_ids: parseJson<string[]>(row.related_ids),
-  };
-}
-
-function productRow(product: Product, updatedAt: number): CatalogProductsTable {
-  return {
-    product_id: product.product_id,
-    name: product.name,
-    category: product.category,
-    price: product.price,
-    image_url: product.image_url ?? null,
-    url: product.url,
-    rating: product.rating ?? null,
-    review_count: product.review_count ?? null,
-    stock: product.stock,
-    related_ids: JSON.stringify(product.related_ids),
-    updated_at: updatedAt,
-  };
-}
 
 /** better-sqlite3 cannot bind booleans. */
 function dbBool(dialect: StoreDialect, value: boolean): number | boolean {
@@ -1086,83 +1047,26 @@ export class KyselyStore implements Store {
     return row && { deliveryKey: row.delivery_key, customerId: row.customer_id, to: row.to_address };
   }
 
-  // --- product catalog -------------------------------------------------------------------
+  // --- product catalog: the queries are in store/catalog-store.ts ---------------------------
 
-  /**
-   * Every catalog write starts here: on PostgreSQL it locks the counter row, so catalog writers queue up one behind
-   * the other (two upserts touching the same products in different orders cannot deadlock); SQLite's write
-   * transactions are serial already.
-   */
-  private async lockCatalog(trx: Transaction<Database>): Promise<void> {
-    if (this.dialect === 'postgres') await trx.selectFrom('catalog_state').select('version').where('id', '=', 1).forUpdate().execute();
+  upsertProducts(products: Product[]): Promise<void> {
+    return catalog.upsertProducts(this.db, this.dialect, products, this.now());
   }
 
-  private async bumpCatalogVersion(trx: Transaction<Database>): Promise<void> {
-    await trx
-      .updateTable('catalog_state')
-      .set((eb) => ({ version: eb('version', '+', 1) }))
-      .where('id', '=', 1)
-      .execute();
+  catalogProducts(): Promise<Product[]> {
+    return catalog.catalogProducts(this.db);
   }
 
-  async upsertProducts(products: Product[]): Promise<void> {
-    if (products.length === 0) return;
-    const now = this.now();
-    const sorted = [...products].sort((a, b) => (a.product_id < b.product_id ? -1 : a.product_id > b.product_id ? 1 : 0));
-    await this.db.transaction().execute(async (trx) => {
-      await this.lockCatalog(trx);
-      for (const batch of chunks(sorted)) {
-        await trx
-          .insertInto('catalog_products')
-          .values(batch.map((p) => productRow(p, now)))
-          .onConflict((oc) =>
-            oc.column('product_id').doUpdateSet((eb) => ({
-              name: eb.ref('excluded.name'),
-              category: eb.ref('excluded.category'),
-              price: eb.ref('excluded.price'),
-              image_url: eb.ref('excluded.image_url'),
-              url: eb.ref('excluded.url'),
-              rating: eb.ref('excluded.rating'),
-              review_count: eb.ref('excluded.review_count'),
-              stock: eb.ref('excluded.stock'),
-              related_ids: eb.ref('excluded.related_ids'),
-              updated_at: eb.ref('excluded.updated_at'),
-            })),
-          )
-          .execute();
-      }
-      await this.bumpCatalogVersion(trx);
-    });
+  catalogProduct(productId: string): Promise<Product | undefined> {
+    return catalog.catalogProduct(this.db, productId);
   }
 
-  async catalogProducts(): Promise<Product[]> {
-    const rows = await this.db.selectFrom('catalog_products').selectAll().execute();
-    // Sorted here, not by ORDER BY: PostgreSQL orders text by its collation, SQLite by bytes.
-    return rows.map(toProduct).sort((a, b) => (a.product_id < b.product_id ? -1 : a.product_id > b.product_id ? 1 : 0));
+  deleteProducts(productIds: string[]): Promise<number> {
+    return catalog.deleteProducts(this.db, this.dialect, productIds);
   }
 
-  async catalogProduct(productId: string): Promise<Product | undefined> {
-    const row = await this.db.selectFrom('catalog_products').selectAll().where('product_id', '=', productId).executeTakeFirst();
-    return row ? toProduct(row) : undefined;
-  }
-
-  async deleteProducts(productIds: string[]): Promise<number> {
-    if (productIds.length === 0) return 0;
-    return this.db.transaction().execute(async (trx) => {
-      await this.lockCatalog(trx);
-      let deleted = 0;
-      for (const ids of chunks([...new Set(productIds)])) {
-        const result = await trx.deleteFrom('catalog_products').where('product_id', 'in', ids).executeTakeFirst();
-        deleted += Number(result.numDeletedRows);
-      }
-      if (deleted > 0) await this.bumpCatalogVersion(trx);
-      return deleted;
-    });
-  }
-
-  async catalogVersion(): Promise<number> {
-    const row = await this.db.selectFrom('catalog_state').select('version').where('id', '=', 1).executeTakeFirst();
-    return Number(row?.version ?? 0);
+  catalogVersion(): Promise<number> {
+    return catalog.catalogVersion(this.db);
   }
 
   // --- API keys: the queries are in store/api-keys-store.ts -------------------------------

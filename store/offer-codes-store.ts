@@ -6,13 +6,11 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { BadInputError } from '../core/errors';
 import { offerCodeProblem, offerPoolProblem, offerPoolStats, type OfferPoolStats } from '../core/offer-codes';
+import { chunks } from './chunks';
 import type { StoreDialect } from './migrations';
 import type { Database } from './schema';
 
 type Db = Kysely<Database> | Transaction<Database>;
-
-/** Keeps multi-row inserts under SQLite's bound-parameter limit and PostgreSQL's 65535. */
-const CHUNK = 500;
 
 export interface OfferCodeImport {
   pool: string;
@@ -62,10 +60,10 @@ export async function importOfferCodes(db: Kysely<Database>, pool: string, codes
   const distinct = [...new Set(codes)];
   return db.transaction().execute(async (trx) => {
     let imported = 0;
-    for (let i = 0; i < distinct.length; i += CHUNK) {
+    for (const batch of chunks(distinct)) {
       const result = await trx
         .insertInto('offer_codes')
-        .values(distinct.slice(i, i + CHUNK).map((code) => ({ pool, code, imported_at: at, customer_id: null, delivery_key: null, claimed_at: null })))
+        .values(batch.map((code) => ({ pool, code, imported_at: at, customer_id: null, delivery_key: null, claimed_at: null })))
         .onConflict((oc) => oc.columns(['pool', 'code']).doNothing())
         .executeTakeFirst();
       imported += Number(result.numInsertedOrUpdatedRows ?? 0);
