@@ -155,13 +155,11 @@ function inlineBrand(pieces: Piece[], brand: BrandTemplateData, context: 'html' 
   });
 }
 
-/** `<mj-title>` (or another head element) holding `inner`'s pieces, inside mj-head or a new one before mj-body. */
-function withHeadElement(pieces: Piece[], element: string, inner: Piece[]): Piece[] {
-  return withPreheader(pieces, inner, element);
-}
-
-/** Splits text pieces so `<mj-preview>` can go in at the right place: inside mj-head, or a new mj-head before mj-body. */
-function withPreheader(pieces: Piece[], preheader: Piece[], element = 'mj-preview'): Piece[] {
+/**
+ * Splits text pieces so a head element (`<mj-preview>`, `<mj-title>`) holding `content`'s pieces goes in at the right
+ * place: inside mj-head, or a new mj-head before mj-body.
+ */
+function withHeadElement(pieces: Piece[], element: string, content: Piece[]): Piece[] {
   const insertAt = (pattern: RegExp, make: (inner: Piece[], origin: Origin) => Piece[]): Piece[] | null => {
     for (let i = 0; i < pieces.length; i++) {
       const piece = pieces[i]!;
@@ -171,7 +169,7 @@ function withPreheader(pieces: Piece[], preheader: Piece[], element = 'mj-previe
       const before = piece.text.slice(0, match.index);
       const after = piece.text.slice(match.index);
       const origin = piece.origin;
-      return [...pieces.slice(0, i), { kind: 'text', text: before, origin }, ...make(preheader, origin), { kind: 'text', text: after, origin: { file: origin.file, line: origin.line + before.split('\n').length - 1 } }, ...pieces.slice(i + 1)];
+      return [...pieces.slice(0, i), { kind: 'text', text: before, origin }, ...make(content, origin), { kind: 'text', text: after, origin: { file: origin.file, line: origin.line + before.split('\n').length - 1 } }, ...pieces.slice(i + 1)];
     }
     return null;
   };
@@ -400,7 +398,7 @@ export function compileTemplate(name: string, source: SourceFile, library: Parti
   const subjectTokens = tokenize({ file: source.file, text: header.subject }, lineOfKey(headerText, 'subject'), problems);
   const subjectPieces = inlineBrand(subjectTokens, brand, 'text');
   const preheaderPieces = header.preheader === undefined ? null : inlineBrand(tokenize({ file: source.file, text: header.preheader }, lineOfKey(headerText, 'preheader'), problems), brand, 'text');
-  if (preheaderPieces) pieces = withPreheader(pieces, preheaderPieces);
+  if (preheaderPieces) pieces = withHeadElement(pieces, 'mj-preview', preheaderPieces);
   // The email's <title> is its subject (what a browser tab or a screen reader announces first).
   if (!pieces.some((piece) => piece.kind === 'text' && /<mj-title[\s>]/.test(piece.text))) pieces = withHeadElement(pieces, 'mj-title', inlineBrand(subjectTokens, brand, 'html'));
   for (const piece of [...subjectPieces, ...(preheaderPieces ?? [])]) {
